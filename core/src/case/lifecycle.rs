@@ -1,0 +1,426 @@
+//! The fold: a case's history in, its current state out.
+//!
+//! Order. Events are sorted by (`seq`, `at_ms`, `id`) — causal order first (see `event.rs`),
+//! then device time, then id to break ties. That key is part of each event, so the order does
+//! not depend on how or when events reached a replica: the same event set always folds to the
+//! same state. An event id seen twice is one event.
+//!
+//! Validity. Each event is checked at its point in the fold: the author's role must be allowed
+//! to author it, and the case must be in a status (and at a level) where it makes sense. An
+//! event that fails is kept in the history, listed in [`CaseState::flagged`] with the reason,
+//! and changes nothing. Two chiefs who both accept the same case offline therefore both see one
+//! acceptance applied and the other flagged, on every phone.
+
+use super::event::{Event, EventKind};
+use super::role::Role;
+use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+/// The administrative level that holds a case (the "721" ladder: grid, then village and town,
+/// then departments, then law enforcement).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Reconcile, Hydrate,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// 网格.
+    Grid,
+    /// 村(社区).
+    Village,
+    /// 镇(街道).
+    Town,
+    /// 职能部门 (town or district department).
+    Department,
+    /// 综合执法.
+    LawEnforcement,
+}
+
+impl Level {
+    /// Stable machine code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Level::Grid => "grid",
+            Level::Village => "village",
+            Level::Town => "town",
+            Level::Department => "department",
+            Level::LawEnforcement => "law_enforcement",
+        }
+    }
+
+    /// Simplified Chinese label.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Level::Grid => "网格",
+            Level::Village => "村(社区)",
+            Level::Town => "镇(街道)",
+            Level::Department => "职能部门",
+            Level::LawEnforcement => "综合执法",
+        }
+    }
+
+    /// The share of the "721" split this level counts toward: 7 (grid side: grid, village,
+    /// town), 2 (departments) or 1 (law enforcement).
+    pub fn split_721(self) -> u8 {
+        match self {
+            Level::Grid | Level::Village | Level::Town => 7,
+            Level::Department => 2,
+            Level::LawEnforcement => 1,
+        }
+    }
+}
+
+/// Where a case stands in the closed loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// 待受理.
+    Reported,
+    /// 已受理 (at the current level, not yet in hand).
+    Accepted,
+    /// 已派遣 to a department or law enforcement.
+    Dispatched,
+    /// 处置中.
+    Handling,
+    /// 已办结, 待核查.
+    Resolved,
+    /// 已核查, 待结案.
+    Verified,
+    /// 已结案 (see [`Closure`] for how).
+    Closed,
+}
+
+impl Status {
+    /// Every status, in loop order.
+    pub const ALL: [Status; 7] = [
+        Status::Reported,
+        Status::Accepted,
+        Status::Dispatched,
+        Status::Handling,
+        Status::Resolved,
+        Status::Verified,
+        Status::Closed,
+    ];
+
+    /// Stable machine code, as stored in index rows.
+    pub fn code(self) -> &'static str {
+        match self {
+            Status::Reported => "reported",
+            Status::Accepted => "accepted",
+            Status::Dispatched => "dispatched",
+            Status::Handling => "handling",
+            Status::Resolved => "resolved",
+            Status::Verified => "verified",
+            Status::Closed => "closed",
+        }
+    }
+
+    /// The status with this [`code`](Self::code).
+    pub fn from_code(code: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// Simplified Chinese label.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Status::Reported => "待受理",
+            Status::Accepted => "已受理",
+            Status::Dispatched => "已派遣",
+            Status::Handling => "处置中",
+            Status::Resolved => "待核查",
+            Status::Verified => "待结案",
+            Status::Closed => "已结案",
+        }
+    }
+
+    /// Whether someone still has to act to solve the case (deadlines apply).
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Reported | Status::Accepted | Status::Dispatched | Status::Handling)
+    }
+}
+
+/// How a closed case was closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Closure {
+    /// Solved, verified, closed.
+    Completed,
+    /// 不予受理.
+    Invalid,
+    /// Duplicate of another case.
+    Duplicate {
+        /// The original case.
+        of: String,
+    },
+}
+
+/// Why an event was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagReason {
+    /// The author's role may not author this kind of event.
+    RoleNotAllowed {
+        /// The role the event claims.
+        role: Role,
+    },
+    /// The case was in a status where this event makes no sense (e.g. a second acceptance).
+    WrongStatus {
+        /// The status at that point in the fold.
+        status: Status,
+    },
+    /// The case was at a level where this event makes no sense.
+    WrongLevel {
+        /// The level at that point in the fold.
+        level: Level,
+    },
+    /// The event precedes the report.
+    BeforeReport,
+    /// A second report in the same case.
+    AlreadyReported,
+    /// The event's content is malformed (see the message).
+    Malformed {
+        /// What is wrong.
+        message: String,
+    },
+    /// Another event with the same id but different content came first.
+    ConflictingId,
+}
+
+/// An event kept in the history but not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlaggedEvent {
+    /// The event's id.
+    pub event_id: String,
+    /// Why it was not applied.
+    pub reason: FlagReason,
+}
+
+/// The state of a case, computed from its history by [`fold`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseState {
+    /// Where the case stands.
+    pub status: Status,
+    /// Set when `status` is [`Status::Closed`].
+    pub closure: Option<Closure>,
+    /// The level that holds the case now.
+    pub level: Level,
+    /// Who must act: `user:<id>`, `dept:<code>` or `enf:<code>`; none while it waits at a level.
+    pub assignee: Option<String>,
+    /// Deadline, UTC ms.
+    pub due_at_ms: Option<i64>,
+    /// The level that solved the case, for the 721 statistics; cleared if verification fails.
+    pub solved_level: Option<Level>,
+    /// User id of the reporter.
+    pub reporter: Option<String>,
+    /// Device time of the report.
+    pub reported_at_ms: Option<i64>,
+    /// Latest device time of any event.
+    pub updated_at_ms: i64,
+    /// Device time of the closing event.
+    pub closed_at_ms: Option<i64>,
+    /// Photo hashes: those of the report, then those added, without repeats.
+    pub photos: Vec<String>,
+    /// Number of comments.
+    pub comments: u32,
+    /// How often verification failed and the case reopened.
+    pub reopened: u32,
+    /// Events kept but not applied.
+    pub flagged: Vec<FlaggedEvent>,
+    /// The level a dispatched case returns to on 退单.
+    dispatched_from: Option<Level>,
+}
+
+impl CaseState {
+    fn new() -> Self {
+        CaseState {
+            status: Status::Reported,
+            closure: None,
+            level: Level::Grid,
+            assignee: None,
+            due_at_ms: None,
+            solved_level: None,
+            reporter: None,
+            reported_at_ms: None,
+            updated_at_ms: 0,
+            closed_at_ms: None,
+            photos: Vec::new(),
+            comments: 0,
+            reopened: 0,
+            flagged: Vec::new(),
+            dispatched_from: None,
+        }
+    }
+
+    fn add_photo(&mut self, hash: &str) {
+        if !self.photos.iter().any(|p| p == hash) {
+            self.photos.push(hash.to_owned());
+        }
+    }
+
+    /// Applies one event, or says why it cannot be applied.
+    fn apply(&mut self, event: &Event) -> Result<(), FlagReason> {
+        if let Err(e) = event.validate() {
+            return Err(FlagReason::Malformed { message: e.to_string() });
+        }
+        if !event.role.may_author(&event.kind) {
+            return Err(FlagReason::RoleNotAllowed { role: event.role });
+        }
+        let reported = self.reporter.is_some();
+        match &event.kind {
+            EventKind::Reported { .. } if reported => return Err(FlagReason::AlreadyReported),
+            EventKind::Reported { .. } => {}
+            _ if !reported => return Err(FlagReason::BeforeReport),
+            _ => {}
+        }
+        let status = self.status;
+        let wrong_status = || Err(FlagReason::WrongStatus { status });
+        let at = |statuses: &[Status]| statuses.contains(&status);
+        use Status::*;
+        match &event.kind {
+            EventKind::Reported { photos } => {
+                self.reporter = Some(event.actor.clone());
+                self.reported_at_ms = Some(event.at_ms);
+                photos.iter().for_each(|p| self.add_photo(p));
+            }
+            EventKind::Accepted { assignee, due_at_ms } => {
+                if !at(&[Reported]) {
+                    return wrong_status();
+                }
+                self.status = Accepted;
+                self.assignee = Some(format!("user:{}", assignee.as_deref().unwrap_or(&event.actor)));
+                self.due_at_ms = *due_at_ms;
+            }
+            EventKind::RejectedInvalid { .. } | EventKind::DuplicateOf { .. } => {
+                if !at(&[Reported, Accepted]) {
+                    return wrong_status();
+                }
+                self.close(event, match &event.kind {
+                    EventKind::DuplicateOf { case_id } => Closure::Duplicate { of: case_id.clone() },
+                    _ => Closure::Invalid,
+                });
+            }
+            EventKind::ResolvedInGrid { .. } => {
+                if !at(&[Reported, Accepted, Handling]) {
+                    return wrong_status();
+                }
+                if self.level != Level::Grid {
+                    return Err(FlagReason::WrongLevel { level: self.level });
+                }
+                self.status = Resolved;
+                self.solved_level = Some(Level::Grid);
+            }
+            EventKind::Escalated { to, .. } => {
+                if !at(&[Reported, Accepted, Handling]) {
+                    return wrong_status();
+                }
+                if *to <= self.level || self.level > Level::Village {
+                    return Err(FlagReason::WrongLevel { level: self.level });
+                }
+                self.status = Accepted;
+                self.level = *to;
+                self.assignee = None;
+                self.due_at_ms = None;
+            }
+            EventKind::Dispatched { target, due_at_ms, .. } => {
+                if !at(&[Accepted, Handling]) {
+                    return wrong_status();
+                }
+                if self.level > Level::Town {
+                    return Err(FlagReason::WrongLevel { level: self.level });
+                }
+                self.dispatched_from = Some(self.level);
+                self.status = Dispatched;
+                self.level = target.level();
+                self.assignee = Some(target.assignee_key());
+                self.due_at_ms = *due_at_ms;
+            }
+            EventKind::Returned { .. } => {
+                if !at(&[Dispatched, Handling]) {
+                    return wrong_status();
+                }
+                let Some(back_to) = self.dispatched_from.take() else {
+                    return Err(FlagReason::WrongLevel { level: self.level });
+                };
+                self.status = Accepted;
+                self.level = back_to;
+                self.assignee = None;
+                self.due_at_ms = None;
+            }
+            EventKind::Handling { .. } => {
+                if !at(&[Accepted, Dispatched, Handling]) {
+                    return wrong_status();
+                }
+                self.status = Handling;
+            }
+            EventKind::Resolved { .. } => {
+                if !at(&[Accepted, Dispatched, Handling]) {
+                    return wrong_status();
+                }
+                self.status = Resolved;
+                self.solved_level = Some(self.level);
+            }
+            EventKind::Verified { .. } => {
+                if !at(&[Resolved]) {
+                    return wrong_status();
+                }
+                self.status = Verified;
+            }
+            EventKind::VerificationFailed { .. } => {
+                if !at(&[Resolved, Verified]) {
+                    return wrong_status();
+                }
+                self.status = Handling;
+                self.solved_level = None;
+                self.reopened += 1;
+            }
+            EventKind::Closed { .. } => {
+                if !at(&[Verified]) {
+                    return wrong_status();
+                }
+                self.close(event, Closure::Completed);
+            }
+            EventKind::Comment { .. } => self.comments += 1,
+            EventKind::PhotoAdded { hash } => self.add_photo(hash),
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, event: &Event, closure: Closure) {
+        self.status = Status::Closed;
+        self.closure = Some(closure);
+        self.closed_at_ms = Some(event.at_ms);
+        self.due_at_ms = None;
+    }
+}
+
+/// The fold order: causal (`seq`), then device time, then id; full ties (only possible for two
+/// different events claiming one id) fall back to the remaining fields so the order is total.
+fn fold_order(a: &Event, b: &Event) -> Ordering {
+    (a.seq, a.at_ms, &a.id, &a.actor, &a.device, a.kind.code())
+        .cmp(&(b.seq, b.at_ms, &b.id, &b.actor, &b.device, b.kind.code()))
+        .then_with(|| format!("{:?}{:?}{:?}", a.kind, a.role, a.location).cmp(&format!("{:?}{:?}{:?}", b.kind, b.role, b.location)))
+}
+
+/// Sorts `events` into fold order, drops exact duplicates, and computes the state.
+///
+/// Returns the deduplicated history in fold order and the state. The result depends only on
+/// the *set* of events given, never on their order or on repeats.
+pub fn fold(events: impl IntoIterator<Item = Event>) -> (Vec<Event>, CaseState) {
+    let mut events: Vec<Event> = events.into_iter().collect();
+    events.sort_by(fold_order);
+    events.dedup();
+    let mut state = CaseState::new();
+    let mut seen: HashMap<&str, ()> = HashMap::with_capacity(events.len());
+    for event in &events {
+        state.updated_at_ms = state.updated_at_ms.max(event.at_ms);
+        if seen.insert(event.id.as_str(), ()).is_some() {
+            state.flagged.push(FlaggedEvent { event_id: event.id.clone(), reason: FlagReason::ConflictingId });
+            continue;
+        }
+        if let Err(reason) = state.apply(event) {
+            state.flagged.push(FlaggedEvent { event_id: event.id.clone(), reason });
+        }
+    }
+    (events, state)
+}

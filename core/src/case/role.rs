@@ -1,0 +1,91 @@
+//! Roles, and which history events each role may author. The same table is applied by the
+//! fold on every phone and by the server when it validates a push, so an event that one side
+//! accepts the other cannot refuse.
+
+use super::event::EventKind;
+use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
+
+/// Who a user is in the governance system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Reconcile, Hydrate)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 网格巡查员 (basic grid).
+    GridInspector,
+    /// 专业网格员.
+    ProfessionalInspector,
+    /// 网格长: accepts, resolves in grid, escalates, dispatches.
+    GridChief,
+    /// 人民调解员.
+    Mediator,
+    /// 职能部门处置人员.
+    DepartmentHandler,
+    /// 综合执法队员.
+    LawEnforcement,
+    /// 联动指挥中心 operator.
+    Operator,
+    /// A resident reporting through 随手拍.
+    Citizen,
+    /// The platform itself: analytics that open cases, Open311 intake.
+    System,
+}
+
+impl Role {
+    /// Stable machine code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Role::GridInspector => "grid_inspector",
+            Role::ProfessionalInspector => "professional_inspector",
+            Role::GridChief => "grid_chief",
+            Role::Mediator => "mediator",
+            Role::DepartmentHandler => "department_handler",
+            Role::LawEnforcement => "law_enforcement",
+            Role::Operator => "operator",
+            Role::Citizen => "citizen",
+            Role::System => "system",
+        }
+    }
+
+    /// Simplified Chinese label.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Role::GridInspector => "网格员",
+            Role::ProfessionalInspector => "专业网格员",
+            Role::GridChief => "网格长",
+            Role::Mediator => "调解员",
+            Role::DepartmentHandler => "部门处置人员",
+            Role::LawEnforcement => "执法队员",
+            Role::Operator => "指挥中心",
+            Role::Citizen => "市民",
+            Role::System => "系统",
+        }
+    }
+
+    /// Whether this role may author an event of this kind ("巡办分离": inspectors patrol and
+    /// report, chiefs and the command centre handle and route, the receiving side handles what
+    /// was dispatched to it, and the reporting side verifies).
+    pub fn may_author(self, kind: &EventKind) -> bool {
+        use Role::*;
+        match kind {
+            EventKind::Reported { .. } => !matches!(self, DepartmentHandler | LawEnforcement),
+            EventKind::Accepted { .. }
+            | EventKind::RejectedInvalid { .. }
+            | EventKind::DuplicateOf { .. }
+            | EventKind::Escalated { .. }
+            | EventKind::Dispatched { .. }
+            | EventKind::Closed { .. } => matches!(self, GridChief | Operator),
+            EventKind::ResolvedInGrid { .. } => {
+                matches!(self, GridInspector | ProfessionalInspector | GridChief | Mediator)
+            }
+            EventKind::Returned { .. } => matches!(self, DepartmentHandler | LawEnforcement),
+            EventKind::Handling { .. } => !matches!(self, Citizen | System),
+            EventKind::Resolved { .. } => {
+                matches!(self, GridChief | Mediator | DepartmentHandler | LawEnforcement | Operator)
+            }
+            EventKind::Verified { .. } | EventKind::VerificationFailed { .. } => {
+                matches!(self, GridInspector | ProfessionalInspector | GridChief | Operator)
+            }
+            EventKind::Comment { .. } | EventKind::PhotoAdded { .. } => self != System,
+        }
+    }
+}

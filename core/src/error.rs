@@ -1,0 +1,67 @@
+//! The one detailed error of gridlink-core. Every variant says what went wrong in words a
+//! person can act on (zh-CN first, English second); the bindings map these to the few
+//! variants the apps act on.
+
+use crate::case::{EventError, FlagReason};
+
+/// Everything that can go wrong in gridlink-core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// What a person entered is not acceptable.
+    #[error("输入无效 / invalid input: {0}")]
+    Invalid(#[from] EventError),
+    /// The action does not fit the case's current state or the user's role.
+    #[error("当前状态下不能执行该操作 / this action is not allowed now: {reason:?}")]
+    NotAllowed {
+        /// Why, as the fold would flag it.
+        reason: FlagReason,
+    },
+    /// No document with this id.
+    #[error("找不到 {0} / not found: {0}")]
+    NotFound(String),
+    /// Document bytes that Automerge cannot load (corrupt, truncated, hostile).
+    #[error("文档 {doc_id} 已损坏 / document {doc_id} is corrupt: {detail}")]
+    Corrupt {
+        /// The document.
+        doc_id: String,
+        /// What Automerge said.
+        detail: String,
+    },
+    /// A document written by a newer app version.
+    #[error("文档 {doc_id} 的格式版本 {found} 高于本应用支持的 {supported}，请升级应用 / document {doc_id} has schema {found}; this app supports up to {supported}: please update the app")]
+    UnsupportedSchema {
+        /// The document.
+        doc_id: String,
+        /// The version found at the root.
+        found: i64,
+        /// The newest version this build reads.
+        supported: i64,
+    },
+    /// The document loads but is not shaped like the record it claims to be.
+    #[error("文档 {doc_id} 的内容不符合格式 / document {doc_id} does not match its schema: {detail}")]
+    Malformed {
+        /// The document.
+        doc_id: String,
+        /// What did not fit.
+        detail: String,
+    },
+    /// The local database failed.
+    #[cfg(feature = "store")]
+    #[error("本地数据库错误 / local database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database file was written by a newer app version.
+    #[cfg(feature = "store")]
+    #[error("数据库版本 {found} 高于本应用支持的 {supported}，请升级应用 / database schema {found} is newer than this app's {supported}: please update the app")]
+    DatabaseTooNew {
+        /// `user_version` found in the file.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// Invalid configuration given to the store.
+    #[error("配置无效 / invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Shorthand for results in gridlink-core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

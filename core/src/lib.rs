@@ -1,0 +1,18 @@
+//! gridlink-core: the domain of grid governance (cases and their closed loop, roles, geography)
+//! and the phone's offline engine (case documents in Automerge, kept in SQLite).
+//!
+//! The pure parts — [`case`], [`doc`], [`geo`] — build without the `store` feature, so the
+//! server validates what phones push with the very rules the phones apply. [`store`] (default
+//! feature) is the phone's local database.
+
+#![forbid(unsafe_code)]
+
+pub mod case;
+pub mod doc;
+mod error;
+pub mod geo;
+pub mod search;
+#[cfg(feature = "store")]
+pub mod store;
+
+pub use error::{Error, Result};
