@@ -1,1 +1,114 @@
-fn main() {}
+//! gridlink's project scripts, run as `cargo xtask <command>`:
+//!
+//! - `ci`: everything CI checks — formatting, clippy with warnings denied (full and pure builds
+//!   of gridlink-core), the committed fixtures being up to date, and every test suite;
+//! - `fixtures [--check] [--scale small|full] [--out DIR]`: (re)generate the fixture district;
+//! - `bench <name> [args]`: run a benchmark; JSON lines on stdout.
+
+use anyhow::{Context, Result, bail};
+use gridlink_fixtures::{District, Scale};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("fixtures") => fixtures(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N]>");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Runs a command in the workspace root; fails with the command line if it fails.
+fn run(program: &str, args: &[&str]) -> Result<()> {
+    eprintln!("\n==> {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("could not start {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(&cargo, &["fmt", "--all", "--check"])?;
+    run(&cargo, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    // The server links gridlink-core without SQLite: the pure build must stay warning-free too.
+    run(&cargo, &["clippy", "-p", "gridlink-core", "--no-default-features", "--", "-D", "warnings"])?;
+    fixtures(&["--check".to_owned()])?;
+    run(&cargo, &["test", "--workspace", "--all-targets"])?;
+    run(&cargo, &["test", "--workspace", "--doc"])?;
+    eprintln!("\nci: all checks passed");
+    Ok(())
+}
+
+fn fixtures(args: &[String]) -> Result<()> {
+    let mut check = false;
+    let mut scale = Scale::Small;
+    let mut out: Option<PathBuf> = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--check" => check = true,
+            "--scale" => {
+                scale = match it.next().map(String::as_str) {
+                    Some("small") => Scale::Small,
+                    Some("full") => Scale::Full,
+                    other => bail!("--scale takes small or full, not {other:?}"),
+                }
+            }
+            "--out" => out = Some(PathBuf::from(it.next().context("--out needs a directory")?)),
+            other => bail!("unknown fixtures option {other:?}"),
+        }
+    }
+    let default_dir = match scale {
+        Scale::Small => gridlink_fixtures::committed_dir(),
+        Scale::Full => root().join("fixtures/full"),
+    };
+    let dir = out.unwrap_or(default_dir);
+    let district = District::generate(scale);
+    if check {
+        for (name, text) in district.files() {
+            let path = dir.join(name);
+            let committed = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            if committed != text {
+                bail!("{} is out of date: run `cargo xtask fixtures` and commit the result", path.display());
+            }
+        }
+        eprintln!("fixtures: {} is up to date", dir.display());
+        return Ok(());
+    }
+    district.write_to(&dir).with_context(|| format!("writing {}", dir.display()))?;
+    eprintln!(
+        "fixtures: wrote {} grids, {} users, {} addresses to {}",
+        district.grids.len(),
+        district.users.len(),
+        district.addresses.len(),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let Some(name) = args.first() else { bail!("usage: cargo xtask bench <store> [args]") };
+    let (package, target) = match name.as_str() {
+        "store" => ("gridlink-core", "store"),
+        other => bail!("unknown benchmark {other:?}; known: store"),
+    };
+    let mut cmd = vec!["bench", "--quiet", "-p", package, "--bench", target, "--"];
+    cmd.extend(args[1..].iter().map(String::as_str));
+    run(&cargo, &cmd)
+}

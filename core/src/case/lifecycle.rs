@@ -301,11 +301,11 @@ impl CaseState {
                 });
             }
             EventKind::ResolvedInGrid { .. } => {
-                if !at(&[Reported, Accepted, Handling]) {
-                    return wrong_status();
-                }
                 if self.level != Level::Grid {
                     return Err(FlagReason::WrongLevel { level: self.level });
+                }
+                if !at(&[Reported, Accepted, Handling]) {
+                    return wrong_status();
                 }
                 self.status = Resolved;
                 self.solved_level = Some(Level::Grid);

@@ -36,6 +36,13 @@ pub(crate) fn load_untrusted(doc_id: &str, bytes: &[u8]) -> Result<AutoCommit> {
 /// Applies Automerge bytes from outside to a document, containing errors and panics the same way.
 pub(crate) fn apply_untrusted(doc_id: &str, doc: &mut AutoCommit, bytes: &[u8]) -> Result<()> {
     let corrupt = |detail: String| Error::Corrupt { doc_id: doc_id.to_owned(), detail };
+    // `load_incremental` silently skips a truncated or garbled tail (it is built for partial
+    // streams); bytes from a peer must be whole, so check every chunk first.
+    match std::panic::catch_unwind(|| check_chunks(bytes)) {
+        Ok(Ok(())) => {}
+        Ok(Err(detail)) => return Err(corrupt(detail)),
+        Err(_) => return Err(corrupt("automerge panicked while parsing changes".into())),
+    }
     let mut attempt = doc.clone();
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempt.load_incremental(bytes))) {
         Ok(Ok(_)) => {
@@ -45,6 +52,48 @@ pub(crate) fn apply_untrusted(doc_id: &str, doc: &mut AutoCommit, bytes: &[u8]) 
         Ok(Err(e)) => Err(corrupt(e.to_string())),
         Err(_) => Err(corrupt("automerge panicked while applying changes".into())),
     }
+}
+
+/// Walks the chunks of an Automerge byte stream (magic, checksum, type, LEB128 length, body) and
+/// checks that they cover the input exactly; change chunks are parsed and their checksums
+/// verified, document chunks loaded strictly.
+fn check_chunks(bytes: &[u8]) -> std::result::Result<(), String> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    let mut at = 0;
+    while at < bytes.len() {
+        let start = at;
+        let header = bytes.get(at..at + 9).ok_or_else(|| format!("truncated chunk header at byte {at}"))?;
+        if header[..4] != MAGIC {
+            return Err(format!("no chunk starts at byte {at}"));
+        }
+        let chunk_type = header[8];
+        at += 9;
+        let mut len: u64 = 0;
+        for shift in 0..10 {
+            let byte = *bytes.get(at).ok_or_else(|| format!("truncated chunk length at byte {at}"))?;
+            at += 1;
+            len |= u64::from(byte & 0x7f) << (7 * shift);
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let end = usize::try_from(len).ok().and_then(|l| at.checked_add(l)).filter(|&e| e <= bytes.len());
+        let end = end.ok_or_else(|| format!("chunk at byte {start} claims {len} bytes; only {} remain", bytes.len() - at))?;
+        let chunk = &bytes[start..end];
+        match chunk_type {
+            1 | 2 => {
+                automerge::Change::try_from(chunk).map_err(|e| format!("change at byte {start}: {e}"))?;
+            }
+            0 => {
+                let strict = automerge::LoadOptions::new().on_partial_load(automerge::OnPartialLoad::Error);
+                automerge::Automerge::load_with_options(chunk, strict).map_err(|e| format!("document at byte {start}: {e}"))?;
+            }
+            3 => {}
+            other => return Err(format!("unknown chunk type {other} at byte {start}")),
+        }
+        at = end;
+    }
+    Ok(())
 }
 
 /// Reads the root `schema` and `kind` and checks them against what this build reads.

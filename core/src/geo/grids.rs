@@ -3,7 +3,7 @@
 //! candidates; exact point-in-polygon tests decide.
 
 use super::{GeoError, LatLon};
-use geo::{BoundingRect, Contains, Intersects, MultiPolygon, Point, Validation};
+use geo::{BoundingRect, Contains, Coord, Intersects, LineString, MultiPolygon, Point, Polygon, Validation};
 use rstar::{RTree, primitives::GeomWithData, primitives::Rectangle};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -155,7 +155,21 @@ fn grid_shape(grid_id: &str, feature: &geojson::Feature) -> Result<MultiPolygon<
             ring_no += 1;
         }
     }
-    let shape = MultiPolygon::<f64>::try_from(geometry.value.clone()).map_err(|_| not_polygon())?;
+    let ring = |positions: &Vec<geojson::Position>| -> LineString<f64> {
+        positions.iter().map(|p| Coord { x: p.as_slice()[0], y: p.as_slice()[1] }).collect()
+    };
+    let shape = MultiPolygon::new(
+        polygons
+            .iter()
+            .filter_map(|rings| {
+                let (exterior, interiors) = rings.split_first()?;
+                Some(Polygon::new(ring(exterior), interiors.iter().map(ring).collect()))
+            })
+            .collect(),
+    );
+    if shape.0.is_empty() {
+        return Err(not_polygon());
+    }
     if let Err(problem) = shape.check_validation() {
         return Err(GeoError::InvalidPolygon { grid_id: grid_id.to_owned(), reason: problem.to_string() });
     }
