@@ -28,7 +28,9 @@ pub enum Error {
         detail: String,
     },
     /// A document written by a newer app version.
-    #[error("文档 {doc_id} 的格式版本 {found} 高于本应用支持的 {supported}，请升级应用 / document {doc_id} has schema {found}; this app supports up to {supported}: please update the app")]
+    #[error(
+        "文档 {doc_id} 的格式版本 {found} 高于本应用支持的 {supported}，请升级应用 / document {doc_id} has schema {found}; this app supports up to {supported}: please update the app"
+    )]
     UnsupportedSchema {
         /// The document.
         doc_id: String,
@@ -38,7 +40,9 @@ pub enum Error {
         supported: i64,
     },
     /// The document loads but is not shaped like the record it claims to be.
-    #[error("文档 {doc_id} 的内容不符合格式 / document {doc_id} does not match its schema: {detail}")]
+    #[error(
+        "文档 {doc_id} 的内容不符合格式 / document {doc_id} does not match its schema: {detail}"
+    )]
     Malformed {
         /// The document.
         doc_id: String,
@@ -51,7 +55,9 @@ pub enum Error {
     Sqlite(#[from] rusqlite::Error),
     /// The database file was written by a newer app version.
     #[cfg(feature = "store")]
-    #[error("数据库版本 {found} 高于本应用支持的 {supported}，请升级应用 / database schema {found} is newer than this app's {supported}: please update the app")]
+    #[error(
+        "数据库版本 {found} 高于本应用支持的 {supported}，请升级应用 / database schema {found} is newer than this app's {supported}: please update the app"
+    )]
     DatabaseTooNew {
         /// `user_version` found in the file.
         found: i64,

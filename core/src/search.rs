@@ -63,7 +63,9 @@ pub fn index_terms(text: &str) -> String {
     let mut terms = String::with_capacity(text.len() * 2);
     for run in runs(text) {
         match run {
-            Run::Cjk(chars) if chars.len() == 1 => push_term(&mut terms, chars[0].encode_utf8(&mut [0; 4])),
+            Run::Cjk(chars) if chars.len() == 1 => {
+                push_term(&mut terms, chars[0].encode_utf8(&mut [0; 4]))
+            }
             Run::Cjk(chars) => {
                 for pair in chars.windows(2) {
                     let bigram: String = pair.iter().collect();
@@ -109,7 +111,10 @@ pub fn query(text: &str) -> Query {
             Run::Word(word) => parts.push(format!("\"{word}\"*")),
         }
     }
-    Query { fts: (!parts.is_empty()).then(|| parts.join(" ")), singles }
+    Query {
+        fts: (!parts.is_empty()).then(|| parts.join(" ")),
+        singles,
+    }
 }
 
 #[cfg(test)]
@@ -119,7 +124,10 @@ mod tests {
     #[test]
     fn chinese_is_indexed_as_bigrams_and_latin_as_words() {
         assert_eq!(index_terms("火灾隐患"), "火灾 灾隐 隐患");
-        assert_eq!(index_terms("A栋3楼 消防通道堵塞!"), "a 栋 3 楼 消防 防通 通道 道堵 堵塞");
+        assert_eq!(
+            index_terms("A栋3楼 消防通道堵塞!"),
+            "a 栋 3 楼 消防 防通 通道 道堵 堵塞"
+        );
         assert_eq!(index_terms("E-Bike 充电"), "e bike 充电");
         assert_eq!(index_terms(""), "");
     }
@@ -130,8 +138,14 @@ mod tests {
         assert_eq!(query("消防通道").fts.as_deref(), Some("\"消防 防通 通道\""));
         assert_eq!(query("火").fts, None);
         assert_eq!(query("火").singles, vec!['火']);
-        assert_eq!(query("WiFi 占道").fts.as_deref(), Some("\"wifi\"* \"占道\""));
+        assert_eq!(
+            query("WiFi 占道").fts.as_deref(),
+            Some("\"wifi\"* \"占道\"")
+        );
         // Operators and quotes typed by a user are just separators.
-        assert_eq!(query("a\" OR \"b").fts.as_deref(), Some("\"a\"* \"or\"* \"b\"*"));
+        assert_eq!(
+            query("a\" OR \"b").fts.as_deref(),
+            Some("\"a\"* \"or\"* \"b\"*")
+        );
     }
 }

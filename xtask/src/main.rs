@@ -17,14 +17,19 @@ fn main() -> Result<()> {
         Some("fixtures") => fixtures(&args[1..]),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N]>");
+            eprintln!(
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N]>"
+            );
             std::process::exit(2);
         }
     }
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Runs a command in the workspace root; fails with the command line if it fails.
@@ -44,9 +49,30 @@ fn run(program: &str, args: &[&str]) -> Result<()> {
 fn ci() -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(&cargo, &["fmt", "--all", "--check"])?;
-    run(&cargo, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    run(
+        &cargo,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     // The server links gridlink-core without SQLite: the pure build must stay warning-free too.
-    run(&cargo, &["clippy", "-p", "gridlink-core", "--no-default-features", "--", "-D", "warnings"])?;
+    run(
+        &cargo,
+        &[
+            "clippy",
+            "-p",
+            "gridlink-core",
+            "--no-default-features",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     fixtures(&["--check".to_owned()])?;
     run(&cargo, &["test", "--workspace", "--all-targets"])?;
     run(&cargo, &["test", "--workspace", "--doc"])?;
@@ -82,15 +108,21 @@ fn fixtures(args: &[String]) -> Result<()> {
     if check {
         for (name, text) in district.files() {
             let path = dir.join(name);
-            let committed = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let committed = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
             if committed != text {
-                bail!("{} is out of date: run `cargo xtask fixtures` and commit the result", path.display());
+                bail!(
+                    "{} is out of date: run `cargo xtask fixtures` and commit the result",
+                    path.display()
+                );
             }
         }
         eprintln!("fixtures: {} is up to date", dir.display());
         return Ok(());
     }
-    district.write_to(&dir).with_context(|| format!("writing {}", dir.display()))?;
+    district
+        .write_to(&dir)
+        .with_context(|| format!("writing {}", dir.display()))?;
     eprintln!(
         "fixtures: wrote {} grids, {} users, {} addresses to {}",
         district.grids.len(),
@@ -103,7 +135,9 @@ fn fixtures(args: &[String]) -> Result<()> {
 
 fn bench(args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let Some(name) = args.first() else { bail!("usage: cargo xtask bench <store> [args]") };
+    let Some(name) = args.first() else {
+        bail!("usage: cargo xtask bench <store> [args]")
+    };
     let (package, target) = match name.as_str() {
         "store" => ("gridlink-core", "store"),
         other => bail!("unknown benchmark {other:?}; known: store"),

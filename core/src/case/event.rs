@@ -162,13 +162,20 @@ impl EventKind {
         match self {
             EventKind::Reported { photos } => {
                 if photos.len() > 9 {
-                    return Err(EventError::Invalid("一次最多 9 张照片 / at most 9 photos per report".into()));
+                    return Err(EventError::Invalid(
+                        "一次最多 9 张照片 / at most 9 photos per report".into(),
+                    ));
                 }
                 photos.iter().try_for_each(|h| check_hash(h))
             }
-            EventKind::Accepted { assignee, due_at_ms } => {
+            EventKind::Accepted {
+                assignee,
+                due_at_ms,
+            } => {
                 if assignee.as_deref().is_some_and(|a| a.trim().is_empty()) {
-                    return Err(EventError::Invalid("处置人为空 / the assignee is empty".into()));
+                    return Err(EventError::Invalid(
+                        "处置人为空 / the assignee is empty".into(),
+                    ));
                 }
                 check_due(*due_at_ms)
             }
@@ -178,19 +185,28 @@ impl EventKind {
             EventKind::Escalated { to, reason } => {
                 if !matches!(to, Level::Village | Level::Town) {
                     return Err(EventError::Invalid(
-                        "只能上报到村(社区)或镇(街道) / escalation goes to the village or the town".into(),
+                        "只能上报到村(社区)或镇(街道) / escalation goes to the village or the town"
+                            .into(),
                     ));
                 }
                 check_text(reason, true)
             }
-            EventKind::DuplicateOf { case_id } => uuid::Uuid::parse_str(case_id)
-                .map(|_| ())
-                .map_err(|_| EventError::Invalid(format!("重复案件编号无效 / not a case id: {case_id:?}"))),
-            EventKind::Dispatched { target, due_at_ms, note } => {
-                let (DispatchTarget::Department { code, name } | DispatchTarget::LawEnforcement { code, name }) =
-                    target;
+            EventKind::DuplicateOf { case_id } => {
+                uuid::Uuid::parse_str(case_id).map(|_| ()).map_err(|_| {
+                    EventError::Invalid(format!("重复案件编号无效 / not a case id: {case_id:?}"))
+                })
+            }
+            EventKind::Dispatched {
+                target,
+                due_at_ms,
+                note,
+            } => {
+                let (DispatchTarget::Department { code, name }
+                | DispatchTarget::LawEnforcement { code, name }) = target;
                 if code.trim().is_empty() || name.trim().is_empty() {
-                    return Err(EventError::Invalid("派遣对象不完整 / the dispatch target is incomplete".into()));
+                    return Err(EventError::Invalid(
+                        "派遣对象不完整 / the dispatch target is incomplete".into(),
+                    ));
                 }
                 check_due(*due_at_ms)?;
                 check_text(note, false)
@@ -261,21 +277,29 @@ impl Event {
     /// Checks the event's own content (not whether it fits the case's state: that is the fold's).
     pub fn validate(&self) -> Result<(), EventError> {
         if uuid::Uuid::parse_str(&self.id).is_err() {
-            return Err(EventError::Invalid(format!("事件编号无效 / not an event id: {:?}", self.id)));
+            return Err(EventError::Invalid(format!(
+                "事件编号无效 / not an event id: {:?}",
+                self.id
+            )));
         }
         if self.seq < 1 {
-            return Err(EventError::Invalid(format!("事件序号无效 / bad sequence number {}", self.seq)));
+            return Err(EventError::Invalid(format!(
+                "事件序号无效 / bad sequence number {}",
+                self.seq
+            )));
         }
         if self.actor.trim().is_empty() || self.device.trim().is_empty() {
-            return Err(EventError::Invalid("缺少操作人或设备 / the actor or device is missing".into()));
+            return Err(EventError::Invalid(
+                "缺少操作人或设备 / the actor or device is missing".into(),
+            ));
         }
         if self.at_ms <= 0 {
             return Err(EventError::Invalid("时间无效 / the time is invalid".into()));
         }
-        if let Some(location) = &self.location {
-            if !location.point.is_valid() || !location.accuracy_m.is_finite() || location.accuracy_m < 0.0 {
-                return Err(EventError::Invalid("位置无效 / the location is invalid".into()));
-            }
+        if self.location.as_ref().is_some_and(|l| !l.is_valid()) {
+            return Err(EventError::Invalid(
+                "位置无效 / the location is invalid".into(),
+            ));
         }
         self.kind.validate()
     }
@@ -291,7 +315,9 @@ pub enum EventError {
 
 fn check_text(text: &str, required: bool) -> Result<(), EventError> {
     if required && text.trim().is_empty() {
-        return Err(EventError::Invalid("请填写原因或内容 / a reason or text is required".into()));
+        return Err(EventError::Invalid(
+            "请填写原因或内容 / a reason or text is required".into(),
+        ));
     }
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err(EventError::Invalid(format!(
@@ -302,17 +328,24 @@ fn check_text(text: &str, required: bool) -> Result<(), EventError> {
 }
 
 fn check_hash(hash: &str) -> Result<(), EventError> {
-    let ok = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let ok = hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(EventError::Invalid(format!("照片编号不是 SHA-256 / not a photo hash: {hash:?}")))
+        Err(EventError::Invalid(format!(
+            "照片编号不是 SHA-256 / not a photo hash: {hash:?}"
+        )))
     }
 }
 
 fn check_due(due_at_ms: Option<i64>) -> Result<(), EventError> {
     match due_at_ms {
-        Some(ms) if ms <= 0 => Err(EventError::Invalid("截止时间无效 / the deadline is invalid".into())),
+        Some(ms) if ms <= 0 => Err(EventError::Invalid(
+            "截止时间无效 / the deadline is invalid".into(),
+        )),
         _ => Ok(()),
     }
 }

@@ -21,9 +21,19 @@ use std::collections::HashMap;
 /// The administrative level that holds a case (the "721" ladder: grid, then village and town,
 /// then departments, then law enforcement).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Reconcile, Hydrate,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Reconcile,
+    Hydrate,
 )]
-#[serde(rename_all = "snake_case")]
 pub enum Level {
     /// 网格.
     Grid,
@@ -136,7 +146,10 @@ impl Status {
 
     /// Whether someone still has to act to solve the case (deadlines apply).
     pub fn is_open(self) -> bool {
-        matches!(self, Status::Reported | Status::Accepted | Status::Dispatched | Status::Handling)
+        matches!(
+            self,
+            Status::Reported | Status::Accepted | Status::Dispatched | Status::Handling
+        )
     }
 }
 
@@ -261,7 +274,9 @@ impl CaseState {
     /// Applies one event, or says why it cannot be applied.
     fn apply(&mut self, event: &Event) -> Result<(), FlagReason> {
         if let Err(e) = event.validate() {
-            return Err(FlagReason::Malformed { message: e.to_string() });
+            return Err(FlagReason::Malformed {
+                message: e.to_string(),
+            });
         }
         if !event.role.may_author(&event.kind) {
             return Err(FlagReason::RoleNotAllowed { role: event.role });
@@ -283,22 +298,33 @@ impl CaseState {
                 self.reported_at_ms = Some(event.at_ms);
                 photos.iter().for_each(|p| self.add_photo(p));
             }
-            EventKind::Accepted { assignee, due_at_ms } => {
+            EventKind::Accepted {
+                assignee,
+                due_at_ms,
+            } => {
                 if !at(&[Reported]) {
                     return wrong_status();
                 }
                 self.status = Accepted;
-                self.assignee = Some(format!("user:{}", assignee.as_deref().unwrap_or(&event.actor)));
+                self.assignee = Some(format!(
+                    "user:{}",
+                    assignee.as_deref().unwrap_or(&event.actor)
+                ));
                 self.due_at_ms = *due_at_ms;
             }
             EventKind::RejectedInvalid { .. } | EventKind::DuplicateOf { .. } => {
                 if !at(&[Reported, Accepted]) {
                     return wrong_status();
                 }
-                self.close(event, match &event.kind {
-                    EventKind::DuplicateOf { case_id } => Closure::Duplicate { of: case_id.clone() },
-                    _ => Closure::Invalid,
-                });
+                self.close(
+                    event,
+                    match &event.kind {
+                        EventKind::DuplicateOf { case_id } => Closure::Duplicate {
+                            of: case_id.clone(),
+                        },
+                        _ => Closure::Invalid,
+                    },
+                );
             }
             EventKind::ResolvedInGrid { .. } => {
                 if self.level != Level::Grid {
@@ -322,7 +348,9 @@ impl CaseState {
                 self.assignee = None;
                 self.due_at_ms = None;
             }
-            EventKind::Dispatched { target, due_at_ms, .. } => {
+            EventKind::Dispatched {
+                target, due_at_ms, ..
+            } => {
                 if !at(&[Accepted, Handling]) {
                     return wrong_status();
                 }
@@ -399,7 +427,10 @@ impl CaseState {
 fn fold_order(a: &Event, b: &Event) -> Ordering {
     (a.seq, a.at_ms, &a.id, &a.actor, &a.device, a.kind.code())
         .cmp(&(b.seq, b.at_ms, &b.id, &b.actor, &b.device, b.kind.code()))
-        .then_with(|| format!("{:?}{:?}{:?}", a.kind, a.role, a.location).cmp(&format!("{:?}{:?}{:?}", b.kind, b.role, b.location)))
+        .then_with(|| {
+            format!("{:?}{:?}{:?}", a.kind, a.role, a.location)
+                .cmp(&format!("{:?}{:?}{:?}", b.kind, b.role, b.location))
+        })
 }
 
 /// Sorts `events` into fold order, drops exact duplicates, and computes the state.
@@ -415,11 +446,17 @@ pub fn fold(events: impl IntoIterator<Item = Event>) -> (Vec<Event>, CaseState) 
     for event in &events {
         state.updated_at_ms = state.updated_at_ms.max(event.at_ms);
         if seen.insert(event.id.as_str(), ()).is_some() {
-            state.flagged.push(FlaggedEvent { event_id: event.id.clone(), reason: FlagReason::ConflictingId });
+            state.flagged.push(FlaggedEvent {
+                event_id: event.id.clone(),
+                reason: FlagReason::ConflictingId,
+            });
             continue;
         }
         if let Err(reason) = state.apply(event) {
-            state.flagged.push(FlaggedEvent { event_id: event.id.clone(), reason });
+            state.flagged.push(FlaggedEvent {
+                event_id: event.id.clone(),
+                reason,
+            });
         }
     }
     (events, state)

@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 
 /// The taxonomy of what a case is about (事件类别).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Reconcile, Hydrate)]
-#[serde(rename_all = "snake_case")]
 pub enum Category {
     /// 环境保护: pollution, illegal discharge, smoke, noise.
     Environment,
@@ -98,7 +97,6 @@ impl Category {
 
 /// Through which channel a case entered the single queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Reconcile, Hydrate)]
-#[serde(rename_all = "snake_case")]
 pub enum Source {
     /// 基层网格员 on patrol.
     GridInspector,
@@ -134,6 +132,14 @@ pub struct Location {
     pub accuracy_m: f64,
 }
 
+impl Location {
+    /// Whether the point is a real WGS-84 position and the accuracy a finite, non-negative
+    /// number of metres.
+    pub fn is_valid(&self) -> bool {
+        self.point.is_valid() && self.accuracy_m.is_finite() && self.accuracy_m >= 0.0
+    }
+}
+
 /// Longest title a case may carry, in characters.
 pub const MAX_TITLE_CHARS: usize = 100;
 /// Longest description or note, in characters.
@@ -165,11 +171,16 @@ impl CaseDetails {
     /// Checks what a person typed: non-empty title within limits, a valid location.
     pub fn validate(&self) -> Result<(), EventError> {
         if uuid::Uuid::parse_str(&self.id).is_err() {
-            return Err(EventError::Invalid(format!("案件编号不是 UUID / case id is not a UUID: {:?}", self.id)));
+            return Err(EventError::Invalid(format!(
+                "案件编号不是 UUID / case id is not a UUID: {:?}",
+                self.id
+            )));
         }
         let title = self.title.trim();
         if title.is_empty() {
-            return Err(EventError::Invalid("标题不能为空 / the title is empty".into()));
+            return Err(EventError::Invalid(
+                "标题不能为空 / the title is empty".into(),
+            ));
         }
         if title.chars().count() > MAX_TITLE_CHARS {
             return Err(EventError::Invalid(format!(
@@ -184,10 +195,10 @@ impl CaseDetails {
         if self.grid_id.trim().is_empty() {
             return Err(EventError::Invalid("缺少网格 / the grid is missing".into()));
         }
-        if let Some(location) = &self.location {
-            if !location.point.is_valid() || !location.accuracy_m.is_finite() || location.accuracy_m < 0.0 {
-                return Err(EventError::Invalid("位置无效 / the location is invalid".into()));
-            }
+        if self.location.as_ref().is_some_and(|l| !l.is_valid()) {
+            return Err(EventError::Invalid(
+                "位置无效 / the location is invalid".into(),
+            ));
         }
         Ok(())
     }

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 /// Who a user is in the governance system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Reconcile, Hydrate)]
-#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// 网格巡查员 (basic grid).
     GridInspector,
@@ -75,15 +74,24 @@ impl Role {
             | EventKind::Dispatched { .. }
             | EventKind::Closed { .. } => matches!(self, GridChief | Operator),
             EventKind::ResolvedInGrid { .. } => {
-                matches!(self, GridInspector | ProfessionalInspector | GridChief | Mediator)
+                matches!(
+                    self,
+                    GridInspector | ProfessionalInspector | GridChief | Mediator
+                )
             }
             EventKind::Returned { .. } => matches!(self, DepartmentHandler | LawEnforcement),
             EventKind::Handling { .. } => !matches!(self, Citizen | System),
             EventKind::Resolved { .. } => {
-                matches!(self, GridChief | Mediator | DepartmentHandler | LawEnforcement | Operator)
+                matches!(
+                    self,
+                    GridChief | Mediator | DepartmentHandler | LawEnforcement | Operator
+                )
             }
             EventKind::Verified { .. } | EventKind::VerificationFailed { .. } => {
-                matches!(self, GridInspector | ProfessionalInspector | GridChief | Operator)
+                matches!(
+                    self,
+                    GridInspector | ProfessionalInspector | GridChief | Operator
+                )
             }
             EventKind::Comment { .. } | EventKind::PhotoAdded { .. } => self != System,
         }

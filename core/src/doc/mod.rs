@@ -17,15 +17,21 @@ use automerge::{AutoCommit, ReadDoc, ScalarValue, Value};
 /// An Automerge actor id derived from a device id: the device's 16 UUID bytes. The server
 /// checks that every change a device pushes is authored by that device's own actor id.
 pub fn actor_for_device(device_id: &str) -> Result<automerge::ActorId> {
-    let uuid = uuid::Uuid::parse_str(device_id)
-        .map_err(|_| Error::Config(format!("设备编号必须是 UUID / device id must be a UUID: {device_id:?}")))?;
+    let uuid = uuid::Uuid::parse_str(device_id).map_err(|_| {
+        Error::Config(format!(
+            "设备编号必须是 UUID / device id must be a UUID: {device_id:?}"
+        ))
+    })?;
     Ok(automerge::ActorId::from(uuid.as_bytes().as_slice()))
 }
 
 /// Loads Automerge bytes from outside (disk, a peer, the network) without trusting them:
 /// a load error or a panic inside Automerge becomes [`Error::Corrupt`].
 pub(crate) fn load_untrusted(doc_id: &str, bytes: &[u8]) -> Result<AutoCommit> {
-    let corrupt = |detail: String| Error::Corrupt { doc_id: doc_id.to_owned(), detail };
+    let corrupt = |detail: String| Error::Corrupt {
+        doc_id: doc_id.to_owned(),
+        detail,
+    };
     match std::panic::catch_unwind(|| AutoCommit::load(bytes)) {
         Ok(Ok(doc)) => Ok(doc),
         Ok(Err(e)) => Err(corrupt(e.to_string())),
@@ -34,8 +40,12 @@ pub(crate) fn load_untrusted(doc_id: &str, bytes: &[u8]) -> Result<AutoCommit> {
 }
 
 /// Applies Automerge bytes from outside to a document, containing errors and panics the same way.
+/// On error the document may be partly changed: callers apply to a scratch copy.
 pub(crate) fn apply_untrusted(doc_id: &str, doc: &mut AutoCommit, bytes: &[u8]) -> Result<()> {
-    let corrupt = |detail: String| Error::Corrupt { doc_id: doc_id.to_owned(), detail };
+    let corrupt = |detail: String| Error::Corrupt {
+        doc_id: doc_id.to_owned(),
+        detail,
+    };
     // `load_incremental` silently skips a truncated or garbled tail (it is built for partial
     // streams); bytes from a peer must be whole, so check every chunk first.
     match std::panic::catch_unwind(|| check_chunks(bytes)) {
@@ -43,12 +53,8 @@ pub(crate) fn apply_untrusted(doc_id: &str, doc: &mut AutoCommit, bytes: &[u8]) 
         Ok(Err(detail)) => return Err(corrupt(detail)),
         Err(_) => return Err(corrupt("automerge panicked while parsing changes".into())),
     }
-    let mut attempt = doc.clone();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempt.load_incremental(bytes))) {
-        Ok(Ok(_)) => {
-            *doc = attempt;
-            Ok(())
-        }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.load_incremental(bytes))) {
+        Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(corrupt(e.to_string())),
         Err(_) => Err(corrupt("automerge panicked while applying changes".into())),
     }
@@ -62,7 +68,9 @@ fn check_chunks(bytes: &[u8]) -> std::result::Result<(), String> {
     let mut at = 0;
     while at < bytes.len() {
         let start = at;
-        let header = bytes.get(at..at + 9).ok_or_else(|| format!("truncated chunk header at byte {at}"))?;
+        let header = bytes
+            .get(at..at + 9)
+            .ok_or_else(|| format!("truncated chunk header at byte {at}"))?;
         if header[..4] != MAGIC {
             return Err(format!("no chunk starts at byte {at}"));
         }
@@ -70,23 +78,36 @@ fn check_chunks(bytes: &[u8]) -> std::result::Result<(), String> {
         at += 9;
         let mut len: u64 = 0;
         for shift in 0..10 {
-            let byte = *bytes.get(at).ok_or_else(|| format!("truncated chunk length at byte {at}"))?;
+            let byte = *bytes
+                .get(at)
+                .ok_or_else(|| format!("truncated chunk length at byte {at}"))?;
             at += 1;
             len |= u64::from(byte & 0x7f) << (7 * shift);
             if byte & 0x80 == 0 {
                 break;
             }
         }
-        let end = usize::try_from(len).ok().and_then(|l| at.checked_add(l)).filter(|&e| e <= bytes.len());
-        let end = end.ok_or_else(|| format!("chunk at byte {start} claims {len} bytes; only {} remain", bytes.len() - at))?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| at.checked_add(l))
+            .filter(|&e| e <= bytes.len());
+        let end = end.ok_or_else(|| {
+            format!(
+                "chunk at byte {start} claims {len} bytes; only {} remain",
+                bytes.len() - at
+            )
+        })?;
         let chunk = &bytes[start..end];
         match chunk_type {
             1 | 2 => {
-                automerge::Change::try_from(chunk).map_err(|e| format!("change at byte {start}: {e}"))?;
+                automerge::Change::try_from(chunk)
+                    .map_err(|e| format!("change at byte {start}: {e}"))?;
             }
             0 => {
-                let strict = automerge::LoadOptions::new().on_partial_load(automerge::OnPartialLoad::Error);
-                automerge::Automerge::load_with_options(chunk, strict).map_err(|e| format!("document at byte {start}: {e}"))?;
+                let strict =
+                    automerge::LoadOptions::new().on_partial_load(automerge::OnPartialLoad::Error);
+                automerge::Automerge::load_with_options(chunk, strict)
+                    .map_err(|e| format!("document at byte {start}: {e}"))?;
             }
             3 => {}
             other => return Err(format!("unknown chunk type {other} at byte {start}")),
@@ -96,9 +117,37 @@ fn check_chunks(bytes: &[u8]) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Converts a hydrated Automerge tree into JSON for serde. Scalars that gridlink documents never
+/// contain (bytes, counters, timestamps, unknown types) become `null`, which the typed
+/// deserialisation then rejects as malformed where a value is required.
+pub(crate) fn tree_to_json(value: &automerge::hydrate::Value) -> serde_json::Value {
+    use automerge::hydrate::Value as H;
+    use serde_json::Value as J;
+    match value {
+        H::Scalar(s) => match s {
+            ScalarValue::Str(s) => J::String(s.to_string()),
+            ScalarValue::Int(i) => J::from(*i),
+            ScalarValue::Uint(u) => J::from(*u),
+            ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            ScalarValue::Boolean(b) => J::Bool(*b),
+            _ => J::Null,
+        },
+        H::Map(map) => J::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), tree_to_json(&v.value)))
+                .collect(),
+        ),
+        H::List(list) => J::Array(list.iter().map(|v| tree_to_json(&v.value)).collect()),
+        H::Text(text) => J::String(text.to_string()),
+    }
+}
+
 /// Reads the root `schema` and `kind` and checks them against what this build reads.
 pub(crate) fn check_root(doc_id: &str, doc: &AutoCommit, kind: &str, supported: i64) -> Result<()> {
-    let malformed = |detail: String| Error::Malformed { doc_id: doc_id.to_owned(), detail };
+    let malformed = |detail: String| Error::Malformed {
+        doc_id: doc_id.to_owned(),
+        detail,
+    };
     let found = match doc.get(automerge::ROOT, "schema") {
         Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
             ScalarValue::Int(v) => *v,
@@ -112,7 +161,11 @@ pub(crate) fn check_root(doc_id: &str, doc: &AutoCommit, kind: &str, supported: 
         return Err(malformed(format!("`schema` is {found}")));
     }
     if found > supported {
-        return Err(Error::UnsupportedSchema { doc_id: doc_id.to_owned(), found, supported });
+        return Err(Error::UnsupportedSchema {
+            doc_id: doc_id.to_owned(),
+            found,
+            supported,
+        });
     }
     match doc.get(automerge::ROOT, "kind") {
         Ok(Some((Value::Scalar(s), _))) if s.as_str() == Some(kind) => Ok(()),

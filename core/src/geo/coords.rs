@@ -114,9 +114,24 @@ mod tests {
     /// Reference pairs published with the open-source "eviltransform" and "coordtransform"
     /// libraries (their test suites), which map SDK outputs were checked against.
     const WGS_GCJ: [(f64, f64, f64, f64); 3] = [
-        (31.1774276, 121.5272106, 31.175_303_983_645_97, 121.531_541_859_215),
-        (22.543847, 113.912316, 22.540_796_131_694_766, 113.917_176_480_836_3),
-        (39.911954, 116.377817, 39.913_345_455_360_69, 116.384_047_224_556_57),
+        (
+            31.1774276,
+            121.5272106,
+            31.175_303_983_645_97,
+            121.531_541_859_215,
+        ),
+        (
+            22.543847,
+            113.912316,
+            22.540_796_131_694_766,
+            113.917_176_480_836_3,
+        ),
+        (
+            39.911954,
+            116.377817,
+            39.913_345_455_360_69,
+            116.384_047_224_556_57,
+        ),
     ];
 
     fn assert_within_1m(got: LatLon, want: LatLon) {
@@ -127,7 +142,10 @@ mod tests {
     #[test]
     fn wgs84_to_gcj02_matches_reference_points() {
         for (wlat, wlon, glat, glon) in WGS_GCJ {
-            assert_within_1m(wgs84_to_gcj02(LatLon::new(wlat, wlon)), LatLon::new(glat, glon));
+            assert_within_1m(
+                wgs84_to_gcj02(LatLon::new(wlat, wlon)),
+                LatLon::new(glat, glon),
+            );
         }
     }
 
@@ -143,8 +161,14 @@ mod tests {
     fn bd09_matches_reference_points() {
         // coordtransform: gcj02tobd09(116.404, 39.915) and bd09togcj02(116.404, 39.915).
         let p = LatLon::new(39.915, 116.404);
-        assert_within_1m(gcj02_to_bd09(p), LatLon::new(39.921_336_993_510_21, 116.410_369_493_710_29));
-        assert_within_1m(bd09_to_gcj02(p), LatLon::new(39.908_656_739_576_31, 116.397_627_291_193_15));
+        assert_within_1m(
+            gcj02_to_bd09(p),
+            LatLon::new(39.921_336_993_510_21, 116.410_369_493_710_29),
+        );
+        assert_within_1m(
+            bd09_to_gcj02(p),
+            LatLon::new(39.908_656_739_576_31, 116.397_627_291_193_15),
+        );
         // And the chain BD-09 → WGS-84 inverts WGS-84 → BD-09 over the district.
         let wgs = LatLon::new(31.1610, 120.6450);
         assert!(haversine_m(bd09_to_wgs84(wgs84_to_bd09(wgs)), wgs) < 0.001);

@@ -3,7 +3,9 @@
 //! candidates; exact point-in-polygon tests decide.
 
 use super::{GeoError, LatLon};
-use geo::{BoundingRect, Contains, Coord, Intersects, LineString, MultiPolygon, Point, Polygon, Validation};
+use geo::{
+    BoundingRect, Contains, Coord, Intersects, LineString, MultiPolygon, Point, Polygon, Validation,
+};
 use rstar::{RTree, primitives::GeomWithData, primitives::Rectangle};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -51,7 +53,9 @@ impl GridIndex {
     /// Every ring is checked (closed, finite, in range, at least three distinct points, no
     /// self-intersection); the first problem is returned as a [`GeoError`] naming the grid.
     pub fn from_geojson(text: &str) -> Result<Self, GeoError> {
-        let parsed: geojson::GeoJson = text.parse().map_err(|e: geojson::Error| GeoError::Parse(e.to_string()))?;
+        let parsed: geojson::GeoJson = text
+            .parse()
+            .map_err(|e: geojson::Error| GeoError::Parse(e.to_string()))?;
         let geojson::GeoJson::FeatureCollection(collection) = parsed else {
             return Err(GeoError::NotFeatureCollection);
         };
@@ -72,11 +76,19 @@ impl GridIndex {
             .enumerate()
             .filter_map(|(i, shape)| {
                 let rect = shape.bounding_rect()?;
-                let envelope = Rectangle::from_corners([rect.min().x, rect.min().y], [rect.max().x, rect.max().y]);
+                let envelope = Rectangle::from_corners(
+                    [rect.min().x, rect.min().y],
+                    [rect.max().x, rect.max().y],
+                );
                 Some(GeomWithData::new(envelope, i))
             })
             .collect();
-        Ok(Self { infos, shapes, by_id, tree: RTree::bulk_load(entries) })
+        Ok(Self {
+            infos,
+            shapes,
+            by_id,
+            tree: RTree::bulk_load(entries),
+        })
     }
 
     /// The grid that contains `point` (WGS-84), if any.
@@ -91,7 +103,9 @@ impl GridIndex {
             if shape.contains(&p) {
                 return Some(&self.infos[entry.data]);
             }
-            if shape.intersects(&p) && on_edge.is_none_or(|best| self.infos[entry.data].id < self.infos[best].id) {
+            if shape.intersects(&p)
+                && on_edge.is_none_or(|best| self.infos[entry.data].id < self.infos[best].id)
+            {
                 on_edge = Some(entry.data);
             }
         }
@@ -135,13 +149,26 @@ fn grid_info(index: usize, feature: &geojson::Feature) -> Result<GridInfo, GeoEr
     let kind = match prop("kind")?.as_str() {
         "basic" => GridKind::Basic,
         "professional" => GridKind::Professional,
-        _ => return Err(GeoError::MissingProperty { index, property: "kind" }),
+        _ => {
+            return Err(GeoError::MissingProperty {
+                index,
+                property: "kind",
+            });
+        }
     };
-    Ok(GridInfo { id: prop("id")?, name: prop("name")?, kind, town_id: prop("town_id")?, village_id: prop("village_id")? })
+    Ok(GridInfo {
+        id: prop("id")?,
+        name: prop("name")?,
+        kind,
+        town_id: prop("town_id")?,
+        village_id: prop("village_id")?,
+    })
 }
 
 fn grid_shape(grid_id: &str, feature: &geojson::Feature) -> Result<MultiPolygon<f64>, GeoError> {
-    let not_polygon = || GeoError::NotPolygon { grid_id: grid_id.to_owned() };
+    let not_polygon = || GeoError::NotPolygon {
+        grid_id: grid_id.to_owned(),
+    };
     let geometry = feature.geometry.as_ref().ok_or_else(not_polygon)?;
     let polygons: Vec<&geojson::PolygonType> = match &geometry.value {
         geojson::GeometryValue::Polygon { coordinates } => vec![coordinates],
@@ -156,14 +183,23 @@ fn grid_shape(grid_id: &str, feature: &geojson::Feature) -> Result<MultiPolygon<
         }
     }
     let ring = |positions: &Vec<geojson::Position>| -> LineString<f64> {
-        positions.iter().map(|p| Coord { x: p.as_slice()[0], y: p.as_slice()[1] }).collect()
+        positions
+            .iter()
+            .map(|p| Coord {
+                x: p.as_slice()[0],
+                y: p.as_slice()[1],
+            })
+            .collect()
     };
     let shape = MultiPolygon::new(
         polygons
             .iter()
             .filter_map(|rings| {
                 let (exterior, interiors) = rings.split_first()?;
-                Some(Polygon::new(ring(exterior), interiors.iter().map(ring).collect()))
+                Some(Polygon::new(
+                    ring(exterior),
+                    interiors.iter().map(ring).collect(),
+                ))
             })
             .collect(),
     );
@@ -171,7 +207,10 @@ fn grid_shape(grid_id: &str, feature: &geojson::Feature) -> Result<MultiPolygon<
         return Err(not_polygon());
     }
     if let Err(problem) = shape.check_validation() {
-        return Err(GeoError::InvalidPolygon { grid_id: grid_id.to_owned(), reason: problem.to_string() });
+        return Err(GeoError::InvalidPolygon {
+            grid_id: grid_id.to_owned(),
+            reason: problem.to_string(),
+        });
     }
     Ok(shape)
 }
@@ -192,11 +231,17 @@ fn check_ring(grid_id: &str, ring_no: usize, ring: &[geojson::Position]) -> Resu
     if ring.len() < 4 {
         return Err(GeoError::InvalidPolygon {
             grid_id: grid_id.to_owned(),
-            reason: format!("ring {ring_no} has {} points; a closed ring needs at least 4", ring.len()),
+            reason: format!(
+                "ring {ring_no} has {} points; a closed ring needs at least 4",
+                ring.len()
+            ),
         });
     }
     if ring.first() != ring.last() {
-        return Err(GeoError::RingNotClosed { grid_id: grid_id.to_owned(), ring: ring_no });
+        return Err(GeoError::RingNotClosed {
+            grid_id: grid_id.to_owned(),
+            ring: ring_no,
+        });
     }
     Ok(())
 }
@@ -219,7 +264,13 @@ mod tests {
 
     #[test]
     fn shared_edges_and_corners_resolve_to_one_grid() {
-        let text = collection(&[square("b", 120.0, 31.0, 0.01), square("a", 120.01, 31.0, 0.01)].join(","));
+        let text = collection(
+            &[
+                square("b", 120.0, 31.0, 0.01),
+                square("a", 120.01, 31.0, 0.01),
+            ]
+            .join(","),
+        );
         let index = GridIndex::from_geojson(&text).unwrap();
         assert_eq!(index.grid_at(LatLon::new(31.005, 120.005)).unwrap().id, "b");
         assert_eq!(index.grid_at(LatLon::new(31.005, 120.015)).unwrap().id, "a");
@@ -235,7 +286,10 @@ mod tests {
             "geometry":{"type":"Polygon","coordinates":[[[120,31],[120.1,31],[120.1,31.1],[120,31.1]]]}}"#,
         );
         let err = GridIndex::from_geojson(&text).unwrap_err();
-        assert!(matches!(&err, GeoError::RingNotClosed { grid_id, ring: 0 } if grid_id == "g1"), "{err}");
+        assert!(
+            matches!(&err, GeoError::RingNotClosed { grid_id, ring: 0 } if grid_id == "g1"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -245,21 +299,41 @@ mod tests {
             "geometry":{"type":"Polygon","coordinates":[[[120,31],[120.1,31.1],[120.1,31],[120,31.1],[120,31]]]}}"#,
         );
         let err = GridIndex::from_geojson(&text).unwrap_err();
-        assert!(matches!(&err, GeoError::InvalidPolygon { grid_id, .. } if grid_id == "bow"), "{err}");
+        assert!(
+            matches!(&err, GeoError::InvalidPolygon { grid_id, .. } if grid_id == "bow"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_files_get_typed_errors() {
-        assert!(matches!(GridIndex::from_geojson("{not json"), Err(GeoError::Parse(_))));
+        assert!(matches!(
+            GridIndex::from_geojson("{not json"),
+            Err(GeoError::Parse(_))
+        ));
         assert!(matches!(
             GridIndex::from_geojson(r#"{"type":"Point","coordinates":[1,2]}"#),
             Err(GeoError::NotFeatureCollection)
         ));
-        let dup = collection(&[square("x", 120.0, 31.0, 0.01), square("x", 120.1, 31.0, 0.01)].join(","));
-        assert!(matches!(GridIndex::from_geojson(&dup), Err(GeoError::DuplicateGrid(id)) if id == "x"));
+        let dup = collection(
+            &[
+                square("x", 120.0, 31.0, 0.01),
+                square("x", 120.1, 31.0, 0.01),
+            ]
+            .join(","),
+        );
+        assert!(
+            matches!(GridIndex::from_geojson(&dup), Err(GeoError::DuplicateGrid(id)) if id == "x")
+        );
         let far = collection(&square("far", 200.0, 31.0, 0.01));
-        assert!(matches!(GridIndex::from_geojson(&far), Err(GeoError::BadCoordinate { .. })));
+        assert!(matches!(
+            GridIndex::from_geojson(&far),
+            Err(GeoError::BadCoordinate { .. })
+        ));
         let no_props = collection(r#"{"type":"Feature","properties":{},"geometry":null}"#);
-        assert!(matches!(GridIndex::from_geojson(&no_props), Err(GeoError::MissingProperty { index: 0, .. })));
+        assert!(matches!(
+            GridIndex::from_geojson(&no_props),
+            Err(GeoError::MissingProperty { index: 0, .. })
+        ));
     }
 }

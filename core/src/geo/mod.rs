@@ -7,7 +7,9 @@
 mod coords;
 mod grids;
 
-pub use coords::{bd09_to_gcj02, bd09_to_wgs84, gcj02_to_bd09, gcj02_to_wgs84, wgs84_to_bd09, wgs84_to_gcj02};
+pub use coords::{
+    bd09_to_gcj02, bd09_to_wgs84, gcj02_to_bd09, gcj02_to_wgs84, wgs84_to_bd09, wgs84_to_gcj02,
+};
 pub use grids::{GridIndex, GridInfo, GridKind};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +19,14 @@ pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
 /// A position in degrees. Unless a function says otherwise, it is WGS-84.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Serialize, Deserialize, autosurgeon::Reconcile, autosurgeon::Hydrate,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    autosurgeon::Reconcile,
+    autosurgeon::Hydrate,
 )]
 pub struct LatLon {
     /// Latitude in degrees, −90…90.
@@ -68,7 +77,9 @@ pub enum GeoError {
         property: &'static str,
     },
     /// A feature's geometry is missing or not a (Multi)Polygon.
-    #[error("网格 {grid_id} 的几何不是多边形 / grid {grid_id}: geometry is not a Polygon or MultiPolygon")]
+    #[error(
+        "网格 {grid_id} 的几何不是多边形 / grid {grid_id}: geometry is not a Polygon or MultiPolygon"
+    )]
     NotPolygon {
         /// The grid's id.
         grid_id: String,
@@ -109,9 +120,15 @@ mod tests {
     #[test]
     fn haversine_matches_a_known_distance() {
         // Checked against an independent haversine computation with the same radius.
-        let d = haversine_m(LatLon::new(31.3300, 120.6110), LatLon::new(31.1610, 120.6450));
+        let d = haversine_m(
+            LatLon::new(31.3300, 120.6110),
+            LatLon::new(31.1610, 120.6450),
+        );
         assert!((d - 19_067.92).abs() < 0.5, "{d}");
-        assert_eq!(haversine_m(LatLon::new(31.0, 120.0), LatLon::new(31.0, 120.0)), 0.0);
+        assert_eq!(
+            haversine_m(LatLon::new(31.0, 120.0), LatLon::new(31.0, 120.0)),
+            0.0
+        );
     }
 
     #[test]

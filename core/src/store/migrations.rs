@@ -17,8 +17,14 @@ struct Migration {
 }
 
 const MIGRATIONS: &[Migration] = &[
-    Migration { sql: include_str!("migrations/0001_init.sql"), after: None },
-    Migration { sql: include_str!("migrations/0002_search_quarantine.sql"), after: Some(backfill_search) },
+    Migration {
+        sql: include_str!("migrations/0001_init.sql"),
+        after: None,
+    },
+    Migration {
+        sql: include_str!("migrations/0002_search_quarantine.sql"),
+        after: Some(backfill_search),
+    },
 ];
 
 /// The schema version this build creates.
@@ -28,9 +34,16 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > SCHEMA_VERSION {
-        return Err(Error::DatabaseTooNew { found, supported: SCHEMA_VERSION });
+        return Err(Error::DatabaseTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
     }
-    for (number, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+    for (number, migration) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
         let tx = conn.transaction()?;
         tx.execute_batch(migration.sql)?;
         if let Some(after) = migration.after {
@@ -47,8 +60,12 @@ fn backfill_search(tx: &Transaction<'_>) -> Result<()> {
     let mut insert = tx.prepare("INSERT INTO case_search (rowid, terms) VALUES (?1, ?2)")?;
     let mut rows = select.query([])?;
     while let Some(row) = rows.next()? {
-        let (rowid, title, description): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
-        insert.execute(params![rowid, index_terms(&format!("{title} {description}"))])?;
+        let (rowid, title, description): (i64, String, String) =
+            (row.get(0)?, row.get(1)?, row.get(2)?);
+        insert.execute(params![
+            rowid,
+            index_terms(&format!("{title} {description}"))
+        ])?;
     }
     Ok(())
 }

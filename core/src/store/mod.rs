@@ -40,7 +40,12 @@ pub struct StoreConfig {
 impl StoreConfig {
     /// A configuration with the default compaction threshold.
     pub fn new(device_id: impl Into<String>, user_id: impl Into<String>, role: Role) -> Self {
-        StoreConfig { device_id: device_id.into(), user_id: user_id.into(), role, compact_after_chunks: 32 }
+        StoreConfig {
+            device_id: device_id.into(),
+            user_id: user_id.into(),
+            role,
+            compact_after_chunks: 4,
+        }
     }
 }
 
@@ -134,7 +139,11 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::migrate(&mut conn)?;
-        Ok(Store { conn: Mutex::new(conn), config, actor })
+        Ok(Store {
+            conn: Mutex::new(conn),
+            config,
+            actor,
+        })
     }
 
     /// The configuration the store was opened with.
@@ -168,7 +177,8 @@ impl Store {
                 ))))
             };
         }
-        let (mut doc, _) = CaseDoc::create(details, new.photos, self.stamp(at), self.actor.clone())?;
+        let (mut doc, _) =
+            CaseDoc::create(details, new.photos, self.stamp(at), self.actor.clone())?;
         let case = doc.case()?;
         write_doc(&tx, &mut doc, None, &case, self.config.compact_after_chunks)?;
         tx.commit()?;
@@ -183,9 +193,14 @@ impl Store {
         let (tx, doc) = self.begin_with(&mut conn, case_id)?;
         let mut doc = doc.ok_or_else(|| Error::NotFound(case_id.to_owned()))?;
         let before = doc.heads();
-        doc.record(kind, self.stamp(at))?;
-        let case = doc.case()?;
-        write_doc(&tx, &mut doc, Some(&before), &case, self.config.compact_after_chunks)?;
+        let (_, case) = doc.record(kind, self.stamp(at))?;
+        write_doc(
+            &tx,
+            &mut doc,
+            Some(&before),
+            &case,
+            self.config.compact_after_chunks,
+        )?;
         tx.commit()?;
         Ok(case)
     }
@@ -195,7 +210,8 @@ impl Store {
         let mut conn = self.lock();
         let (tx, doc) = self.begin_with(&mut conn, case_id)?;
         tx.commit()?;
-        doc.ok_or_else(|| Error::NotFound(case_id.to_owned()))?.case()
+        doc.ok_or_else(|| Error::NotFound(case_id.to_owned()))?
+            .case()
     }
 
     /// One page of cases from the index rows.
@@ -233,7 +249,14 @@ impl Store {
                 Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
                 Err(e) => {
                     drop(sp);
-                    quarantine(&tx, &item.doc_id, "remote", &e.to_string(), &item.bytes, now_ms)?;
+                    quarantine(
+                        &tx,
+                        &item.doc_id,
+                        "remote",
+                        &e.to_string(),
+                        &item.bytes,
+                        now_ms,
+                    )?;
                     report.rejected.push((item.doc_id.clone(), e));
                 }
             }
@@ -242,11 +265,18 @@ impl Store {
         Ok(report)
     }
 
-    fn apply_one(&self, tx: &Connection, item: &RemoteChanges, existing: Option<CaseDoc>) -> Result<bool> {
+    fn apply_one(
+        &self,
+        tx: &Connection,
+        item: &RemoteChanges,
+        existing: Option<CaseDoc>,
+    ) -> Result<bool> {
         let (mut doc, before) = match existing {
             Some(mut doc) => {
                 let before = doc.heads();
-                doc.apply(&item.bytes)?;
+                // The document was loaded for this item only; on error it is dropped and the
+                // savepoint rolled back, so no copy is needed.
+                doc.apply_transient(&item.bytes)?;
                 (doc, Some(before))
             }
             None => {
@@ -265,7 +295,13 @@ impl Store {
                 detail: format!("the document says it is case {}", case.details.id),
             });
         }
-        write_doc(tx, &mut doc, before.as_deref(), &case, self.config.compact_after_chunks)?;
+        write_doc(
+            tx,
+            &mut doc,
+            before.as_deref(),
+            &case,
+            self.config.compact_after_chunks,
+        )?;
         Ok(true)
     }
 
@@ -276,7 +312,9 @@ impl Store {
             "SELECT d.id FROM documents d LEFT JOIN sync_state s ON s.doc_id = d.id
              WHERE s.acked_heads IS NULL OR s.acked_heads != d.heads ORDER BY d.id",
         )?;
-        let ids = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(ids)
     }
 
@@ -321,7 +359,10 @@ impl Store {
         let (tx, doc) = self.begin_with(&mut conn, doc_id)?;
         let mut doc = doc.ok_or_else(|| Error::NotFound(doc_id.to_owned()))?;
         tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [doc_id])?;
-        tx.execute("UPDATE documents SET base = ?2, chunk_count = 0 WHERE id = ?1", params![doc_id, doc.save()])?;
+        tx.execute(
+            "UPDATE documents SET base = ?2, chunk_count = 0 WHERE id = ?1",
+            params![doc_id, doc.save()],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -337,7 +378,9 @@ impl Store {
                 doc_id: r.get(0)?,
                 origin: r.get(1)?,
                 reason: r.get(2)?,
-                size: r.get::<_, i64>(3).map(|n| usize::try_from(n).unwrap_or(0))?,
+                size: r
+                    .get::<_, i64>(3)
+                    .map(|n| usize::try_from(n).unwrap_or(0))?,
                 at_ms: r.get(4)?,
             })
         })?;
@@ -357,13 +400,19 @@ impl Store {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back on drop), so a poisoned lock is safe to reuse.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Begins a transaction and loads a document in it. If the stored document no longer
     /// loads, the transaction that moved it to the quarantine is committed before the error is
     /// returned, so the bytes are kept aside rather than rolled back.
-    fn begin_with<'c>(&self, conn: &'c mut Connection, doc_id: &str) -> Result<(Transaction<'c>, Option<CaseDoc>)> {
+    fn begin_with<'c>(
+        &self,
+        conn: &'c mut Connection,
+        doc_id: &str,
+    ) -> Result<(Transaction<'c>, Option<CaseDoc>)> {
         let tx = conn.transaction()?;
         match self.load(&tx, doc_id) {
             Ok(doc) => Ok((tx, doc)),
@@ -378,12 +427,15 @@ impl Store {
     /// moved to the quarantine (within `conn`'s transaction) and reported as the error.
     fn load(&self, tx: &Connection, doc_id: &str) -> Result<Option<CaseDoc>> {
         let Some(mut bytes) = tx
-            .query_row("SELECT base FROM documents WHERE id = ?1", [doc_id], |r| r.get::<_, Vec<u8>>(0))
+            .query_row("SELECT base FROM documents WHERE id = ?1", [doc_id], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
             .optional()?
         else {
             return Ok(None);
         };
-        let mut stmt = tx.prepare_cached("SELECT bytes FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
+        let mut stmt =
+            tx.prepare_cached("SELECT bytes FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
         let mut rows = stmt.query([doc_id])?;
         while let Some(row) = rows.next()? {
             bytes.extend_from_slice(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?);
@@ -393,7 +445,11 @@ impl Store {
                 doc.set_actor(self.actor.clone());
                 Ok(Some(doc))
             }
-            Err(e @ (Error::Corrupt { .. } | Error::Malformed { .. } | Error::UnsupportedSchema { .. })) => {
+            Err(
+                e @ (Error::Corrupt { .. }
+                | Error::Malformed { .. }
+                | Error::UnsupportedSchema { .. }),
+            ) => {
                 quarantine(tx, doc_id, "local", &e.to_string(), &bytes, now_ms())?;
                 tx.execute("DELETE FROM documents WHERE id = ?1", [doc_id])?;
                 Err(e)
@@ -418,7 +474,11 @@ fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
 
 fn acked_heads(conn: &Connection, doc_id: &str) -> Result<Option<Vec<ChangeHash>>> {
     let bytes: Option<Vec<u8>> = conn
-        .query_row("SELECT acked_heads FROM sync_state WHERE doc_id = ?1", [doc_id], |r| r.get(0))
+        .query_row(
+            "SELECT acked_heads FROM sync_state WHERE doc_id = ?1",
+            [doc_id],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(bytes.map(|b| {
         b.chunks_exact(32)
@@ -427,7 +487,14 @@ fn acked_heads(conn: &Connection, doc_id: &str) -> Result<Option<Vec<ChangeHash>
     }))
 }
 
-fn quarantine(tx: &Connection, doc_id: &str, origin: &str, reason: &str, bytes: &[u8], at_ms: i64) -> Result<()> {
+fn quarantine(
+    tx: &Connection,
+    doc_id: &str,
+    origin: &str,
+    reason: &str,
+    bytes: &[u8],
+    at_ms: i64,
+) -> Result<()> {
     tx.execute(
         "INSERT INTO quarantine (doc_id, origin, reason, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![doc_id, origin, reason, bytes, at_ms],
@@ -456,7 +523,11 @@ fn write_doc(
             )?;
         }
         Some(before) => {
-            let chunks: u32 = tx.query_row("SELECT chunk_count FROM documents WHERE id = ?1", [&id], |r| r.get(0))?;
+            let chunks: u32 = tx.query_row(
+                "SELECT chunk_count FROM documents WHERE id = ?1",
+                [&id],
+                |r| r.get(0),
+            )?;
             if chunks + 1 >= compact_after {
                 tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [&id])?;
                 tx.execute(

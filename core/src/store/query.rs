@@ -66,7 +66,12 @@ pub struct CaseQuery {
 
 impl Default for CaseQuery {
     fn default() -> Self {
-        CaseQuery { filter: CaseFilter::default(), order: CaseOrder::default(), limit: 50, after: None }
+        CaseQuery {
+            filter: CaseFilter::default(),
+            order: CaseOrder::default(),
+            limit: 50,
+            after: None,
+        }
     }
 }
 
@@ -114,24 +119,39 @@ pub(super) fn list(conn: &Connection, query: &CaseQuery, me: &str) -> Result<Cas
     let f = &query.filter;
     let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
-    let push = |clause: String, values: Vec<Value>, clauses: &mut Vec<String>, args: &mut Vec<Value>| {
-        clauses.push(clause);
-        args.extend(values);
-    };
+    let push =
+        |clause: String, values: Vec<Value>, clauses: &mut Vec<String>, args: &mut Vec<Value>| {
+            clauses.push(clause);
+            args.extend(values);
+        };
 
     let statuses: Vec<Status> = if f.open_only {
         let open: Vec<Status> = Status::ALL.into_iter().filter(|s| s.is_open()).collect();
-        if f.statuses.is_empty() { open } else { f.statuses.iter().copied().filter(|s| open.contains(s)).collect() }
+        if f.statuses.is_empty() {
+            open
+        } else {
+            f.statuses
+                .iter()
+                .copied()
+                .filter(|s| open.contains(s))
+                .collect()
+        }
     } else {
         f.statuses.clone()
     };
     if f.open_only && statuses.is_empty() {
-        return Ok(CasePage { items: Vec::new(), next: None });
+        return Ok(CasePage {
+            items: Vec::new(),
+            next: None,
+        });
     }
     if !statuses.is_empty() {
         push(
             format!("status IN ({})", placeholders(statuses.len())),
-            statuses.iter().map(|s| Value::Text(s.code().into())).collect(),
+            statuses
+                .iter()
+                .map(|s| Value::Text(s.code().into()))
+                .collect(),
             &mut clauses,
             &mut args,
         );
@@ -145,16 +165,36 @@ pub(super) fn list(conn: &Connection, query: &CaseQuery, me: &str) -> Result<Cas
         );
     }
     if let Some(category) = f.category {
-        push("category = ?".into(), vec![Value::Text(category.code().into())], &mut clauses, &mut args);
+        push(
+            "category = ?".into(),
+            vec![Value::Text(category.code().into())],
+            &mut clauses,
+            &mut args,
+        );
     }
     if let Some(assignee) = &f.assignee {
-        push("assignee = ?".into(), vec![Value::Text(assignee.clone())], &mut clauses, &mut args);
+        push(
+            "assignee = ?".into(),
+            vec![Value::Text(assignee.clone())],
+            &mut clauses,
+            &mut args,
+        );
     }
     if f.assigned_to_me {
-        push("assignee = ?".into(), vec![Value::Text(format!("user:{me}"))], &mut clauses, &mut args);
+        push(
+            "assignee = ?".into(),
+            vec![Value::Text(format!("user:{me}"))],
+            &mut clauses,
+            &mut args,
+        );
     }
     if f.reported_by_me {
-        push("reporter = ?".into(), vec![Value::Text(me.to_owned())], &mut clauses, &mut args);
+        push(
+            "reporter = ?".into(),
+            vec![Value::Text(me.to_owned())],
+            &mut clauses,
+            &mut args,
+        );
     }
     if let Some(due) = f.due_before_ms {
         push(
@@ -194,13 +234,21 @@ pub(super) fn list(conn: &Connection, query: &CaseQuery, me: &str) -> Result<Cas
         let cmp = if direction == "DESC" { "<" } else { ">" };
         push(
             format!("({key} {cmp} ? OR ({key} = ? AND doc_id > ?))"),
-            vec![Value::Integer(after.key), Value::Integer(after.key), Value::Text(after.id.clone())],
+            vec![
+                Value::Integer(after.key),
+                Value::Integer(after.key),
+                Value::Text(after.id.clone()),
+            ],
             &mut clauses,
             &mut args,
         );
     }
     let limit = query.limit.clamp(1, MAX_LIMIT);
-    let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+    let where_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
     let sql = format!(
         "SELECT doc_id, title, category, status, level, grid_id, assignee, reporter, created_at, updated_at,
                 due_at, flagged, {key}
@@ -231,7 +279,10 @@ pub(super) fn list(conn: &Connection, query: &CaseQuery, me: &str) -> Result<Cas
     }
     let next = if items.len() > limit as usize {
         items.truncate(limit as usize);
-        items.last().map(|last| PageCursor { key: keys[limit as usize - 1], id: last.id.clone() })
+        items.last().map(|last| PageCursor {
+            key: keys[limit as usize - 1],
+            id: last.id.clone(),
+        })
     } else {
         None
     };
@@ -243,10 +294,16 @@ fn placeholders(n: usize) -> String {
 }
 
 fn level_from_code(code: &str) -> Level {
-    [Level::Grid, Level::Village, Level::Town, Level::Department, Level::LawEnforcement]
-        .into_iter()
-        .find(|l| l.code() == code)
-        .unwrap_or(Level::Grid)
+    [
+        Level::Grid,
+        Level::Village,
+        Level::Town,
+        Level::Department,
+        Level::LawEnforcement,
+    ]
+    .into_iter()
+    .find(|l| l.code() == code)
+    .unwrap_or(Level::Grid)
 }
 
 /// Rewrites the index row and search terms of a case.
@@ -288,7 +345,10 @@ pub(super) fn write_index_row(conn: &Connection, case: &Case) -> Result<()> {
     conn.execute("DELETE FROM case_search WHERE rowid = ?1", [rowid])?;
     conn.execute(
         "INSERT INTO case_search (rowid, terms) VALUES (?1, ?2)",
-        params![rowid, search::index_terms(&format!("{} {}", d.title, d.description))],
+        params![
+            rowid,
+            search::index_terms(&format!("{} {}", d.title, d.description))
+        ],
     )?;
     Ok(())
 }

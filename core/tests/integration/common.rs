@@ -9,7 +9,13 @@ pub const T0: i64 = 1_795_910_400_000;
 pub const MINUTE: i64 = 60_000;
 
 pub fn stamp(actor: &str, role: Role, at_ms: i64) -> Stamp {
-    Stamp { actor: actor.into(), role, device: format!("dev-{actor}"), at_ms, location: None }
+    Stamp {
+        actor: actor.into(),
+        role,
+        device: format!("dev-{actor}"),
+        at_ms,
+        location: None,
+    }
 }
 
 pub fn uuid(n: u128) -> String {
@@ -27,7 +33,10 @@ pub fn details(id: &str, title: &str) -> CaseDetails {
         source: Source::GridInspector,
         title: title.into(),
         description: "三楼楼道堆满纸箱，堵住了安全出口。".into(),
-        location: Some(Location { point: LatLon::new(31.16, 120.64), accuracy_m: 8.0 }),
+        location: Some(Location {
+            point: LatLon::new(31.16, 120.64),
+            accuracy_m: 8.0,
+        }),
         address_id: Some("320509001001-01-0001".into()),
         grid_id: "320509001001-01".into(),
     }
@@ -35,7 +44,16 @@ pub fn details(id: &str, title: &str) -> CaseDetails {
 
 /// An event with a fixed id, for fold tests that control the whole event set.
 pub fn event(n: u128, seq: i64, kind: EventKind, actor: &str, role: Role, at_ms: i64) -> Event {
-    Event { id: uuid(n), seq, kind, actor: actor.into(), role, device: format!("dev-{actor}"), at_ms, location: None }
+    Event {
+        id: uuid(n),
+        seq,
+        kind,
+        actor: actor.into(),
+        role,
+        device: format!("dev-{actor}"),
+        at_ms,
+        location: None,
+    }
 }
 
 /// A directory removed when dropped.

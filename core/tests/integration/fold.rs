@@ -8,11 +8,17 @@ use gridlink_core::case::{
 use proptest::prelude::*;
 
 fn dept() -> DispatchTarget {
-    DispatchTarget::Department { code: "dept-env".into(), name: "区生态环境局".into() }
+    DispatchTarget::Department {
+        code: "dept-env".into(),
+        name: "区生态环境局".into(),
+    }
 }
 
 fn enforcement() -> DispatchTarget {
-    DispatchTarget::LawEnforcement { code: "enf-320509001".into(), name: "松陵街道综合执法局".into() }
+    DispatchTarget::LawEnforcement {
+        code: "enf-320509001".into(),
+        name: "松陵街道综合执法局".into(),
+    }
 }
 
 fn note(s: &str) -> String {
@@ -23,22 +29,60 @@ fn note(s: &str) -> String {
 /// the property-test histories (many are invalid at their point, which is the point).
 fn pool() -> Vec<EventKind> {
     vec![
-        EventKind::Accepted { assignee: Some("insp-0001".into()), due_at_ms: Some(T0 + 3 * 86_400_000) },
-        EventKind::Accepted { assignee: None, due_at_ms: None },
-        EventKind::RejectedInvalid { reason: note("重复上报") },
+        EventKind::Accepted {
+            assignee: Some("insp-0001".into()),
+            due_at_ms: Some(T0 + 3 * 86_400_000),
+        },
+        EventKind::Accepted {
+            assignee: None,
+            due_at_ms: None,
+        },
+        EventKind::RejectedInvalid {
+            reason: note("重复上报"),
+        },
         EventKind::DuplicateOf { case_id: uuid(999) },
-        EventKind::ResolvedInGrid { note: note("已清理") },
-        EventKind::Escalated { to: Level::Village, reason: note("需村里协调") },
-        EventKind::Escalated { to: Level::Town, reason: note("涉及多个村") },
-        EventKind::Dispatched { target: dept(), due_at_ms: Some(T0 + 86_400_000), note: note("请处置") },
-        EventKind::Dispatched { target: enforcement(), due_at_ms: None, note: note("违建拆除") },
-        EventKind::Returned { reason: note("非本部门职责") },
-        EventKind::Handling { note: note("已到场") },
-        EventKind::Resolved { note: note("已整改") },
-        EventKind::Verified { note: note("现场核查通过") },
-        EventKind::VerificationFailed { reason: note("仍有堆放") },
-        EventKind::Closed { note: note("结案") },
-        EventKind::Comment { text: note("居民反映夜间更严重") },
+        EventKind::ResolvedInGrid {
+            note: note("已清理"),
+        },
+        EventKind::Escalated {
+            to: Level::Village,
+            reason: note("需村里协调"),
+        },
+        EventKind::Escalated {
+            to: Level::Town,
+            reason: note("涉及多个村"),
+        },
+        EventKind::Dispatched {
+            target: dept(),
+            due_at_ms: Some(T0 + 86_400_000),
+            note: note("请处置"),
+        },
+        EventKind::Dispatched {
+            target: enforcement(),
+            due_at_ms: None,
+            note: note("违建拆除"),
+        },
+        EventKind::Returned {
+            reason: note("非本部门职责"),
+        },
+        EventKind::Handling {
+            note: note("已到场"),
+        },
+        EventKind::Resolved {
+            note: note("已整改"),
+        },
+        EventKind::Verified {
+            note: note("现场核查通过"),
+        },
+        EventKind::VerificationFailed {
+            reason: note("仍有堆放"),
+        },
+        EventKind::Closed {
+            note: note("结案")
+        },
+        EventKind::Comment {
+            text: note("居民反映夜间更严重"),
+        },
         EventKind::PhotoAdded { hash: hash(7) },
     ]
 }
@@ -57,15 +101,33 @@ const ROLES: [Role; 9] = [
 
 fn history_strategy() -> impl Strategy<Value = Vec<Event>> {
     let pool_len = pool().len();
-    prop::collection::vec((0..pool_len, 0..ROLES.len(), 1i64..8, 0i64..50), 0..14).prop_map(|picks| {
-        let kinds = pool();
-        let mut events = vec![event(0, 1, EventKind::Reported { photos: vec![hash(1)] }, "insp-0001", Role::GridInspector, T0)];
-        for (i, (k, r, seq, minutes)) in picks.into_iter().enumerate() {
-            let n = i as u128 + 1;
-            events.push(event(n, seq, kinds[k].clone(), &format!("user-{r}"), ROLES[r], T0 + minutes * MINUTE));
-        }
-        events
-    })
+    prop::collection::vec((0..pool_len, 0..ROLES.len(), 1i64..8, 0i64..50), 0..14).prop_map(
+        |picks| {
+            let kinds = pool();
+            let mut events = vec![event(
+                0,
+                1,
+                EventKind::Reported {
+                    photos: vec![hash(1)],
+                },
+                "insp-0001",
+                Role::GridInspector,
+                T0,
+            )];
+            for (i, (k, r, seq, minutes)) in picks.into_iter().enumerate() {
+                let n = i as u128 + 1;
+                events.push(event(
+                    n,
+                    seq,
+                    kinds[k].clone(),
+                    &format!("user-{r}"),
+                    ROLES[r],
+                    T0 + minutes * MINUTE,
+                ));
+            }
+            events
+        },
+    )
 }
 
 /// The same event set as three replicas might hold it: each in its own order, each with some
@@ -74,15 +136,24 @@ fn replicas_strategy() -> impl Strategy<Value = (Vec<Event>, [Vec<Event>; 3])> {
     history_strategy().prop_flat_map(|events| {
         let n = events.len();
         let replica = move |events: Vec<Event>| {
-            (Just(events.clone()).prop_shuffle(), prop::collection::vec(0..n, 0..4)).prop_map(|(mut shuffled, dups)| {
-                for d in dups {
-                    let copy = shuffled[d % shuffled.len()].clone();
-                    shuffled.insert(d % (shuffled.len() + 1), copy);
-                }
-                shuffled
-            })
+            (
+                Just(events.clone()).prop_shuffle(),
+                prop::collection::vec(0..n, 0..4),
+            )
+                .prop_map(|(mut shuffled, dups)| {
+                    for d in dups {
+                        let copy = shuffled[d % shuffled.len()].clone();
+                        shuffled.insert(d % (shuffled.len() + 1), copy);
+                    }
+                    shuffled
+                })
         };
-        (Just(events.clone()), replica(events.clone()), replica(events.clone()), replica(events))
+        (
+            Just(events.clone()),
+            replica(events.clone()),
+            replica(events.clone()),
+            replica(events),
+        )
             .prop_map(|(all, a, b, c)| (all, [a, b, c]))
     })
 }
@@ -105,7 +176,14 @@ proptest! {
 }
 
 fn chain(steps: Vec<(EventKind, &str, Role)>) -> Vec<Event> {
-    let mut events = vec![event(0, 1, EventKind::Reported { photos: vec![] }, "insp-0001", Role::GridInspector, T0)];
+    let mut events = vec![event(
+        0,
+        1,
+        EventKind::Reported { photos: vec![] },
+        "insp-0001",
+        Role::GridInspector,
+        T0,
+    )];
     for (i, (kind, actor, role)) in steps.into_iter().enumerate() {
         let n = i as i64 + 1;
         events.push(event(n as u128, n + 1, kind, actor, role, T0 + n * MINUTE));
@@ -116,13 +194,39 @@ fn chain(steps: Vec<(EventKind, &str, Role)>) -> Vec<Event> {
 #[test]
 fn solved_in_grid_counts_toward_the_seven() {
     let (_, s) = fold(chain(vec![
-        (EventKind::Accepted { assignee: None, due_at_ms: None }, "chief-0001", Role::GridChief),
-        (EventKind::ResolvedInGrid { note: note("劝导清理") }, "insp-0001", Role::GridInspector),
-        (EventKind::Verified { note: note("ok") }, "insp-0001", Role::GridInspector),
-        (EventKind::Closed { note: note("结案") }, "chief-0001", Role::GridChief),
+        (
+            EventKind::Accepted {
+                assignee: None,
+                due_at_ms: None,
+            },
+            "chief-0001",
+            Role::GridChief,
+        ),
+        (
+            EventKind::ResolvedInGrid {
+                note: note("劝导清理"),
+            },
+            "insp-0001",
+            Role::GridInspector,
+        ),
+        (
+            EventKind::Verified { note: note("ok") },
+            "insp-0001",
+            Role::GridInspector,
+        ),
+        (
+            EventKind::Closed {
+                note: note("结案")
+            },
+            "chief-0001",
+            Role::GridChief,
+        ),
     ]));
     assert!(s.flagged.is_empty(), "{:?}", s.flagged);
-    assert_eq!((s.status, s.closure.clone(), s.solved_level), (Status::Closed, Some(Closure::Completed), Some(Level::Grid)));
+    assert_eq!(
+        (s.status, s.closure.clone(), s.solved_level),
+        (Status::Closed, Some(Closure::Completed), Some(Level::Grid))
+    );
     assert_eq!(s.solved_level.map(Level::split_721), Some(7));
     assert_eq!(s.closed_at_ms, Some(T0 + 4 * MINUTE));
 }
@@ -130,20 +234,78 @@ fn solved_in_grid_counts_toward_the_seven() {
 #[test]
 fn department_and_enforcement_levels_are_recorded() {
     let (_, s) = fold(chain(vec![
-        (EventKind::Accepted { assignee: None, due_at_ms: None }, "chief-0001", Role::GridChief),
-        (EventKind::Dispatched { target: dept(), due_at_ms: Some(T0 + 86_400_000), note: note("") }, "chief-0001", Role::GridChief),
-        (EventKind::Handling { note: note("已到场") }, "dept-env-01", Role::DepartmentHandler),
-        (EventKind::Resolved { note: note("已整改") }, "dept-env-01", Role::DepartmentHandler),
+        (
+            EventKind::Accepted {
+                assignee: None,
+                due_at_ms: None,
+            },
+            "chief-0001",
+            Role::GridChief,
+        ),
+        (
+            EventKind::Dispatched {
+                target: dept(),
+                due_at_ms: Some(T0 + 86_400_000),
+                note: note(""),
+            },
+            "chief-0001",
+            Role::GridChief,
+        ),
+        (
+            EventKind::Handling {
+                note: note("已到场"),
+            },
+            "dept-env-01",
+            Role::DepartmentHandler,
+        ),
+        (
+            EventKind::Resolved {
+                note: note("已整改"),
+            },
+            "dept-env-01",
+            Role::DepartmentHandler,
+        ),
     ]));
-    assert_eq!((s.status, s.level, s.solved_level), (Status::Resolved, Level::Department, Some(Level::Department)));
+    assert_eq!(
+        (s.status, s.level, s.solved_level),
+        (Status::Resolved, Level::Department, Some(Level::Department))
+    );
     assert_eq!(s.assignee.as_deref(), Some("dept:dept-env"));
     assert_eq!(s.solved_level.map(Level::split_721), Some(2));
 
     let (_, s) = fold(chain(vec![
-        (EventKind::Accepted { assignee: None, due_at_ms: None }, "chief-0001", Role::GridChief),
-        (EventKind::Escalated { to: Level::Town, reason: note("需执法") }, "chief-0001", Role::GridChief),
-        (EventKind::Dispatched { target: enforcement(), due_at_ms: None, note: note("") }, "op-01", Role::Operator),
-        (EventKind::Resolved { note: note("已拆除") }, "enf-320509001-01", Role::LawEnforcement),
+        (
+            EventKind::Accepted {
+                assignee: None,
+                due_at_ms: None,
+            },
+            "chief-0001",
+            Role::GridChief,
+        ),
+        (
+            EventKind::Escalated {
+                to: Level::Town,
+                reason: note("需执法"),
+            },
+            "chief-0001",
+            Role::GridChief,
+        ),
+        (
+            EventKind::Dispatched {
+                target: enforcement(),
+                due_at_ms: None,
+                note: note(""),
+            },
+            "op-01",
+            Role::Operator,
+        ),
+        (
+            EventKind::Resolved {
+                note: note("已拆除"),
+            },
+            "enf-320509001-01",
+            Role::LawEnforcement,
+        ),
     ]));
     assert_eq!(s.solved_level, Some(Level::LawEnforcement));
     assert_eq!(s.solved_level.map(Level::split_721), Some(1));
@@ -152,31 +314,104 @@ fn department_and_enforcement_levels_are_recorded() {
 #[test]
 fn a_returned_case_goes_back_to_the_level_that_dispatched_it() {
     let (_, s) = fold(chain(vec![
-        (EventKind::Accepted { assignee: None, due_at_ms: None }, "chief-0001", Role::GridChief),
-        (EventKind::Escalated { to: Level::Town, reason: note("跨村") }, "chief-0001", Role::GridChief),
-        (EventKind::Dispatched { target: dept(), due_at_ms: Some(T0 + 1), note: note("") }, "op-01", Role::Operator),
-        (EventKind::Returned { reason: note("非本部门职责") }, "dept-env-01", Role::DepartmentHandler),
+        (
+            EventKind::Accepted {
+                assignee: None,
+                due_at_ms: None,
+            },
+            "chief-0001",
+            Role::GridChief,
+        ),
+        (
+            EventKind::Escalated {
+                to: Level::Town,
+                reason: note("跨村"),
+            },
+            "chief-0001",
+            Role::GridChief,
+        ),
+        (
+            EventKind::Dispatched {
+                target: dept(),
+                due_at_ms: Some(T0 + 1),
+                note: note(""),
+            },
+            "op-01",
+            Role::Operator,
+        ),
+        (
+            EventKind::Returned {
+                reason: note("非本部门职责"),
+            },
+            "dept-env-01",
+            Role::DepartmentHandler,
+        ),
     ]));
     assert!(s.flagged.is_empty());
-    assert_eq!((s.status, s.level, s.assignee.clone(), s.due_at_ms), (Status::Accepted, Level::Town, None, None));
+    assert_eq!(
+        (s.status, s.level, s.assignee.clone(), s.due_at_ms),
+        (Status::Accepted, Level::Town, None, None)
+    );
 }
 
 #[test]
 fn failed_verification_reopens_and_clears_the_solving_level() {
     let (_, s) = fold(chain(vec![
-        (EventKind::ResolvedInGrid { note: note("当场处理") }, "insp-0001", Role::GridInspector),
-        (EventKind::VerificationFailed { reason: note("复发") }, "chief-0001", Role::GridChief),
+        (
+            EventKind::ResolvedInGrid {
+                note: note("当场处理"),
+            },
+            "insp-0001",
+            Role::GridInspector,
+        ),
+        (
+            EventKind::VerificationFailed {
+                reason: note("复发"),
+            },
+            "chief-0001",
+            Role::GridChief,
+        ),
     ]));
-    assert_eq!((s.status, s.solved_level, s.reopened), (Status::Handling, None, 1));
+    assert_eq!(
+        (s.status, s.solved_level, s.reopened),
+        (Status::Handling, None, 1)
+    );
 }
 
 #[test]
 fn concurrent_acceptances_keep_both_and_apply_one() {
     // Two chiefs accept offline: both events have seq 2 (each saw only the report).
     let events = vec![
-        event(0, 1, EventKind::Reported { photos: vec![] }, "insp-0001", Role::GridInspector, T0),
-        event(1, 2, EventKind::Accepted { assignee: None, due_at_ms: None }, "chief-a", Role::GridChief, T0 + 5 * MINUTE),
-        event(2, 2, EventKind::Accepted { assignee: None, due_at_ms: None }, "chief-b", Role::GridChief, T0 + 3 * MINUTE),
+        event(
+            0,
+            1,
+            EventKind::Reported { photos: vec![] },
+            "insp-0001",
+            Role::GridInspector,
+            T0,
+        ),
+        event(
+            1,
+            2,
+            EventKind::Accepted {
+                assignee: None,
+                due_at_ms: None,
+            },
+            "chief-a",
+            Role::GridChief,
+            T0 + 5 * MINUTE,
+        ),
+        event(
+            2,
+            2,
+            EventKind::Accepted {
+                assignee: None,
+                due_at_ms: None,
+            },
+            "chief-b",
+            Role::GridChief,
+            T0 + 3 * MINUTE,
+        ),
     ];
     let (history, s) = fold(events);
     assert_eq!(history.len(), 3);
@@ -184,40 +419,124 @@ fn concurrent_acceptances_keep_both_and_apply_one() {
     assert_eq!(s.assignee.as_deref(), Some("user:chief-b"));
     assert_eq!(s.flagged.len(), 1);
     assert_eq!(s.flagged[0].event_id, uuid(1));
-    assert_eq!(s.flagged[0].reason, FlagReason::WrongStatus { status: Status::Accepted });
+    assert_eq!(
+        s.flagged[0].reason,
+        FlagReason::WrongStatus {
+            status: Status::Accepted
+        }
+    );
 }
 
 #[test]
 fn invalid_events_are_kept_flagged_and_not_applied() {
     let (history, s) = fold(chain(vec![
         // An inspector may not dispatch (巡办分离).
-        (EventKind::Dispatched { target: dept(), due_at_ms: None, note: note("") }, "insp-0001", Role::GridInspector),
+        (
+            EventKind::Dispatched {
+                target: dept(),
+                due_at_ms: None,
+                note: note(""),
+            },
+            "insp-0001",
+            Role::GridInspector,
+        ),
         // Closing before verification is out of order.
-        (EventKind::Closed { note: note("结案") }, "chief-0001", Role::GridChief),
+        (
+            EventKind::Closed {
+                note: note("结案")
+            },
+            "chief-0001",
+            Role::GridChief,
+        ),
         // A department cannot resolve "in grid".
-        (EventKind::Accepted { assignee: None, due_at_ms: None }, "chief-0001", Role::GridChief),
-        (EventKind::Dispatched { target: dept(), due_at_ms: None, note: note("") }, "chief-0001", Role::GridChief),
-        (EventKind::ResolvedInGrid { note: note("") }, "chief-0001", Role::GridChief),
+        (
+            EventKind::Accepted {
+                assignee: None,
+                due_at_ms: None,
+            },
+            "chief-0001",
+            Role::GridChief,
+        ),
+        (
+            EventKind::Dispatched {
+                target: dept(),
+                due_at_ms: None,
+                note: note(""),
+            },
+            "chief-0001",
+            Role::GridChief,
+        ),
+        (
+            EventKind::ResolvedInGrid { note: note("") },
+            "chief-0001",
+            Role::GridChief,
+        ),
         // Malformed content: an empty reason.
-        (EventKind::Returned { reason: note("  ") }, "dept-env-01", Role::DepartmentHandler),
-        (EventKind::Comment { text: note("备注") }, "insp-0001", Role::GridInspector),
+        (
+            EventKind::Returned { reason: note("  ") },
+            "dept-env-01",
+            Role::DepartmentHandler,
+        ),
+        (
+            EventKind::Comment {
+                text: note("备注")
+            },
+            "insp-0001",
+            Role::GridInspector,
+        ),
     ]));
     assert_eq!(history.len(), 8);
     let reasons: Vec<&FlagReason> = s.flagged.iter().map(|f| &f.reason).collect();
     assert_eq!(reasons.len(), 4, "{reasons:?}");
-    assert_eq!(reasons[0], &FlagReason::RoleNotAllowed { role: Role::GridInspector });
-    assert_eq!(reasons[1], &FlagReason::WrongStatus { status: Status::Reported });
-    assert_eq!(reasons[2], &FlagReason::WrongLevel { level: Level::Department });
+    assert_eq!(
+        reasons[0],
+        &FlagReason::RoleNotAllowed {
+            role: Role::GridInspector
+        }
+    );
+    assert_eq!(
+        reasons[1],
+        &FlagReason::WrongStatus {
+            status: Status::Reported
+        }
+    );
+    assert_eq!(
+        reasons[2],
+        &FlagReason::WrongLevel {
+            level: Level::Department
+        }
+    );
     assert!(matches!(reasons[3], FlagReason::Malformed { .. }));
-    assert_eq!((s.status, s.level, s.comments), (Status::Dispatched, Level::Department, 1));
+    assert_eq!(
+        (s.status, s.level, s.comments),
+        (Status::Dispatched, Level::Department, 1)
+    );
 }
 
 #[test]
 fn a_conflicting_copy_of_an_event_id_is_flagged() {
-    let mut forged = event(1, 2, EventKind::Comment { text: note("原文") }, "insp-0001", Role::GridInspector, T0 + 1);
+    let mut forged = event(
+        1,
+        2,
+        EventKind::Comment {
+            text: note("原文")
+        },
+        "insp-0001",
+        Role::GridInspector,
+        T0 + 1,
+    );
     let original = forged.clone();
-    forged.kind = EventKind::Comment { text: note("篡改") };
-    let report = event(0, 1, EventKind::Reported { photos: vec![] }, "insp-0001", Role::GridInspector, T0);
+    forged.kind = EventKind::Comment {
+        text: note("篡改")
+    };
+    let report = event(
+        0,
+        1,
+        EventKind::Reported { photos: vec![] },
+        "insp-0001",
+        Role::GridInspector,
+        T0,
+    );
     let (h1, s1) = fold(vec![report.clone(), original.clone(), forged.clone()]);
     let (h2, s2) = fold(vec![forged, report, original]);
     assert_eq!((h1, &s1), (h2, &s2));
@@ -229,9 +548,21 @@ fn a_conflicting_copy_of_an_event_id_is_flagged() {
 #[test]
 fn photos_are_collected_once() {
     let (_, s) = fold(chain(vec![
-        (EventKind::PhotoAdded { hash: hash(2) }, "insp-0001", Role::GridInspector),
-        (EventKind::PhotoAdded { hash: hash(2) }, "chief-0001", Role::GridChief),
-        (EventKind::PhotoAdded { hash: hash(3) }, "insp-0001", Role::GridInspector),
+        (
+            EventKind::PhotoAdded { hash: hash(2) },
+            "insp-0001",
+            Role::GridInspector,
+        ),
+        (
+            EventKind::PhotoAdded { hash: hash(2) },
+            "chief-0001",
+            Role::GridChief,
+        ),
+        (
+            EventKind::PhotoAdded { hash: hash(3) },
+            "insp-0001",
+            Role::GridInspector,
+        ),
     ]));
     assert_eq!(s.photos, vec![hash(2), hash(3)]);
 }

@@ -12,7 +12,8 @@ fn index() -> GridIndex {
 #[test]
 fn the_committed_grids_are_the_generated_ones() {
     let generated = District::generate(Scale::Small).grids_geojson().to_string();
-    let committed: serde_json::Value = serde_json::from_str(&gridlink_fixtures::committed_grids_geojson().unwrap()).unwrap();
+    let committed: serde_json::Value =
+        serde_json::from_str(&gridlink_fixtures::committed_grids_geojson().unwrap()).unwrap();
     assert_eq!(committed.to_string(), generated);
 }
 
@@ -20,7 +21,11 @@ fn the_committed_grids_are_the_generated_ones() {
 fn the_district_has_899_basic_and_160_professional_grids() {
     let index = index();
     assert_eq!(index.len(), 1059);
-    let professional = index.grids().iter().filter(|g| g.kind == GridKind::Professional).count();
+    let professional = index
+        .grids()
+        .iter()
+        .filter(|g| g.kind == GridKind::Professional)
+        .count();
     assert_eq!(professional, 160);
 }
 
@@ -30,7 +35,9 @@ fn every_grid_is_found_by_a_point_inside_it() {
     let district = District::generate(Scale::Small);
     for grid in &district.grids {
         let corners = &grid.ring[..4];
-        let (lon, lat) = corners.iter().fold((0.0, 0.0), |(x, y), p| (x + p[0] / 4.0, y + p[1] / 4.0));
+        let (lon, lat) = corners
+            .iter()
+            .fold((0.0, 0.0), |(x, y), p| (x + p[0] / 4.0, y + p[1] / 4.0));
         let found = index.grid_at(LatLon::new(lat, lon)).map(|g| g.id.as_str());
         assert_eq!(found, Some(grid.id.as_str()), "centre of {}", grid.id);
     }
@@ -40,8 +47,15 @@ fn every_grid_is_found_by_a_point_inside_it() {
 fn every_fixture_address_lies_in_its_grid() {
     let index = index();
     for address in District::generate(Scale::Small).addresses {
-        let found = index.grid_at(LatLon::new(address.lat, address.lon)).map(|g| g.id.clone());
-        assert_eq!(found.as_deref(), Some(address.grid_id.as_str()), "address {}", address.code);
+        let found = index
+            .grid_at(LatLon::new(address.lat, address.lon))
+            .map(|g| g.id.clone());
+        assert_eq!(
+            found.as_deref(),
+            Some(address.grid_id.as_str()),
+            "address {}",
+            address.code
+        );
     }
 }
 
@@ -59,10 +73,21 @@ fn points_on_shared_edges_resolve_to_exactly_one_neighbour() {
         for t in [0.0, 0.25, 0.5, 1.0] {
             let lon = a.ring[3][0] + (a.ring[2][0] - a.ring[3][0]) * t;
             let lat = a.ring[3][1] + (a.ring[2][1] - a.ring[3][1]) * t;
-            let found = index.grid_at(LatLon::new(lat, lon)).expect("an edge point belongs to a grid");
-            assert!(found.id == a.id || found.id == b.id || t == 0.0 || t == 1.0, "{} not {} / {}", found.id, a.id, b.id);
+            let found = index
+                .grid_at(LatLon::new(lat, lon))
+                .expect("an edge point belongs to a grid");
+            assert!(
+                found.id == a.id || found.id == b.id || t == 0.0 || t == 1.0,
+                "{} not {} / {}",
+                found.id,
+                a.id,
+                b.id
+            );
             // Asking again gives the same single answer.
-            assert_eq!(index.grid_at(LatLon::new(lat, lon)).map(|g| &g.id), Some(&found.id));
+            assert_eq!(
+                index.grid_at(LatLon::new(lat, lon)).map(|g| &g.id),
+                Some(&found.id)
+            );
         }
         checked += 1;
     }
@@ -81,16 +106,32 @@ fn grids_tile_the_district_without_gaps_or_overlaps() {
     let total: f64 = district
         .grids
         .iter()
-        .map(|g| Polygon::new(g.ring.iter().map(|p| (p[0], p[1])).collect::<Vec<_>>().into(), vec![]).unsigned_area())
+        .map(|g| {
+            Polygon::new(
+                g.ring
+                    .iter()
+                    .map(|p| (p[0], p[1]))
+                    .collect::<Vec<_>>()
+                    .into(),
+                vec![],
+            )
+            .unsigned_area()
+        })
         .sum();
     let ([x0, y0], [x1, y1]) = BOUNDS;
     let bbox = (x1 - x0) * (y1 - y0);
-    assert!((total - bbox).abs() < 1e-9, "grid area {total} vs district {bbox}");
+    assert!(
+        (total - bbox).abs() < 1e-9,
+        "grid area {total} vs district {bbox}"
+    );
     // Areas add up, and no grid centre falls into two grids (checked above), so: a tiling.
     let index = index();
     for i in 0..40 {
         for j in 0..40 {
-            let p = LatLon::new(y0 + (y1 - y0) * (f64::from(i) + 0.37) / 40.0, x0 + (x1 - x0) * (f64::from(j) + 0.61) / 40.0);
+            let p = LatLon::new(
+                y0 + (y1 - y0) * (f64::from(i) + 0.37) / 40.0,
+                x0 + (x1 - x0) * (f64::from(j) + 0.61) / 40.0,
+            );
             assert!(index.grid_at(p).is_some(), "gap at {p:?}");
         }
     }

@@ -1,7 +1,12 @@
 //! gridlink-core's integration tests: one binary (fast to link), one module per area.
 //! New tests go into the module of their area; a new area gets a new module here.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod common;
 mod fold;

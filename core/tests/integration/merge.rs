@@ -32,11 +32,34 @@ fn replicas() -> (CaseDoc, CaseDoc, Vec<automerge::ChangeHash>) {
 fn concurrent_comments_status_events_and_photos_all_survive_either_exchange_order() {
     let (mut a, mut b, common) = replicas();
     // Offline on the chief's phone.
-    a.record(EventKind::Accepted { assignee: Some("insp-0001".into()), due_at_ms: None }, stamp("chief-0001", Role::GridChief, T0 + MINUTE)).unwrap();
-    a.record(EventKind::Comment { text: "已通知物业".into() }, stamp("chief-0001", Role::GridChief, T0 + 2 * MINUTE)).unwrap();
+    a.record(
+        EventKind::Accepted {
+            assignee: Some("insp-0001".into()),
+            due_at_ms: None,
+        },
+        stamp("chief-0001", Role::GridChief, T0 + MINUTE),
+    )
+    .unwrap();
+    a.record(
+        EventKind::Comment {
+            text: "已通知物业".into(),
+        },
+        stamp("chief-0001", Role::GridChief, T0 + 2 * MINUTE),
+    )
+    .unwrap();
     // Offline on the inspector's phone.
-    b.record(EventKind::PhotoAdded { hash: hash(2) }, stamp("insp-0001", Role::GridInspector, T0 + MINUTE)).unwrap();
-    b.record(EventKind::Comment { text: "住户说周末清理".into() }, stamp("insp-0001", Role::GridInspector, T0 + 3 * MINUTE)).unwrap();
+    b.record(
+        EventKind::PhotoAdded { hash: hash(2) },
+        stamp("insp-0001", Role::GridInspector, T0 + MINUTE),
+    )
+    .unwrap();
+    b.record(
+        EventKind::Comment {
+            text: "住户说周末清理".into(),
+        },
+        stamp("insp-0001", Role::GridInspector, T0 + 3 * MINUTE),
+    )
+    .unwrap();
 
     let from_a = a.save_after(&common);
     let from_b = b.save_after(&common);
@@ -66,8 +89,22 @@ fn concurrent_comments_status_events_and_photos_all_survive_either_exchange_orde
 #[test]
 fn two_chiefs_accepting_offline_see_the_same_winner() {
     let (mut a, mut b, common) = replicas();
-    a.record(EventKind::Accepted { assignee: None, due_at_ms: None }, stamp("chief-a", Role::GridChief, T0 + 2 * MINUTE)).unwrap();
-    b.record(EventKind::Accepted { assignee: None, due_at_ms: None }, stamp("chief-b", Role::GridChief, T0 + MINUTE)).unwrap();
+    a.record(
+        EventKind::Accepted {
+            assignee: None,
+            due_at_ms: None,
+        },
+        stamp("chief-a", Role::GridChief, T0 + 2 * MINUTE),
+    )
+    .unwrap();
+    b.record(
+        EventKind::Accepted {
+            assignee: None,
+            due_at_ms: None,
+        },
+        stamp("chief-b", Role::GridChief, T0 + MINUTE),
+    )
+    .unwrap();
     let (from_a, from_b) = (a.save_after(&common), b.save_after(&common));
     b.apply(&from_a).unwrap();
     a.apply(&from_b).unwrap();
@@ -77,8 +114,26 @@ fn two_chiefs_accepting_offline_see_the_same_winner() {
     assert_eq!(ca.state.assignee.as_deref(), Some("user:chief-b"));
     assert_eq!(ca.state.flagged.len(), 1);
     // Locally, a second acceptance is refused before it is written.
-    let err = a.record(EventKind::Accepted { assignee: None, due_at_ms: None }, stamp("chief-a", Role::GridChief, T0 + 9 * MINUTE)).unwrap_err();
-    assert!(matches!(err, Error::NotAllowed { reason: FlagReason::WrongStatus { status: Status::Accepted } }), "{err}");
+    let err = a
+        .record(
+            EventKind::Accepted {
+                assignee: None,
+                due_at_ms: None,
+            },
+            stamp("chief-a", Role::GridChief, T0 + 9 * MINUTE),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotAllowed {
+                reason: FlagReason::WrongStatus {
+                    status: Status::Accepted
+                }
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(a.case().unwrap().history.len(), 3);
 }
 
@@ -86,7 +141,11 @@ fn two_chiefs_accepting_offline_see_the_same_winner() {
 fn corrupt_bytes_are_a_typed_error_and_change_nothing() {
     let (mut a, _, _) = replicas();
     let before = a.heads();
-    for garbage in [&b"not automerge"[..], &[0x85, 0x6f, 0x4a, 0x83, 0xff, 0xff, 0xff][..], &[]] {
+    for garbage in [
+        &b"not automerge"[..],
+        &[0x85, 0x6f, 0x4a, 0x83, 0xff, 0xff, 0xff][..],
+        &[],
+    ] {
         match CaseDoc::load(&uuid(1), garbage) {
             Err(Error::Corrupt { .. } | Error::Malformed { .. }) => {}
             other => panic!("expected a corrupt-document error, got {other:?}"),
@@ -94,7 +153,10 @@ fn corrupt_bytes_are_a_typed_error_and_change_nothing() {
     }
     let mut truncated = a.save();
     truncated.truncate(truncated.len() / 2);
-    assert!(matches!(CaseDoc::load(&uuid(1), &truncated), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        CaseDoc::load(&uuid(1), &truncated),
+        Err(Error::Corrupt { .. })
+    ));
     assert!(a.apply(&truncated).is_err());
     assert_eq!(a.heads(), before);
 }
@@ -103,16 +165,31 @@ fn corrupt_bytes_are_a_typed_error_and_change_nothing() {
 fn a_newer_schema_is_refused_with_a_clear_error() {
     use automerge::transaction::Transactable;
     let (mut a, mut b, common) = replicas();
-    a.automerge().put(automerge::ROOT, "schema", 99_i64).unwrap();
+    a.automerge()
+        .put(automerge::ROOT, "schema", 99_i64)
+        .unwrap();
     a.automerge().commit();
     let newer = a.save();
     let err = CaseDoc::load(&uuid(1), &newer).unwrap_err();
-    assert!(matches!(err, Error::UnsupportedSchema { found: 99, supported: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::UnsupportedSchema {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("升级"));
 
     // Applying a change that bumps the schema leaves the replica as it was.
     let heads = b.heads();
-    assert!(matches!(b.apply(&a.save_after(&common)), Err(Error::UnsupportedSchema { .. })));
+    assert!(matches!(
+        b.apply(&a.save_after(&common)),
+        Err(Error::UnsupportedSchema { .. })
+    ));
     assert_eq!(b.heads(), heads);
 }
 
@@ -128,4 +205,49 @@ fn strings_are_scalars_and_integers_are_signed() {
     assert!(matches!(title, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Str(_))));
     let (schema, _) = doc.get(automerge::ROOT, "schema").unwrap().unwrap();
     assert!(matches!(schema, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Int(1))));
+}
+
+#[test]
+fn history_matches_autosurgeon() {
+    let (mut a, _, _) = replicas();
+    let stamp_at = |k: i64| {
+        let mut s = stamp("chief-0001", Role::GridChief, T0 + k * MINUTE);
+        s.location = Some(gridlink_core::case::Location {
+            point: gridlink_core::geo::LatLon::new(31.1, 120.6),
+            accuracy_m: 3.5,
+        });
+        s
+    };
+    a.record(
+        EventKind::Accepted {
+            assignee: None,
+            due_at_ms: Some(T0 + 99),
+        },
+        stamp_at(1),
+    )
+    .unwrap();
+    a.record(
+        EventKind::Escalated {
+            to: gridlink_core::case::Level::Town,
+            reason: "跨村".into(),
+        },
+        stamp_at(2),
+    )
+    .unwrap();
+    a.record(
+        EventKind::Dispatched {
+            target: gridlink_core::case::DispatchTarget::LawEnforcement {
+                code: "enf-1".into(),
+                name: "执法局".into(),
+            },
+            due_at_ms: None,
+            note: "请处理".into(),
+        },
+        stamp_at(3),
+    )
+    .unwrap();
+    a.record(EventKind::PhotoAdded { hash: hash(9) }, stamp_at(4))
+        .unwrap();
+    assert_eq!(a.history().unwrap(), a.history_via_autosurgeon().unwrap());
+    assert_eq!(a.history().unwrap().len(), 5);
 }
