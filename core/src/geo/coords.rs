@@ -56,12 +56,21 @@ pub fn gcj02_to_wgs84(p: LatLon) -> LatLon {
     if outside_china(p) {
         return p;
     }
-    let mut guess = p;
-    // The offset changes slowly with position, so each step shrinks the error ~1000-fold;
-    // a handful of steps reach 1e-10 degrees (about 10 µm).
-    for _ in 0..10 {
-        let there = wgs84_to_gcj02(guess);
-        let (dlat, dlon) = (there.lat - p.lat, there.lon - p.lon);
+    invert(wgs84_to_gcj02, p, p, 10)
+}
+
+/// Solves `forward(x) = target` by fixed-point iteration from `start`, to 1e-10 degrees
+/// (about 10 µm): both offsets vary so slowly that each step shrinks the error a thousandfold.
+fn invert(
+    forward: fn(LatLon) -> LatLon,
+    target: LatLon,
+    start: LatLon,
+    max_steps: usize,
+) -> LatLon {
+    let mut guess = start;
+    for _ in 0..max_steps {
+        let there = forward(guess);
+        let (dlat, dlon) = (there.lat - target.lat, there.lon - target.lon);
         guess = LatLon::new(guess.lat - dlat, guess.lon - dlon);
         if dlat.abs() < 1e-10 && dlon.abs() < 1e-10 {
             break;
@@ -84,16 +93,12 @@ pub fn bd09_to_gcj02(p: LatLon) -> LatLon {
     let (x, y) = (p.lon - 0.0065, p.lat - 0.006);
     let z = (x * x + y * y).sqrt() - 0.00002 * (y * X_PI).sin();
     let theta = y.atan2(x) - 0.000003 * (x * X_PI).cos();
-    let mut guess = LatLon::new(z * theta.sin(), z * theta.cos());
-    for _ in 0..5 {
-        let there = gcj02_to_bd09(guess);
-        let (dlat, dlon) = (there.lat - p.lat, there.lon - p.lon);
-        guess = LatLon::new(guess.lat - dlat, guess.lon - dlon);
-        if dlat.abs() < 1e-10 && dlon.abs() < 1e-10 {
-            break;
-        }
-    }
-    guess
+    invert(
+        gcj02_to_bd09,
+        p,
+        LatLon::new(z * theta.sin(), z * theta.cos()),
+        5,
+    )
 }
 
 /// WGS-84 → BD-09.
