@@ -16,7 +16,7 @@ use super::role::Role;
 use autosurgeon::{Hydrate, Reconcile};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 /// The administrative level that holds a case (the "721" ladder: grid, then village and town,
 /// then departments, then law enforcement).
@@ -48,6 +48,20 @@ pub enum Level {
 }
 
 impl Level {
+    /// Every level, from the grid up.
+    pub const ALL: [Level; 5] = [
+        Level::Grid,
+        Level::Village,
+        Level::Town,
+        Level::Department,
+        Level::LawEnforcement,
+    ];
+
+    /// The level with this [`code`](Self::code).
+    pub fn from_code(code: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.code() == code)
+    }
+
     /// Stable machine code.
     pub fn code(self) -> &'static str {
         match self {
@@ -442,10 +456,10 @@ pub fn fold(events: impl IntoIterator<Item = Event>) -> (Vec<Event>, CaseState) 
     events.sort_by(fold_order);
     events.dedup();
     let mut state = CaseState::new();
-    let mut seen: HashMap<&str, ()> = HashMap::with_capacity(events.len());
+    let mut seen: HashSet<&str> = HashSet::with_capacity(events.len());
     for event in &events {
         state.updated_at_ms = state.updated_at_ms.max(event.at_ms);
-        if seen.insert(event.id.as_str(), ()).is_some() {
+        if !seen.insert(event.id.as_str()) {
             state.flagged.push(FlaggedEvent {
                 event_id: event.id.clone(),
                 reason: FlagReason::ConflictingId,

@@ -358,11 +358,7 @@ impl Store {
         let mut conn = self.lock();
         let (tx, doc) = self.begin_with(&mut conn, doc_id)?;
         let mut doc = doc.ok_or_else(|| Error::NotFound(doc_id.to_owned()))?;
-        tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [doc_id])?;
-        tx.execute(
-            "UPDATE documents SET base = ?2, chunk_count = 0 WHERE id = ?1",
-            params![doc_id, doc.save()],
-        )?;
+        compact_doc(&tx, &mut doc)?;
         tx.commit()?;
         Ok(())
     }
@@ -502,6 +498,17 @@ fn quarantine(
     Ok(())
 }
 
+/// Replaces a document's base and chunks by one full save.
+fn compact_doc(conn: &Connection, doc: &mut CaseDoc) -> Result<()> {
+    let bytes = doc.save();
+    conn.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [doc.id()])?;
+    conn.execute(
+        "UPDATE documents SET base = ?2, chunk_count = 0 WHERE id = ?1",
+        params![doc.id(), bytes],
+    )?;
+    Ok(())
+}
+
 /// Persists a document after a change and rewrites its index row: a new document is written
 /// whole; an existing one gets the changes since `before` as a new chunk, or is compacted when
 /// it has collected enough chunks.
@@ -529,10 +536,10 @@ fn write_doc(
                 |r| r.get(0),
             )?;
             if chunks + 1 >= compact_after {
-                tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [&id])?;
+                compact_doc(tx, doc)?;
                 tx.execute(
-                    "UPDATE documents SET base = ?2, chunk_count = 0, heads = ?3, updated_at = ?4 WHERE id = ?1",
-                    params![id, doc.save(), heads, updated_at],
+                    "UPDATE documents SET heads = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, heads, updated_at],
                 )?;
             } else {
                 tx.execute(

@@ -266,7 +266,7 @@ pub(super) fn list(conn: &Connection, query: &CaseQuery, me: &str) -> Result<Cas
             title: text(1)?,
             category: Category::from_code(&text(2)?).unwrap_or(Category::Other),
             status: Status::from_code(&text(3)?).unwrap_or(Status::Reported),
-            level: level_from_code(&text(4)?),
+            level: Level::from_code(&text(4)?).unwrap_or(Level::Grid),
             grid_id: text(5)?,
             assignee: row.get(6)?,
             reporter: row.get(7)?,
@@ -291,19 +291,6 @@ pub(super) fn list(conn: &Connection, query: &CaseQuery, me: &str) -> Result<Cas
 
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
-}
-
-fn level_from_code(code: &str) -> Level {
-    [
-        Level::Grid,
-        Level::Village,
-        Level::Town,
-        Level::Department,
-        Level::LawEnforcement,
-    ]
-    .into_iter()
-    .find(|l| l.code() == code)
-    .unwrap_or(Level::Grid)
 }
 
 /// Rewrites the index row and search terms of a case.
