@@ -136,19 +136,18 @@ impl CaseDoc {
 
     /// The history as stored (list order, not fold order).
     ///
-    /// Read through Automerge's one-pass `hydrate` and serde rather than autosurgeon's
-    /// per-field `get`s: the history is the hot read (every action, every case screen) and this
-    /// is ~10× faster. The two mappings agree by construction — the types derive both, with
-    /// the same names — and `history_matches_autosurgeon` in the tests keeps them honest.
+    /// Read by walking the list once (`read_json`) and deserialising with serde rather than
+    /// through autosurgeon's per-field `get`s: the history is the hot read (every action, every
+    /// case screen) and this is several times faster. The two mappings agree by construction —
+    /// the types derive both, with the same names — and `history_matches_autosurgeon` in the
+    /// tests keeps them honest.
     pub fn history(&self) -> Result<Vec<Event>> {
         let obj = self.history_obj()?;
-        let tree = self.doc.hydrate(&obj, None).map_err(|e| Error::Malformed {
-            doc_id: self.id.clone(),
-            detail: e.to_string(),
-        })?;
-        serde_json::from_value(super::tree_to_json(&tree)).map_err(|e| Error::Malformed {
-            doc_id: self.id.clone(),
-            detail: format!("history: {e}"),
+        serde_json::from_value(super::read_json(&self.doc, &obj, ObjType::List)).map_err(|e| {
+            Error::Malformed {
+                doc_id: self.id.clone(),
+                detail: format!("history: {e}"),
+            }
         })
     }
 

@@ -138,6 +138,8 @@ impl Store {
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Every write path runs the same dozen statements; keep them all prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         migrations::migrate(&mut conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -423,9 +425,8 @@ impl Store {
     /// moved to the quarantine (within `conn`'s transaction) and reported as the error.
     fn load(&self, tx: &Connection, doc_id: &str) -> Result<Option<CaseDoc>> {
         let Some(mut bytes) = tx
-            .query_row("SELECT base FROM documents WHERE id = ?1", [doc_id], |r| {
-                r.get::<_, Vec<u8>>(0)
-            })
+            .prepare_cached("SELECT base FROM documents WHERE id = ?1")?
+            .query_row([doc_id], |r| r.get::<_, Vec<u8>>(0))
             .optional()?
         else {
             return Ok(None);
@@ -447,6 +448,10 @@ impl Store {
                 | Error::UnsupportedSchema { .. }),
             ) => {
                 quarantine(tx, doc_id, "local", &e.to_string(), &bytes, now_ms())?;
+                tx.execute(
+                    "DELETE FROM case_search WHERE rowid = (SELECT rowid FROM cases WHERE doc_id = ?1)",
+                    [doc_id],
+                )?;
                 tx.execute("DELETE FROM documents WHERE id = ?1", [doc_id])?;
                 Err(e)
             }
@@ -501,11 +506,10 @@ fn quarantine(
 /// Replaces a document's base and chunks by one full save.
 fn compact_doc(conn: &Connection, doc: &mut CaseDoc) -> Result<()> {
     let bytes = doc.save();
-    conn.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [doc.id()])?;
-    conn.execute(
-        "UPDATE documents SET base = ?2, chunk_count = 0 WHERE id = ?1",
-        params![doc.id(), bytes],
-    )?;
+    conn.prepare_cached("DELETE FROM doc_chunks WHERE doc_id = ?1")?
+        .execute([doc.id()])?;
+    conn.prepare_cached("UPDATE documents SET base = ?2, chunk_count = 0 WHERE id = ?1")?
+        .execute(params![doc.id(), bytes])?;
     Ok(())
 }
 
@@ -524,32 +528,25 @@ fn write_doc(
     let heads = encode_heads(&doc.heads());
     match before {
         None => {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO documents (id, kind, base, chunk_count, heads, updated_at) VALUES (?1, 'case', ?2, 0, ?3, ?4)",
-                params![id, doc.save(), heads, updated_at],
-            )?;
+            )?
+            .execute(params![id, doc.save(), heads, updated_at])?;
         }
         Some(before) => {
-            let chunks: u32 = tx.query_row(
-                "SELECT chunk_count FROM documents WHERE id = ?1",
-                [&id],
-                |r| r.get(0),
-            )?;
-            if chunks + 1 >= compact_after {
+            let chunks: u32 = tx
+                .prepare_cached(
+                    "UPDATE documents SET chunk_count = chunk_count + 1, heads = ?2, updated_at = ?3
+                     WHERE id = ?1 RETURNING chunk_count",
+                )?
+                .query_row(params![id, heads, updated_at], |r| r.get(0))?;
+            if chunks >= compact_after {
                 compact_doc(tx, doc)?;
-                tx.execute(
-                    "UPDATE documents SET heads = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![id, heads, updated_at],
-                )?;
             } else {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO doc_chunks (doc_id, seq, bytes) VALUES (?1, ?2, ?3)",
-                    params![id, chunks + 1, doc.save_after(before)],
-                )?;
-                tx.execute(
-                    "UPDATE documents SET chunk_count = ?2, heads = ?3, updated_at = ?4 WHERE id = ?1",
-                    params![id, chunks + 1, heads, updated_at],
-                )?;
+                )?
+                .execute(params![id, chunks, doc.save_after(before)])?;
             }
         }
     }

@@ -5,7 +5,7 @@
 use crate::case::{Case, Category, Level, Status};
 use crate::error::Result;
 use crate::search;
-use rusqlite::{Connection, params, types::Value};
+use rusqlite::{Connection, OptionalExtension, params, types::Value};
 
 /// Which cases to list. Every filter that is set must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -297,7 +297,7 @@ fn placeholders(n: usize) -> String {
 pub(super) fn write_index_row(conn: &Connection, case: &Case) -> Result<()> {
     let (d, s) = (&case.details, &case.state);
     let flagged = u32::try_from(s.flagged.len()).unwrap_or(u32::MAX);
-    let rowid: i64 = conn.query_row(
+    let rowid: i64 = conn.prepare_cached(
         "INSERT INTO cases (doc_id, status, level, category, source, grid_id, address_id, assignee, reporter,
                             title, description, created_at, updated_at, due_at, solved_level, flagged)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
@@ -309,6 +309,8 @@ pub(super) fn write_index_row(conn: &Connection, case: &Case) -> Result<()> {
             updated_at = excluded.updated_at, due_at = excluded.due_at,
             solved_level = excluded.solved_level, flagged = excluded.flagged
          RETURNING rowid",
+    )?
+    .query_row(
         params![
             d.id,
             s.status.code(),
@@ -329,13 +331,18 @@ pub(super) fn write_index_row(conn: &Connection, case: &Case) -> Result<()> {
         ],
         |r| r.get(0),
     )?;
-    conn.execute("DELETE FROM case_search WHERE rowid = ?1", [rowid])?;
-    conn.execute(
-        "INSERT INTO case_search (rowid, terms) VALUES (?1, ?2)",
-        params![
-            rowid,
-            search::index_terms(&format!("{} {}", d.title, d.description))
-        ],
-    )?;
+    // Title and description are written once, at the report, so the search terms rarely change:
+    // compare before rewriting, since an FTS5 delete + insert is the costliest write here.
+    let terms = search::index_terms(&format!("{} {}", d.title, d.description));
+    let current: Option<String> = conn
+        .prepare_cached("SELECT terms FROM case_search WHERE rowid = ?1")?
+        .query_row([rowid], |r| r.get(0))
+        .optional()?;
+    if current.as_deref() != Some(terms.as_str()) {
+        conn.prepare_cached("DELETE FROM case_search WHERE rowid = ?1")?
+            .execute([rowid])?;
+        conn.prepare_cached("INSERT INTO case_search (rowid, terms) VALUES (?1, ?2)")?
+            .execute(params![rowid, terms])?;
+    }
     Ok(())
 }
