@@ -1,9 +1,10 @@
 //! gridlink-core: the domain of grid governance (cases and their closed loop, roles, geography)
 //! and the phone's offline engine (case documents in Automerge, kept in SQLite).
 //!
-//! The pure parts — [`case`], [`doc`], [`geo`] — build without the `store` feature, so the
-//! server validates what phones push with the very rules the phones apply. [`store`] (default
-//! feature) is the phone's local database.
+//! The pure parts — [`case`], [`doc`], [`geo`], and the wire types and access rules of
+//! [`sync`] — build without default features, so the server validates what phones push with
+//! the very rules the phones apply. [`store`] (default feature) is the phone's local database;
+//! the `client` feature adds the phone's sync client.
 
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,7 @@ pub mod doc;
 mod error;
 pub mod geo;
 pub mod search;
+pub mod sync;
 #[cfg(feature = "store")]
 pub mod store;
 

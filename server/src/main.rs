@@ -1,15 +1,22 @@
-//! `gridlink-server`: the district server.
+//! `gridlink-server`: the district server and its operator commands.
 //!
-//! Until the sync issue lands this binary has one honest job: `demo` loads the fixture
-//! district through the same gridlink-core code the server will use (grid index, case rules)
-//! and prints what the running demo will serve. It starts no listener yet.
+//! `serve` runs the sync server over a data directory; `demo` runs it over a data directory
+//! pre-loaded with the fixture district; `user`, `enroll-code` and `revoke-device` manage
+//! identity in the same store (stop the server first or run them beside it: SQLite's locking
+//! makes either safe).
 
 #![forbid(unsafe_code)]
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use gridlink_core::geo::{GridIndex, GridKind, LatLon};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use gridlink_core::case::Role;
+use gridlink_core::sync::scope::ScopeKey;
 use gridlink_fixtures::{District, Scale};
+use gridlink_server::store::{ServerStore, SqliteStore, User};
+use gridlink_server::{AppState, ServerConfig, demo};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// gridlink district server (网格化社会治理 同步服务器).
 #[derive(Parser)]
@@ -19,51 +26,266 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Args)]
+struct DataDir {
+    /// Data directory (holds gridlink.sqlite).
+    #[arg(long, env = "GRIDLINK_DATA")]
+    data: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GRIDLINK_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Documents kept loaded in memory.
+    #[arg(long, env = "GRIDLINK_CACHE_DOCS", default_value_t = 4096)]
+    cache_docs: usize,
+    /// Largest request body, MiB.
+    #[arg(long, env = "GRIDLINK_MAX_BODY_MB", default_value_t = 32)]
+    max_body_mb: usize,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Load the fixture district and describe the demo (the sync server itself comes with the sync issue).
-    Demo,
+    /// Run the sync server.
+    Serve {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Run the server over a data directory pre-loaded with the fixture district, and print
+    /// enrollment codes for demo devices.
+    Demo {
+        /// Data directory; a fresh one under the system temp directory if not given.
+        #[arg(long, env = "GRIDLINK_DATA")]
+        data: Option<PathBuf>,
+        /// Cases to create in the demo history.
+        #[arg(long, default_value_t = 400)]
+        cases: usize,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Manage users and their grants.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Create a one-time enrollment code for a user (printed once).
+    EnrollCode {
+        #[command(flatten)]
+        data: DataDir,
+        /// The user.
+        #[arg(long)]
+        user: String,
+        /// Hours the code stays valid.
+        #[arg(long, default_value_t = 72)]
+        hours: i64,
+    },
+    /// Revoke a device: its token stops working at once.
+    RevokeDevice {
+        #[command(flatten)]
+        data: DataDir,
+        /// The device id.
+        #[arg(long)]
+        device: String,
+    },
+    /// Import the fixture district's grids and users (with their grants) into a data directory.
+    ImportFixtures {
+        #[command(flatten)]
+        data: DataDir,
+        /// Cases to create as history.
+        #[arg(long, default_value_t = 0)]
+        cases: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user.
+    Add {
+        #[command(flatten)]
+        data: DataDir,
+        /// User id.
+        #[arg(long)]
+        id: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// Role: grid_inspector, professional_inspector, grid_chief, mediator,
+        /// department_handler, law_enforcement, operator, citizen.
+        #[arg(long)]
+        role: String,
+    },
+    /// Grant a scope: district, town:ID, village:ID, grid:ID, dept:CODE, enf:CODE.
+    Grant {
+        #[command(flatten)]
+        data: DataDir,
+        /// User id.
+        #[arg(long)]
+        id: String,
+        /// The scope.
+        #[arg(long)]
+        scope: String,
+    },
+    /// Withdraw a scope; the user's devices delete its documents at their next sync.
+    RevokeGrant {
+        #[command(flatten)]
+        data: DataDir,
+        /// User id.
+        #[arg(long)]
+        id: String,
+        /// The scope.
+        #[arg(long)]
+        scope: String,
+    },
+}
+
+fn operator() -> String {
+    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+}
+
+fn open(data: &std::path::Path) -> Result<Arc<dyn ServerStore>> {
+    Ok(Arc::new(SqliteStore::open(data).with_context(|| format!("opening {}", data.display()))?))
+}
+
+fn state(data: &std::path::Path, serve: &ServeArgs) -> Result<AppState> {
+    let config = ServerConfig {
+        cache_docs: serve.cache_docs,
+        max_body_bytes: serve.max_body_mb << 20,
+        ..ServerConfig::default()
+    };
+    Ok(AppState::new(open(data)?, config)?)
 }
 
 fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GRIDLINK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info")),
+        )
+        .init();
     match Cli::parse().command {
-        Command::Demo => demo(),
+        Command::Serve { data, serve } => {
+            let state = state(&data.data, &serve)?;
+            run(state, serve.addr, None)
+        }
+        Command::Demo { data, cases, serve } => {
+            let dir = match data {
+                Some(dir) => dir,
+                None => std::env::temp_dir().join(format!("gridlink-demo-{}", std::process::id())),
+            };
+            let state = state(&dir, &serve)?;
+            let district = District::generate(Scale::Small);
+            let fresh = state.store().doc_count()? == 0;
+            let imported = demo::import_district(&state, &district)?;
+            let created = if fresh { demo::seed_cases(&state, &district, cases, 2026, gridlink_server::now_ms())? } else { 0 };
+            let mut banner = format!(
+                "gridlink 演示 / demo — {}\n  数据目录 / data directory: {}\n  {} 个网格, 新增 {} 名用户, 新建 {} 个案件 / grids, users added, cases created\n\n  演示设备登记码（一次有效，72 小时）/ demo enrollment codes (one-time, 72 h):\n",
+                district.name,
+                dir.display(),
+                imported.grids,
+                imported.users,
+                created
+            );
+            for user in ["insp-0001", "insp-0002", "chief-0001", "dept-env-01", "op-01"] {
+                if let Some(u) = state.store().user(user)? {
+                    let code = demo::enroll_code(&state, user, 72, "demo")?;
+                    banner.push_str(&format!("    {:<12} {:<8} {:<22} {code}\n", u.id, u.name, u.role.label_zh()));
+                }
+            }
+            run(state, serve.addr, Some(banner))
+        }
+        Command::User { command } => user(command),
+        Command::EnrollCode { data, user, hours } => {
+            let state = AppState::new(open(&data.data)?, ServerConfig::default())?;
+            if state.store().user(&user)?.is_none() {
+                bail!("没有用户 {user} / no user {user}");
+            }
+            println!("{}", demo::enroll_code(&state, &user, hours, &operator())?);
+            Ok(())
+        }
+        Command::RevokeDevice { data, device } => {
+            if open(&data.data)?.revoke_device(&device, &operator())? {
+                println!("设备 {device} 已停用 / device {device} revoked");
+                Ok(())
+            } else {
+                bail!("没有在用的设备 {device} / no active device {device}")
+            }
+        }
+        Command::ImportFixtures { data, cases } => {
+            let state = AppState::new(open(&data.data)?, ServerConfig::default())?;
+            let district = District::generate(Scale::Small);
+            let imported = demo::import_district(&state, &district)?;
+            let created = demo::seed_cases(&state, &district, cases, 2026, gridlink_server::now_ms())?;
+            println!("{} grids, {} users added, {created} cases", imported.grids, imported.users);
+            Ok(())
+        }
     }
 }
 
-fn demo() -> Result<()> {
-    let district = District::generate(Scale::Small);
-    let grids = GridIndex::from_geojson(&district.grids_geojson().to_string())
-        .context("loading the fixture grids")?;
-    let professional = grids
-        .grids()
-        .iter()
-        .filter(|g| g.kind == GridKind::Professional)
-        .count();
-    let centre = LatLon::new(31.16, 120.645);
-    let here = grids
-        .grid_at(centre)
-        .map_or("—".to_owned(), |g| format!("{} ({})", g.name, g.id));
-    println!("gridlink 演示 / demo — {}", district.name);
-    println!(
-        "  {} 个镇街, {} 个村社区, {} 个网格 ({} 基层 + {} 专业) / towns, villages, grids",
-        district.towns.len(),
-        district.villages.len(),
-        grids.len(),
-        grids.len() - professional,
-        professional
-    );
-    println!(
-        "  {} 名用户, {} 个标准地址 / users, standard addresses",
-        district.users.len(),
-        district.addresses.len()
-    );
-    println!("  区中心点所在网格 / grid at the district centre: {here}");
-    println!();
-    println!("同步服务器将在同步功能完成后在 http://127.0.0.1:8080 提供服务。");
-    println!("The sync server (http://127.0.0.1:8080, embedded SQLite data directory, demo device");
-    println!(
-        "credentials) arrives with the sync issue; today the demo checks the fixture district loads."
-    );
+fn user(command: UserCommand) -> Result<()> {
+    match command {
+        UserCommand::Add { data, id, name, role } => {
+            let Some(role) = Role::from_code(&role).filter(|r| *r != Role::System) else {
+                bail!("未知角色 {role:?} / unknown role {role:?}");
+            };
+            open(&data.data)?.add_user(&User { id: id.clone(), name, role }, &operator())?;
+            println!("已添加用户 {id} / user {id} added");
+        }
+        UserCommand::Grant { data, id, scope } => {
+            let key: ScopeKey = scope.parse()?;
+            open(&data.data)?.grant(&id, &key, &operator())?;
+            println!("已授权 {id} {key} / granted");
+        }
+        UserCommand::RevokeGrant { data, id, scope } => {
+            let key: ScopeKey = scope.parse()?;
+            if !open(&data.data)?.revoke_grant(&id, &key, &operator())? {
+                bail!("{id} 没有 {key} 的授权 / {id} has no grant {key}");
+            }
+            println!("已撤销 {id} {key} / grant withdrawn");
+        }
+    }
     Ok(())
+}
+
+fn run(state: AppState, addr: SocketAddr, banner: Option<String>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        let local = listener.local_addr()?;
+        if let Some(banner) = banner {
+            println!("{banner}");
+        }
+        println!("gridlink 服务器已启动 / serving on http://{local}  (Ctrl-C 停止 / to stop)");
+        tracing::info!(%local, "listening");
+        gridlink_server::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("stopped after finishing requests in flight");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -30,6 +30,24 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role.
+    pub const ALL: [Role; 9] = [
+        Role::GridInspector,
+        Role::ProfessionalInspector,
+        Role::GridChief,
+        Role::Mediator,
+        Role::DepartmentHandler,
+        Role::LawEnforcement,
+        Role::Operator,
+        Role::Citizen,
+        Role::System,
+    ];
+
+    /// Parses [`code`](Self::code).
+    pub fn from_code(code: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.code() == code)
+    }
+
     /// Stable machine code.
     pub fn code(self) -> &'static str {
         match self {

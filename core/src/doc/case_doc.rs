@@ -195,9 +195,9 @@ impl CaseDoc {
 
     /// Like [`apply`](Self::apply) but without keeping a copy to fall back on: on error the
     /// document may be partly changed and must be dropped. For callers that loaded it only for
-    /// this (the store), it saves copying the whole document.
-    #[cfg(feature = "store")]
-    pub(crate) fn apply_transient(&mut self, bytes: &[u8]) -> Result<()> {
+    /// this, or can load it again (the store, the server's cache), it saves copying the whole
+    /// document.
+    pub fn apply_in_place(&mut self, bytes: &[u8]) -> Result<()> {
         apply_untrusted(&self.id, &mut self.doc, bytes)?;
         check_root(&self.id, &self.doc, KIND, CASE_SCHEMA)
     }
@@ -206,6 +206,29 @@ impl CaseDoc {
     pub fn merge(&mut self, other: &mut CaseDoc) -> Result<()> {
         let bytes = other.doc.save();
         self.apply(&bytes)
+    }
+
+    /// Keys at the document's root that the case schema does not define (a well-formed case
+    /// has none).
+    pub fn unexpected_root_keys(&self) -> Vec<String> {
+        self.doc
+            .keys(automerge::ROOT)
+            .filter(|k| !matches!(k.as_str(), "schema" | "kind" | "details" | "history"))
+            .collect()
+    }
+
+    /// The actor ids of the changes this document has beyond `heads` (every change when
+    /// `heads` is empty).
+    pub fn actors_since(&mut self, heads: &[ChangeHash]) -> Vec<automerge::ActorId> {
+        let mut actors: Vec<automerge::ActorId> = self
+            .doc
+            .get_changes(heads)
+            .iter()
+            .map(|c| c.actor_id().clone())
+            .collect();
+        actors.sort();
+        actors.dedup();
+        actors
     }
 
     /// The underlying Automerge document, for the sync layer.

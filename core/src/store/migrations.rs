@@ -25,6 +25,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0002_search_quarantine.sql"),
         after: Some(backfill_search),
     },
+    Migration {
+        sql: include_str!("migrations/0003_sync.sql"),
+        after: None,
+    },
 ];
 
 /// The schema version this build creates.

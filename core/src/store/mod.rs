@@ -12,9 +12,11 @@
 
 mod migrations;
 mod query;
+mod sync;
 
 pub use migrations::SCHEMA_VERSION;
 pub use query::{CaseFilter, CaseOrder, CasePage, CaseQuery, CaseSummary, PageCursor};
+pub use sync::{Credentials, OutboxEntry, OutboxState, PushBatch, RejectedEdit, ResponseOutcome};
 
 use crate::case::{Case, CaseDetails, Category, EventKind, Location, Role, Source, Stamp};
 use crate::doc::{CaseDoc, actor_for_device};
@@ -121,13 +123,15 @@ pub struct Quarantined {
 pub struct Store {
     conn: Mutex<Connection>,
     config: StoreConfig,
-    actor: automerge::ActorId,
+    /// The actor of local edits: the device UUID until the device enrolls, then the
+    /// server-issued prefix and the current epoch (see `sync::device_actor`).
+    actor: Mutex<automerge::ActorId>,
 }
 
 impl Store {
     /// Opens or creates the store at `path` and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
-        let actor = actor_for_device(&config.device_id)?;
+        let mut actor = actor_for_device(&config.device_id)?;
         if config.user_id.trim().is_empty() {
             return Err(Error::Config("用户编号为空 / the user id is empty".into()));
         }
@@ -141,10 +145,13 @@ impl Store {
         // Every write path runs the same dozen statements; keep them all prepared.
         conn.set_prepared_statement_cache_capacity(64);
         migrations::migrate(&mut conn)?;
+        if let Some(enrolled) = sync::enrolled_actor(&conn)? {
+            actor = enrolled;
+        }
         Ok(Store {
             conn: Mutex::new(conn),
             config,
-            actor,
+            actor: Mutex::new(actor),
         })
     }
 
@@ -180,7 +187,7 @@ impl Store {
             };
         }
         let (mut doc, _) =
-            CaseDoc::create(details, new.photos, self.stamp(at), self.actor.clone())?;
+            CaseDoc::create(details, new.photos, self.stamp(at), self.actor())?;
         let case = doc.case()?;
         write_doc(&tx, &mut doc, None, &case, self.config.compact_after_chunks)?;
         tx.commit()?;
@@ -239,7 +246,7 @@ impl Store {
                 Err(_) => None,
             };
             let sp = tx.savepoint()?;
-            match self.apply_one(&sp, item, existing) {
+            match self.apply_one_keep(&sp, item, existing).map(|(changed, _)| changed) {
                 Ok(true) => {
                     sp.commit()?;
                     report.applied.push(item.doc_id.clone());
@@ -267,28 +274,30 @@ impl Store {
         Ok(report)
     }
 
-    fn apply_one(
+    /// Applies one document's remote changes and writes it; returns whether it changed, and the
+    /// document as it now is.
+    fn apply_one_keep(
         &self,
         tx: &Connection,
         item: &RemoteChanges,
         existing: Option<CaseDoc>,
-    ) -> Result<bool> {
+    ) -> Result<(bool, CaseDoc)> {
         let (mut doc, before) = match existing {
             Some(mut doc) => {
                 let before = doc.heads();
                 // The document was loaded for this item only; on error it is dropped and the
                 // savepoint rolled back, so no copy is needed.
-                doc.apply_transient(&item.bytes)?;
+                doc.apply_in_place(&item.bytes)?;
                 (doc, Some(before))
             }
             None => {
                 let mut doc = CaseDoc::load(&item.doc_id, &item.bytes)?;
-                doc.set_actor(self.actor.clone());
+                doc.set_actor(self.actor());
                 (doc, None)
             }
         };
         if before.as_deref() == Some(doc.heads().as_slice()) {
-            return Ok(false);
+            return Ok((false, doc));
         }
         let case = doc.case()?;
         if case.details.id != item.doc_id {
@@ -304,7 +313,7 @@ impl Store {
             &case,
             self.config.compact_after_chunks,
         )?;
-        Ok(true)
+        Ok((true, doc))
     }
 
     /// Ids of documents holding changes the server has not acknowledged.
@@ -395,6 +404,13 @@ impl Store {
         }
     }
 
+    fn actor(&self) -> automerge::ActorId {
+        self.actor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back on drop), so a poisoned lock is safe to reuse.
@@ -439,7 +455,7 @@ impl Store {
         }
         match CaseDoc::load(doc_id, &bytes) {
             Ok(mut doc) => {
-                doc.set_actor(self.actor.clone());
+                doc.set_actor(self.actor());
                 Ok(Some(doc))
             }
             Err(
@@ -448,11 +464,7 @@ impl Store {
                 | Error::UnsupportedSchema { .. }),
             ) => {
                 quarantine(tx, doc_id, "local", &e.to_string(), &bytes, now_ms())?;
-                tx.execute(
-                    "DELETE FROM case_search WHERE rowid = (SELECT rowid FROM cases WHERE doc_id = ?1)",
-                    [doc_id],
-                )?;
-                tx.execute("DELETE FROM documents WHERE id = ?1", [doc_id])?;
+                delete_doc(tx, doc_id)?;
                 Err(e)
             }
             Err(e) => Err(e),
@@ -481,11 +493,14 @@ fn acked_heads(conn: &Connection, doc_id: &str) -> Result<Option<Vec<ChangeHash>
             |r| r.get(0),
         )
         .optional()?;
-    Ok(bytes.map(|b| {
-        b.chunks_exact(32)
-            .filter_map(|c| <[u8; 32]>::try_from(c).ok().map(ChangeHash))
-            .collect()
-    }))
+    Ok(bytes.map(|b| decode_heads(&b)))
+}
+
+fn decode_heads(bytes: &[u8]) -> Vec<ChangeHash> {
+    bytes
+        .chunks_exact(32)
+        .filter_map(|c| <[u8; 32]>::try_from(c).ok().map(ChangeHash))
+        .collect()
 }
 
 fn quarantine(
@@ -500,6 +515,17 @@ fn quarantine(
         "INSERT INTO quarantine (doc_id, origin, reason, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![doc_id, origin, reason, bytes, at_ms],
     )?;
+    Ok(())
+}
+
+/// Deletes a document with its chunks, acknowledgement, index row and search row.
+fn delete_doc(conn: &Connection, doc_id: &str) -> Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM case_search WHERE rowid = (SELECT rowid FROM cases WHERE doc_id = ?1)",
+    )?
+    .execute([doc_id])?;
+    conn.prepare_cached("DELETE FROM documents WHERE id = ?1")?
+        .execute([doc_id])?;
     Ok(())
 }
 

@@ -1,0 +1,523 @@
+//! The store's side of sync: the device's enrollment and cursor, building a push, and applying
+//! a server response in one transaction (pulled changes, acknowledgements, refusals with the
+//! reset of the refused document, documents that left the scope, the new cursor).
+//!
+//! No networking here: the client in `crate::sync` moves the bytes. Everything that changes
+//! local state on a response happens in [`Store::apply_response`], so a response is applied
+//! whole or not at all, and the cursor never moves past changes that were not stored.
+
+use super::{Store, acked_heads, decode_heads, delete_doc, encode_heads, now_ms, write_doc};
+use crate::case::{Case, Event, Stamp};
+use crate::doc::CaseDoc;
+use crate::error::{Error, Result};
+use crate::sync::wire::{Cursor, EnrollResponse, PushDoc, Rejection, SyncResponse};
+use crate::sync::{ACTOR_PREFIX_LEN, device_actor};
+use automerge::ChangeHash;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::{HashMap, HashSet};
+
+/// What a device needs to talk to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The device id the server registered.
+    pub device_id: String,
+    /// The bearer token.
+    pub token: String,
+}
+
+/// The last thing sync did with a document, for the UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxState {
+    /// Local changes wait to be sent.
+    Pending,
+    /// Sent; the server has not confirmed yet.
+    Sent,
+    /// The server holds every local change.
+    Accepted,
+    /// The server refused the last push (see [`Store::rejected_edits`]).
+    Rejected {
+        /// Machine code of the reason.
+        code: String,
+        /// For people.
+        message: String,
+    },
+}
+
+/// One document's outbox state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// The document.
+    pub doc_id: String,
+    /// Its state.
+    pub state: OutboxState,
+}
+
+/// An edit the server refused, kept so the user sees what happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedEdit {
+    /// The document.
+    pub doc_id: String,
+    /// The refused event (for a refused report: the report, with the case details in
+    /// `details`).
+    pub event: Event,
+    /// The reported facts, when the refused edit was the report itself.
+    pub details: Option<crate::case::CaseDetails>,
+    /// Machine code of the reason.
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// When the refusal arrived, UTC ms.
+    pub at_ms: i64,
+}
+
+/// The documents of one push, and the heads each was pushed at.
+#[derive(Debug, Clone, Default)]
+pub struct PushBatch {
+    /// What to send.
+    pub docs: Vec<PushDoc>,
+    /// The local heads each document had when its changes were taken.
+    pub heads: HashMap<String, Vec<ChangeHash>>,
+    /// Documents with unsent changes left out because the batch was full.
+    pub left_out: usize,
+}
+
+/// What applying a response did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseOutcome {
+    /// Documents that changed from pulled changes.
+    pub received: u64,
+    /// Pulled documents refused locally (quarantined).
+    pub refused_pulls: u64,
+    /// Documents the server confirmed.
+    pub accepted: u64,
+    /// Documents the server refused (reset to its version).
+    pub rejected: u64,
+    /// Documents deleted because they left the scope.
+    pub removed: u64,
+    /// Refused edits re-applied on top of the server's version, to be pushed again.
+    pub reapplied: u64,
+}
+
+const META_TOKEN: &str = "token";
+const META_DEVICE: &str = "enrolled_device";
+const META_PREFIX: &str = "actor_prefix";
+const META_EPOCH: &str = "epoch";
+const META_CURSOR: &str = "cursor";
+
+fn meta(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM sync_meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+fn set_meta(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sync_meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value])?;
+    Ok(())
+}
+
+fn epoch(conn: &Connection) -> Result<u32> {
+    Ok(meta(conn, META_EPOCH)?
+        .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+        .map_or(0, u32::from_be_bytes))
+}
+
+/// The actor of an enrolled device (prefix + epoch), if the device has enrolled.
+pub(super) fn enrolled_actor(conn: &Connection) -> Result<Option<automerge::ActorId>> {
+    let Some(prefix) = meta(conn, META_PREFIX)? else {
+        return Ok(None);
+    };
+    let prefix = <[u8; ACTOR_PREFIX_LEN]>::try_from(prefix.as_slice())
+        .map_err(|_| Error::Config("存储的设备标识已损坏 / the stored actor prefix is damaged".into()))?;
+    Ok(Some(device_actor(&prefix, epoch(conn)?)))
+}
+
+fn set_acked(conn: &Connection, doc_id: &str, heads: &[ChangeHash]) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sync_state (doc_id, acked_heads) VALUES (?1, ?2)
+         ON CONFLICT (doc_id) DO UPDATE SET acked_heads = excluded.acked_heads",
+    )?
+    .execute(params![doc_id, encode_heads(heads)])?;
+    Ok(())
+}
+
+fn set_outbox(conn: &Connection, doc_id: &str, state: &str, why: Option<(&str, &str)>) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (doc_id, state, code, message, at) SELECT ?1, ?2, ?3, ?4, ?5
+         WHERE EXISTS (SELECT 1 FROM documents WHERE id = ?1)
+         ON CONFLICT (doc_id) DO UPDATE SET state = excluded.state, code = excluded.code,
+            message = excluded.message, at = excluded.at",
+    )?
+    .execute(params![
+        doc_id,
+        state,
+        why.map(|w| w.0),
+        why.map(|w| w.1),
+        now_ms()
+    ])?;
+    Ok(())
+}
+
+impl Store {
+    /// Keeps the credentials and actor prefix the server issued at enrollment. The pull cursor
+    /// starts again from nothing, so the first sync brings the user's whole scope.
+    pub fn set_enrollment(&self, enrollment: &EnrollResponse) -> Result<()> {
+        let prefix = <[u8; ACTOR_PREFIX_LEN]>::try_from(enrollment.actor_prefix.as_slice())
+            .map_err(|_| {
+                Error::Config("服务器返回的设备标识无效 / the server sent an invalid actor prefix".into())
+            })?;
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        set_meta(&tx, META_TOKEN, enrollment.token.as_bytes())?;
+        set_meta(&tx, META_DEVICE, enrollment.device_id.as_bytes())?;
+        set_meta(&tx, META_PREFIX, &prefix)?;
+        set_meta(&tx, META_EPOCH, &0u32.to_be_bytes())?;
+        tx.execute("DELETE FROM sync_meta WHERE key = ?1", [META_CURSOR])?;
+        tx.commit()?;
+        *self.actor.lock().unwrap_or_else(|p| p.into_inner()) = device_actor(&prefix, 0);
+        Ok(())
+    }
+
+    /// The device's credentials, once it has enrolled.
+    pub fn credentials(&self) -> Result<Option<Credentials>> {
+        let conn = self.lock();
+        let (Some(token), Some(device)) = (meta(&conn, META_TOKEN)?, meta(&conn, META_DEVICE)?)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Credentials {
+            device_id: String::from_utf8_lossy(&device).into_owned(),
+            token: String::from_utf8_lossy(&token).into_owned(),
+        }))
+    }
+
+    /// Where the next pull starts.
+    pub fn cursor(&self) -> Result<Cursor> {
+        let conn = self.lock();
+        // A damaged cursor only costs a fuller pull: start again from nothing.
+        Ok(meta(&conn, META_CURSOR)?
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default())
+    }
+
+    /// Takes the unacknowledged changes of documents, up to about `max_bytes`, and marks them
+    /// sent. At least one document is taken whatever its size.
+    pub fn prepare_push(&self, max_bytes: usize) -> Result<PushBatch> {
+        let ids = self.unacknowledged()?;
+        let mut batch = PushBatch::default();
+        let mut size = 0;
+        for (i, id) in ids.iter().enumerate() {
+            let mut conn = self.lock();
+            let (tx, doc) = self.begin_with(&mut conn, id)?;
+            let Some(mut doc) = doc else { continue };
+            let acked = acked_heads(&tx, id)?;
+            let changes = match &acked {
+                Some(heads) => doc.save_after(heads),
+                None => doc.save(),
+            };
+            if !batch.docs.is_empty() && size + changes.len() > max_bytes {
+                batch.left_out = ids.len() - i;
+                break;
+            }
+            size += changes.len();
+            set_outbox(&tx, id, "sent", None)?;
+            tx.commit()?;
+            batch.heads.insert(id.clone(), doc.heads());
+            batch.docs.push(PushDoc {
+                doc_id: id.clone(),
+                changes,
+            });
+        }
+        Ok(batch)
+    }
+
+    /// Applies a server response in one transaction: the pulled changes (each document in a
+    /// savepoint; refused ones are quarantined), the acknowledgements, the refusals (each
+    /// refused document is reset to the server's version; the refused events go to
+    /// [`rejected_edits`](Self::rejected_edits) and the user's other pending events are
+    /// re-applied on top), the documents that left the scope, and the new cursor.
+    pub fn apply_response(&self, response: &SyncResponse, pushed: &PushBatch) -> Result<ResponseOutcome> {
+        let mut outcome = ResponseOutcome::default();
+        let mut conn = self.lock();
+        let mut tx = conn.transaction()?;
+        let now = now_ms();
+        let mut new_actor = None;
+
+        for ack in &response.acks {
+            if let Some(heads) = pushed.heads.get(&ack.doc_id) {
+                set_acked(&tx, &ack.doc_id, heads)?;
+                set_outbox(&tx, &ack.doc_id, "accepted", None)?;
+                outcome.accepted += 1;
+            }
+        }
+        for pulled in &response.pulled {
+            let sp = tx.savepoint()?;
+            match self.apply_pulled(&sp, pulled) {
+                Ok(changed) => {
+                    sp.commit()?;
+                    outcome.received += u64::from(changed);
+                }
+                Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
+                Err(e) => {
+                    drop(sp);
+                    super::quarantine(&tx, &pulled.doc_id, "remote", &e.to_string(), &pulled.bytes, now)?;
+                    outcome.refused_pulls += 1;
+                }
+            }
+        }
+        for rejection in &response.rejections {
+            if !pushed.heads.contains_key(&rejection.doc_id) {
+                continue;
+            }
+            let actor = match &new_actor {
+                Some(actor) => actor,
+                None => {
+                    let next = epoch(&tx)?.wrapping_add(1);
+                    set_meta(&tx, META_EPOCH, &next.to_be_bytes())?;
+                    let actor = match meta(&tx, META_PREFIX)?
+                        .and_then(|p| <[u8; ACTOR_PREFIX_LEN]>::try_from(p.as_slice()).ok())
+                    {
+                        Some(prefix) => device_actor(&prefix, next),
+                        None => self.actor(),
+                    };
+                    new_actor.insert(actor)
+                }
+            };
+            outcome.reapplied += self.reset_rejected(&tx, rejection, actor.clone(), now)?;
+            outcome.rejected += 1;
+        }
+        for doc_id in &response.removed {
+            let unsent: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM documents d LEFT JOIN sync_state s ON s.doc_id = d.id
+                     WHERE d.id = ?1 AND (s.acked_heads IS NULL OR s.acked_heads != d.heads))",
+                )?
+                .query_row([doc_id], |r| r.get(0))?;
+            // Unsent edits are pushed first; the server then refuses or takes them, and either
+            // way the user is told.
+            if !unsent {
+                delete_doc(&tx, doc_id)?;
+                outcome.removed += 1;
+            }
+        }
+        let cursor = serde_json::to_vec(&response.cursor).map_err(|e| Error::Config(e.to_string()))?;
+        set_meta(&tx, META_CURSOR, &cursor)?;
+        tx.commit()?;
+        if let Some(actor) = new_actor {
+            *self.actor.lock().unwrap_or_else(|p| p.into_inner()) = actor;
+        }
+        Ok(outcome)
+    }
+
+    /// Applies one pulled document; returns whether it changed. Marks the server's heads as
+    /// acknowledged when the phone now holds all of them.
+    fn apply_pulled(&self, tx: &Connection, pulled: &crate::sync::wire::PulledDoc) -> Result<bool> {
+        let existing = match self.load(tx, &pulled.doc_id) {
+            Ok(doc) => doc,
+            Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
+            Err(_) => None,
+        };
+        let item = super::RemoteChanges {
+            doc_id: pulled.doc_id.clone(),
+            bytes: pulled.bytes.clone(),
+        };
+        let (changed, mut doc) = self.apply_one_keep(tx, &item, existing)?;
+        let server: Vec<ChangeHash> = pulled.heads.iter().map(|h| ChangeHash::from(*h)).collect();
+        if !server.is_empty()
+            && server
+                .iter()
+                .all(|h| doc.automerge().get_change_by_hash(h).is_some())
+        {
+            set_acked(tx, &pulled.doc_id, &server)?;
+        }
+        Ok(changed)
+    }
+
+    /// Resets a refused document to the server's version (or deletes it if the server has
+    /// none the device may read), records the refused events, and re-applies the user's other
+    /// pending events on top. Returns how many were re-applied.
+    fn reset_rejected(
+        &self,
+        tx: &Connection,
+        rejection: &Rejection,
+        actor: automerge::ActorId,
+        now: i64,
+    ) -> Result<u64> {
+        let doc_id = &rejection.doc_id;
+        let local = match self.load(tx, doc_id) {
+            Ok(Some(doc)) => doc.case()?,
+            Ok(None) => return Ok(0),
+            Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
+            Err(_) => return Ok(0),
+        };
+        let server = match &rejection.server_doc {
+            Some(bytes) => match CaseDoc::load(doc_id, bytes) {
+                Ok(doc) => Some(doc),
+                // The server's copy does not load here: keep the local document as it is and
+                // say so; the next sync will try again.
+                Err(e) => {
+                    set_outbox(tx, doc_id, "rejected", Some((rejection.code.code(), &e.to_string())))?;
+                    return Ok(0);
+                }
+            },
+            None => None,
+        };
+        let server_case = server.as_ref().map(CaseDoc::case).transpose()?;
+        let known: HashSet<&str> = server_case
+            .iter()
+            .flat_map(|c| c.history.iter().map(|e| e.id.as_str()))
+            .collect();
+        let pending: Vec<&Event> = local
+            .history
+            .iter()
+            .filter(|e| !known.contains(e.id.as_str()) && e.device == self.config.device_id)
+            .collect();
+        let whole_push = server.is_none() || rejection.event_ids.is_empty();
+        let refused = |e: &Event| whole_push || rejection.event_ids.contains(&e.id);
+        let record_refusal = |event: &Event, code: &str, message: &str| -> Result<()> {
+            let entry = serde_json::json!({
+                "event": event,
+                "details": matches!(event.kind, crate::case::EventKind::Reported { .. }).then_some(&local.details),
+            });
+            tx.prepare_cached(
+                "INSERT INTO rejected_edits (doc_id, event, code, message, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![doc_id, entry.to_string(), code, message, now])?;
+            Ok(())
+        };
+        delete_doc(tx, doc_id)?;
+        let Some(mut doc) = server else {
+            for event in pending {
+                record_refusal(event, rejection.code.code(), &rejection.message)?;
+            }
+            return Ok(0);
+        };
+        doc.set_actor(actor);
+        let case = doc.case()?;
+        write_doc(tx, &mut doc, None, &case, self.config.compact_after_chunks)?;
+        set_acked(tx, doc_id, &doc.heads())?;
+        let mut reapplied = 0;
+        for event in pending {
+            if refused(event) {
+                record_refusal(event, rejection.code.code(), &rejection.message)?;
+                continue;
+            }
+            let before = doc.heads();
+            let stamp = Stamp {
+                actor: event.actor.clone(),
+                role: event.role,
+                device: event.device.clone(),
+                at_ms: event.at_ms,
+                location: event.location,
+            };
+            match doc.record(event.kind.clone(), stamp) {
+                Ok((_, case)) => {
+                    write_doc(tx, &mut doc, Some(&before), &case, self.config.compact_after_chunks)?;
+                    reapplied += 1;
+                }
+                Err(e) => record_refusal(event, "not_allowed_after_reset", &e.to_string())?,
+            }
+        }
+        set_outbox(tx, doc_id, "rejected", Some((rejection.code.code(), &rejection.message)))?;
+        Ok(reapplied)
+    }
+
+    /// Every document with a sync state worth showing: unsent, sent, or refused last time.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT d.id, (s.acked_heads IS NULL OR s.acked_heads != d.heads), o.state, o.code, o.message
+             FROM documents d LEFT JOIN sync_state s ON s.doc_id = d.id LEFT JOIN outbox o ON o.doc_id = d.id
+             WHERE s.acked_heads IS NULL OR s.acked_heads != d.heads OR o.state IN ('sent', 'rejected')
+             ORDER BY d.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let unsent: bool = r.get(1)?;
+            let state: Option<String> = r.get(2)?;
+            let state = match (unsent, state.as_deref()) {
+                (true, Some("sent")) => OutboxState::Sent,
+                (true, _) => OutboxState::Pending,
+                (false, Some("rejected")) => OutboxState::Rejected {
+                    code: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                    message: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                },
+                (false, _) => OutboxState::Accepted,
+            };
+            Ok(OutboxEntry {
+                doc_id: r.get(0)?,
+                state,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Edits the server refused, newest first.
+    pub fn rejected_edits(&self) -> Result<Vec<RejectedEdit>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT doc_id, event, code, message, at FROM rejected_edits ORDER BY at DESC, id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (doc_id, json, code, message, at_ms) = row?;
+            #[derive(serde::Deserialize)]
+            struct Stored {
+                event: Event,
+                details: Option<crate::case::CaseDetails>,
+            }
+            let stored: Stored = serde_json::from_str(&json).map_err(|e| Error::Malformed {
+                doc_id: doc_id.clone(),
+                detail: format!("rejected edit: {e}"),
+            })?;
+            out.push(RejectedEdit {
+                doc_id,
+                event: stored.event,
+                details: stored.details,
+                code,
+                message,
+                at_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Current heads of a stored document.
+    pub fn heads(&self, doc_id: &str) -> Result<Vec<ChangeHash>> {
+        let conn = self.lock();
+        let bytes: Vec<u8> = conn
+            .query_row("SELECT heads FROM documents WHERE id = ?1", [doc_id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| Error::NotFound(doc_id.to_owned()))?;
+        Ok(decode_heads(&bytes))
+    }
+
+    /// Ids of every stored document.
+    pub fn document_ids(&self) -> Result<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT id FROM documents ORDER BY id")?;
+        let ids = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(ids)
+    }
+
+    /// The case of `doc_id` as the store holds it, or none.
+    pub fn case_if_present(&self, doc_id: &str) -> Result<Option<Case>> {
+        match self.case(doc_id) {
+            Ok(case) => Ok(Some(case)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The sync messages and their encoding: CBOR (serde), then zlib. A request and its response
+//! carry a protocol version; a peer of another version gets a typed error, not a guess.
+//!
+//! Decoding is bounded twice: the compressed body by the HTTP layer, and the inflated bytes
+//! here (`limit`), so a small hostile body cannot inflate into gigabytes.
+
+use crate::case::Role;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+/// The protocol this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Media type of every sync body (zlib-compressed CBOR).
+pub const CONTENT_TYPE: &str = "application/vnd.gridlink.sync+cbor+zlib";
+
+/// Default ceiling for an inflated message.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Where a device stands in each scope it reads: scope key → position in that scope's log.
+/// Opaque to the phone, which stores it and sends it back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor(pub BTreeMap<String, u64>);
+
+/// The changes of one document a phone pushes: what the server has not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushDoc {
+    /// The document.
+    pub doc_id: String,
+    /// Automerge bytes (a whole save, or changes after the acknowledged heads).
+    #[serde(with = "serde_bytes")]
+    pub changes: Vec<u8>,
+}
+
+/// `POST /v1/sync` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// Chosen by the phone per logical request and echoed by the server, so that a response
+    /// delivered late or twice is recognised and set aside.
+    pub request_id: String,
+    /// Documents with unacknowledged changes.
+    pub push: Vec<PushDoc>,
+    /// Pull from here.
+    pub cursor: Cursor,
+    /// The most pulled bytes the phone wants in this response (the server caps it too).
+    pub max_pull_bytes: u64,
+}
+
+/// The server holds a document up to these heads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The document.
+    pub doc_id: String,
+    /// Its heads on the server after the merge (32-byte change hashes).
+    pub heads: Vec<Hash>,
+}
+
+/// A change hash on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Hash(#[serde(with = "serde_bytes")] pub [u8; 32]);
+
+impl From<automerge::ChangeHash> for Hash {
+    fn from(h: automerge::ChangeHash) -> Self {
+        Hash(h.0)
+    }
+}
+
+impl From<Hash> for automerge::ChangeHash {
+    fn from(h: Hash) -> Self {
+        automerge::ChangeHash(h.0)
+    }
+}
+
+/// Why the server refused a pushed document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    /// A change is authored by an actor id that is not this device's.
+    ForgedActor,
+    /// An event claims another user, device or role than the pusher's.
+    Impersonation,
+    /// The pusher's role may not author an event of this kind.
+    RoleNotAllowed,
+    /// The document is outside the pusher's grids, villages, towns or departments.
+    OutOfScope,
+    /// The push changes or removes events already recorded, or the case's reported facts.
+    RewritesHistory,
+    /// An event's content is invalid, or the document is not a well-formed case.
+    Malformed,
+    /// The bytes are not valid Automerge.
+    Corrupt,
+    /// The document was written by a newer app.
+    UnsupportedSchema,
+    /// The case names a grid the district does not have.
+    UnknownGrid,
+    /// The document is larger than the server accepts in one push.
+    TooLarge,
+}
+
+impl RejectCode {
+    /// Stable machine code.
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectCode::ForgedActor => "forged_actor",
+            RejectCode::Impersonation => "impersonation",
+            RejectCode::RoleNotAllowed => "role_not_allowed",
+            RejectCode::OutOfScope => "out_of_scope",
+            RejectCode::RewritesHistory => "rewrites_history",
+            RejectCode::Malformed => "malformed",
+            RejectCode::Corrupt => "corrupt",
+            RejectCode::UnsupportedSchema => "unsupported_schema",
+            RejectCode::UnknownGrid => "unknown_grid",
+            RejectCode::TooLarge => "too_large",
+        }
+    }
+
+    /// Parses [`code`](Self::code).
+    pub fn from_code(code: &str) -> Option<RejectCode> {
+        use RejectCode::*;
+        [
+            ForgedActor,
+            Impersonation,
+            RoleNotAllowed,
+            OutOfScope,
+            RewritesHistory,
+            Malformed,
+            Corrupt,
+            UnsupportedSchema,
+            UnknownGrid,
+            TooLarge,
+        ]
+        .into_iter()
+        .find(|c| c.code() == code)
+    }
+}
+
+/// A pushed document the server refused. Nothing of it was stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The document.
+    pub doc_id: String,
+    /// Why.
+    pub code: RejectCode,
+    /// For people (zh-CN, then English).
+    pub message: String,
+    /// The events refused, when the refusal is about particular events; empty when the whole
+    /// push was refused (forged actor, out of scope, corrupt bytes…).
+    pub event_ids: Vec<String>,
+    /// The server's whole copy, when the device may read it: the phone resets to it.
+    #[serde(with = "serde_bytes")]
+    pub server_doc: Option<Vec<u8>>,
+}
+
+/// Changes of one document in the device's scope, after its cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PulledDoc {
+    /// The document.
+    pub doc_id: String,
+    /// Automerge bytes to apply (one or more chunks, in causal order).
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+    /// The server's heads for the document when the page was read.
+    pub heads: Vec<Hash>,
+}
+
+/// `POST /v1/sync` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The request's id, echoed.
+    pub request_id: String,
+    /// Pushed documents the server now holds.
+    pub acks: Vec<Ack>,
+    /// Pushed documents it refused.
+    pub rejections: Vec<Rejection>,
+    /// One page of changes in scope.
+    pub pulled: Vec<PulledDoc>,
+    /// Documents that left the device's scope (a grant was withdrawn): delete them locally.
+    pub removed: Vec<String>,
+    /// Where the next pull starts.
+    pub cursor: Cursor,
+    /// More changes wait after this page.
+    pub more: bool,
+}
+
+/// `POST /v1/enroll` body: a one-time code from an operator, and the phone's own device id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The enrollment code, as typed.
+    pub code: String,
+    /// The phone's device id (a UUID it generated).
+    pub device_id: String,
+    /// A name people recognise ("张三的华为 P40").
+    pub device_name: String,
+}
+
+/// `POST /v1/enroll` response: who the device now acts for, and its credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The device id, as registered.
+    pub device_id: String,
+    /// The bearer token (shown once; the server keeps only its hash).
+    pub token: String,
+    /// The device's actor prefix (see [`super::device_actor`]).
+    #[serde(with = "serde_bytes")]
+    pub actor_prefix: Vec<u8>,
+    /// The user.
+    pub user_id: String,
+    /// The user's name.
+    pub user_name: String,
+    /// The user's role.
+    pub role: Role,
+    /// The scopes the user is granted (`grid:…`, `village:…`, `town:…`, `dept:…`, …).
+    pub scopes: Vec<String>,
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine code (`bad_request`, `unauthorized`, `unsupported_protocol`, …).
+    pub code: String,
+    /// For people (zh-CN, then English).
+    pub message: String,
+}
+
+/// A body that could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Not zlib, or truncated.
+    #[error("消息未正确压缩 / the message is not valid zlib: {0}")]
+    Compression(String),
+    /// Inflates beyond the limit.
+    #[error("消息过大（超过 {limit} 字节）/ the message inflates beyond {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// Not the expected CBOR structure.
+    #[error("消息格式无效 / the message is malformed: {0}")]
+    Malformed(String),
+    /// Another protocol version.
+    #[error("不支持的协议版本 {found}（本端为 {supported}）/ protocol version {found} is not supported (this side speaks {supported})")]
+    UnsupportedProtocol {
+        /// What the peer sent.
+        found: u32,
+        /// What this build speaks.
+        supported: u32,
+    },
+}
+
+/// Encodes a message: CBOR, then zlib.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut cbor = Vec::new();
+    // Writing to a Vec cannot fail and every message type serialises.
+    if let Err(e) = ciborium::into_writer(message, &mut cbor) {
+        unreachable!("CBOR encoding into memory failed: {e}");
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    let out = z.write_all(&cbor).and_then(|()| z.finish());
+    match out {
+        Ok(bytes) => bytes,
+        Err(e) => unreachable!("zlib into memory failed: {e}"),
+    }
+}
+
+/// Decodes a message, inflating at most `limit` bytes.
+pub fn decode<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, WireError> {
+    let mut inflated = Vec::new();
+    let mut reader = flate2::read::ZlibDecoder::new(body).take(limit as u64 + 1);
+    reader
+        .read_to_end(&mut inflated)
+        .map_err(|e| WireError::Compression(e.to_string()))?;
+    if inflated.len() > limit {
+        return Err(WireError::TooLarge { limit });
+    }
+    ciborium::from_reader(inflated.as_slice()).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+/// Checks a peer's protocol version.
+pub fn check_protocol(found: u32) -> Result<(), WireError> {
+    if found == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(WireError::UnsupportedProtocol {
+            found,
+            supported: PROTOCOL_VERSION,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> SyncRequest {
+        SyncRequest {
+            protocol: PROTOCOL_VERSION,
+            request_id: "r1".into(),
+            push: vec![PushDoc {
+                doc_id: "c1".into(),
+                changes: vec![1, 2, 3],
+            }],
+            cursor: Cursor([("grid:a".to_owned(), 7)].into_iter().collect()),
+            max_pull_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let bytes = encode(&request());
+        assert_eq!(decode::<SyncRequest>(&bytes, 1 << 20).ok(), Some(request()));
+    }
+
+    #[test]
+    fn bad_bodies_are_typed_errors() {
+        assert!(matches!(
+            decode::<SyncRequest>(b"not zlib", 1 << 20),
+            Err(WireError::Compression(_))
+        ));
+        let other = encode(&ErrorBody {
+            code: "x".into(),
+            message: "y".into(),
+        });
+        assert!(matches!(
+            decode::<SyncRequest>(&other, 1 << 20),
+            Err(WireError::Malformed(_))
+        ));
+        // A bomb: a megabyte of zeros inflates past a small limit.
+        let bomb = encode(&vec![0u8; 1 << 20]);
+        assert!(matches!(
+            decode::<Vec<u8>>(&bomb, 1024),
+            Err(WireError::TooLarge { .. })
+        ));
+    }
+}

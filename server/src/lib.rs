@@ -1,0 +1,350 @@
+//! gridlink-server: the district's sync server. It merges what phones did offline into the
+//! master record (validating every push with gridlink-core's own rules), sends each device
+//! what its user's grants cover, and registers devices.
+//!
+//! [`app`] builds the router (tests call it without a socket); [`serve`] runs it with
+//! graceful shutdown. Storage is behind [`store::ServerStore`]; the merge engine is
+//! [`merge::Merger`].
+//!
+//! Endpoints: `POST /v1/enroll`, `POST /v1/sync` (zlib-compressed CBOR, see
+//! `gridlink_core::sync::wire`), `GET /healthz`, `GET /metrics`.
+
+#![forbid(unsafe_code)]
+
+pub mod demo;
+pub mod error;
+pub mod identity;
+pub mod merge;
+pub mod metrics;
+pub mod store;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State, rejection::BytesRejection};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use error::ApiError;
+use gridlink_core::sync::access::Pusher;
+use gridlink_core::sync::scope::ScopeKey;
+use gridlink_core::sync::wire::{self, Cursor, EnrollRequest, EnrollResponse, SyncRequest, SyncResponse};
+use merge::Merger;
+use metrics::Metrics;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use store::{NewDevice, ServerStore, StoreError};
+
+/// Limits and sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Largest request body accepted (compressed), bytes.
+    pub max_body_bytes: usize,
+    /// Largest pulled payload in one response, bytes.
+    pub max_pull_bytes: u64,
+    /// Documents kept loaded in memory.
+    pub cache_docs: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_body_bytes: 32 << 20,
+            max_pull_bytes: 8 << 20,
+            cache_docs: 4096,
+        }
+    }
+}
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn ServerStore>,
+    merger: Mutex<Merger>,
+    metrics: Metrics,
+    config: ServerConfig,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("config", &self.inner.config).finish()
+    }
+}
+
+impl AppState {
+    /// State over a store.
+    pub fn new(store: Arc<dyn ServerStore>, config: ServerConfig) -> Result<AppState, StoreError> {
+        let merger = Merger::new(store.clone(), config.cache_docs)?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                store,
+                merger: Mutex::new(merger),
+                metrics: Metrics::new(),
+                config,
+            }),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ServerStore> {
+        &self.inner.store
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Runs `f` with the merge engine (serialised).
+    pub fn with_merger<T>(&self, f: impl FnOnce(&mut Merger) -> T) -> T {
+        let mut merger = match self.inner.merger.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                // A panic mid-merge may have left a half-applied document in the cache.
+                let mut guard = poisoned.into_inner();
+                guard.clear_cache();
+                guard
+            }
+        };
+        f(&mut merger)
+    }
+
+    fn authenticate(&self, headers: &HeaderMap) -> Result<store::DeviceAuth, ApiError> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized("缺少设备令牌 / the device token is missing".into()))?;
+        self.inner
+            .store
+            .device_by_token(&identity::hash_secret(token))?
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "设备令牌无效或设备已被停用，请重新登记 / the device token is unknown or the device was revoked: enroll again".into(),
+                )
+            })
+    }
+
+    /// Handles one sync request body for an authenticated device.
+    pub fn sync_blocking(&self, device: &store::DeviceAuth, body: &[u8]) -> Result<SyncResponse, ApiError> {
+        let request: SyncRequest = wire::decode(body, wire::MAX_MESSAGE_BYTES)?;
+        wire::check_protocol(request.protocol)?;
+        let store = &self.inner.store;
+        let grants = store.grants(&device.user.id)?;
+        let pusher = Pusher {
+            user_id: device.user.id.clone(),
+            role: device.user.role,
+            device_id: device.device_id.clone(),
+            scopes: grants.clone(),
+        };
+        let now = now_ms();
+        let pushed = if request.push.is_empty() {
+            merge::PushOutcome::default()
+        } else {
+            self.with_merger(|m| m.push(&pusher, &device.actor_prefix, &request.push, now))?
+        };
+        let m = &self.inner.metrics;
+        m.docs_merged.inc_by(pushed.acks.len() as u64);
+        for r in &pushed.rejections {
+            m.docs_rejected.get_or_create(&Metrics::label("code", r.code.code())).inc();
+        }
+
+        let from: Vec<(ScopeKey, u64)> = grants
+            .iter()
+            .map(|k| (k.clone(), request.cursor.0.get(&k.to_string()).copied().unwrap_or(0)))
+            .collect();
+        // Keys the device read before but is no longer granted: its documents there leave.
+        let left: Vec<ScopeKey> = request
+            .cursor
+            .0
+            .keys()
+            .filter_map(|k| k.parse::<ScopeKey>().ok())
+            .filter(|k| !grants.contains(k))
+            .collect();
+        let kept: Vec<ScopeKey> = grants.iter().cloned().collect();
+        let removed = store.docs_leaving(&left, &kept)?;
+        let budget = request.max_pull_bytes.clamp(1, self.inner.config.max_pull_bytes);
+        let page = store.pull(&from, &device.device_id, budget)?;
+        m.docs_pulled.inc_by(page.docs.len() as u64);
+        Ok(SyncResponse {
+            protocol: wire::PROTOCOL_VERSION,
+            request_id: request.request_id,
+            acks: pushed.acks,
+            rejections: pushed.rejections,
+            pulled: page.docs,
+            removed,
+            cursor: Cursor(page.positions.into_iter().map(|(k, p)| (k.to_string(), p)).collect()),
+            more: page.more,
+        })
+    }
+
+    /// Redeems an enrollment code.
+    pub fn enroll_blocking(&self, body: &[u8]) -> Result<EnrollResponse, ApiError> {
+        let request: EnrollRequest = wire::decode(body, 64 << 10)?;
+        wire::check_protocol(request.protocol)?;
+        if uuid::Uuid::parse_str(&request.device_id).is_err() {
+            return Err(ApiError::BadRequest(format!(
+                "设备编号必须是 UUID / the device id must be a UUID: {:?}",
+                request.device_id.chars().take(64).collect::<String>()
+            )));
+        }
+        let name: String = request.device_name.trim().chars().take(100).collect();
+        let token = identity::new_token().map_err(ApiError::Internal)?;
+        let device = NewDevice {
+            id: request.device_id.clone(),
+            name,
+            token_hash: identity::hash_secret(&token),
+            actor_prefix: identity::new_actor_prefix().map_err(ApiError::Internal)?,
+        };
+        let code_hash = identity::hash_secret(&identity::normalize_code(&request.code));
+        let user = match self.inner.store.enroll(&code_hash, &device, now_ms()) {
+            Ok(user) => user,
+            Err(StoreError::NotFound(_)) => {
+                self.inner.metrics.enrollments.get_or_create(&Metrics::label("outcome", "refused")).inc();
+                return Err(ApiError::Forbidden(
+                    "登记码无效、已使用或已过期 / the enrollment code is unknown, used or expired".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.inner.metrics.enrollments.get_or_create(&Metrics::label("outcome", "ok")).inc();
+        let scopes: BTreeSet<ScopeKey> = self.inner.store.grants(&user.id)?;
+        Ok(EnrollResponse {
+            protocol: wire::PROTOCOL_VERSION,
+            device_id: device.id,
+            token,
+            actor_prefix: device.actor_prefix,
+            user_id: user.id,
+            user_name: user.name,
+            role: user.role,
+            scopes: scopes.iter().map(ToString::to_string).collect(),
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    let limit = state.inner.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/enroll", post(enroll))
+        .route("/v1/sync", post(sync))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves, then finishes the requests in
+/// flight (a sync being merged completes and is answered) before returning.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal("handler panicked".into()).into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(wire::ErrorBody {
+            code: "not_found".into(),
+            message: "没有这个地址 / no such endpoint".into(),
+        }),
+    )
+        .into_response()
+}
+
+async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let store = state.inner.store.clone();
+    let docs = tokio::task::spawn_blocking(move || store.doc_count())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(axum::Json(serde_json::json!({ "status": "ok", "documents": docs })).into_response())
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.inner.metrics.render(),
+    )
+        .into_response()
+}
+
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge("请求过大 / the request body is too large".into())
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })
+}
+
+fn cbor(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, wire::CONTENT_TYPE)], bytes).into_response()
+}
+
+async fn enroll(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let body = read_body(body)?;
+    let response = tokio::task::spawn_blocking(move || state.enroll_blocking(&body))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(cbor(wire::encode(&response)))
+}
+
+async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let m = &state.inner.metrics;
+    m.in_flight.inc();
+    let result = async {
+        let device = {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || state.authenticate(&headers))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))??
+        };
+        let body = read_body(body)?;
+        m.bytes_in.inc_by(body.len() as u64);
+        let state = state.clone();
+        let response = tokio::task::spawn_blocking(move || state.sync_blocking(&device, &body).map(|r| wire::encode(&r)))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        Ok::<_, ApiError>(response)
+    }
+    .await;
+    m.in_flight.dec();
+    m.sync_seconds.observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(bytes) => {
+            m.sync_requests.get_or_create(&Metrics::label("outcome", "ok")).inc();
+            m.bytes_out.inc_by(bytes.len() as u64);
+            cbor(bytes)
+        }
+        Err(e) => {
+            m.sync_requests.get_or_create(&Metrics::label("outcome", e.code())).inc();
+            e.into_response()
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The server's storage, behind the backend-neutral [`ServerStore`] trait.
+//!
+//! The embedded backend is SQLite ([`SqliteStore`], one file in the data directory). A
+//! PostgreSQL backend is planned for deployments that outgrow one machine; the trait therefore
+//! speaks in domain terms (users, grants, devices, merges, pull pages), never in SQL, and the
+//! conformance tests in `server/tests/integration/store.rs` are written against the trait.
+//!
+//! Methods are blocking; the HTTP layer calls them from `spawn_blocking`.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use automerge::ChangeHash;
+use gridlink_core::case::{Case, Role};
+use gridlink_core::sync::scope::{GridPlace, ScopeKey};
+use gridlink_core::sync::wire::PulledDoc;
+use std::collections::BTreeSet;
+
+/// A storage failure. Details go to the log; clients see a generic 500.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(String),
+    /// Something the caller named does not exist.
+    #[error("找不到 {0} / not found: {0}")]
+    NotFound(String),
+    /// The request conflicts with what is stored (a user id already taken, a code used).
+    #[error("{0}")]
+    Conflict(String),
+    /// The data directory was written by a newer server.
+    #[error("数据目录的版本 {found} 高于本程序支持的 {supported} / the data directory has schema {found}, newer than this server's {supported}")]
+    TooNew {
+        /// Found.
+        found: i64,
+        /// Supported.
+        supported: i64,
+    },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// Shorthand.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user of the district system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Stable id (`insp-0001`).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// A registered device, as a request authenticates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAuth {
+    /// Device id (UUID).
+    pub device_id: String,
+    /// Its user.
+    pub user: User,
+    /// The actor prefix issued at enrollment.
+    pub actor_prefix: Vec<u8>,
+}
+
+/// A device to register when an enrollment code is redeemed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    /// Device id (UUID) chosen by the phone.
+    pub id: String,
+    /// A name people recognise.
+    pub name: String,
+    /// SHA-256 (hex) of the bearer token.
+    pub token_hash: String,
+    /// Random actor prefix.
+    pub actor_prefix: Vec<u8>,
+}
+
+/// A stored document as the merge layer loads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDoc {
+    /// Base save followed by every change chunk since (Automerge bytes).
+    pub bytes: Vec<u8>,
+    /// Scope keys recorded for it.
+    pub scopes: BTreeSet<ScopeKey>,
+    /// Change chunks appended since the base was written.
+    pub chunks: u32,
+}
+
+/// The query row of a case, rewritten with every merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRow {
+    /// Case id.
+    pub id: String,
+    /// Grid, village, town.
+    pub place: GridPlace,
+    /// Category code.
+    pub category: String,
+    /// Source code.
+    pub source: String,
+    /// Status code.
+    pub status: String,
+    /// Level code.
+    pub level: String,
+    /// Who must act.
+    pub assignee: Option<String>,
+    /// Reporter user id.
+    pub reporter: Option<String>,
+    /// One line.
+    pub title: String,
+    /// Device times, UTC ms.
+    pub reported_at: i64,
+    /// Latest event time.
+    pub updated_at: i64,
+    /// Deadline.
+    pub due_at: Option<i64>,
+    /// When closed.
+    pub closed_at: Option<i64>,
+    /// The level that solved it.
+    pub solved_level: Option<String>,
+    /// Events kept but not applied.
+    pub flagged: i64,
+    /// Events in the history.
+    pub events: i64,
+}
+
+impl CaseRow {
+    /// The row of a folded case at its place.
+    pub fn of(case: &Case, place: &GridPlace) -> CaseRow {
+        let (d, s) = (&case.details, &case.state);
+        CaseRow {
+            id: d.id.clone(),
+            place: place.clone(),
+            category: d.category.code().to_owned(),
+            source: d.source.code().to_owned(),
+            status: s.status.code().to_owned(),
+            level: s.level.code().to_owned(),
+            assignee: s.assignee.clone(),
+            reporter: s.reporter.clone(),
+            title: d.title.clone(),
+            reported_at: s.reported_at_ms.unwrap_or(s.updated_at_ms),
+            updated_at: s.updated_at_ms,
+            due_at: s.due_at_ms,
+            closed_at: s.closed_at_ms,
+            solved_level: s.solved_level.map(|l| l.code().to_owned()),
+            flagged: i64::try_from(s.flagged.len()).unwrap_or(i64::MAX),
+            events: i64::try_from(case.history.len()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// One accepted document change, to commit.
+#[derive(Debug, Clone)]
+pub struct Merge {
+    /// The document.
+    pub doc_id: String,
+    /// Device that pushed it (`server` for the server's own actions and imports).
+    pub device_id: String,
+    /// The new changes (Automerge bytes that follow everything stored before).
+    pub changes: Vec<u8>,
+    /// Heads after the merge.
+    pub heads: Vec<ChangeHash>,
+    /// All scope keys of the document after the merge.
+    pub scopes: BTreeSet<ScopeKey>,
+    /// The materialized row.
+    pub row: CaseRow,
+    /// A full save to become the new base (compaction), if the merger decided so.
+    pub compacted: Option<Vec<u8>>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// UTC ms.
+    pub at_ms: i64,
+    /// The user (or `cli:<os user>` / `server`).
+    pub actor: String,
+    /// The device, for pushes.
+    pub device: Option<String>,
+    /// What (`push`, `push_rejected`, `user_add`, `grant`, `revoke_grant`, `enroll_code`,
+    /// `enroll`, `revoke_device`, …).
+    pub action: String,
+    /// What it was done to (a document, a user, a device).
+    pub subject: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// One page of changes in a device's scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullPage {
+    /// Documents with their changes, in causal order.
+    pub docs: Vec<PulledDoc>,
+    /// Position reached in each scope read.
+    pub positions: Vec<(ScopeKey, u64)>,
+    /// The byte budget ran out before everything was read.
+    pub more: bool,
+}
+
+/// The server's storage. See the module docs.
+pub trait ServerStore: Send + Sync + 'static {
+    /// Adds a user.
+    fn add_user(&self, user: &User, by: &str) -> StoreResult<()>;
+    /// A user.
+    fn user(&self, id: &str) -> StoreResult<Option<User>>;
+    /// Grants a scope to a user (idempotent).
+    fn grant(&self, user_id: &str, scope: &ScopeKey, by: &str) -> StoreResult<()>;
+    /// Withdraws a scope; returns whether it was granted.
+    fn revoke_grant(&self, user_id: &str, scope: &ScopeKey, by: &str) -> StoreResult<bool>;
+    /// A user's grants.
+    fn grants(&self, user_id: &str) -> StoreResult<BTreeSet<ScopeKey>>;
+    /// Stores a one-time enrollment code (by its hash) for a user, valid until `expires_at_ms`.
+    fn add_enroll_code(&self, user_id: &str, code_hash: &str, expires_at_ms: i64, by: &str) -> StoreResult<()>;
+    /// Redeems a code: registers (or re-registers) the device and uses the code up, atomically.
+    /// Unknown, used or expired codes are `NotFound`.
+    fn enroll(&self, code_hash: &str, device: &NewDevice, now_ms: i64) -> StoreResult<User>;
+    /// The active device holding a token (by hash).
+    fn device_by_token(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>>;
+    /// Revokes a device; returns whether it was active.
+    fn revoke_device(&self, device_id: &str, by: &str) -> StoreResult<bool>;
+    /// Adds or replaces grids.
+    fn put_grids(&self, grids: &[GridPlace]) -> StoreResult<()>;
+    /// Every grid.
+    fn grids(&self) -> StoreResult<Vec<GridPlace>>;
+    /// A stored document.
+    fn load_doc(&self, doc_id: &str) -> StoreResult<Option<StoredDoc>>;
+    /// Commits accepted merges and audit entries in one transaction: change log, scope log,
+    /// document rows, materialized case rows.
+    fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()>;
+    /// Reads changes after `from` in each scope, in order, skipping changes pushed by
+    /// `exclude_device`, until about `max_bytes`.
+    fn pull(&self, from: &[(ScopeKey, u64)], exclude_device: &str, max_bytes: u64) -> StoreResult<PullPage>;
+    /// Documents in any of `left` and in none of `kept`.
+    fn docs_leaving(&self, left: &[ScopeKey], kept: &[ScopeKey]) -> StoreResult<Vec<String>>;
+    /// Appends to the audit log.
+    fn audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// The newest audit entries.
+    fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+    /// The materialized row of a case.
+    fn case_row(&self, id: &str) -> StoreResult<Option<CaseRow>>;
+    /// How many documents are stored.
+    fn doc_count(&self) -> StoreResult<u64>;
+}

@@ -1,0 +1,621 @@
+//! The embedded backend: one SQLite file (`gridlink.sqlite`) in the data directory.
+//!
+//! One writer connection (SQLite has one writer anyway) and a small pool of reader connections,
+//! which WAL lets run beside the writer: pulls never wait for a merge. `synchronous=FULL`:
+//! an acknowledgement tells the phone it may stop resending, so an acknowledged change must
+//! survive a power cut.
+
+use super::{
+    AuditEntry, CaseRow, DeviceAuth, Merge, NewDevice, PullPage, ServerStore, StoreError, StoreResult,
+    StoredDoc, User,
+};
+use gridlink_core::case::Role;
+use gridlink_core::sync::scope::{GridPlace, ScopeKey};
+use gridlink_core::sync::wire::{Hash, PulledDoc};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const READERS: usize = 4;
+
+/// The SQLite backend. See the module docs.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every write runs in a transaction that rolls back on drop, so a poisoned lock is safe.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn open_conn(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn encode_heads(heads: &[automerge::ChangeHash]) -> Vec<u8> {
+    let mut sorted = heads.to_vec();
+    sorted.sort();
+    sorted.iter().flat_map(|h| h.0).collect()
+}
+
+fn decode_heads(bytes: &[u8]) -> Vec<Hash> {
+    bytes
+        .chunks_exact(32)
+        .filter_map(|c| <[u8; 32]>::try_from(c).ok().map(Hash))
+        .collect()
+}
+
+fn role_of(code: &str) -> rusqlite::Result<Role> {
+    Role::from_code(code).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("unknown role {code:?}").into())
+    })
+}
+
+fn parse_scopes(rows: impl IntoIterator<Item = String>) -> BTreeSet<ScopeKey> {
+    // Keys are written by this server from parsed values; one that does not parse grants nothing.
+    rows.into_iter().filter_map(|s| s.parse().ok()).collect()
+}
+
+fn insert_audit(conn: &Connection, e: &AuditEntry) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at, actor, device, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![e.at_ms, e.actor, e.device, e.action, e.subject, e.detail])?;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn admin(by: &str, action: &str, subject: &str, detail: String) -> AuditEntry {
+    AuditEntry {
+        at_ms: now_ms(),
+        actor: by.to_owned(),
+        device: None,
+        action: action.to_owned(),
+        subject: subject.to_owned(),
+        detail,
+    }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store in `data_dir` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Database(format!("{}: {e}", data_dir.display())))?;
+        let path = data_dir.join("gridlink.sqlite");
+        let mut writer = open_conn(&path)?;
+        let found: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let supported = MIGRATIONS.len() as i64;
+        if found > supported {
+            return Err(StoreError::TooNew { found, supported });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+            let tx = writer.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let conn = match lock(&self.readers).pop() {
+            Some(conn) => conn,
+            None => open_conn(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut pool = lock(&self.readers);
+        if pool.len() < READERS {
+            pool.push(conn);
+        }
+        out
+    }
+
+    fn write_merge(tx: &Connection, m: &Merge, at: i64) -> StoreResult<()> {
+        let known: Option<(i64, i64)> = tx
+            .prepare_cached("SELECT base_seq, chunks FROM documents WHERE id = ?1")?
+            .query_row([&m.doc_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let heads = encode_heads(&m.heads);
+        if known.is_none() {
+            tx.prepare_cached(
+                "INSERT INTO documents (id, kind, heads, base, base_seq, chunks) VALUES (?1, 'case', ?2, x'', 0, 0)",
+            )?
+            .execute(params![m.doc_id, heads])?;
+        }
+        let seq: i64 = tx
+            .prepare_cached(
+                "INSERT INTO changes (doc_id, device_id, bytes, at) VALUES (?1, ?2, ?3, ?4) RETURNING seq",
+            )?
+            .query_row(params![m.doc_id, m.device_id, m.changes, at], |r| r.get(0))?;
+        match &m.compacted {
+            Some(base) => tx
+                .prepare_cached("UPDATE documents SET heads = ?2, base = ?3, base_seq = ?4, chunks = 0 WHERE id = ?1")?
+                .execute(params![m.doc_id, heads, base, seq])?,
+            None => tx
+                .prepare_cached("UPDATE documents SET heads = ?2, chunks = chunks + 1 WHERE id = ?1")?
+                .execute(params![m.doc_id, heads])?,
+        };
+        let before: HashSet<String> = tx
+            .prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?
+            .query_map([&m.doc_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut log = tx.prepare_cached("INSERT INTO scope_log (scope, change_seq) VALUES (?1, ?2)")?;
+        for scope in &m.scopes {
+            let key = scope.to_string();
+            if !before.contains(&key) {
+                tx.prepare_cached("INSERT INTO doc_scopes (doc_id, scope) VALUES (?1, ?2)")?
+                    .execute(params![m.doc_id, key])?;
+                // The document enters this scope: its earlier changes enter the scope's log
+                // too, in order, so the scope's devices receive the whole document.
+                let earlier: Vec<i64> = tx
+                    .prepare_cached("SELECT seq FROM changes WHERE doc_id = ?1 AND seq < ?2 ORDER BY seq")?
+                    .query_map(params![m.doc_id, seq], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for s in earlier {
+                    log.execute(params![key, s])?;
+                }
+            }
+            log.execute(params![key, seq])?;
+        }
+        let r = &m.row;
+        tx.prepare_cached(
+            "INSERT INTO cases (id, grid_id, village_id, town_id, category, source, status, level, assignee,
+                                reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+             ON CONFLICT (id) DO UPDATE SET
+                grid_id = excluded.grid_id, village_id = excluded.village_id, town_id = excluded.town_id,
+                category = excluded.category, source = excluded.source, status = excluded.status,
+                level = excluded.level, assignee = excluded.assignee, reporter = excluded.reporter,
+                title = excluded.title, reported_at = excluded.reported_at, updated_at = excluded.updated_at,
+                due_at = excluded.due_at, closed_at = excluded.closed_at, solved_level = excluded.solved_level,
+                flagged = excluded.flagged, events = excluded.events",
+        )?
+        .execute(params![
+            r.id,
+            r.place.grid_id,
+            r.place.village_id,
+            r.place.town_id,
+            r.category,
+            r.source,
+            r.status,
+            r.level,
+            r.assignee,
+            r.reporter,
+            r.title,
+            r.reported_at,
+            r.updated_at,
+            r.due_at,
+            r.closed_at,
+            r.solved_level,
+            r.flagged,
+            r.events
+        ])?;
+        Ok(())
+    }
+}
+
+impl ServerStore for SqliteStore {
+    fn add_user(&self, user: &User, by: &str) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        let added = tx.execute(
+            "INSERT INTO users (id, name, role, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
+            params![user.id, user.name, user.role.code(), now_ms()],
+        )?;
+        if added == 0 {
+            return Err(StoreError::Conflict(format!(
+                "用户 {} 已存在 / user {} already exists",
+                user.id, user.id
+            )));
+        }
+        insert_audit(&tx, &admin(by, "user_add", &user.id, format!("{} {}", user.name, user.role.code())))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn user(&self, id: &str) -> StoreResult<Option<User>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT id, name, role FROM users WHERE id = ?1")?
+                .query_row([id], |r| {
+                    Ok(User {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        role: role_of(&r.get::<_, String>(2)?)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    fn grant(&self, user_id: &str, scope: &ScopeKey, by: &str) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)", [user_id], |r| r.get(0))?;
+        if !exists {
+            return Err(StoreError::NotFound(user_id.to_owned()));
+        }
+        tx.execute(
+            "INSERT INTO grants (user_id, scope, granted_at, granted_by) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user_id, scope) DO NOTHING",
+            params![user_id, scope.to_string(), now_ms(), by],
+        )?;
+        insert_audit(&tx, &admin(by, "grant", user_id, scope.to_string()))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn revoke_grant(&self, user_id: &str, scope: &ScopeKey, by: &str) -> StoreResult<bool> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "DELETE FROM grants WHERE user_id = ?1 AND scope = ?2",
+            params![user_id, scope.to_string()],
+        )?;
+        insert_audit(&tx, &admin(by, "revoke_grant", user_id, scope.to_string()))?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn grants(&self, user_id: &str) -> StoreResult<BTreeSet<ScopeKey>> {
+        self.with_reader(|conn| {
+            let rows: Vec<String> = conn
+                .prepare_cached("SELECT scope FROM grants WHERE user_id = ?1")?
+                .query_map([user_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(parse_scopes(rows))
+        })
+    }
+
+    fn add_enroll_code(&self, user_id: &str, code_hash: &str, expires_at_ms: i64, by: &str) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)", [user_id], |r| r.get(0))?;
+        if !exists {
+            return Err(StoreError::NotFound(user_id.to_owned()));
+        }
+        tx.execute(
+            "INSERT INTO enroll_codes (code_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![code_hash, user_id, now_ms(), expires_at_ms],
+        )?;
+        insert_audit(&tx, &admin(by, "enroll_code", user_id, format!("expires {expires_at_ms}")))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn enroll(&self, code_hash: &str, device: &NewDevice, now: i64) -> StoreResult<User> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        let user_id: Option<String> = tx
+            .query_row(
+                "UPDATE enroll_codes SET used_at = ?2, device_id = ?3
+                 WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING user_id",
+                params![code_hash, now, device.id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(user_id) = user_id else {
+            return Err(StoreError::NotFound("enrollment code".into()));
+        };
+        // A phone that enrolls again (new user, reinstalled app) replaces its old registration;
+        // the new token and actor prefix make the old ones worthless.
+        tx.execute(
+            "INSERT INTO devices (id, user_id, name, token_hash, actor_prefix, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, name = excluded.name,
+                token_hash = excluded.token_hash, actor_prefix = excluded.actor_prefix,
+                enrolled_at = excluded.enrolled_at, revoked_at = NULL",
+            params![device.id, user_id, device.name, device.token_hash, device.actor_prefix, now],
+        )?;
+        let user = tx.query_row("SELECT id, name, role FROM users WHERE id = ?1", [&user_id], |r| {
+            Ok(User {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                role: role_of(&r.get::<_, String>(2)?)?,
+            })
+        })?;
+        insert_audit(
+            &tx,
+            &AuditEntry {
+                at_ms: now,
+                actor: user.id.clone(),
+                device: Some(device.id.clone()),
+                action: "enroll".into(),
+                subject: device.id.clone(),
+                detail: device.name.clone(),
+            },
+        )?;
+        tx.commit()?;
+        Ok(user)
+    }
+
+    fn device_by_token(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT d.id, d.actor_prefix, u.id, u.name, u.role FROM devices d JOIN users u ON u.id = d.user_id
+                     WHERE d.token_hash = ?1 AND d.revoked_at IS NULL",
+                )?
+                .query_row([token_hash], |r| {
+                    Ok(DeviceAuth {
+                        device_id: r.get(0)?,
+                        actor_prefix: r.get(1)?,
+                        user: User {
+                            id: r.get(2)?,
+                            name: r.get(3)?,
+                            role: role_of(&r.get::<_, String>(4)?)?,
+                        },
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    fn revoke_device(&self, device_id: &str, by: &str) -> StoreResult<bool> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![device_id, now_ms()],
+        )?;
+        insert_audit(&tx, &admin(by, "revoke_device", device_id, String::new()))?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn put_grids(&self, grids: &[GridPlace]) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO grids (id, village_id, town_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET village_id = excluded.village_id, town_id = excluded.town_id",
+            )?;
+            for g in grids {
+                stmt.execute(params![g.grid_id, g.village_id, g.town_id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn grids(&self) -> StoreResult<Vec<GridPlace>> {
+        self.with_reader(|conn| {
+            let rows = conn
+                .prepare("SELECT id, village_id, town_id FROM grids ORDER BY id")?
+                .query_map([], |r| {
+                    Ok(GridPlace {
+                        grid_id: r.get(0)?,
+                        village_id: r.get(1)?,
+                        town_id: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn load_doc(&self, doc_id: &str) -> StoreResult<Option<StoredDoc>> {
+        // Through the writer: the merge layer must see its own last commit.
+        let conn = lock(&self.writer);
+        let Some((mut bytes, base_seq, chunks)) = conn
+            .prepare_cached("SELECT base, base_seq, chunks FROM documents WHERE id = ?1")?
+            .query_row([doc_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, u32>(2)?)))
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut stmt = conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq")?;
+        let mut rows = stmt.query(params![doc_id, base_seq])?;
+        while let Some(row) = rows.next()? {
+            bytes.extend_from_slice(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?);
+        }
+        let scopes: Vec<String> = conn
+            .prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?
+            .query_map([doc_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Some(StoredDoc {
+            bytes,
+            scopes: parse_scopes(scopes),
+            chunks,
+        }))
+    }
+
+    fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        let at = now_ms();
+        for m in merges {
+            Self::write_merge(&tx, m, at)?;
+        }
+        for e in audit {
+            insert_audit(&tx, e)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn pull(&self, from: &[(ScopeKey, u64)], exclude_device: &str, max_bytes: u64) -> StoreResult<PullPage> {
+        self.with_reader(|conn| {
+            // One read transaction: every scope is read from the same snapshot.
+            conn.execute_batch("BEGIN")?;
+            let out = pull_in(conn, from, exclude_device, max_bytes);
+            conn.execute_batch("COMMIT")?;
+            out
+        })
+    }
+
+    fn docs_leaving(&self, left: &[ScopeKey], kept: &[ScopeKey]) -> StoreResult<Vec<String>> {
+        if left.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with_reader(|conn| {
+            let kept: HashSet<String> = kept.iter().map(ToString::to_string).collect();
+            let mut out = BTreeSet::new();
+            let mut docs = conn.prepare_cached("SELECT doc_id FROM doc_scopes WHERE scope = ?1")?;
+            let mut scopes_of = conn.prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?;
+            for key in left {
+                let ids: Vec<String> = docs.query_map([key.to_string()], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+                for id in ids {
+                    let scopes: Vec<String> =
+                        scopes_of.query_map([&id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+                    if !scopes.iter().any(|s| kept.contains(s)) {
+                        out.insert(id);
+                    }
+                }
+            }
+            Ok(out.into_iter().collect())
+        })
+    }
+
+    fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        insert_audit(&conn, entry)
+    }
+
+    fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        self.with_reader(|conn| {
+            let rows = conn
+                .prepare_cached("SELECT at, actor, device, action, subject, detail FROM audit ORDER BY id DESC LIMIT ?1")?
+                .query_map([limit], |r| {
+                    Ok(AuditEntry {
+                        at_ms: r.get(0)?,
+                        actor: r.get(1)?,
+                        device: r.get(2)?,
+                        action: r.get(3)?,
+                        subject: r.get(4)?,
+                        detail: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn case_row(&self, id: &str) -> StoreResult<Option<CaseRow>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, grid_id, village_id, town_id, category, source, status, level, assignee, reporter,
+                            title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events
+                     FROM cases WHERE id = ?1",
+                )?
+                .query_row([id], |r| {
+                    Ok(CaseRow {
+                        id: r.get(0)?,
+                        place: GridPlace {
+                            grid_id: r.get(1)?,
+                            village_id: r.get(2)?,
+                            town_id: r.get(3)?,
+                        },
+                        category: r.get(4)?,
+                        source: r.get(5)?,
+                        status: r.get(6)?,
+                        level: r.get(7)?,
+                        assignee: r.get(8)?,
+                        reporter: r.get(9)?,
+                        title: r.get(10)?,
+                        reported_at: r.get(11)?,
+                        updated_at: r.get(12)?,
+                        due_at: r.get(13)?,
+                        closed_at: r.get(14)?,
+                        solved_level: r.get(15)?,
+                        flagged: r.get(16)?,
+                        events: r.get(17)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    fn doc_count(&self) -> StoreResult<u64> {
+        self.with_reader(|conn| {
+            let n: i64 = conn.query_row("SELECT COUNT(*) FROM documents", [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+}
+
+/// Reads scopes one after the other; when the budget runs out the remaining scopes keep their
+/// positions (so a document's changes never arrive ahead of their dependencies from another
+/// scope's stream).
+fn pull_in(conn: &Connection, from: &[(ScopeKey, u64)], exclude_device: &str, max_bytes: u64) -> StoreResult<PullPage> {
+    const BATCH: i64 = 512;
+    let mut page = PullPage::default();
+    let mut seen: HashSet<i64> = HashSet::new();
+    let mut by_doc: HashMap<String, usize> = HashMap::new();
+    let mut chunks: Vec<(String, Vec<(i64, Vec<u8>)>)> = Vec::new();
+    let mut size = 0u64;
+    let mut stmt = conn.prepare_cached(
+        "SELECT l.pos, c.seq, c.doc_id, c.device_id, c.bytes FROM scope_log l JOIN changes c ON c.seq = l.change_seq
+         WHERE l.scope = ?1 AND l.pos > ?2 ORDER BY l.pos LIMIT ?3",
+    )?;
+    for (key, start) in from {
+        let mut pos = i64::try_from(*start).unwrap_or(i64::MAX);
+        if page.more {
+            page.positions.push((key.clone(), *start));
+            continue;
+        }
+        'scope: loop {
+            let rows: Vec<(i64, i64, String, String, Vec<u8>)> = stmt
+                .query_map(params![key.to_string(), pos, BATCH], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let full = rows.len() as i64 == BATCH;
+            for (p, seq, doc_id, device, bytes) in rows {
+                if size >= max_bytes && size > 0 {
+                    page.more = true;
+                    break 'scope;
+                }
+                pos = p;
+                if device == exclude_device || !seen.insert(seq) {
+                    continue;
+                }
+                size += bytes.len() as u64;
+                let slot = *by_doc.entry(doc_id.clone()).or_insert_with(|| {
+                    chunks.push((doc_id, Vec::new()));
+                    chunks.len() - 1
+                });
+                if let Some((_, list)) = chunks.get_mut(slot) {
+                    list.push((seq, bytes));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        page.positions.push((key.clone(), u64::try_from(pos).unwrap_or(0)));
+    }
+    let mut heads = conn.prepare_cached("SELECT heads FROM documents WHERE id = ?1")?;
+    for (doc_id, mut list) in chunks {
+        list.sort_by_key(|(seq, _)| *seq);
+        let head_bytes: Vec<u8> = heads.query_row([&doc_id], |r| r.get(0))?;
+        page.docs.push(PulledDoc {
+            doc_id,
+            bytes: list.into_iter().flat_map(|(_, b)| b).collect(),
+            heads: decode_heads(&head_bytes),
+        });
+    }
+    Ok(page)
+}
