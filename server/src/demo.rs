@@ -140,7 +140,8 @@ pub fn seed_cases(state: &AppState, district: &District, count: usize, seed: u64
             _ => {
                 step(&mut doc, EventKind::Accepted { assignee: None, due_at_ms: None }, stamp(chief, Role::GridChief, at + 600_000))?;
                 step(&mut doc, EventKind::Escalated { to: Level::Town, reason: "需要职能部门处置".into() }, stamp(chief, Role::GridChief, at + 900_000))?;
-                if let Some(dept) = district.departments.iter().find(|d| d.kind == "department") {
+                let departments: Vec<_> = district.departments.iter().filter(|d| d.kind == "department").collect();
+                if let Some(dept) = departments.get((i / 4) % departments.len().max(1)) {
                     step(
                         &mut doc,
                         EventKind::Dispatched {

@@ -1,0 +1,297 @@
+//! End-to-end sync: phones offline, syncing in various orders and through faults, against
+//! the real server; convergence means equal heads and equal folded cases everywhere, with
+//! every event present exactly once.
+
+use crate::common::*;
+use gridlink_core::case::{EventKind, Level};
+use gridlink_core::sync::wire::{self, SyncResponse};
+use gridlink_core::sync::{Transport, TransportError};
+use gridlink_core::store::OutboxState;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Checks that every phone and the server hold the same documents with equal heads and equal
+/// folded cases, and that every event in `events` is on the server exactly once.
+pub fn assert_converged(server: &TestServer, phones: &[&Phone], events: &HashSet<String>) {
+    let ids: BTreeSet<String> = phones[0].store.document_ids().unwrap().into_iter().collect();
+    for phone in phones {
+        let theirs: BTreeSet<String> = phone.store.document_ids().unwrap().into_iter().collect();
+        assert_eq!(theirs, ids, "{} holds other documents", phone.user());
+        assert!(phone.store.unacknowledged().unwrap().is_empty(), "{} has unsent changes", phone.user());
+    }
+    let mut seen = HashSet::new();
+    for id in &ids {
+        let mut doc = server.doc(id).unwrap_or_else(|| panic!("the server lacks {id}"));
+        let mut server_heads = doc.heads();
+        server_heads.sort();
+        let case = doc.case().unwrap();
+        for phone in phones {
+            assert_eq!(phone.store.heads(id).unwrap(), server_heads, "{} heads of {id}", phone.user());
+            assert_eq!(phone.store.case(id).unwrap(), case, "{} case {id}", phone.user());
+        }
+        let mut in_case = HashSet::new();
+        for e in &case.history {
+            assert!(in_case.insert(e.id.clone()), "event {} twice in {id}", e.id);
+            seen.insert(e.id.clone());
+        }
+        assert_eq!(
+            server.state.store().case_row(id).unwrap().unwrap().events as usize,
+            case.history.len()
+        );
+    }
+    let lost: Vec<&String> = events.iter().filter(|e| !seen.contains(*e)).collect();
+    assert!(lost.is_empty(), "events lost: {lost:?}");
+}
+
+struct Scenario {
+    server: TestServer,
+    a: Phone,
+    b: Phone,
+    chief: Phone,
+    events: HashSet<String>,
+    cases: Vec<String>,
+}
+
+/// Two inspectors sharing a grid and their grid chief; three cases known to all, then a round
+/// of overlapping offline edits.
+fn scenario() -> Scenario {
+    let server = TestServer::start();
+    server
+        .state
+        .store()
+        .grant("insp-0002", &format!("grid:{GRID}").parse().unwrap(), "test")
+        .unwrap();
+    let a = server.phone("insp-0001");
+    let b = server.phone("insp-0002");
+    let chief = server.phone("chief-0001");
+    let mut events = HashSet::new();
+    let mut cases = Vec::new();
+    for (i, title) in ["河道漂浮垃圾", "楼道堆物", "占道经营"].iter().enumerate() {
+        let id = a.report(GRID, title, T0 + i as i64);
+        events.extend(a.store.case(&id).unwrap().history.into_iter().map(|e| e.id));
+        cases.push(id);
+    }
+    a.sync();
+    b.sync();
+    chief.sync();
+    assert_eq!(b.store.document_ids().unwrap().len(), 3);
+    assert_eq!(chief.store.document_ids().unwrap().len(), 3);
+    Scenario { server, a, b, chief, events, cases }
+}
+
+impl Scenario {
+    /// Overlapping offline edits by all three.
+    fn edit_offline(&mut self, round: i64) {
+        let t = T0 + 1_000_000 * (round + 1);
+        let (c0, c1, c2) = (&self.cases[0], &self.cases[1], &self.cases[2]);
+        let mut added = Vec::new();
+        let mut add = |e: Option<String>| added.extend(e);
+        add(Some(self.a.comment(c0, &format!("A 第{round}次巡查：仍有垃圾"), t)));
+        add(Some(self.b.comment(c0, &format!("B 第{round}次巡查：已通知保洁"), t + 1)));
+        add(Some(self.chief.comment(c0, "网格长已知悉", t + 2)));
+        // Concurrent, conflicting actions on one case: accept vs. solve in grid.
+        add(self.chief.act(c1, EventKind::Accepted { assignee: Some("insp-0002".into()), due_at_ms: None }, t + 3));
+        add(self.b.act(c1, EventKind::ResolvedInGrid { note: "已清理".into() }, t + 4));
+        add(self.chief.act(c2, EventKind::Escalated { to: Level::Village, reason: "需村里协调".into() }, t + 5));
+        add(self.a.act(c2, EventKind::Comment { text: "现场照片已补".into() }, t + 6));
+        add(Some(self.b.comment(c2, "同意上报", t + 8)));
+        let id = self.a.report(GRID, &format!("新发现 {round}"), t + 7);
+        self.events.extend(added);
+        self.events.extend(self.a.store.case(&id).unwrap().history.into_iter().map(|e| e.id));
+        self.cases.push(id);
+    }
+
+    fn phones(&self) -> [&Phone; 3] {
+        [&self.a, &self.b, &self.chief]
+    }
+}
+
+#[test]
+fn three_phones_converge_whatever_the_order_of_syncs() {
+    for order in [[0usize, 1, 2], [2, 0, 1], [1, 2, 0]] {
+        let mut s = scenario();
+        for round in 0..2 {
+            s.edit_offline(round);
+            for &i in &order {
+                s.phones()[i].sync();
+            }
+        }
+        // Everyone syncs once more to receive what the later ones pushed.
+        for &i in &order {
+            s.phones()[i].sync();
+        }
+        assert_converged(&s.server, &s.phones(), &s.events);
+        assert!(s.phones().iter().all(|p| p.store.rejected_edits().unwrap().is_empty()));
+        let outbox = s.a.store.outbox().unwrap();
+        assert!(outbox.iter().all(|e| e.state == OutboxState::Accepted), "{outbox:?}");
+    }
+}
+
+/// A transport that, for a while, drops requests or responses, delivers a request twice,
+/// delays, and hands back the response of an earlier request instead of this one.
+struct Faulty<'a> {
+    inner: &'a dyn Transport,
+    rng: Mutex<fastrand::Rng>,
+    faults_left: Mutex<u32>,
+    previous: Mutex<Option<Vec<u8>>>,
+    log: Mutex<Vec<&'static str>>,
+}
+
+impl<'a> Faulty<'a> {
+    fn new(inner: &'a dyn Transport, seed: u64, faults: u32) -> Self {
+        Faulty {
+            inner,
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            faults_left: Mutex::new(faults),
+            previous: Mutex::new(None),
+            log: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Transport for Faulty<'_> {
+    fn post(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let fault = {
+            let mut left = self.faults_left.lock().unwrap();
+            let roll = self.rng.lock().unwrap().u8(0..6);
+            if *left == 0 || roll == 0 {
+                "none"
+            } else {
+                *left -= 1;
+                ["drop_request", "drop_response", "duplicate", "stale", "delay"][usize::from(roll - 1)]
+            }
+        };
+        self.log.lock().unwrap().push(fault);
+        let unreachable = || TransportError::Unreachable(format!("injected {fault}"));
+        let out = match fault {
+            "drop_request" => return Err(unreachable()),
+            "drop_response" => {
+                let _ = self.inner.post(path, body)?;
+                return Err(unreachable());
+            }
+            "duplicate" => {
+                let _ = self.inner.post(path, body);
+                self.inner.post(path, body)?
+            }
+            "stale" => {
+                let fresh = self.inner.post(path, body)?;
+                match self.previous.lock().unwrap().replace(fresh.clone()) {
+                    Some(old) => return Ok(old),
+                    None => fresh,
+                }
+            }
+            "delay" => {
+                std::thread::sleep(Duration::from_millis(self.rng.lock().unwrap().u64(1..30)));
+                self.inner.post(path, body)?
+            }
+            _ => self.inner.post(path, body)?,
+        };
+        *self.previous.lock().unwrap() = Some(out.clone());
+        Ok(out)
+    }
+}
+
+#[test]
+fn faults_and_a_server_restart_lose_and_duplicate_nothing() {
+    let mut s = scenario();
+    // More documents than one small push holds, so a sync spans several round trips.
+    for i in 0..30 {
+        let id = s.a.report(GRID, &format!("批量上报 {i}"), T0 + 50_000 + i);
+        s.events.extend(s.a.store.case(&id).unwrap().history.into_iter().map(|e| e.id));
+    }
+    let mut injected = 0;
+    for round in 0..3 {
+        s.edit_offline(round);
+        let options = gridlink_core::sync::SyncOptions {
+            max_push_bytes: 4096,
+            max_pull_bytes: 8192,
+            ..options()
+        };
+        for (i, phone) in s.phones().into_iter().enumerate() {
+            let faulty = Faulty::new(&phone.transport, 1000 * round as u64 + i as u64, 12);
+            // Faults may exhaust a sync's retries; what it did is kept and the next goes on.
+            let _ = phone.store.sync(&faulty, &options, &());
+            injected += faulty.log.lock().unwrap().iter().filter(|f| **f != "none").count();
+        }
+        // A restart while a sync is under way: the phone retries through the outage.
+        std::thread::scope(|scope| {
+            let a = &s.a;
+            let syncing = scope.spawn(move || a.store.sync(&a.transport, &options, &()));
+            std::thread::sleep(Duration::from_millis(15));
+            s.server.restart(Duration::from_millis(100));
+            syncing.join().unwrap().unwrap();
+        });
+    }
+    assert!(injected >= 10, "only {injected} faults were injected");
+    for phone in s.phones() {
+        phone.sync();
+    }
+    for phone in s.phones() {
+        phone.sync();
+    }
+    assert_converged(&s.server, &s.phones(), &s.events);
+}
+
+#[test]
+fn a_retried_request_is_harmless() {
+    let s = scenario();
+    let id = s.a.report(GRID, "重复提交", T0 + 5);
+    let batch = s.a.store.prepare_push(1 << 20).unwrap();
+    let request = wire::SyncRequest {
+        protocol: wire::PROTOCOL_VERSION,
+        request_id: "same".into(),
+        push: batch.docs.clone(),
+        cursor: s.a.store.cursor().unwrap(),
+        max_pull_bytes: 1 << 20,
+    };
+    let body = wire::encode(&request);
+    let first: SyncResponse = wire::decode(&s.a.transport.post("/v1/sync", &body).unwrap(), 1 << 26).unwrap();
+    let second: SyncResponse = wire::decode(&s.a.transport.post("/v1/sync", &body).unwrap(), 1 << 26).unwrap();
+    assert_eq!(first.acks, second.acks);
+    assert!(first.rejections.is_empty() && second.rejections.is_empty());
+    let row = s.server.state.store().case_row(&id).unwrap().unwrap();
+    assert_eq!(row.events, 1);
+    // The change log holds the report once.
+    let pushes = s
+        .server
+        .state
+        .store()
+        .audit_log(100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "push" && e.subject == id)
+        .count();
+    assert_eq!(pushes, 1);
+    s.a.store.apply_response(&second, &batch).unwrap();
+    assert!(s.a.store.unacknowledged().unwrap().is_empty());
+}
+
+#[test]
+fn a_new_device_receives_its_whole_scope_and_nothing_else() {
+    let server = TestServer::start_with(gridlink_server::ServerConfig::default(), 600);
+    let inspector = server.phone("insp-0001");
+    let report = inspector.sync();
+    let ids = inspector.store.document_ids().unwrap();
+    assert!(!ids.is_empty());
+    assert!(report.round_trips >= 1);
+    for id in &ids {
+        assert_eq!(server.state.store().case_row(id).unwrap().unwrap().place.grid_id, GRID);
+    }
+    // A village chief receives every grid of the village, paged.
+    let chief = server.phone("chief-0001");
+    let options = gridlink_core::sync::SyncOptions {
+        max_pull_bytes: 2048,
+        ..options()
+    };
+    let report = chief.store.sync(&chief.transport, &options, &()).unwrap();
+    assert!(report.round_trips > 1, "{report:?}");
+    let held = chief.store.document_ids().unwrap();
+    assert!(held.len() > ids.len());
+    for id in &held {
+        let row = server.state.store().case_row(id).unwrap().unwrap();
+        assert_eq!(row.place.village_id, "320509001001");
+        server.doc(id).unwrap();
+        assert_eq!(chief.store.case(id).unwrap(), server.doc(id).unwrap().case().unwrap());
+    }
+}
