@@ -68,11 +68,15 @@ pub enum Error {
     #[error("配置无效 / invalid configuration: {0}")]
     Config(String),
     /// The server could not be reached, after retrying.
-    #[error("无法连接服务器，稍后会自动重试 / the server cannot be reached (will retry later): {0}")]
+    #[error(
+        "无法连接服务器，稍后会自动重试 / the server cannot be reached (will retry later): {0}"
+    )]
     Network(String),
     /// The server refused the request itself (not one document): bad credentials, a revoked
     /// device, an unsupported protocol.
-    #[error("服务器拒绝了请求（{status} {code}）/ the server refused the request ({status} {code}): {message}")]
+    #[error(
+        "服务器拒绝了请求（{status} {code}）/ the server refused the request ({status} {code}): {message}"
+    )]
     Server {
         /// HTTP status.
         status: u16,

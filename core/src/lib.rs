@@ -13,8 +13,8 @@ pub mod doc;
 mod error;
 pub mod geo;
 pub mod search;
-pub mod sync;
 #[cfg(feature = "store")]
 pub mod store;
+pub mod sync;
 
 pub use error::{Error, Result};

@@ -4,7 +4,9 @@
 use crate::AppState;
 use crate::identity;
 use crate::store::{StoreError, User};
-use gridlink_core::case::{CaseDetails, Category, DispatchTarget, EventKind, Level, Location, Role, Source, Stamp};
+use gridlink_core::case::{
+    CaseDetails, Category, DispatchTarget, EventKind, Level, Location, Role, Source, Stamp,
+};
 use gridlink_core::doc::CaseDoc;
 use gridlink_core::geo::LatLon;
 use gridlink_core::sync::device_actor;
@@ -13,14 +15,32 @@ use gridlink_fixtures::District;
 
 /// The scope keys a fixture user's role and assignments imply.
 pub fn grants_for(user: &gridlink_fixtures::User) -> Vec<ScopeKey> {
-    let keys = |prefix: fn(String) -> ScopeKey, ids: &[String]| ids.iter().cloned().map(prefix).collect::<Vec<_>>();
+    let keys = |prefix: fn(String) -> ScopeKey, ids: &[String]| {
+        ids.iter().cloned().map(prefix).collect::<Vec<_>>()
+    };
     match Role::from_code(&user.role) {
-        Some(Role::GridInspector | Role::ProfessionalInspector) => keys(ScopeKey::Grid, &user.grid_ids),
-        Some(Role::GridChief | Role::Mediator) if !user.village_ids.is_empty() => keys(ScopeKey::Village, &user.village_ids),
-        Some(Role::GridChief | Role::Mediator) if !user.town_ids.is_empty() => keys(ScopeKey::Town, &user.town_ids),
+        Some(Role::GridInspector | Role::ProfessionalInspector) => {
+            keys(ScopeKey::Grid, &user.grid_ids)
+        }
+        Some(Role::GridChief | Role::Mediator) if !user.village_ids.is_empty() => {
+            keys(ScopeKey::Village, &user.village_ids)
+        }
+        Some(Role::GridChief | Role::Mediator) if !user.town_ids.is_empty() => {
+            keys(ScopeKey::Town, &user.town_ids)
+        }
         Some(Role::GridChief | Role::Mediator) => keys(ScopeKey::Grid, &user.grid_ids),
-        Some(Role::DepartmentHandler) => user.department.iter().cloned().map(ScopeKey::Department).collect(),
-        Some(Role::LawEnforcement) => user.department.iter().cloned().map(ScopeKey::Enforcement).collect(),
+        Some(Role::DepartmentHandler) => user
+            .department
+            .iter()
+            .cloned()
+            .map(ScopeKey::Department)
+            .collect(),
+        Some(Role::LawEnforcement) => user
+            .department
+            .iter()
+            .cloned()
+            .map(ScopeKey::Enforcement)
+            .collect(),
         Some(Role::Operator) => vec![ScopeKey::District],
         Some(Role::Citizen) => vec![ScopeKey::Reporter(user.id.clone())],
         Some(Role::System) | None => Vec::new(),
@@ -55,17 +75,30 @@ pub fn import_district(state: &AppState, district: &District) -> Result<Imported
     state.with_merger(|m| m.reload_grids())?;
     let mut users = 0;
     for u in &district.users {
-        let Some(role) = Role::from_code(&u.role) else { continue };
+        let Some(role) = Role::from_code(&u.role) else {
+            continue;
+        };
         if store.user(&u.id)?.is_some() {
             continue;
         }
-        store.add_user(&User { id: u.id.clone(), name: u.name.clone(), role }, "import")?;
+        store.add_user(
+            &User {
+                id: u.id.clone(),
+                name: u.name.clone(),
+                role,
+            },
+            "import",
+        )?;
         for key in grants_for(u) {
             store.grant(&u.id, &key, "import")?;
         }
         users += 1;
     }
-    Ok(Imported { grids: grids.len(), users, cases: 0 })
+    Ok(Imported {
+        grids: grids.len(),
+        users,
+        cases: 0,
+    })
 }
 
 const TITLES: &[(Category, &str)] = &[
@@ -81,7 +114,13 @@ const TITLES: &[(Category, &str)] = &[
 /// Creates `count` cases spread over the basic grids, reported by the grids' inspectors and
 /// carried along the closed loop to varied points (reported, accepted, solved in the grid and
 /// closed, escalated and dispatched). Deterministic for a given `seed`.
-pub fn seed_cases(state: &AppState, district: &District, count: usize, seed: u64, now_ms: i64) -> Result<usize, StoreError> {
+pub fn seed_cases(
+    state: &AppState,
+    district: &District,
+    count: usize,
+    seed: u64,
+    now_ms: i64,
+) -> Result<usize, StoreError> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let actor = device_actor(&[0x5e; gridlink_core::sync::ACTOR_PREFIX_LEN], 0);
     let inspector = |grid: &str| {
@@ -96,7 +135,11 @@ pub fn seed_cases(state: &AppState, district: &District, count: usize, seed: u64
             .iter()
             .find(|u| u.role == "grid_chief" && u.village_ids.iter().any(|v| v == village))
     };
-    let grids: Vec<_> = district.grids.iter().filter(|g| inspector(&g.id).is_some()).collect();
+    let grids: Vec<_> = district
+        .grids
+        .iter()
+        .filter(|g| inspector(&g.id).is_some())
+        .collect();
     if grids.is_empty() {
         return Ok(0);
     }
@@ -104,10 +147,15 @@ pub fn seed_cases(state: &AppState, district: &District, count: usize, seed: u64
     let mut created = 0;
     for i in 0..count {
         let grid = grids[i % grids.len()];
-        let (Some(reporter), Some(chief)) = (inspector(&grid.id), chief(&grid.village_id)) else { continue };
+        let (Some(reporter), Some(chief)) = (inspector(&grid.id), chief(&grid.village_id)) else {
+            continue;
+        };
         let (category, title) = TITLES[rng.usize(..TITLES.len())];
         let at = now_ms - rng.i64(3_600_000..30 * 86_400_000);
-        let centre = grid.ring.first().map_or(LatLon::new(31.16, 120.64), |p| LatLon::new(p[1], p[0]));
+        let centre = grid
+            .ring
+            .first()
+            .map_or(LatLon::new(31.16, 120.64), |p| LatLon::new(p[1], p[0]));
         let stamp = |user: &gridlink_fixtures::User, role: Role, at_ms: i64| Stamp {
             actor: user.id.clone(),
             role,
@@ -115,37 +163,96 @@ pub fn seed_cases(state: &AppState, district: &District, count: usize, seed: u64
             at_ms,
             location: None,
         };
-        let id = uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes()).into_uuid().to_string();
+        let id = uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes())
+            .into_uuid()
+            .to_string();
         let details = CaseDetails {
             id,
             category,
             source: Source::GridInspector,
             title: title.to_owned(),
             description: format!("{}：{}", grid.name, title),
-            location: Some(Location { point: centre, accuracy_m: 8.0 }),
+            location: Some(Location {
+                point: centre,
+                accuracy_m: 8.0,
+            }),
             address_id: None,
             grid_id: grid.id.clone(),
         };
         let conflict = |e: gridlink_core::Error| StoreError::Conflict(e.to_string());
-        let (mut doc, _) = CaseDoc::create(details, Vec::new(), stamp(reporter, Role::GridInspector, at), actor.clone()).map_err(conflict)?;
-        let step = |doc: &mut CaseDoc, kind: EventKind, st: Stamp| doc.record(kind, st).map(|_| ()).map_err(conflict);
+        let (mut doc, _) = CaseDoc::create(
+            details,
+            Vec::new(),
+            stamp(reporter, Role::GridInspector, at),
+            actor.clone(),
+        )
+        .map_err(conflict)?;
+        let step = |doc: &mut CaseDoc, kind: EventKind, st: Stamp| {
+            doc.record(kind, st).map(|_| ()).map_err(conflict)
+        };
         match i % 4 {
             0 => {}
-            1 => step(&mut doc, EventKind::Accepted { assignee: Some(reporter.id.clone()), due_at_ms: Some(at + 3 * 86_400_000) }, stamp(chief, Role::GridChief, at + 600_000))?,
+            1 => step(
+                &mut doc,
+                EventKind::Accepted {
+                    assignee: Some(reporter.id.clone()),
+                    due_at_ms: Some(at + 3 * 86_400_000),
+                },
+                stamp(chief, Role::GridChief, at + 600_000),
+            )?,
             2 => {
-                step(&mut doc, EventKind::ResolvedInGrid { note: "已现场处置".into() }, stamp(reporter, Role::GridInspector, at + 1_800_000))?;
-                step(&mut doc, EventKind::Verified { note: "核查属实，已整改".into() }, stamp(chief, Role::GridChief, at + 7_200_000))?;
-                step(&mut doc, EventKind::Closed { note: "已办结".into() }, stamp(chief, Role::GridChief, at + 7_300_000))?;
+                step(
+                    &mut doc,
+                    EventKind::ResolvedInGrid {
+                        note: "已现场处置".into(),
+                    },
+                    stamp(reporter, Role::GridInspector, at + 1_800_000),
+                )?;
+                step(
+                    &mut doc,
+                    EventKind::Verified {
+                        note: "核查属实，已整改".into(),
+                    },
+                    stamp(chief, Role::GridChief, at + 7_200_000),
+                )?;
+                step(
+                    &mut doc,
+                    EventKind::Closed {
+                        note: "已办结".into(),
+                    },
+                    stamp(chief, Role::GridChief, at + 7_300_000),
+                )?;
             }
             _ => {
-                step(&mut doc, EventKind::Accepted { assignee: None, due_at_ms: None }, stamp(chief, Role::GridChief, at + 600_000))?;
-                step(&mut doc, EventKind::Escalated { to: Level::Town, reason: "需要职能部门处置".into() }, stamp(chief, Role::GridChief, at + 900_000))?;
-                let departments: Vec<_> = district.departments.iter().filter(|d| d.kind == "department").collect();
+                step(
+                    &mut doc,
+                    EventKind::Accepted {
+                        assignee: None,
+                        due_at_ms: None,
+                    },
+                    stamp(chief, Role::GridChief, at + 600_000),
+                )?;
+                step(
+                    &mut doc,
+                    EventKind::Escalated {
+                        to: Level::Town,
+                        reason: "需要职能部门处置".into(),
+                    },
+                    stamp(chief, Role::GridChief, at + 900_000),
+                )?;
+                let departments: Vec<_> = district
+                    .departments
+                    .iter()
+                    .filter(|d| d.kind == "department")
+                    .collect();
                 if let Some(dept) = departments.get((i / 4) % departments.len().max(1)) {
                     step(
                         &mut doc,
                         EventKind::Dispatched {
-                            target: DispatchTarget::Department { code: dept.code.clone(), name: dept.name.clone() },
+                            target: DispatchTarget::Department {
+                                code: dept.code.clone(),
+                                name: dept.name.clone(),
+                            },
                             due_at_ms: Some(at + 5 * 86_400_000),
                             note: "请按期处置".into(),
                         },
@@ -165,9 +272,19 @@ pub fn seed_cases(state: &AppState, district: &District, count: usize, seed: u64
 }
 
 /// Creates a one-time enrollment code for a user, valid for `hours`, and returns it.
-pub fn enroll_code(state: &AppState, user_id: &str, hours: i64, by: &str) -> Result<String, StoreError> {
+pub fn enroll_code(
+    state: &AppState,
+    user_id: &str,
+    hours: i64,
+    by: &str,
+) -> Result<String, StoreError> {
     let code = identity::new_enroll_code().map_err(StoreError::Database)?;
     let expires = crate::now_ms().saturating_add(hours.saturating_mul(3_600_000));
-    state.store().add_enroll_code(user_id, &identity::hash_secret(&identity::normalize_code(&code)), expires, by)?;
+    state.store().add_enroll_code(
+        user_id,
+        &identity::hash_secret(&identity::normalize_code(&code)),
+        expires,
+        by,
+    )?;
     Ok(code)
 }

@@ -52,7 +52,9 @@ impl From<WireError> for ApiError {
         match e {
             WireError::UnsupportedProtocol { .. } => ApiError::UnsupportedProtocol(e.to_string()),
             WireError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
-            WireError::Compression(_) | WireError::Malformed(_) => ApiError::BadRequest(e.to_string()),
+            WireError::Compression(_) | WireError::Malformed(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
         }
     }
 }

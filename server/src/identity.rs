@@ -63,7 +63,10 @@ mod tests {
     fn codes_normalize_and_tokens_differ() {
         let code = new_enroll_code().unwrap();
         assert_eq!(code.len(), 14);
-        assert_eq!(normalize_code(&code.to_lowercase().replace('-', " ")), normalize_code(&code));
+        assert_eq!(
+            normalize_code(&code.to_lowercase().replace('-', " ")),
+            normalize_code(&code)
+        );
         assert_ne!(new_token().unwrap(), new_token().unwrap());
         assert_eq!(hash_secret("a").len(), 64);
     }

@@ -27,7 +27,9 @@ use axum::routing::{get, post};
 use error::ApiError;
 use gridlink_core::sync::access::Pusher;
 use gridlink_core::sync::scope::ScopeKey;
-use gridlink_core::sync::wire::{self, Cursor, EnrollRequest, EnrollResponse, SyncRequest, SyncResponse};
+use gridlink_core::sync::wire::{
+    self, Cursor, EnrollRequest, EnrollResponse, SyncRequest, SyncResponse,
+};
 use merge::Merger;
 use metrics::Metrics;
 use std::collections::BTreeSet;
@@ -71,7 +73,9 @@ struct Inner {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("config", &self.inner.config).finish()
+        f.debug_struct("AppState")
+            .field("config", &self.inner.config)
+            .finish()
     }
 }
 
@@ -120,7 +124,9 @@ impl AppState {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("缺少设备令牌 / the device token is missing".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("缺少设备令牌 / the device token is missing".into())
+            })?;
         self.inner
             .store
             .device_by_token(&identity::hash_secret(token))?
@@ -132,7 +138,11 @@ impl AppState {
     }
 
     /// Handles one sync request body for an authenticated device.
-    pub fn sync_blocking(&self, device: &store::DeviceAuth, body: &[u8]) -> Result<SyncResponse, ApiError> {
+    pub fn sync_blocking(
+        &self,
+        device: &store::DeviceAuth,
+        body: &[u8],
+    ) -> Result<SyncResponse, ApiError> {
         let request: SyncRequest = wire::decode(body, wire::MAX_MESSAGE_BYTES)?;
         wire::check_protocol(request.protocol)?;
         let store = &self.inner.store;
@@ -152,12 +162,19 @@ impl AppState {
         let m = &self.inner.metrics;
         m.docs_merged.inc_by(pushed.acks.len() as u64);
         for r in &pushed.rejections {
-            m.docs_rejected.get_or_create(&Metrics::label("code", r.code.code())).inc();
+            m.docs_rejected
+                .get_or_create(&Metrics::label("code", r.code.code()))
+                .inc();
         }
 
         let from: Vec<(ScopeKey, u64)> = grants
             .iter()
-            .map(|k| (k.clone(), request.cursor.0.get(&k.to_string()).copied().unwrap_or(0)))
+            .map(|k| {
+                (
+                    k.clone(),
+                    request.cursor.0.get(&k.to_string()).copied().unwrap_or(0),
+                )
+            })
             .collect();
         // Keys the device read before but is no longer granted: its documents there leave.
         let left: Vec<ScopeKey> = request
@@ -169,7 +186,9 @@ impl AppState {
             .collect();
         let kept: Vec<ScopeKey> = grants.iter().cloned().collect();
         let removed = store.docs_leaving(&left, &kept)?;
-        let budget = request.max_pull_bytes.clamp(1, self.inner.config.max_pull_bytes);
+        let budget = request
+            .max_pull_bytes
+            .clamp(1, self.inner.config.max_pull_bytes);
         let page = store.pull(&from, &device.device_id, budget)?;
         m.docs_pulled.inc_by(page.docs.len() as u64);
         Ok(SyncResponse {
@@ -179,7 +198,12 @@ impl AppState {
             rejections: pushed.rejections,
             pulled: page.docs,
             removed,
-            cursor: Cursor(page.positions.into_iter().map(|(k, p)| (k.to_string(), p)).collect()),
+            cursor: Cursor(
+                page.positions
+                    .into_iter()
+                    .map(|(k, p)| (k.to_string(), p))
+                    .collect(),
+            ),
             more: page.more,
         })
     }
@@ -206,14 +230,23 @@ impl AppState {
         let user = match self.inner.store.enroll(&code_hash, &device, now_ms()) {
             Ok(user) => user,
             Err(StoreError::NotFound(_)) => {
-                self.inner.metrics.enrollments.get_or_create(&Metrics::label("outcome", "refused")).inc();
+                self.inner
+                    .metrics
+                    .enrollments
+                    .get_or_create(&Metrics::label("outcome", "refused"))
+                    .inc();
                 return Err(ApiError::Forbidden(
-                    "登记码无效、已使用或已过期 / the enrollment code is unknown, used or expired".into(),
+                    "登记码无效、已使用或已过期 / the enrollment code is unknown, used or expired"
+                        .into(),
                 ));
             }
             Err(e) => return Err(e.into()),
         };
-        self.inner.metrics.enrollments.get_or_create(&Metrics::label("outcome", "ok")).inc();
+        self.inner
+            .metrics
+            .enrollments
+            .get_or_create(&Metrics::label("outcome", "ok"))
+            .inc();
         let scopes: BTreeSet<ScopeKey> = self.inner.store.grants(&user.id)?;
         Ok(EnrollResponse {
             protocol: wire::PROTOCOL_VERSION,
@@ -258,7 +291,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -286,7 +321,10 @@ async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.inner.metrics.render(),
     )
         .into_response()
@@ -306,7 +344,10 @@ fn cbor(bytes: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, wire::CONTENT_TYPE)], bytes).into_response()
 }
 
-async fn enroll(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn enroll(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let body = read_body(body)?;
     let response = tokio::task::spawn_blocking(move || state.enroll_blocking(&body))
         .await
@@ -314,7 +355,11 @@ async fn enroll(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
     Ok(cbor(wire::encode(&response)))
 }
 
-async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn sync(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let m = &state.inner.metrics;
     m.in_flight.inc();
@@ -328,9 +373,13 @@ async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Result<By
         let body = read_body(body)?;
         m.bytes_in.inc_by(body.len() as u64);
         let state = state.clone();
-        let response = tokio::task::spawn_blocking(move || state.sync_blocking(&device, &body).map(|r| wire::encode(&r)))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        let response = tokio::task::spawn_blocking(move || {
+            state
+                .sync_blocking(&device, &body)
+                .map(|r| wire::encode(&r))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
         Ok::<_, ApiError>(response)
     }
     .await;
@@ -338,12 +387,16 @@ async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Result<By
     m.sync_seconds.observe(started.elapsed().as_secs_f64());
     match result {
         Ok(bytes) => {
-            m.sync_requests.get_or_create(&Metrics::label("outcome", "ok")).inc();
+            m.sync_requests
+                .get_or_create(&Metrics::label("outcome", "ok"))
+                .inc();
             m.bytes_out.inc_by(bytes.len() as u64);
             cbor(bytes)
         }
         Err(e) => {
-            m.sync_requests.get_or_create(&Metrics::label("outcome", e.code())).inc();
+            m.sync_requests
+                .get_or_create(&Metrics::label("outcome", e.code()))
+                .inc();
             e.into_response()
         }
     }

@@ -143,11 +143,16 @@ enum UserCommand {
 }
 
 fn operator() -> String {
-    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
 }
 
 fn open(data: &std::path::Path) -> Result<Arc<dyn ServerStore>> {
-    Ok(Arc::new(SqliteStore::open(data).with_context(|| format!("opening {}", data.display()))?))
+    Ok(Arc::new(
+        SqliteStore::open(data).with_context(|| format!("opening {}", data.display()))?,
+    ))
 }
 
 fn state(data: &std::path::Path, serve: &ServeArgs) -> Result<AppState> {
@@ -180,7 +185,11 @@ fn main() -> Result<()> {
             let district = District::generate(Scale::Small);
             let fresh = state.store().doc_count()? == 0;
             let imported = demo::import_district(&state, &district)?;
-            let created = if fresh { demo::seed_cases(&state, &district, cases, 2026, gridlink_server::now_ms())? } else { 0 };
+            let created = if fresh {
+                demo::seed_cases(&state, &district, cases, 2026, gridlink_server::now_ms())?
+            } else {
+                0
+            };
             let mut banner = format!(
                 "gridlink 演示 / demo — {}\n  数据目录 / data directory: {}\n  {} 个网格, 新增 {} 名用户, 新建 {} 个案件 / grids, users added, cases created\n\n  演示设备登记码（一次有效，72 小时）/ demo enrollment codes (one-time, 72 h):\n",
                 district.name,
@@ -189,10 +198,21 @@ fn main() -> Result<()> {
                 imported.users,
                 created
             );
-            for user in ["insp-0001", "insp-0002", "chief-0001", "dept-env-01", "op-01"] {
+            for user in [
+                "insp-0001",
+                "insp-0002",
+                "chief-0001",
+                "dept-env-01",
+                "op-01",
+            ] {
                 if let Some(u) = state.store().user(user)? {
                     let code = demo::enroll_code(&state, user, 72, "demo")?;
-                    banner.push_str(&format!("    {:<12} {:<8} {:<22} {code}\n", u.id, u.name, u.role.label_zh()));
+                    banner.push_str(&format!(
+                        "    {:<12} {:<8} {:<22} {code}\n",
+                        u.id,
+                        u.name,
+                        u.role.label_zh()
+                    ));
                 }
             }
             run(state, serve.addr, Some(banner))
@@ -218,8 +238,12 @@ fn main() -> Result<()> {
             let state = AppState::new(open(&data.data)?, ServerConfig::default())?;
             let district = District::generate(Scale::Small);
             let imported = demo::import_district(&state, &district)?;
-            let created = demo::seed_cases(&state, &district, cases, 2026, gridlink_server::now_ms())?;
-            println!("{} grids, {} users added, {created} cases", imported.grids, imported.users);
+            let created =
+                demo::seed_cases(&state, &district, cases, 2026, gridlink_server::now_ms())?;
+            println!(
+                "{} grids, {} users added, {created} cases",
+                imported.grids, imported.users
+            );
             Ok(())
         }
     }
@@ -227,11 +251,23 @@ fn main() -> Result<()> {
 
 fn user(command: UserCommand) -> Result<()> {
     match command {
-        UserCommand::Add { data, id, name, role } => {
+        UserCommand::Add {
+            data,
+            id,
+            name,
+            role,
+        } => {
             let Some(role) = Role::from_code(&role).filter(|r| *r != Role::System) else {
                 bail!("未知角色 {role:?} / unknown role {role:?}");
             };
-            open(&data.data)?.add_user(&User { id: id.clone(), name, role }, &operator())?;
+            open(&data.data)?.add_user(
+                &User {
+                    id: id.clone(),
+                    name,
+                    role,
+                },
+                &operator(),
+            )?;
             println!("已添加用户 {id} / user {id} added");
         }
         UserCommand::Grant { data, id, scope } => {
@@ -251,9 +287,13 @@ fn user(command: UserCommand) -> Result<()> {
 }
 
 fn run(state: AppState, addr: SocketAddr, banner: Option<String>) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
         if let Some(banner) = banner {
             println!("{banner}");

@@ -12,9 +12,9 @@ use gridlink_core::Error as CoreError;
 use gridlink_core::case::Case;
 use gridlink_core::doc::CaseDoc;
 use gridlink_core::sync::access::{Before, Pusher, Refusal, check_push};
+use gridlink_core::sync::actor_belongs_to;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey, case_scopes};
 use gridlink_core::sync::wire::{Ack, PushDoc, RejectCode, Rejection};
-use gridlink_core::sync::actor_belongs_to;
 use lru::LruCache;
 use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroUsize;
@@ -53,14 +53,20 @@ pub struct Merger {
 
 impl std::fmt::Debug for Merger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Merger").field("cached", &self.cache.len()).finish()
+        f.debug_struct("Merger")
+            .field("cached", &self.cache.len())
+            .finish()
     }
 }
 
 impl Merger {
     /// A merger over `store`, caching up to `cache_docs` documents.
     pub fn new(store: Arc<dyn ServerStore>, cache_docs: usize) -> Result<Merger, StoreError> {
-        let grids = store.grids()?.into_iter().map(|g| (g.grid_id.clone(), g)).collect();
+        let grids = store
+            .grids()?
+            .into_iter()
+            .map(|g| (g.grid_id.clone(), g))
+            .collect();
         Ok(Merger {
             store,
             cache: LruCache::new(NonZeroUsize::new(cache_docs.max(1)).unwrap_or(NonZeroUsize::MIN)),
@@ -70,7 +76,12 @@ impl Merger {
 
     /// Reloads the grid table (after an import).
     pub fn reload_grids(&mut self) -> Result<(), StoreError> {
-        self.grids = self.store.grids()?.into_iter().map(|g| (g.grid_id.clone(), g)).collect();
+        self.grids = self
+            .store
+            .grids()?
+            .into_iter()
+            .map(|g| (g.grid_id.clone(), g))
+            .collect();
         Ok(())
     }
 
@@ -83,13 +94,25 @@ impl Merger {
         if let Some(cached) = self.cache.pop(doc_id) {
             return Ok(Some(cached));
         }
-        let stored = self.store.load_doc(doc_id).map_err(|e| refusal(RejectCode::Corrupt, format!("服务器存储错误 / server storage error: {e}")))?;
-        let Some(stored) = stored else { return Ok(None) };
+        let stored = self.store.load_doc(doc_id).map_err(|e| {
+            refusal(
+                RejectCode::Corrupt,
+                format!("服务器存储错误 / server storage error: {e}"),
+            )
+        })?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
         let doc = CaseDoc::load(doc_id, &stored.bytes).map_err(|e| {
             tracing::error!(doc_id, error = %e, "stored document does not load");
-            refusal(RejectCode::Corrupt, format!("服务器上的文档无法读取 / the server's copy does not load: {e}"))
+            refusal(
+                RejectCode::Corrupt,
+                format!("服务器上的文档无法读取 / the server's copy does not load: {e}"),
+            )
         })?;
-        let case = doc.case().map_err(|e| refusal(RejectCode::Malformed, e.to_string()))?;
+        let case = doc
+            .case()
+            .map_err(|e| refusal(RejectCode::Malformed, e.to_string()))?;
         Ok(Some(Cached {
             doc,
             case,
@@ -100,7 +123,13 @@ impl Merger {
 
     /// Validates and merges a push, committing every accepted document (and the audit entries)
     /// in one transaction. A storage failure fails the whole push (nothing acknowledged).
-    pub fn push(&mut self, pusher: &Pusher, actor_prefix: &[u8], docs: &[PushDoc], now_ms: i64) -> Result<PushOutcome, StoreError> {
+    pub fn push(
+        &mut self,
+        pusher: &Pusher,
+        actor_prefix: &[u8],
+        docs: &[PushDoc],
+        now_ms: i64,
+    ) -> Result<PushOutcome, StoreError> {
         let mut outcome = PushOutcome::default();
         let mut merges = Vec::new();
         let mut audit = Vec::new();
@@ -114,7 +143,11 @@ impl Merger {
                     });
                     self.cache.put(push.doc_id.clone(), cached);
                 }
-                Ok(Merged::Accepted { cached, merge, added }) => {
+                Ok(Merged::Accepted {
+                    cached,
+                    merge,
+                    added,
+                }) => {
                     outcome.events_added += added;
                     outcome.acks.push(Ack {
                         doc_id: push.doc_id.clone(),
@@ -128,7 +161,7 @@ impl Merger {
                         subject: push.doc_id.clone(),
                         detail: format!("{added} events, {} bytes", merge.changes.len()),
                     });
-                    merges.push(merge);
+                    merges.push(*merge);
                     to_cache.push((push.doc_id.clone(), cached));
                 }
                 Err(r) => {
@@ -170,7 +203,9 @@ impl Merger {
     pub fn import(&mut self, docs: Vec<CaseDoc>) -> Result<(), StoreError> {
         let mut merges = Vec::with_capacity(docs.len());
         for mut doc in docs {
-            let case = doc.case().map_err(|e| StoreError::Conflict(e.to_string()))?;
+            let case = doc
+                .case()
+                .map_err(|e| StoreError::Conflict(e.to_string()))?;
             let place = self
                 .grids
                 .get(&case.details.grid_id)
@@ -200,7 +235,12 @@ impl Merger {
         bytes
     }
 
-    fn merge_one(&mut self, pusher: &Pusher, actor_prefix: &[u8], push: &PushDoc) -> Result<Merged, Refusal> {
+    fn merge_one(
+        &mut self,
+        pusher: &Pusher,
+        actor_prefix: &[u8],
+        push: &PushDoc,
+    ) -> Result<Merged, Refusal> {
         if push.changes.len() > MAX_DOC_PUSH_BYTES {
             return Err(refusal(
                 RejectCode::TooLarge,
@@ -215,58 +255,95 @@ impl Merger {
             Some(mut cached) => {
                 let heads = cached.doc.heads();
                 // Applied in place: on any refusal below `cached` is dropped, not re-cached.
-                cached.doc.apply_in_place(&push.changes).map_err(core_refusal)?;
-                let Cached { doc, case, scopes, chunks } = cached;
+                cached
+                    .doc
+                    .apply_in_place(&push.changes)
+                    .map_err(core_refusal)?;
+                let Cached {
+                    doc,
+                    case,
+                    scopes,
+                    chunks,
+                } = cached;
                 (doc, Some((case, scopes, chunks)), heads)
             }
-            None => (CaseDoc::load(&push.doc_id, &push.changes).map_err(core_refusal)?, None, Vec::new()),
+            None => (
+                CaseDoc::load(&push.doc_id, &push.changes).map_err(core_refusal)?,
+                None,
+                Vec::new(),
+            ),
         };
         let heads = doc.heads();
-        if let Some((case, scopes, chunks)) = &before {
-            if heads == before_heads {
-                return Ok(Merged::Unchanged {
-                    cached: Cached {
-                        doc,
-                        case: case.clone(),
-                        scopes: scopes.clone(),
-                        chunks: *chunks,
-                    },
-                    heads,
-                });
-            }
+        if heads == before_heads
+            && let Some((case, scopes, chunks)) = before
+        {
+            return Ok(Merged::Unchanged {
+                cached: Cached {
+                    doc,
+                    case,
+                    scopes,
+                    chunks,
+                },
+                heads,
+            });
         }
-        if let Some(actor) = doc.actors_since(&before_heads).into_iter().find(|a| !actor_belongs_to(a, actor_prefix)) {
+        if let Some(actor) = doc
+            .actors_since(&before_heads)
+            .into_iter()
+            .find(|a| !actor_belongs_to(a, actor_prefix))
+        {
             return Err(refusal(
                 RejectCode::ForgedActor,
-                format!("变更的作者 {actor} 不是本设备 / a change is authored by {actor}, not by this device"),
+                format!(
+                    "变更的作者 {actor} 不是本设备 / a change is authored by {actor}, not by this device"
+                ),
             ));
         }
         let extra = doc.unexpected_root_keys();
         if !extra.is_empty() {
-            return Err(refusal(RejectCode::Malformed, format!("文档含有未定义的字段 / unknown fields at the root: {extra:?}")));
+            return Err(refusal(
+                RejectCode::Malformed,
+                format!("文档含有未定义的字段 / unknown fields at the root: {extra:?}"),
+            ));
         }
         let after = doc.case().map_err(core_refusal)?;
         if after.details.id != push.doc_id {
             return Err(refusal(
                 RejectCode::Malformed,
-                format!("文档自称案件 {} / the document says it is case {}", after.details.id, after.details.id),
+                format!(
+                    "文档自称案件 {} / the document says it is case {}",
+                    after.details.id, after.details.id
+                ),
             ));
         }
-        let place = self.grids.get(&after.details.grid_id).cloned().ok_or_else(|| {
-            refusal(
-                RejectCode::UnknownGrid,
-                format!("没有网格 {} / there is no grid {}", after.details.grid_id, after.details.grid_id),
-            )
-        })?;
+        let place = self
+            .grids
+            .get(&after.details.grid_id)
+            .cloned()
+            .ok_or_else(|| {
+                refusal(
+                    RejectCode::UnknownGrid,
+                    format!(
+                        "没有网格 {} / there is no grid {}",
+                        after.details.grid_id, after.details.grid_id
+                    ),
+                )
+            })?;
         let after_scopes = case_scopes(&after, &place);
         let added = check_push(
             pusher,
-            before.as_ref().map(|(case, scopes, _)| Before { case, scopes }),
+            before
+                .as_ref()
+                .map(|(case, scopes, _)| Before { case, scopes }),
             &after,
             &after_scopes,
         )?;
         let chunks = before.as_ref().map_or(0, |b| b.2) + 1;
-        let changes = if before.is_some() { doc.save_after(&before_heads) } else { doc.save() };
+        let changes = if before.is_some() {
+            doc.save_after(&before_heads)
+        } else {
+            doc.save()
+        };
         let compacted = (chunks >= COMPACT_AFTER_CHUNKS).then(|| doc.save());
         let merge = Merge {
             doc_id: push.doc_id.clone(),
@@ -284,15 +361,22 @@ impl Merger {
                 scopes: after_scopes,
                 chunks: if compacted.is_some() { 0 } else { chunks },
             },
-            merge,
+            merge: Box::new(merge),
             added: added.len() as u64,
         })
     }
 }
 
 enum Merged {
-    Unchanged { cached: Cached, heads: Vec<automerge::ChangeHash> },
-    Accepted { cached: Cached, merge: Merge, added: u64 },
+    Unchanged {
+        cached: Cached,
+        heads: Vec<automerge::ChangeHash>,
+    },
+    Accepted {
+        cached: Cached,
+        merge: Box<Merge>,
+        added: u64,
+    },
 }
 
 fn refusal(code: RejectCode, message: String) -> Refusal {

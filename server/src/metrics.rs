@@ -55,15 +55,43 @@ impl Metrics {
             enrollments: Family::default(),
             registry: Registry::default(),
         };
-        registry.register("sync_requests", "Sync requests by outcome", m.sync_requests.clone());
-        registry.register("docs_merged", "Pushed documents merged", m.docs_merged.clone());
-        registry.register("docs_rejected", "Pushed documents refused, by reason", m.docs_rejected.clone());
-        registry.register("docs_pulled", "Documents sent to devices", m.docs_pulled.clone());
+        registry.register(
+            "sync_requests",
+            "Sync requests by outcome",
+            m.sync_requests.clone(),
+        );
+        registry.register(
+            "docs_merged",
+            "Pushed documents merged",
+            m.docs_merged.clone(),
+        );
+        registry.register(
+            "docs_rejected",
+            "Pushed documents refused, by reason",
+            m.docs_rejected.clone(),
+        );
+        registry.register(
+            "docs_pulled",
+            "Documents sent to devices",
+            m.docs_pulled.clone(),
+        );
         registry.register("sync_bytes_in", "Sync request bytes", m.bytes_in.clone());
         registry.register("sync_bytes_out", "Sync response bytes", m.bytes_out.clone());
-        registry.register("sync_in_flight", "Sync requests being handled", m.in_flight.clone());
-        registry.register("sync_seconds", "Time to handle a sync request", m.sync_seconds.clone());
-        registry.register("enrollments", "Device enrollments by outcome", m.enrollments.clone());
+        registry.register(
+            "sync_in_flight",
+            "Sync requests being handled",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "sync_seconds",
+            "Time to handle a sync request",
+            m.sync_seconds.clone(),
+        );
+        registry.register(
+            "enrollments",
+            "Device enrollments by outcome",
+            m.enrollments.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -186,8 +186,7 @@ impl Store {
                 ))))
             };
         }
-        let (mut doc, _) =
-            CaseDoc::create(details, new.photos, self.stamp(at), self.actor())?;
+        let (mut doc, _) = CaseDoc::create(details, new.photos, self.stamp(at), self.actor())?;
         let case = doc.case()?;
         write_doc(&tx, &mut doc, None, &case, self.config.compact_after_chunks)?;
         tx.commit()?;
@@ -246,7 +245,10 @@ impl Store {
                 Err(_) => None,
             };
             let sp = tx.savepoint()?;
-            match self.apply_one_keep(&sp, item, existing).map(|(changed, _)| changed) {
+            match self
+                .apply_one_keep(&sp, item, existing)
+                .map(|(changed, _)| changed)
+            {
                 Ok(true) => {
                     sp.commit()?;
                     report.applied.push(item.doc_id.clone());

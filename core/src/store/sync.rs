@@ -131,8 +131,9 @@ pub(super) fn enrolled_actor(conn: &Connection) -> Result<Option<automerge::Acto
     let Some(prefix) = meta(conn, META_PREFIX)? else {
         return Ok(None);
     };
-    let prefix = <[u8; ACTOR_PREFIX_LEN]>::try_from(prefix.as_slice())
-        .map_err(|_| Error::Config("存储的设备标识已损坏 / the stored actor prefix is damaged".into()))?;
+    let prefix = <[u8; ACTOR_PREFIX_LEN]>::try_from(prefix.as_slice()).map_err(|_| {
+        Error::Config("存储的设备标识已损坏 / the stored actor prefix is damaged".into())
+    })?;
     Ok(Some(device_actor(&prefix, epoch(conn)?)))
 }
 
@@ -145,7 +146,12 @@ fn set_acked(conn: &Connection, doc_id: &str, heads: &[ChangeHash]) -> Result<()
     Ok(())
 }
 
-fn set_outbox(conn: &Connection, doc_id: &str, state: &str, why: Option<(&str, &str)>) -> Result<()> {
+fn set_outbox(
+    conn: &Connection,
+    doc_id: &str,
+    state: &str,
+    why: Option<(&str, &str)>,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO outbox (doc_id, state, code, message, at) SELECT ?1, ?2, ?3, ?4, ?5
          WHERE EXISTS (SELECT 1 FROM documents WHERE id = ?1)
@@ -168,7 +174,9 @@ impl Store {
     pub fn set_enrollment(&self, enrollment: &EnrollResponse) -> Result<()> {
         let prefix = <[u8; ACTOR_PREFIX_LEN]>::try_from(enrollment.actor_prefix.as_slice())
             .map_err(|_| {
-                Error::Config("服务器返回的设备标识无效 / the server sent an invalid actor prefix".into())
+                Error::Config(
+                    "服务器返回的设备标识无效 / the server sent an invalid actor prefix".into(),
+                )
             })?;
         let mut conn = self.lock();
         let tx = conn.transaction()?;
@@ -240,7 +248,11 @@ impl Store {
     /// refused document is reset to the server's version; the refused events go to
     /// [`rejected_edits`](Self::rejected_edits) and the user's other pending events are
     /// re-applied on top), the documents that left the scope, and the new cursor.
-    pub fn apply_response(&self, response: &SyncResponse, pushed: &PushBatch) -> Result<ResponseOutcome> {
+    pub fn apply_response(
+        &self,
+        response: &SyncResponse,
+        pushed: &PushBatch,
+    ) -> Result<ResponseOutcome> {
         let mut outcome = ResponseOutcome::default();
         let mut conn = self.lock();
         let mut tx = conn.transaction()?;
@@ -264,7 +276,14 @@ impl Store {
                 Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
                 Err(e) => {
                     drop(sp);
-                    super::quarantine(&tx, &pulled.doc_id, "remote", &e.to_string(), &pulled.bytes, now)?;
+                    super::quarantine(
+                        &tx,
+                        &pulled.doc_id,
+                        "remote",
+                        &e.to_string(),
+                        &pulled.bytes,
+                        now,
+                    )?;
                     outcome.refused_pulls += 1;
                 }
             }
@@ -304,7 +323,8 @@ impl Store {
                 outcome.removed += 1;
             }
         }
-        let cursor = serde_json::to_vec(&response.cursor).map_err(|e| Error::Config(e.to_string()))?;
+        let cursor =
+            serde_json::to_vec(&response.cursor).map_err(|e| Error::Config(e.to_string()))?;
         set_meta(&tx, META_CURSOR, &cursor)?;
         tx.commit()?;
         if let Some(actor) = new_actor {
@@ -360,7 +380,12 @@ impl Store {
                 // The server's copy does not load here: keep the local document as it is and
                 // say so; the next sync will try again.
                 Err(e) => {
-                    set_outbox(tx, doc_id, "rejected", Some((rejection.code.code(), &e.to_string())))?;
+                    set_outbox(
+                        tx,
+                        doc_id,
+                        "rejected",
+                        Some((rejection.code.code(), &e.to_string())),
+                    )?;
                     return Ok(0);
                 }
             },
@@ -416,13 +441,24 @@ impl Store {
             };
             match doc.record(event.kind.clone(), stamp) {
                 Ok((_, case)) => {
-                    write_doc(tx, &mut doc, Some(&before), &case, self.config.compact_after_chunks)?;
+                    write_doc(
+                        tx,
+                        &mut doc,
+                        Some(&before),
+                        &case,
+                        self.config.compact_after_chunks,
+                    )?;
                     reapplied += 1;
                 }
                 Err(e) => record_refusal(event, "not_allowed_after_reset", &e.to_string())?,
             }
         }
-        set_outbox(tx, doc_id, "rejected", Some((rejection.code.code(), &rejection.message)))?;
+        set_outbox(
+            tx,
+            doc_id,
+            "rejected",
+            Some((rejection.code.code(), &rejection.message)),
+        )?;
         Ok(reapplied)
     }
 
@@ -498,7 +534,9 @@ impl Store {
     pub fn heads(&self, doc_id: &str) -> Result<Vec<ChangeHash>> {
         let conn = self.lock();
         let bytes: Vec<u8> = conn
-            .query_row("SELECT heads FROM documents WHERE id = ?1", [doc_id], |r| r.get(0))
+            .query_row("SELECT heads FROM documents WHERE id = ?1", [doc_id], |r| {
+                r.get(0)
+            })
             .optional()?
             .ok_or_else(|| Error::NotFound(doc_id.to_owned()))?;
         Ok(decode_heads(&bytes))
@@ -508,7 +546,9 @@ impl Store {
     pub fn document_ids(&self) -> Result<Vec<String>> {
         let conn = self.lock();
         let mut stmt = conn.prepare("SELECT id FROM documents ORDER BY id")?;
-        let ids = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(ids)
     }
 

@@ -120,8 +120,9 @@ pub fn check_push(
         if !changed.is_empty() {
             return Err(Refusal {
                 code: RejectCode::RewritesHistory,
-                message: "不能修改或删除已记录的事件 / recorded events cannot be changed or deleted"
-                    .into(),
+                message:
+                    "不能修改或删除已记录的事件 / recorded events cannot be changed or deleted"
+                        .into(),
                 event_ids: changed,
             });
         }
@@ -132,13 +133,20 @@ pub fn check_push(
         ));
     }
     let mut added = Vec::new();
-    for event in after.history.iter().filter(|e| !known.contains_key(e.id.as_str())) {
+    for event in after
+        .history
+        .iter()
+        .filter(|e| !known.contains_key(e.id.as_str()))
+    {
         let refuse = |code, message: String| Refusal {
             code,
             message,
             event_ids: vec![event.id.clone()],
         };
-        if event.actor != pusher.user_id || event.device != pusher.device_id || event.role != pusher.role {
+        if event.actor != pusher.user_id
+            || event.device != pusher.device_id
+            || event.role != pusher.role
+        {
             return Err(refuse(
                 RejectCode::Impersonation,
                 format!(
@@ -173,7 +181,10 @@ pub fn check_push(
             ) => {
                 return Err(refuse(
                     RejectCode::Malformed,
-                    format!("事件 {} 无效 / event {} is invalid: {reason:?}", event.id, event.id),
+                    format!(
+                        "事件 {} 无效 / event {} is invalid: {reason:?}",
+                        event.id, event.id
+                    ),
                 ));
             }
             // Concurrent actions: kept and shown, as on every replica.

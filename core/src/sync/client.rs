@@ -7,7 +7,9 @@
 //! reordered) is set aside and the request is sent again, which the server treats as a
 //! harmless repeat.
 
-use super::wire::{self, EnrollRequest, EnrollResponse, ErrorBody, PROTOCOL_VERSION, SyncRequest, SyncResponse};
+use super::wire::{
+    self, EnrollRequest, EnrollResponse, ErrorBody, PROTOCOL_VERSION, SyncRequest, SyncResponse,
+};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use std::time::Duration;
@@ -32,7 +34,9 @@ impl TransportError {
     fn is_transient(&self) -> bool {
         match self {
             TransportError::Unreachable(_) => true,
-            TransportError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            TransportError::Status { status, .. } => {
+                *status >= 500 || *status == 429 || *status == 408
+            }
         }
     }
 }
@@ -263,7 +267,14 @@ impl Store {
                 max_pull_bytes: options.max_pull_bytes,
             };
             let body = wire::encode(&request);
-            let response = self.exchange(transport, &body, &request.request_id, options, observer, &mut progress)?;
+            let response = self.exchange(
+                transport,
+                &body,
+                &request.request_id,
+                options,
+                observer,
+                &mut progress,
+            )?;
             let outcome = self.apply_response(&response, &batch)?;
             progress.round_trips += 1;
             progress.docs_sent += batch.docs.len() as u64;

@@ -40,5 +40,7 @@ pub const ACTOR_PREFIX_LEN: usize = 16;
 /// Whether `actor` is one of the actor ids of the device holding `prefix`.
 pub fn actor_belongs_to(actor: &automerge::ActorId, prefix: &[u8]) -> bool {
     let bytes = actor.to_bytes();
-    bytes.len() == ACTOR_PREFIX_LEN + 4 && prefix.len() == ACTOR_PREFIX_LEN && bytes.starts_with(prefix)
+    bytes.len() == ACTOR_PREFIX_LEN + 4
+        && prefix.len() == ACTOR_PREFIX_LEN
+        && bytes.starts_with(prefix)
 }

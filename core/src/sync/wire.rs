@@ -247,7 +247,9 @@ pub enum WireError {
     #[error("消息格式无效 / the message is malformed: {0}")]
     Malformed(String),
     /// Another protocol version.
-    #[error("不支持的协议版本 {found}（本端为 {supported}）/ protocol version {found} is not supported (this side speaks {supported})")]
+    #[error(
+        "不支持的协议版本 {found}（本端为 {supported}）/ protocol version {found} is not supported (this side speaks {supported})"
+    )]
     UnsupportedProtocol {
         /// What the peer sent.
         found: u32,

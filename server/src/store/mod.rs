@@ -30,7 +30,9 @@ pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
     /// The data directory was written by a newer server.
-    #[error("数据目录的版本 {found} 高于本程序支持的 {supported} / the data directory has schema {found}, newer than this server's {supported}")]
+    #[error(
+        "数据目录的版本 {found} 高于本程序支持的 {supported} / the data directory has schema {found}, newer than this server's {supported}"
+    )]
     TooNew {
         /// Found.
         found: i64,
@@ -217,7 +219,13 @@ pub trait ServerStore: Send + Sync + 'static {
     /// A user's grants.
     fn grants(&self, user_id: &str) -> StoreResult<BTreeSet<ScopeKey>>;
     /// Stores a one-time enrollment code (by its hash) for a user, valid until `expires_at_ms`.
-    fn add_enroll_code(&self, user_id: &str, code_hash: &str, expires_at_ms: i64, by: &str) -> StoreResult<()>;
+    fn add_enroll_code(
+        &self,
+        user_id: &str,
+        code_hash: &str,
+        expires_at_ms: i64,
+        by: &str,
+    ) -> StoreResult<()>;
     /// Redeems a code: registers (or re-registers) the device and uses the code up, atomically.
     /// Unknown, used or expired codes are `NotFound`.
     fn enroll(&self, code_hash: &str, device: &NewDevice, now_ms: i64) -> StoreResult<User>;
@@ -236,7 +244,12 @@ pub trait ServerStore: Send + Sync + 'static {
     fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()>;
     /// Reads changes after `from` in each scope, in order, skipping changes pushed by
     /// `exclude_device`, until about `max_bytes`.
-    fn pull(&self, from: &[(ScopeKey, u64)], exclude_device: &str, max_bytes: u64) -> StoreResult<PullPage>;
+    fn pull(
+        &self,
+        from: &[(ScopeKey, u64)],
+        exclude_device: &str,
+        max_bytes: u64,
+    ) -> StoreResult<PullPage>;
     /// Documents in any of `left` and in none of `kept`.
     fn docs_leaving(&self, left: &[ScopeKey], kept: &[ScopeKey]) -> StoreResult<Vec<String>>;
     /// Appends to the audit log.

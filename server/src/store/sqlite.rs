@@ -6,8 +6,8 @@
 //! survive a power cut.
 
 use super::{
-    AuditEntry, CaseRow, DeviceAuth, Merge, NewDevice, PullPage, ServerStore, StoreError, StoreResult,
-    StoredDoc, User,
+    AuditEntry, CaseRow, DeviceAuth, Merge, NewDevice, PullPage, ServerStore, StoreError,
+    StoreResult, StoredDoc, User,
 };
 use gridlink_core::case::Role;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey};
@@ -58,7 +58,11 @@ fn decode_heads(bytes: &[u8]) -> Vec<Hash> {
 
 fn role_of(code: &str) -> rusqlite::Result<Role> {
     Role::from_code(code).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("unknown role {code:?}").into())
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown role {code:?}").into(),
+        )
     })
 }
 
@@ -105,7 +109,11 @@ impl SqliteStore {
         if found > supported {
             return Err(StoreError::TooNew { found, supported });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
             let tx = writer.transaction()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -160,7 +168,8 @@ impl SqliteStore {
             .prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?
             .query_map([&m.doc_id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        let mut log = tx.prepare_cached("INSERT INTO scope_log (scope, change_seq) VALUES (?1, ?2)")?;
+        let mut log =
+            tx.prepare_cached("INSERT INTO scope_log (scope, change_seq) VALUES (?1, ?2)")?;
         for scope in &m.scopes {
             let key = scope.to_string();
             if !before.contains(&key) {
@@ -169,7 +178,9 @@ impl SqliteStore {
                 // The document enters this scope: its earlier changes enter the scope's log
                 // too, in order, so the scope's devices receive the whole document.
                 let earlier: Vec<i64> = tx
-                    .prepare_cached("SELECT seq FROM changes WHERE doc_id = ?1 AND seq < ?2 ORDER BY seq")?
+                    .prepare_cached(
+                        "SELECT seq FROM changes WHERE doc_id = ?1 AND seq < ?2 ORDER BY seq",
+                    )?
                     .query_map(params![m.doc_id, seq], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 for s in earlier {
@@ -229,7 +240,15 @@ impl ServerStore for SqliteStore {
                 user.id, user.id
             )));
         }
-        insert_audit(&tx, &admin(by, "user_add", &user.id, format!("{} {}", user.name, user.role.code())))?;
+        insert_audit(
+            &tx,
+            &admin(
+                by,
+                "user_add",
+                &user.id,
+                format!("{} {}", user.name, user.role.code()),
+            ),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -252,7 +271,11 @@ impl ServerStore for SqliteStore {
     fn grant(&self, user_id: &str, scope: &ScopeKey, by: &str) -> StoreResult<()> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction()?;
-        let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)", [user_id], |r| r.get(0))?;
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
+            [user_id],
+            |r| r.get(0),
+        )?;
         if !exists {
             return Err(StoreError::NotFound(user_id.to_owned()));
         }
@@ -288,10 +311,20 @@ impl ServerStore for SqliteStore {
         })
     }
 
-    fn add_enroll_code(&self, user_id: &str, code_hash: &str, expires_at_ms: i64, by: &str) -> StoreResult<()> {
+    fn add_enroll_code(
+        &self,
+        user_id: &str,
+        code_hash: &str,
+        expires_at_ms: i64,
+        by: &str,
+    ) -> StoreResult<()> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction()?;
-        let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)", [user_id], |r| r.get(0))?;
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
+            [user_id],
+            |r| r.get(0),
+        )?;
         if !exists {
             return Err(StoreError::NotFound(user_id.to_owned()));
         }
@@ -299,7 +332,15 @@ impl ServerStore for SqliteStore {
             "INSERT INTO enroll_codes (code_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
             params![code_hash, user_id, now_ms(), expires_at_ms],
         )?;
-        insert_audit(&tx, &admin(by, "enroll_code", user_id, format!("expires {expires_at_ms}")))?;
+        insert_audit(
+            &tx,
+            &admin(
+                by,
+                "enroll_code",
+                user_id,
+                format!("expires {expires_at_ms}"),
+            ),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -327,13 +368,17 @@ impl ServerStore for SqliteStore {
                 enrolled_at = excluded.enrolled_at, revoked_at = NULL",
             params![device.id, user_id, device.name, device.token_hash, device.actor_prefix, now],
         )?;
-        let user = tx.query_row("SELECT id, name, role FROM users WHERE id = ?1", [&user_id], |r| {
-            Ok(User {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                role: role_of(&r.get::<_, String>(2)?)?,
-            })
-        })?;
+        let user = tx.query_row(
+            "SELECT id, name, role FROM users WHERE id = ?1",
+            [&user_id],
+            |r| {
+                Ok(User {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    role: role_of(&r.get::<_, String>(2)?)?,
+                })
+            },
+        )?;
         insert_audit(
             &tx,
             &AuditEntry {
@@ -420,12 +465,20 @@ impl ServerStore for SqliteStore {
         let conn = lock(&self.writer);
         let Some((mut bytes, base_seq, chunks)) = conn
             .prepare_cached("SELECT base, base_seq, chunks FROM documents WHERE id = ?1")?
-            .query_row([doc_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, u32>(2)?)))
+            .query_row([doc_id], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, u32>(2)?,
+                ))
+            })
             .optional()?
         else {
             return Ok(None);
         };
-        let mut stmt = conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
         let mut rows = stmt.query(params![doc_id, base_seq])?;
         while let Some(row) = rows.next()? {
             bytes.extend_from_slice(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?);
@@ -455,7 +508,12 @@ impl ServerStore for SqliteStore {
         Ok(())
     }
 
-    fn pull(&self, from: &[(ScopeKey, u64)], exclude_device: &str, max_bytes: u64) -> StoreResult<PullPage> {
+    fn pull(
+        &self,
+        from: &[(ScopeKey, u64)],
+        exclude_device: &str,
+        max_bytes: u64,
+    ) -> StoreResult<PullPage> {
         self.with_reader(|conn| {
             // One read transaction: every scope is read from the same snapshot.
             conn.execute_batch("BEGIN")?;
@@ -473,12 +531,16 @@ impl ServerStore for SqliteStore {
             let kept: HashSet<String> = kept.iter().map(ToString::to_string).collect();
             let mut out = BTreeSet::new();
             let mut docs = conn.prepare_cached("SELECT doc_id FROM doc_scopes WHERE scope = ?1")?;
-            let mut scopes_of = conn.prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?;
+            let mut scopes_of =
+                conn.prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?;
             for key in left {
-                let ids: Vec<String> = docs.query_map([key.to_string()], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+                let ids: Vec<String> = docs
+                    .query_map([key.to_string()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
                 for id in ids {
-                    let scopes: Vec<String> =
-                        scopes_of.query_map([&id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+                    let scopes: Vec<String> = scopes_of
+                        .query_map([&id], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
                     if !scopes.iter().any(|s| kept.contains(s)) {
                         out.insert(id);
                     }
@@ -559,12 +621,19 @@ impl ServerStore for SqliteStore {
 /// Reads scopes one after the other; when the budget runs out the remaining scopes keep their
 /// positions (so a document's changes never arrive ahead of their dependencies from another
 /// scope's stream).
-fn pull_in(conn: &Connection, from: &[(ScopeKey, u64)], exclude_device: &str, max_bytes: u64) -> StoreResult<PullPage> {
+fn pull_in(
+    conn: &Connection,
+    from: &[(ScopeKey, u64)],
+    exclude_device: &str,
+    max_bytes: u64,
+) -> StoreResult<PullPage> {
     const BATCH: i64 = 512;
     let mut page = PullPage::default();
     let mut seen: HashSet<i64> = HashSet::new();
     let mut by_doc: HashMap<String, usize> = HashMap::new();
-    let mut chunks: Vec<(String, Vec<(i64, Vec<u8>)>)> = Vec::new();
+    // Per document, in first-seen order: its change rows as (sequence number, bytes).
+    type DocChunks = Vec<(String, Vec<(i64, Vec<u8>)>)>;
+    let mut chunks: DocChunks = Vec::new();
     let mut size = 0u64;
     let mut stmt = conn.prepare_cached(
         "SELECT l.pos, c.seq, c.doc_id, c.device_id, c.bytes FROM scope_log l JOIN changes c ON c.seq = l.change_seq
@@ -605,7 +674,8 @@ fn pull_in(conn: &Connection, from: &[(ScopeKey, u64)], exclude_device: &str, ma
                 break;
             }
         }
-        page.positions.push((key.clone(), u64::try_from(pos).unwrap_or(0)));
+        page.positions
+            .push((key.clone(), u64::try_from(pos).unwrap_or(0)));
     }
     let mut heads = conn.prepare_cached("SELECT heads FROM documents WHERE id = ?1")?;
     for (doc_id, mut list) in chunks {

@@ -27,7 +27,8 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     pub fn new() -> TempDir {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("gridlink-server-test-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("gridlink-server-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -50,7 +51,10 @@ pub struct TestServer {
     pub state: AppState,
     config: ServerConfig,
     runtime: tokio::runtime::Runtime,
-    stop: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    stop: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
     pub data: TempDir,
 }
 
@@ -94,9 +98,11 @@ impl TestServer {
     fn spawn(&mut self, listener: tokio::net::TcpListener) {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let state = self.state.clone();
-        let handle = self.runtime.spawn(gridlink_server::serve(listener, state, async {
-            let _ = rx.await;
-        }));
+        let handle = self
+            .runtime
+            .spawn(gridlink_server::serve(listener, state, async {
+                let _ = rx.await;
+            }));
         self.stop = Some((tx, handle));
     }
 
@@ -180,11 +186,17 @@ impl Phone {
         let dir = TempDir::new();
         let store = Store::open(
             dir.path().join("phone.sqlite"),
-            StoreConfig::new(device_id.clone(), enrollment.user_id.clone(), enrollment.role),
+            StoreConfig::new(
+                device_id.clone(),
+                enrollment.user_id.clone(),
+                enrollment.role,
+            ),
         )
         .unwrap();
         store.set_enrollment(&enrollment).unwrap();
-        let transport = HttpTransport::new(url).unwrap().with_token(&enrollment.token);
+        let transport = HttpTransport::new(url)
+            .unwrap()
+            .with_token(&enrollment.token);
         Phone {
             store,
             transport,
@@ -214,7 +226,11 @@ impl Phone {
                 NewCase {
                     id: id.clone(),
                     category: Category::Sanitation,
-                    source: if self.enrollment.role == Role::Citizen { Source::Citizen } else { Source::GridInspector },
+                    source: if self.enrollment.role == Role::Citizen {
+                        Source::Citizen
+                    } else {
+                        Source::GridInspector
+                    },
                     title: title.into(),
                     description: String::new(),
                     location: Some(Location {
@@ -233,14 +249,25 @@ impl Phone {
 
     /// Records an action; returns the new event's id, or none if the phone refused it.
     pub fn act(&self, case: &str, kind: EventKind, at: i64) -> Option<String> {
-        let before: std::collections::HashSet<String> =
-            self.store.case(case).unwrap().history.into_iter().map(|e| e.id).collect();
+        let before: std::collections::HashSet<String> = self
+            .store
+            .case(case)
+            .unwrap()
+            .history
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
         let after = self.store.record(case, kind, moment(at)).ok()?;
-        after.history.into_iter().map(|e| e.id).find(|id| !before.contains(id))
+        after
+            .history
+            .into_iter()
+            .map(|e| e.id)
+            .find(|id| !before.contains(id))
     }
 
     pub fn comment(&self, case: &str, text: &str, at: i64) -> String {
-        self.act(case, EventKind::Comment { text: text.into() }, at).unwrap()
+        self.act(case, EventKind::Comment { text: text.into() }, at)
+            .unwrap()
     }
 }
 

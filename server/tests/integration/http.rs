@@ -2,7 +2,9 @@
 //! server stays up, and nothing stored changes.
 
 use crate::common::*;
-use gridlink_core::sync::wire::{self, EnrollRequest, ErrorBody, PushDoc, RejectCode, SyncRequest, SyncResponse};
+use gridlink_core::sync::wire::{
+    self, EnrollRequest, ErrorBody, PushDoc, RejectCode, SyncRequest, SyncResponse,
+};
 use gridlink_server::ServerConfig;
 
 fn post(server: &TestServer, path: &str, token: Option<&str>, body: Vec<u8>) -> (u16, Vec<u8>) {
@@ -12,12 +14,16 @@ fn post(server: &TestServer, path: &str, token: Option<&str>, body: Vec<u8>) -> 
         request = request.bearer_auth(token);
     }
     let response = request.send().unwrap();
-    (response.status().as_u16(), response.bytes().unwrap().to_vec())
+    (
+        response.status().as_u16(),
+        response.bytes().unwrap().to_vec(),
+    )
 }
 
 fn error(server: &TestServer, path: &str, token: Option<&str>, body: Vec<u8>) -> (u16, String) {
     let (status, bytes) = post(server, path, token, body);
-    let body: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
+    let body: ErrorBody = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
     assert!(!body.message.is_empty());
     (status, body.code)
 }
@@ -34,29 +40,67 @@ fn request(protocol: u32, push: Vec<PushDoc>) -> Vec<u8> {
 
 #[test]
 fn bad_requests_get_typed_errors_and_change_nothing() {
-    let server = TestServer::start_with(ServerConfig { max_body_bytes: 256 << 10, ..ServerConfig::default() }, 20);
+    let server = TestServer::start_with(
+        ServerConfig {
+            max_body_bytes: 256 << 10,
+            ..ServerConfig::default()
+        },
+        20,
+    );
     let phone = server.phone("insp-0001");
     let token = phone.enrollment.token.clone();
     let docs = server.state.store().doc_count().unwrap();
     let audit = server.state.store().audit_log(1000).unwrap().len();
 
-    assert_eq!(error(&server, "/v1/sync", None, request(1, vec![])), (401, "unauthorized".into()));
-    assert_eq!(error(&server, "/v1/sync", Some("forged"), request(1, vec![])), (401, "unauthorized".into()));
-    assert_eq!(error(&server, "/v1/sync", Some(&token), b"not a sync body".to_vec()), (400, "bad_request".into()));
-    assert_eq!(error(&server, "/v1/sync", Some(&token), wire::encode(&"a string")), (400, "bad_request".into()));
-    assert_eq!(error(&server, "/v1/sync", Some(&token), request(99, vec![])), (400, "unsupported_protocol".into()));
-    let noise: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    assert_eq!(error(&server, "/v1/sync", Some(&token), noise), (413, "too_large".into()));
+    assert_eq!(
+        error(&server, "/v1/sync", None, request(1, vec![])),
+        (401, "unauthorized".into())
+    );
+    assert_eq!(
+        error(&server, "/v1/sync", Some("forged"), request(1, vec![])),
+        (401, "unauthorized".into())
+    );
+    assert_eq!(
+        error(
+            &server,
+            "/v1/sync",
+            Some(&token),
+            b"not a sync body".to_vec()
+        ),
+        (400, "bad_request".into())
+    );
+    assert_eq!(
+        error(&server, "/v1/sync", Some(&token), wire::encode(&"a string")),
+        (400, "bad_request".into())
+    );
+    assert_eq!(
+        error(&server, "/v1/sync", Some(&token), request(99, vec![])),
+        (400, "unsupported_protocol".into())
+    );
+    let noise: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    assert_eq!(
+        error(&server, "/v1/sync", Some(&token), noise),
+        (413, "too_large".into())
+    );
     // Small on the wire, enormous inflated.
     let bomb = {
         use std::io::Write;
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-        z.write_all(&vec![0u8; wire::MAX_MESSAGE_BYTES + 1]).unwrap();
+        z.write_all(&vec![0u8; wire::MAX_MESSAGE_BYTES + 1])
+            .unwrap();
         z.finish().unwrap()
     };
     assert!(bomb.len() < 256 << 10);
-    assert_eq!(error(&server, "/v1/sync", Some(&token), bomb), (413, "too_large".into()));
-    assert_eq!(error(&server, "/nowhere", None, vec![]), (404, "not_found".into()));
+    assert_eq!(
+        error(&server, "/v1/sync", Some(&token), bomb),
+        (413, "too_large".into())
+    );
+    assert_eq!(
+        error(&server, "/nowhere", None, vec![]),
+        (404, "not_found".into())
+    );
     assert_eq!(server.state.store().doc_count().unwrap(), docs);
     assert_eq!(server.state.store().audit_log(1000).unwrap().len(), audit);
 
@@ -67,13 +111,32 @@ fn bad_requests_get_typed_errors_and_change_nothing() {
     let mut garbled = push[0].changes.clone();
     let last = garbled.len() - 1;
     garbled[last] ^= 0xff;
-    push.insert(0, PushDoc { doc_id: uuid::Uuid::new_v4().to_string(), changes: garbled });
-    push.insert(0, PushDoc { doc_id: uuid::Uuid::new_v4().to_string(), changes: b"\x85\x6f\x4a\x83 garbage".to_vec() });
+    push.insert(
+        0,
+        PushDoc {
+            doc_id: uuid::Uuid::new_v4().to_string(),
+            changes: garbled,
+        },
+    );
+    push.insert(
+        0,
+        PushDoc {
+            doc_id: uuid::Uuid::new_v4().to_string(),
+            changes: b"\x85\x6f\x4a\x83 garbage".to_vec(),
+        },
+    );
     let (status, bytes) = post(&server, "/v1/sync", Some(&token), request(1, push));
     assert_eq!(status, 200);
     let response: SyncResponse = wire::decode(&bytes, 1 << 26).unwrap();
     assert_eq!(response.rejections.len(), 2);
-    assert!(response.rejections.iter().all(|r| r.code == RejectCode::Corrupt), "{:?}", response.rejections);
+    assert!(
+        response
+            .rejections
+            .iter()
+            .all(|r| r.code == RejectCode::Corrupt),
+        "{:?}",
+        response.rejections
+    );
     assert_eq!(response.acks.len(), 1);
     assert_eq!(response.acks[0].doc_id, good);
     assert_eq!(server.state.store().doc_count().unwrap(), docs + 1);
@@ -95,15 +158,33 @@ fn enrollment_codes_are_single_use() {
         })
     };
     let device = uuid::Uuid::new_v4().to_string();
-    assert_eq!(error(&server, "/v1/enroll", None, enroll(&code, "not-a-uuid")), (400, "bad_request".into()));
+    assert_eq!(
+        error(&server, "/v1/enroll", None, enroll(&code, "not-a-uuid")),
+        (400, "bad_request".into())
+    );
     // Typed loosely (lower case, spaces) it is the same code.
     let loose = code.to_lowercase().replace('-', " ");
     let (status, _) = post(&server, "/v1/enroll", None, enroll(&loose, &device));
     assert_eq!(status, 200);
-    assert_eq!(error(&server, "/v1/enroll", None, enroll(&code, &device)), (403, "forbidden".into()));
-    assert_eq!(error(&server, "/v1/enroll", None, enroll("AAAA-BBBB-CCCC", &device)), (403, "forbidden".into()));
-    let expired = gridlink_server::demo::enroll_code(&server.state, "insp-0001", -1, "test").unwrap();
-    assert_eq!(error(&server, "/v1/enroll", None, enroll(&expired, &device)), (403, "forbidden".into()));
+    assert_eq!(
+        error(&server, "/v1/enroll", None, enroll(&code, &device)),
+        (403, "forbidden".into())
+    );
+    assert_eq!(
+        error(
+            &server,
+            "/v1/enroll",
+            None,
+            enroll("AAAA-BBBB-CCCC", &device)
+        ),
+        (403, "forbidden".into())
+    );
+    let expired =
+        gridlink_server::demo::enroll_code(&server.state, "insp-0001", -1, "test").unwrap();
+    assert_eq!(
+        error(&server, "/v1/enroll", None, enroll(&expired, &device)),
+        (403, "forbidden".into())
+    );
 }
 
 #[test]
@@ -112,12 +193,23 @@ fn health_and_metrics_are_served() {
     let phone = server.phone("insp-0001");
     phone.report(GRID, "指标", T0);
     phone.sync();
-    let health: serde_json::Value =
-        serde_json::from_str(&reqwest::blocking::get(format!("{}/healthz", server.url)).unwrap().text().unwrap()).unwrap();
+    let health: serde_json::Value = serde_json::from_str(
+        &reqwest::blocking::get(format!("{}/healthz", server.url))
+            .unwrap()
+            .text()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["documents"], 1);
-    let text = reqwest::blocking::get(format!("{}/metrics", server.url)).unwrap().text().unwrap();
-    assert!(text.contains("gridlink_sync_requests_total{outcome=\"ok\"} 1"), "{text}");
+    let text = reqwest::blocking::get(format!("{}/metrics", server.url))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        text.contains("gridlink_sync_requests_total{outcome=\"ok\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("gridlink_docs_merged_total 1"), "{text}");
     assert!(text.contains("gridlink_sync_seconds_bucket"), "{text}");
 }

@@ -2,14 +2,16 @@
 //! server: each refusal is per document, with a reason, and the rest of the batch goes in.
 
 use crate::common::*;
+use automerge::ReadDoc;
+use automerge::transaction::Transactable;
 use autosurgeon::reconcile_insert;
-use gridlink_core::case::{CaseDetails, Category, DispatchTarget, Event, EventKind, Role, Source, Stamp};
+use gridlink_core::Error;
+use gridlink_core::case::{
+    CaseDetails, Category, DispatchTarget, Event, EventKind, Role, Source, Stamp,
+};
 use gridlink_core::doc::CaseDoc;
 use gridlink_core::sync::wire::{self, PushDoc, RejectCode, SyncRequest, SyncResponse};
 use gridlink_core::sync::{Transport, TransportError, device_actor};
-use gridlink_core::Error;
-use automerge::transaction::Transactable;
-use automerge::ReadDoc;
 use std::sync::Mutex;
 
 fn actor_of(phone: &Phone) -> automerge::ActorId {
@@ -38,7 +40,9 @@ fn new_case(phone: &Phone, grid: &str, actor: automerge::ActorId) -> CaseDoc {
         address_id: None,
         grid_id: grid.into(),
     };
-    CaseDoc::create(details, vec![], stamp(phone, T0), actor).unwrap().0
+    CaseDoc::create(details, vec![], stamp(phone, T0), actor)
+        .unwrap()
+        .0
 }
 
 /// Appends an event without the phone's own checks, as a modified app could.
@@ -60,7 +64,14 @@ fn push(phone: &Phone, docs: Vec<PushDoc>) -> SyncResponse {
         cursor: phone.store.cursor().unwrap(),
         max_pull_bytes: 1 << 20,
     };
-    wire::decode(&phone.transport.post("/v1/sync", &wire::encode(&request)).unwrap(), 1 << 26).unwrap()
+    wire::decode(
+        &phone
+            .transport
+            .post("/v1/sync", &wire::encode(&request))
+            .unwrap(),
+        1 << 26,
+    )
+    .unwrap()
 }
 
 fn whole(doc: &mut CaseDoc) -> PushDoc {
@@ -80,7 +91,10 @@ fn forged_actors_and_forbidden_events_are_refused_per_document() {
     let dispatch = force_event(
         &mut dispatching,
         EventKind::Dispatched {
-            target: DispatchTarget::Department { code: "dept-env".into(), name: "环保".into() },
+            target: DispatchTarget::Department {
+                code: "dept-env".into(),
+                name: "环保".into(),
+            },
             due_at_ms: None,
             note: "网格员自行派遣".into(),
         },
@@ -89,18 +103,39 @@ fn forged_actors_and_forbidden_events_are_refused_per_document() {
     let mut impersonating = new_case(&inspector, GRID, actor_of(&inspector));
     force_event(
         &mut impersonating,
-        EventKind::Comment { text: "冒充网格长".into() },
-        Stamp { actor: "chief-0001".into(), role: Role::GridChief, ..stamp(&inspector, T0 + 2) },
+        EventKind::Comment {
+            text: "冒充网格长".into(),
+        },
+        Stamp {
+            actor: "chief-0001".into(),
+            role: Role::GridChief,
+            ..stamp(&inspector, T0 + 2)
+        },
     );
     let response = push(
         &inspector,
-        vec![whole(&mut forged), whole(&mut honest), whole(&mut dispatching), whole(&mut impersonating)],
+        vec![
+            whole(&mut forged),
+            whole(&mut honest),
+            whole(&mut dispatching),
+            whole(&mut impersonating),
+        ],
     );
-    let code_of = |id: &str| response.rejections.iter().find(|r| r.doc_id == id).map(|r| r.code);
+    let code_of = |id: &str| {
+        response
+            .rejections
+            .iter()
+            .find(|r| r.doc_id == id)
+            .map(|r| r.code)
+    };
     assert_eq!(code_of(forged.id()), Some(RejectCode::ForgedActor));
     assert_eq!(code_of(dispatching.id()), Some(RejectCode::RoleNotAllowed));
     assert_eq!(code_of(impersonating.id()), Some(RejectCode::Impersonation));
-    let refusal = response.rejections.iter().find(|r| r.doc_id == dispatching.id()).unwrap();
+    let refusal = response
+        .rejections
+        .iter()
+        .find(|r| r.doc_id == dispatching.id())
+        .unwrap();
     assert_eq!(refusal.event_ids, vec![dispatch]);
     assert!(refusal.message.contains("dispatched"));
     // The honest document of the same batch went in; the others left no trace.
@@ -112,7 +147,10 @@ fn forged_actors_and_forbidden_events_are_refused_per_document() {
         assert!(server.state.store().case_row(doc.id()).unwrap().is_none());
     }
     let audit = server.state.store().audit_log(50).unwrap();
-    assert_eq!(audit.iter().filter(|e| e.action == "push_rejected").count(), 3);
+    assert_eq!(
+        audit.iter().filter(|e| e.action == "push_rejected").count(),
+        3
+    );
 }
 
 #[test]
@@ -146,7 +184,13 @@ fn past_events_cannot_be_rewritten_or_deleted() {
             }
         }
         am.commit();
-        let response = push(&inspector, vec![PushDoc { doc_id: id.clone(), changes: doc.save_after(&before_heads) }]);
+        let response = push(
+            &inspector,
+            vec![PushDoc {
+                doc_id: id.clone(),
+                changes: doc.save_after(&before_heads),
+            }],
+        );
         assert_eq!(response.rejections.len(), 1, "tamper {tamper}");
         assert_eq!(response.rejections[0].code, RejectCode::RewritesHistory);
         // The refusal carries the server's copy so the phone can reset to it.
@@ -167,7 +211,10 @@ fn a_report_outside_the_users_grids_is_refused_and_the_phone_keeps_it_visible() 
     assert!(server.doc(&inside).is_some());
     assert!(server.doc(&outside).is_none());
     // The refused report is gone from the phone's cases and listed with the reason.
-    assert_eq!(inspector.store.document_ids().unwrap(), vec![inside.clone()]);
+    assert_eq!(
+        inspector.store.document_ids().unwrap(),
+        vec![inside.clone()]
+    );
     let rejected = inspector.store.rejected_edits().unwrap();
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].doc_id, outside);
@@ -192,7 +239,10 @@ fn a_refused_event_is_listed_and_the_users_later_actions_are_kept() {
     force_event(
         &mut doc,
         EventKind::Dispatched {
-            target: DispatchTarget::Department { code: "dept-env".into(), name: "环保".into() },
+            target: DispatchTarget::Department {
+                code: "dept-env".into(),
+                name: "环保".into(),
+            },
             due_at_ms: None,
             note: String::new(),
         },
@@ -201,7 +251,10 @@ fn a_refused_event_is_listed_and_the_users_later_actions_are_kept() {
     inspector
         .store
         .apply_remote(
-            &[gridlink_core::store::RemoteChanges { doc_id: id.clone(), bytes: doc.save_after(&before) }],
+            &[gridlink_core::store::RemoteChanges {
+                doc_id: id.clone(),
+                bytes: doc.save_after(&before),
+            }],
             T0,
         )
         .unwrap();
@@ -210,10 +263,18 @@ fn a_refused_event_is_listed_and_the_users_later_actions_are_kept() {
     assert_eq!(report.docs_rejected, 1);
     let rejected = inspector.store.rejected_edits().unwrap();
     assert_eq!(rejected.len(), 1);
-    assert!(matches!(rejected[0].event.kind, EventKind::Dispatched { .. }));
+    assert!(matches!(
+        rejected[0].event.kind,
+        EventKind::Dispatched { .. }
+    ));
     assert_eq!(rejected[0].code, "role_not_allowed");
     let on_server = server.doc(&id).unwrap().case().unwrap();
-    assert!(on_server.history.iter().all(|e| !matches!(e.kind, EventKind::Dispatched { .. })));
+    assert!(
+        on_server
+            .history
+            .iter()
+            .all(|e| !matches!(e.kind, EventKind::Dispatched { .. }))
+    );
     let texts: Vec<_> = on_server
         .history
         .iter()
@@ -223,7 +284,16 @@ fn a_refused_event_is_listed_and_the_users_later_actions_are_kept() {
         })
         .collect();
     assert_eq!(texts, vec!["已拍照留证".to_owned()]);
-    assert!(inspector.store.case(&id).unwrap().history.iter().all(|e| e.id != comment), "re-applied as a new event");
+    assert!(
+        inspector
+            .store
+            .case(&id)
+            .unwrap()
+            .history
+            .iter()
+            .all(|e| e.id != comment),
+        "re-applied as a new event"
+    );
     assert_eq!(inspector.store.case(&id).unwrap(), on_server);
     assert!(inspector.store.unacknowledged().unwrap().is_empty());
 }
@@ -234,15 +304,25 @@ fn a_revoked_device_and_an_unknown_token_are_turned_away() {
     let inspector = server.phone("insp-0001");
     inspector.report(GRID, "撤销前的案件", T0);
     inspector.sync();
-    assert!(server.state.store().revoke_device(&inspector.device_id, "test").unwrap());
+    assert!(
+        server
+            .state
+            .store()
+            .revoke_device(&inspector.device_id, "test")
+            .unwrap()
+    );
     inspector.report(GRID, "撤销后的案件", T0 + 1);
     match inspector.sync_via(&inspector.transport) {
-        Err(Error::Server { status: 401, code, .. }) => assert_eq!(code, "unauthorized"),
+        Err(Error::Server {
+            status: 401, code, ..
+        }) => assert_eq!(code, "unauthorized"),
         other => panic!("expected 401, got {other:?}"),
     }
     // Nothing was lost on the phone: the report waits for a new enrollment.
     assert_eq!(inspector.store.unacknowledged().unwrap().len(), 1);
-    let stranger = gridlink_core::sync::HttpTransport::new(&server.url).unwrap().with_token("00");
+    let stranger = gridlink_core::sync::HttpTransport::new(&server.url)
+        .unwrap()
+        .with_token("00");
     match stranger.post("/v1/sync", &[]) {
         Err(TransportError::Status { status: 401, body }) => assert_eq!(body.code, "unauthorized"),
         other => panic!("expected 401, got {other:?}"),
@@ -261,7 +341,13 @@ impl Transport for Recording<'_> {
         if let Ok(response) = wire::decode::<SyncResponse>(&out, 1 << 26) {
             let mut pulled = self.pulled.lock().unwrap();
             pulled.extend(response.pulled.into_iter().map(|p| p.doc_id));
-            pulled.extend(response.rejections.into_iter().filter(|r| r.server_doc.is_some()).map(|r| r.doc_id));
+            pulled.extend(
+                response
+                    .rejections
+                    .into_iter()
+                    .filter(|r| r.server_doc.is_some())
+                    .map(|r| r.doc_id),
+            );
         }
         Ok(out)
     }
@@ -271,14 +357,27 @@ impl Transport for Recording<'_> {
 fn no_response_carries_another_grids_data() {
     let server = TestServer::start_with(gridlink_server::ServerConfig::default(), 800);
     let store = server.state.store();
-    store.add_user(&gridlink_server::store::User { id: "cit-1".into(), name: "市民甲".into(), role: Role::Citizen }, "test").unwrap();
-    store.grant("cit-1", &"reporter:cit-1".parse().unwrap(), "test").unwrap();
+    store
+        .add_user(
+            &gridlink_server::store::User {
+                id: "cit-1".into(),
+                name: "市民甲".into(),
+                role: Role::Citizen,
+            },
+            "test",
+        )
+        .unwrap();
+    store
+        .grant("cit-1", &"reporter:cit-1".parse().unwrap(), "test")
+        .unwrap();
     let citizen = server.phone("cit-1");
     let inspector = server.phone("insp-0001");
     let department = server.phone("dept-env-01");
     let other = server.phone("insp-0100");
     // The other inspector's grid gets a fresh case too.
-    let other_grid = other.enrollment.scopes[0].trim_start_matches("grid:").to_owned();
+    let other_grid = other.enrollment.scopes[0]
+        .trim_start_matches("grid:")
+        .to_owned();
     let other_case = other.report(&other_grid, "别的网格", T0);
     other.sync();
 
@@ -291,15 +390,26 @@ fn no_response_carries_another_grids_data() {
     let checks: [(&Phone, Allowed<'_>); 3] = [
         (&inspector, Box::new(|_, row| row.place.grid_id == GRID)),
         (&department, Box::new(|id, _| dispatched_to_env(id))),
-        (&citizen, Box::new(|_, row| row.reporter.as_deref() == Some("cit-1"))),
+        (
+            &citizen,
+            Box::new(|_, row| row.reporter.as_deref() == Some("cit-1")),
+        ),
     ];
     for (phone, allowed) in checks {
-        let recording = Recording { inner: &phone.transport, pulled: Mutex::new(Vec::new()) };
+        let recording = Recording {
+            inner: &phone.transport,
+            pulled: Mutex::new(Vec::new()),
+        };
         phone.sync_via(&recording).unwrap();
         let pulled = recording.pulled.into_inner().unwrap();
         for id in &pulled {
             let row = store.case_row(id).unwrap().unwrap();
-            assert!(allowed(id, &row), "{} received {id} of grid {}", phone.user(), row.place.grid_id);
+            assert!(
+                allowed(id, &row),
+                "{} received {id} of grid {}",
+                phone.user(),
+                row.place.grid_id
+            );
             assert_ne!(id, &other_case);
             if phone.enrollment.role != Role::DepartmentHandler {
                 assert_ne!(row.place.grid_id, other_grid);
@@ -314,7 +424,10 @@ fn no_response_carries_another_grids_data() {
     // The department holds the cases dispatched to it, whole.
     for id in department.store.document_ids().unwrap() {
         assert!(dispatched_to_env(&id));
-        assert_eq!(department.store.case(&id).unwrap(), server.doc(&id).unwrap().case().unwrap());
+        assert_eq!(
+            department.store.case(&id).unwrap(),
+            server.doc(&id).unwrap().case().unwrap()
+        );
     }
     // A citizen cannot push documents at all.
     let mut doc = new_case(&citizen, GRID, actor_of(&citizen));
@@ -331,7 +444,9 @@ fn a_withdrawn_grant_removes_its_documents_from_the_phone() {
     let kept = inspector.report(GRID, "仍在范围内", T0);
     inspector.sync();
     let second = server.phone("insp-0002");
-    let grid_2 = second.enrollment.scopes[0].trim_start_matches("grid:").to_owned();
+    let grid_2 = second.enrollment.scopes[0]
+        .trim_start_matches("grid:")
+        .to_owned();
     assert_ne!(grid_2, GRID);
     let leaving = second.report(&grid_2, "将移出范围", T0 + 1);
     let leaving_edited = second.report(&grid_2, "移出前有未同步的修改", T0 + 2);
@@ -342,8 +457,20 @@ fn a_withdrawn_grant_removes_its_documents_from_the_phone() {
     // The chief now covers only the first grid; one leaving case has an unsent comment.
     chief.comment(&leaving_edited, "网格长离线备注", T0 + 3);
     let store = server.state.store();
-    store.revoke_grant("chief-0001", &"village:320509001001".parse().unwrap(), "test").unwrap();
-    store.grant("chief-0001", &format!("grid:{GRID}").parse().unwrap(), "test").unwrap();
+    store
+        .revoke_grant(
+            "chief-0001",
+            &"village:320509001001".parse().unwrap(),
+            "test",
+        )
+        .unwrap();
+    store
+        .grant(
+            "chief-0001",
+            &format!("grid:{GRID}").parse().unwrap(),
+            "test",
+        )
+        .unwrap();
     let report = chief.sync();
     assert_eq!(chief.store.document_ids().unwrap(), vec![kept]);
     assert!(report.docs_removed >= 1);

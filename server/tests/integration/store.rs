@@ -2,18 +2,32 @@
 //! trait. Each backend gets one `#[test]` calling [`conformance`].
 
 use crate::common::{T0, TempDir};
-use gridlink_core::case::{CaseDetails, Category, DispatchTarget, EventKind, Level, Role, Source, Stamp};
+use gridlink_core::case::{
+    CaseDetails, Category, DispatchTarget, EventKind, Level, Role, Source, Stamp,
+};
 use gridlink_core::doc::CaseDoc;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey, case_scopes};
-use gridlink_server::store::{CaseRow, Merge, NewDevice, ServerStore, SqliteStore, StoreError, User};
+use gridlink_server::store::{
+    CaseRow, Merge, NewDevice, ServerStore, SqliteStore, StoreError, User,
+};
 use std::sync::Arc;
 
 fn place(grid: &str) -> GridPlace {
-    GridPlace { grid_id: grid.into(), village_id: "v1".into(), town_id: "t1".into() }
+    GridPlace {
+        grid_id: grid.into(),
+        village_id: "v1".into(),
+        town_id: "t1".into(),
+    }
 }
 
 fn stamp(user: &str, role: Role, at: i64) -> Stamp {
-    Stamp { actor: user.into(), role, device: "d".into(), at_ms: at, location: None }
+    Stamp {
+        actor: user.into(),
+        role,
+        device: "d".into(),
+        at_ms: at,
+        location: None,
+    }
 }
 
 fn merge(doc: &mut CaseDoc, device: &str, changes: Vec<u8>) -> Merge {
@@ -41,31 +55,65 @@ fn new_doc(grid: &str, n: u128) -> CaseDoc {
         address_id: None,
         grid_id: grid.into(),
     };
-    CaseDoc::create(details, vec![], stamp("u1", Role::GridInspector, T0), automerge::ActorId::from(vec![1u8; 20])).unwrap().0
+    CaseDoc::create(
+        details,
+        vec![],
+        stamp("u1", Role::GridInspector, T0),
+        automerge::ActorId::from(vec![1u8; 20]),
+    )
+    .unwrap()
+    .0
 }
 
 pub fn conformance(store: Arc<dyn ServerStore>) {
     // Users and grants.
-    let user = User { id: "u1".into(), name: "甲".into(), role: Role::GridChief };
+    let user = User {
+        id: "u1".into(),
+        name: "甲".into(),
+        role: Role::GridChief,
+    };
     store.add_user(&user, "t").unwrap();
-    assert!(matches!(store.add_user(&user, "t"), Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.add_user(&user, "t"),
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.user("u1").unwrap(), Some(user.clone()));
     assert_eq!(store.user("nobody").unwrap(), None);
     let grid: ScopeKey = "grid:g1".parse().unwrap();
     store.grant("u1", &grid, "t").unwrap();
     store.grant("u1", &grid, "t").unwrap();
-    assert!(matches!(store.grant("nobody", &grid, "t"), Err(StoreError::NotFound(_))));
-    assert_eq!(store.grants("u1").unwrap().into_iter().collect::<Vec<_>>(), vec![grid.clone()]);
+    assert!(matches!(
+        store.grant("nobody", &grid, "t"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.grants("u1").unwrap().into_iter().collect::<Vec<_>>(),
+        vec![grid.clone()]
+    );
 
     // Enrollment codes: single use, expiring.
     store.add_enroll_code("u1", "h1", T0 + 10, "t").unwrap();
     store.add_enroll_code("u1", "h2", T0 - 10, "t").unwrap();
-    let device = NewDevice { id: "dev-1".into(), name: "手机".into(), token_hash: "tok".into(), actor_prefix: vec![9; 16] };
+    let device = NewDevice {
+        id: "dev-1".into(),
+        name: "手机".into(),
+        token_hash: "tok".into(),
+        actor_prefix: vec![9; 16],
+    };
     assert_eq!(store.enroll("h1", &device, T0).unwrap(), user);
-    assert!(matches!(store.enroll("h1", &device, T0), Err(StoreError::NotFound(_))));
-    assert!(matches!(store.enroll("h2", &device, T0), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.enroll("h1", &device, T0),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.enroll("h2", &device, T0),
+        Err(StoreError::NotFound(_))
+    ));
     let auth = store.device_by_token("tok").unwrap().unwrap();
-    assert_eq!((auth.device_id.as_str(), auth.actor_prefix.as_slice()), ("dev-1", [9u8; 16].as_slice()));
+    assert_eq!(
+        (auth.device_id.as_str(), auth.actor_prefix.as_slice()),
+        ("dev-1", [9u8; 16].as_slice())
+    );
     assert!(store.revoke_device("dev-1", "t").unwrap());
     assert!(!store.revoke_device("dev-1", "t").unwrap());
     assert_eq!(store.device_by_token("tok").unwrap(), None);
@@ -77,10 +125,26 @@ pub fn conformance(store: Arc<dyn ServerStore>) {
     let bytes = a.save();
     store.commit(&[merge(&mut a, "dev-a", bytes)], &[]).unwrap();
     let before = a.heads();
-    a.record(EventKind::Accepted { assignee: None, due_at_ms: None }, stamp("u1", Role::GridChief, T0 + 1)).unwrap();
-    a.record(EventKind::Escalated { to: Level::Town, reason: "需要部门".into() }, stamp("u1", Role::GridChief, T0 + 2)).unwrap();
+    a.record(
+        EventKind::Accepted {
+            assignee: None,
+            due_at_ms: None,
+        },
+        stamp("u1", Role::GridChief, T0 + 1),
+    )
+    .unwrap();
+    a.record(
+        EventKind::Escalated {
+            to: Level::Town,
+            reason: "需要部门".into(),
+        },
+        stamp("u1", Role::GridChief, T0 + 2),
+    )
+    .unwrap();
     let changes = a.save_after(&before);
-    store.commit(&[merge(&mut a, "dev-b", changes)], &[]).unwrap();
+    store
+        .commit(&[merge(&mut a, "dev-b", changes)], &[])
+        .unwrap();
     let mut others = Vec::new();
     for n in 2..12 {
         let mut doc = new_doc(if n % 2 == 0 { "g1" } else { "g2" }, n);
@@ -90,15 +154,29 @@ pub fn conformance(store: Arc<dyn ServerStore>) {
     store.commit(&others, &[]).unwrap();
     assert_eq!(store.doc_count().unwrap(), 11);
     let stored = store.load_doc(a.id()).unwrap().unwrap();
-    assert_eq!(CaseDoc::load(a.id(), &stored.bytes).unwrap().case().unwrap(), a.case().unwrap());
+    assert_eq!(
+        CaseDoc::load(a.id(), &stored.bytes)
+            .unwrap()
+            .case()
+            .unwrap(),
+        a.case().unwrap()
+    );
     assert!(stored.scopes.contains(&grid));
     assert_eq!(store.case_row(a.id()).unwrap().unwrap().status, "accepted");
 
-    let all = store.pull(&[(grid.clone(), 0)], "nobody", u64::MAX).unwrap();
+    let all = store
+        .pull(&[(grid.clone(), 0)], "nobody", u64::MAX)
+        .unwrap();
     assert!(!all.more);
     assert_eq!(all.docs.len(), 6);
     let pulled_a = all.docs.iter().find(|d| d.doc_id == a.id()).unwrap();
-    assert_eq!(CaseDoc::load(a.id(), &pulled_a.bytes).unwrap().case().unwrap(), a.case().unwrap());
+    assert_eq!(
+        CaseDoc::load(a.id(), &pulled_a.bytes)
+            .unwrap()
+            .case()
+            .unwrap(),
+        a.case().unwrap()
+    );
     let not_mine = store.pull(&[(grid.clone(), 0)], "dev-a", u64::MAX).unwrap();
     assert_eq!(not_mine.docs.len(), 1, "only dev-b's change of a");
     let mut positions = vec![(grid.clone(), 0)];
@@ -119,26 +197,51 @@ pub fn conformance(store: Arc<dyn ServerStore>) {
     // A dispatch brings the document into the department's scope, whole.
     let before = a.heads();
     a.record(
-        EventKind::Dispatched { target: DispatchTarget::Department { code: "env".into(), name: "环保".into() }, due_at_ms: None, note: String::new() },
+        EventKind::Dispatched {
+            target: DispatchTarget::Department {
+                code: "env".into(),
+                name: "环保".into(),
+            },
+            due_at_ms: None,
+            note: String::new(),
+        },
         stamp("u1", Role::Operator, T0 + 3),
     )
     .unwrap();
     let changes = a.save_after(&before);
-    store.commit(&[merge(&mut a, "dev-c", changes)], &[]).unwrap();
+    store
+        .commit(&[merge(&mut a, "dev-c", changes)], &[])
+        .unwrap();
     let dept: ScopeKey = "dept:env".parse().unwrap();
-    let page = store.pull(&[(dept.clone(), 0)], "nobody", u64::MAX).unwrap();
+    let page = store
+        .pull(&[(dept.clone(), 0)], "nobody", u64::MAX)
+        .unwrap();
     assert_eq!(page.docs.len(), 1);
-    assert_eq!(CaseDoc::load(a.id(), &page.docs[0].bytes).unwrap().case().unwrap(), a.case().unwrap());
+    assert_eq!(
+        CaseDoc::load(a.id(), &page.docs[0].bytes)
+            .unwrap()
+            .case()
+            .unwrap(),
+        a.case().unwrap()
+    );
 
     // Leaving a scope.
-    let leaving = store.docs_leaving(&[grid.clone()], &[dept.clone()]).unwrap();
+    let leaving = store
+        .docs_leaving(std::slice::from_ref(&grid), std::slice::from_ref(&dept))
+        .unwrap();
     assert_eq!(leaving.len(), 5);
     assert!(!leaving.contains(&a.id().to_owned()));
     assert!(store.docs_leaving(&[], &[grid]).unwrap().is_empty());
 
     // The audit log keeps administrative actions.
     let audit = store.audit_log(100).unwrap();
-    for action in ["user_add", "grant", "enroll_code", "enroll", "revoke_device"] {
+    for action in [
+        "user_add",
+        "grant",
+        "enroll_code",
+        "enroll",
+        "revoke_device",
+    ] {
         assert!(audit.iter().any(|e| e.action == action), "{action}");
     }
 }
@@ -156,5 +259,8 @@ fn sqlite_store_refuses_a_newer_data_directory() {
     let conn = rusqlite::Connection::open(dir.path().join("gridlink.sqlite")).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
-    assert!(matches!(SqliteStore::open(dir.path()), Err(StoreError::TooNew { found: 99, .. })));
+    assert!(matches!(
+        SqliteStore::open(dir.path()),
+        Err(StoreError::TooNew { found: 99, .. })
+    ));
 }

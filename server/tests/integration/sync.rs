@@ -4,9 +4,9 @@
 
 use crate::common::*;
 use gridlink_core::case::{EventKind, Level};
+use gridlink_core::store::OutboxState;
 use gridlink_core::sync::wire::{self, SyncResponse};
 use gridlink_core::sync::{Transport, TransportError};
-use gridlink_core::store::OutboxState;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -14,21 +14,42 @@ use std::time::Duration;
 /// Checks that every phone and the server hold the same documents with equal heads and equal
 /// folded cases, and that every event in `events` is on the server exactly once.
 pub fn assert_converged(server: &TestServer, phones: &[&Phone], events: &HashSet<String>) {
-    let ids: BTreeSet<String> = phones[0].store.document_ids().unwrap().into_iter().collect();
+    let ids: BTreeSet<String> = phones[0]
+        .store
+        .document_ids()
+        .unwrap()
+        .into_iter()
+        .collect();
     for phone in phones {
         let theirs: BTreeSet<String> = phone.store.document_ids().unwrap().into_iter().collect();
         assert_eq!(theirs, ids, "{} holds other documents", phone.user());
-        assert!(phone.store.unacknowledged().unwrap().is_empty(), "{} has unsent changes", phone.user());
+        assert!(
+            phone.store.unacknowledged().unwrap().is_empty(),
+            "{} has unsent changes",
+            phone.user()
+        );
     }
     let mut seen = HashSet::new();
     for id in &ids {
-        let mut doc = server.doc(id).unwrap_or_else(|| panic!("the server lacks {id}"));
+        let mut doc = server
+            .doc(id)
+            .unwrap_or_else(|| panic!("the server lacks {id}"));
         let mut server_heads = doc.heads();
         server_heads.sort();
         let case = doc.case().unwrap();
         for phone in phones {
-            assert_eq!(phone.store.heads(id).unwrap(), server_heads, "{} heads of {id}", phone.user());
-            assert_eq!(phone.store.case(id).unwrap(), case, "{} case {id}", phone.user());
+            assert_eq!(
+                phone.store.heads(id).unwrap(),
+                server_heads,
+                "{} heads of {id}",
+                phone.user()
+            );
+            assert_eq!(
+                phone.store.case(id).unwrap(),
+                case,
+                "{} case {id}",
+                phone.user()
+            );
         }
         let mut in_case = HashSet::new();
         for e in &case.history {
@@ -60,7 +81,11 @@ fn scenario() -> Scenario {
     server
         .state
         .store()
-        .grant("insp-0002", &format!("grid:{GRID}").parse().unwrap(), "test")
+        .grant(
+            "insp-0002",
+            &format!("grid:{GRID}").parse().unwrap(),
+            "test",
+        )
         .unwrap();
     let a = server.phone("insp-0001");
     let b = server.phone("insp-0002");
@@ -77,7 +102,14 @@ fn scenario() -> Scenario {
     chief.sync();
     assert_eq!(b.store.document_ids().unwrap().len(), 3);
     assert_eq!(chief.store.document_ids().unwrap().len(), 3);
-    Scenario { server, a, b, chief, events, cases }
+    Scenario {
+        server,
+        a,
+        b,
+        chief,
+        events,
+        cases,
+    }
 }
 
 impl Scenario {
@@ -87,18 +119,68 @@ impl Scenario {
         let (c0, c1, c2) = (&self.cases[0], &self.cases[1], &self.cases[2]);
         let mut added = Vec::new();
         let mut add = |e: Option<String>| added.extend(e);
-        add(Some(self.a.comment(c0, &format!("A 第{round}次巡查：仍有垃圾"), t)));
-        add(Some(self.b.comment(c0, &format!("B 第{round}次巡查：已通知保洁"), t + 1)));
+        add(Some(self.a.comment(
+            c0,
+            &format!("A 第{round}次巡查：仍有垃圾"),
+            t,
+        )));
+        add(Some(self.b.comment(
+            c0,
+            &format!("B 第{round}次巡查：已通知保洁"),
+            t + 1,
+        )));
         add(Some(self.chief.comment(c0, "网格长已知悉", t + 2)));
         // Concurrent, conflicting actions on one case: accept vs. solve in grid.
-        add(self.chief.act(c1, EventKind::Accepted { assignee: Some("insp-0002".into()), due_at_ms: None }, t + 3));
-        add(self.b.act(c1, EventKind::ResolvedInGrid { note: "已清理".into() }, t + 4));
-        add(self.chief.act(c2, EventKind::Escalated { to: Level::Village, reason: "需村里协调".into() }, t + 5));
-        add(self.a.act(c2, EventKind::Comment { text: "现场照片已补".into() }, t + 6));
+        add(self.chief.act(
+            c1,
+            EventKind::Accepted {
+                assignee: Some("insp-0002".into()),
+                due_at_ms: None,
+            },
+            t + 3,
+        ));
+        add(self.b.act(
+            c1,
+            EventKind::ResolvedInGrid {
+                note: "已清理".into(),
+            },
+            t + 4,
+        ));
+        add(self.chief.act(
+            c2,
+            EventKind::Escalated {
+                to: Level::Village,
+                reason: "需村里协调".into(),
+            },
+            t + 5,
+        ));
+        add(self.a.act(
+            c2,
+            EventKind::Comment {
+                text: "现场照片已补".into(),
+            },
+            t + 6,
+        ));
         add(Some(self.b.comment(c2, "同意上报", t + 8)));
+        // A case only A edits: nothing but A's own pushes carry it.
+        if let Some(own) = self.cases.get(3) {
+            add(Some(self.a.comment(
+                own,
+                &format!("补充说明 {round}"),
+                t + 9,
+            )));
+        }
         let id = self.a.report(GRID, &format!("新发现 {round}"), t + 7);
         self.events.extend(added);
-        self.events.extend(self.a.store.case(&id).unwrap().history.into_iter().map(|e| e.id));
+        self.events.extend(
+            self.a
+                .store
+                .case(&id)
+                .unwrap()
+                .history
+                .into_iter()
+                .map(|e| e.id),
+        );
         self.cases.push(id);
     }
 
@@ -122,44 +204,65 @@ fn three_phones_converge_whatever_the_order_of_syncs() {
             s.phones()[i].sync();
         }
         assert_converged(&s.server, &s.phones(), &s.events);
-        assert!(s.phones().iter().all(|p| p.store.rejected_edits().unwrap().is_empty()));
+        assert!(
+            s.phones()
+                .iter()
+                .all(|p| p.store.rejected_edits().unwrap().is_empty())
+        );
         let outbox = s.a.store.outbox().unwrap();
-        assert!(outbox.iter().all(|e| e.state == OutboxState::Accepted), "{outbox:?}");
+        assert!(
+            outbox.iter().all(|e| e.state == OutboxState::Accepted),
+            "{outbox:?}"
+        );
     }
 }
 
 /// A transport that, for a while, drops requests or responses, delivers a request twice,
-/// delays, and hands back the response of an earlier request instead of this one.
-struct Faulty<'a> {
-    inner: &'a dyn Transport,
+/// delays, and hands back the response of an earlier request instead of this one (after
+/// delivering this one, or losing it).
+struct Faulty {
+    inner: gridlink_core::sync::HttpTransport,
     rng: Mutex<fastrand::Rng>,
     faults_left: Mutex<u32>,
     previous: Mutex<Option<Vec<u8>>>,
     log: Mutex<Vec<&'static str>>,
+    /// Faults to inject first, in this order, before the random ones.
+    script: Mutex<std::collections::VecDeque<&'static str>>,
 }
 
-impl<'a> Faulty<'a> {
-    fn new(inner: &'a dyn Transport, seed: u64, faults: u32) -> Self {
+impl Faulty {
+    fn new(inner: gridlink_core::sync::HttpTransport, seed: u64, faults: u32) -> Self {
         Faulty {
             inner,
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             faults_left: Mutex::new(faults),
             previous: Mutex::new(None),
             log: Mutex::new(Vec::new()),
+            script: Mutex::new(Default::default()),
         }
     }
 }
 
-impl Transport for Faulty<'_> {
+impl Transport for Faulty {
     fn post(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let fault = {
+        let scripted = self.script.lock().unwrap().pop_front();
+        let fault = if let Some(fault) = scripted {
+            fault
+        } else {
             let mut left = self.faults_left.lock().unwrap();
-            let roll = self.rng.lock().unwrap().u8(0..6);
+            let roll = self.rng.lock().unwrap().u8(0..7);
             if *left == 0 || roll == 0 {
                 "none"
             } else {
                 *left -= 1;
-                ["drop_request", "drop_response", "duplicate", "stale", "delay"][usize::from(roll - 1)]
+                [
+                    "drop_request",
+                    "drop_response",
+                    "duplicate",
+                    "stale",
+                    "late",
+                    "delay",
+                ][usize::from(roll - 1)]
             }
         };
         self.log.lock().unwrap().push(fault);
@@ -181,6 +284,11 @@ impl Transport for Faulty<'_> {
                     None => fresh,
                 }
             }
+            // The answer to an earlier request arrives instead, and this request is lost.
+            "late" => match self.previous.lock().unwrap().clone() {
+                Some(old) => return Ok(old),
+                None => return Err(unreachable()),
+            },
             "delay" => {
                 std::thread::sleep(Duration::from_millis(self.rng.lock().unwrap().u64(1..30)));
                 self.inner.post(path, body)?
@@ -198,9 +306,24 @@ fn faults_and_a_server_restart_lose_and_duplicate_nothing() {
     // More documents than one small push holds, so a sync spans several round trips.
     for i in 0..30 {
         let id = s.a.report(GRID, &format!("批量上报 {i}"), T0 + 50_000 + i);
-        s.events.extend(s.a.store.case(&id).unwrap().history.into_iter().map(|e| e.id));
+        s.events.extend(
+            s.a.store
+                .case(&id)
+                .unwrap()
+                .history
+                .into_iter()
+                .map(|e| e.id),
+        );
     }
     let mut injected = 0;
+    // One faulty link per phone for the whole test, so a response held back in one sync can
+    // come back in a later one, after the user has edited the same cases again.
+    let links: Vec<Faulty> = s
+        .phones()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Faulty::new(p.transport.clone(), i as u64, 0))
+        .collect();
     for round in 0..3 {
         s.edit_offline(round);
         let options = gridlink_core::sync::SyncOptions {
@@ -208,11 +331,18 @@ fn faults_and_a_server_restart_lose_and_duplicate_nothing() {
             max_pull_bytes: 8192,
             ..options()
         };
-        for (i, phone) in s.phones().into_iter().enumerate() {
-            let faulty = Faulty::new(&phone.transport, 1000 * round as u64 + i as u64, 12);
+        for (phone, faulty) in s.phones().into_iter().zip(&links) {
+            *faulty.faults_left.lock().unwrap() = 12;
+            faulty.log.lock().unwrap().clear();
             // Faults may exhaust a sync's retries; what it did is kept and the next goes on.
-            let _ = phone.store.sync(&faulty, &options, &());
-            injected += faulty.log.lock().unwrap().iter().filter(|f| **f != "none").count();
+            let _ = phone.store.sync(faulty, &options, &());
+            injected += faulty
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|f| **f != "none")
+                .count();
         }
         // A restart while a sync is under way: the phone retries through the outage.
         std::thread::scope(|scope| {
@@ -246,8 +376,10 @@ fn a_retried_request_is_harmless() {
         max_pull_bytes: 1 << 20,
     };
     let body = wire::encode(&request);
-    let first: SyncResponse = wire::decode(&s.a.transport.post("/v1/sync", &body).unwrap(), 1 << 26).unwrap();
-    let second: SyncResponse = wire::decode(&s.a.transport.post("/v1/sync", &body).unwrap(), 1 << 26).unwrap();
+    let first: SyncResponse =
+        wire::decode(&s.a.transport.post("/v1/sync", &body).unwrap(), 1 << 26).unwrap();
+    let second: SyncResponse =
+        wire::decode(&s.a.transport.post("/v1/sync", &body).unwrap(), 1 << 26).unwrap();
     assert_eq!(first.acks, second.acks);
     assert!(first.rejections.is_empty() && second.rejections.is_empty());
     let row = s.server.state.store().case_row(&id).unwrap().unwrap();
@@ -276,7 +408,17 @@ fn a_new_device_receives_its_whole_scope_and_nothing_else() {
     assert!(!ids.is_empty());
     assert!(report.round_trips >= 1);
     for id in &ids {
-        assert_eq!(server.state.store().case_row(id).unwrap().unwrap().place.grid_id, GRID);
+        assert_eq!(
+            server
+                .state
+                .store()
+                .case_row(id)
+                .unwrap()
+                .unwrap()
+                .place
+                .grid_id,
+            GRID
+        );
     }
     // A village chief receives every grid of the village, paged.
     let chief = server.phone("chief-0001");
@@ -292,6 +434,30 @@ fn a_new_device_receives_its_whole_scope_and_nothing_else() {
         let row = server.state.store().case_row(id).unwrap().unwrap();
         assert_eq!(row.place.village_id, "320509001001");
         server.doc(id).unwrap();
-        assert_eq!(chief.store.case(id).unwrap(), server.doc(id).unwrap().case().unwrap());
+        assert_eq!(
+            chief.store.case(id).unwrap(),
+            server.doc(id).unwrap().case().unwrap()
+        );
     }
+}
+
+#[test]
+fn a_late_answer_to_an_earlier_request_is_set_aside() {
+    let server = TestServer::start();
+    let phone = server.phone("insp-0001");
+    let link = Faulty::new(phone.transport.clone(), 0, 0);
+    let id = phone.report(GRID, "只有本机编辑的案件", T0);
+    phone.sync_via(&link).unwrap();
+    let comment = phone.comment(&id, "第二次编辑", T0 + 1);
+    // The next request is lost and the answer to the first one arrives in its place. Taken
+    // at face value it would acknowledge the comment, which the server never received.
+    link.script.lock().unwrap().push_back("late");
+    phone.sync_via(&link).unwrap();
+    assert_eq!(link.log.lock().unwrap()[1], "late");
+    let on_server = server.doc(&id).unwrap().case().unwrap();
+    assert!(
+        on_server.history.iter().any(|e| e.id == comment),
+        "the comment was lost"
+    );
+    assert_converged(&server, &[&phone], &HashSet::from([comment]));
 }
