@@ -18,7 +18,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N]>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N]>"
             );
             std::process::exit(2);
         }
@@ -136,11 +136,12 @@ fn fixtures(args: &[String]) -> Result<()> {
 fn bench(args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let Some(name) = args.first() else {
-        bail!("usage: cargo xtask bench <store> [args]")
+        bail!("usage: cargo xtask bench <store | sync> [args]")
     };
     let (package, target) = match name.as_str() {
         "store" => ("gridlink-core", "store"),
-        other => bail!("unknown benchmark {other:?}; known: store"),
+        "sync" => ("gridlink-server", "sync"),
+        other => bail!("unknown benchmark {other:?}; known: store, sync"),
     };
     let mut cmd = vec!["bench", "--quiet", "-p", package, "--bench", target, "--"];
     cmd.extend(args[1..].iter().map(String::as_str));
