@@ -385,6 +385,7 @@ fn main() {
     let queue = Mutex::new(bodies);
     let latencies = Mutex::new(Vec::new());
     let accepted = AtomicU64::new(0);
+    note(format!("merging: {} requests", queue.lock().unwrap().len()));
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..8 {

@@ -72,7 +72,7 @@ pub fn import_district(state: &AppState, district: &District) -> Result<Imported
         })
         .collect();
     store.put_grids(&grids)?;
-    state.with_merger(|m| m.reload_grids())?;
+    state.with_merger(|m| m.reload_grids())??;
     let mut users = 0;
     for u in &district.users {
         let Some(role) = Role::from_code(&u.role) else {
@@ -264,10 +264,11 @@ pub fn seed_cases(
         docs.push(doc);
         created += 1;
         if docs.len() == 500 {
-            state.with_merger(|m| m.import(std::mem::take(&mut docs)))?;
+            let batch = std::mem::take(&mut docs);
+            state.with_merger(move |m| m.import(batch))??;
         }
     }
-    state.with_merger(|m| m.import(docs))?;
+    state.with_merger(move |m| m.import(docs))??;
     Ok(created)
 }
 

@@ -33,7 +33,7 @@ use gridlink_core::sync::wire::{
 use merge::Merger;
 use metrics::Metrics;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 use store::{NewDevice, ServerStore, StoreError};
 
@@ -66,7 +66,7 @@ pub struct AppState {
 
 struct Inner {
     store: Arc<dyn ServerStore>,
-    merger: Mutex<Merger>,
+    merges: std::sync::mpsc::Sender<merge::Job>,
     metrics: Metrics,
     config: ServerConfig,
 }
@@ -83,10 +83,12 @@ impl AppState {
     /// State over a store.
     pub fn new(store: Arc<dyn ServerStore>, config: ServerConfig) -> Result<AppState, StoreError> {
         let merger = Merger::new(store.clone(), config.cache_docs)?;
+        let merges = merge::spawn(merger)
+            .map_err(|e| StoreError::Database(format!("starting the merge thread: {e}")))?;
         Ok(AppState {
             inner: Arc::new(Inner {
                 store,
-                merger: Mutex::new(merger),
+                merges,
                 metrics: Metrics::new(),
                 config,
             }),
@@ -103,18 +105,45 @@ impl AppState {
         &self.inner.metrics
     }
 
-    /// Runs `f` with the merge engine (serialised).
-    pub fn with_merger<T>(&self, f: impl FnOnce(&mut Merger) -> T) -> T {
-        let mut merger = match self.inner.merger.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => {
-                // A panic mid-merge may have left a half-applied document in the cache.
-                let mut guard = poisoned.into_inner();
-                guard.clear_cache();
-                guard
-            }
-        };
-        f(&mut merger)
+    /// Runs `f` on the merge thread, between batches, and returns its result.
+    pub fn with_merger<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Merger) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.inner
+            .merges
+            .send(merge::Job::Run(Box::new(move |m| {
+                let _ = tx.send(f(m));
+            })))
+            .map_err(|_| StoreError::Database("the merge thread has stopped".into()))?;
+        rx.recv()
+            .map_err(|_| StoreError::Database("the merge thread failed".into()))
+    }
+
+    /// Hands a push to the merge thread and waits for its outcome (committed, or failed whole).
+    fn push(
+        &self,
+        pusher: &Pusher,
+        actor_prefix: &[u8],
+        docs: Vec<wire::PushDoc>,
+        now_ms: i64,
+    ) -> Result<merge::PushOutcome, ApiError> {
+        let (reply, outcome) = std::sync::mpsc::channel();
+        self.inner
+            .merges
+            .send(merge::Job::Push {
+                pusher: pusher.clone(),
+                actor_prefix: actor_prefix.to_vec(),
+                docs,
+                now_ms,
+                reply,
+            })
+            .map_err(|_| ApiError::Internal("the merge thread has stopped".into()))?;
+        outcome
+            .recv()
+            .map_err(|_| ApiError::Internal("the merge thread failed".into()))?
+            .map_err(ApiError::Internal)
     }
 
     fn authenticate(&self, headers: &HeaderMap) -> Result<store::DeviceAuth, ApiError> {
@@ -157,7 +186,7 @@ impl AppState {
         let pushed = if request.push.is_empty() {
             merge::PushOutcome::default()
         } else {
-            self.with_merger(|m| m.push(&pusher, &device.actor_prefix, &request.push, now))?
+            self.push(&pusher, &device.actor_prefix, request.push, now)?
         };
         let m = &self.inner.metrics;
         m.docs_merged.inc_by(pushed.acks.len() as u64);

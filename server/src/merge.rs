@@ -4,8 +4,13 @@
 //! Loaded documents stay in an LRU cache (loading dominates a merge otherwise). A pushed
 //! document is applied *in place* to its cached copy; if the push is refused, that copy is
 //! dropped and the next request loads the stored one again, so a refused push never leaves a
-//! trace. Merges are serialised by the caller (one `Merger` behind a mutex): SQLite has one
-//! writer, and two concurrent merges of one document must not both start from the same copy.
+//! trace.
+//!
+//! One `Merger` runs on one thread ([`spawn`]): SQLite has one writer, and two merges of one
+//! document must not start from the same copy. That thread takes every push waiting for it,
+//! validates them one after the other, and commits them in one transaction (group commit):
+//! with `synchronous=FULL` a commit costs an fsync, and the pushes that arrived during one
+//! fsync share the next.
 
 use crate::store::{AuditEntry, CaseRow, Merge, ServerStore, StoreError};
 use gridlink_core::Error as CoreError;
@@ -49,6 +54,11 @@ pub struct Merger {
     store: Arc<dyn ServerStore>,
     cache: LruCache<String, Cached>,
     grids: HashMap<String, GridPlace>,
+    /// Documents touched by the batch being built, with its uncommitted changes: outside the
+    /// LRU, so they can neither be evicted before the commit nor survive a failed one.
+    staged: HashMap<String, Cached>,
+    merges: Vec<Merge>,
+    audit: Vec<AuditEntry>,
 }
 
 impl std::fmt::Debug for Merger {
@@ -71,6 +81,9 @@ impl Merger {
             store,
             cache: LruCache::new(NonZeroUsize::new(cache_docs.max(1)).unwrap_or(NonZeroUsize::MIN)),
             grids,
+            staged: HashMap::new(),
+            merges: Vec::new(),
+            audit: Vec::new(),
         })
     }
 
@@ -85,12 +98,18 @@ impl Merger {
         Ok(())
     }
 
-    /// Forgets every cached document.
+    /// Forgets every cached document and whatever the current batch staged.
     pub fn clear_cache(&mut self) {
         self.cache.clear();
+        self.staged.clear();
+        self.merges.clear();
+        self.audit.clear();
     }
 
     fn load(&mut self, doc_id: &str) -> Result<Option<Cached>, Refusal> {
+        if let Some(cached) = self.staged.remove(doc_id) {
+            return Ok(Some(cached));
+        }
         if let Some(cached) = self.cache.pop(doc_id) {
             return Ok(Some(cached));
         }
@@ -121,19 +140,18 @@ impl Merger {
         }))
     }
 
-    /// Validates and merges a push, committing every accepted document (and the audit entries)
-    /// in one transaction. A storage failure fails the whole push (nothing acknowledged).
-    pub fn push(
+    /// Validates and merges one push into the current batch: accepted documents join the
+    /// batch's pending merges (committed by [`commit_batch`](Self::commit_batch)), and the
+    /// documents stay in the batch's staging area, so a later push in the same batch builds on
+    /// them.
+    pub fn stage(
         &mut self,
         pusher: &Pusher,
         actor_prefix: &[u8],
         docs: &[PushDoc],
         now_ms: i64,
-    ) -> Result<PushOutcome, StoreError> {
+    ) -> PushOutcome {
         let mut outcome = PushOutcome::default();
-        let mut merges = Vec::new();
-        let mut audit = Vec::new();
-        let mut to_cache = Vec::new();
         for push in docs {
             match self.merge_one(pusher, actor_prefix, push) {
                 Ok(Merged::Unchanged { cached, heads }) => {
@@ -141,7 +159,7 @@ impl Merger {
                         doc_id: push.doc_id.clone(),
                         heads: heads.into_iter().map(Into::into).collect(),
                     });
-                    self.cache.put(push.doc_id.clone(), cached);
+                    self.staged.insert(push.doc_id.clone(), cached);
                 }
                 Ok(Merged::Accepted {
                     cached,
@@ -153,7 +171,7 @@ impl Merger {
                         doc_id: push.doc_id.clone(),
                         heads: merge.heads.iter().copied().map(Into::into).collect(),
                     });
-                    audit.push(AuditEntry {
+                    self.audit.push(AuditEntry {
                         at_ms: now_ms,
                         actor: pusher.user_id.clone(),
                         device: Some(pusher.device_id.clone()),
@@ -161,12 +179,12 @@ impl Merger {
                         subject: push.doc_id.clone(),
                         detail: format!("{added} events, {} bytes", merge.changes.len()),
                     });
-                    merges.push(*merge);
-                    to_cache.push((push.doc_id.clone(), cached));
+                    self.merges.push(*merge);
+                    self.staged.insert(push.doc_id.clone(), cached);
                 }
                 Err(r) => {
                     tracing::info!(doc_id = %push.doc_id, device = %pusher.device_id, code = r.code.code(), "push refused: {}", r.message);
-                    audit.push(AuditEntry {
+                    self.audit.push(AuditEntry {
                         at_ms: now_ms,
                         actor: pusher.user_id.clone(),
                         device: Some(pusher.device_id.clone()),
@@ -185,17 +203,23 @@ impl Merger {
                 }
             }
         }
-        if let Err(e) = self.store.commit(&merges, &audit) {
-            // Nothing was stored: the cached copies that took the changes must go.
-            for (id, _) in to_cache {
-                self.cache.pop(&id);
+        outcome
+    }
+
+    /// Commits everything staged since the last commit in one transaction. On success the
+    /// staged documents join the cache; on failure they are dropped (the next push loads the
+    /// stored versions), and nothing of the batch was stored.
+    pub fn commit_batch(&mut self) -> Result<(), StoreError> {
+        let result = self.store.commit(&self.merges, &self.audit);
+        self.merges.clear();
+        self.audit.clear();
+        let staged = std::mem::take(&mut self.staged);
+        if result.is_ok() {
+            for (id, cached) in staged {
+                self.cache.put(id, cached);
             }
-            return Err(e);
         }
-        for (id, cached) in to_cache {
-            self.cache.put(id, cached);
-        }
-        Ok(outcome)
+        result
     }
 
     /// Stores documents the server itself wrote (fixture imports, the demo's history), without
@@ -231,7 +255,7 @@ impl Merger {
     fn readable_copy(&mut self, pusher: &Pusher, doc_id: &str) -> Option<Vec<u8>> {
         let mut cached = self.load(doc_id).ok().flatten()?;
         let bytes = pusher.may_read(&cached.scopes).then(|| cached.doc.save());
-        self.cache.put(doc_id.to_owned(), cached);
+        self.staged.insert(doc_id.to_owned(), cached);
         bytes
     }
 
@@ -394,4 +418,124 @@ fn core_refusal(e: CoreError) -> Refusal {
         _ => RejectCode::Malformed,
     };
     refusal(code, e.to_string())
+}
+
+/// Most pushed documents the merge thread puts in one transaction.
+const MAX_BATCH_DOCS: usize = 2_000;
+
+type Reply = std::sync::mpsc::Sender<Result<PushOutcome, String>>;
+
+/// Work for the merge thread.
+pub enum Job {
+    /// A device's push.
+    Push {
+        /// Who pushes.
+        pusher: Pusher,
+        /// The device's actor prefix.
+        actor_prefix: Vec<u8>,
+        /// What.
+        docs: Vec<PushDoc>,
+        /// When, UTC ms.
+        now_ms: i64,
+        /// Where the outcome goes.
+        reply: Reply,
+    },
+    /// Anything else that needs the merger (imports, grid reloads), run between batches.
+    Run(Box<dyn FnOnce(&mut Merger) + Send>),
+}
+
+/// Starts the merge thread; it ends when every sender is dropped.
+pub fn spawn(merger: Merger) -> std::io::Result<std::sync::mpsc::Sender<Job>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("gridlink-merge".into())
+        .spawn(move || run(merger, &rx))?;
+    Ok(tx)
+}
+
+fn run(mut merger: Merger, jobs: &std::sync::mpsc::Receiver<Job>) {
+    let mut waiting: Option<Job> = None;
+    loop {
+        let first = match waiting.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        let mut batch = Vec::new();
+        match first {
+            Job::Run(f) => {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut merger)))
+                    .is_err()
+                {
+                    merger.clear_cache();
+                }
+                continue;
+            }
+            push => batch.push(push),
+        }
+        let mut docs = batch_docs(&batch);
+        while docs < MAX_BATCH_DOCS {
+            match jobs.try_recv() {
+                Ok(job @ Job::Push { .. }) => {
+                    batch.push(job);
+                    docs = batch_docs(&batch);
+                }
+                Ok(job) => {
+                    waiting = Some(job);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for job in &batch {
+                if let Job::Push {
+                    pusher,
+                    actor_prefix,
+                    docs,
+                    now_ms,
+                    ..
+                } = job
+                {
+                    outcomes.push(merger.stage(pusher, actor_prefix, docs, *now_ms));
+                }
+            }
+            merger.commit_batch().map(|()| outcomes)
+        }));
+        let replies = batch.into_iter().filter_map(|job| match job {
+            Job::Push { reply, .. } => Some(reply),
+            Job::Run(_) => None,
+        });
+        match done {
+            Ok(Ok(outcomes)) => {
+                for (reply, outcome) in replies.zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Ok(Err(e)) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+            Err(_) => {
+                merger.clear_cache();
+                for reply in replies {
+                    let _ = reply.send(Err("the merge panicked".into()));
+                }
+            }
+        }
+    }
+}
+
+fn batch_docs(batch: &[Job]) -> usize {
+    batch
+        .iter()
+        .map(|j| match j {
+            Job::Push { docs, .. } => docs.len(),
+            Job::Run(_) => 0,
+        })
+        .sum()
 }

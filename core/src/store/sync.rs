@@ -218,13 +218,19 @@ impl Store {
         let ids = self.unacknowledged()?;
         let mut batch = PushBatch::default();
         let mut size = 0;
+        let mut conn = self.lock();
+        // One transaction for the whole batch: marking documents sent costs one commit.
+        let tx = conn.transaction()?;
         for (i, id) in ids.iter().enumerate() {
-            let mut conn = self.lock();
-            let (tx, doc) = self.begin_with(&mut conn, id)?;
-            let Some(mut doc) = doc else { continue };
-            let acked = acked_heads(&tx, id)?;
-            let changes = match &acked {
-                Some(heads) => doc.save_after(heads),
+            let mut doc = match self.load(&tx, id) {
+                Ok(Some(doc)) => doc,
+                Ok(None) => continue,
+                Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
+                // Quarantined by `load` (kept in this transaction); nothing to send.
+                Err(_) => continue,
+            };
+            let changes = match acked_heads(&tx, id)? {
+                Some(heads) => doc.save_after(&heads),
                 None => doc.save(),
             };
             if !batch.docs.is_empty() && size + changes.len() > max_bytes {
@@ -233,13 +239,13 @@ impl Store {
             }
             size += changes.len();
             set_outbox(&tx, id, "sent", None)?;
-            tx.commit()?;
             batch.heads.insert(id.clone(), doc.heads());
             batch.docs.push(PushDoc {
                 doc_id: id.clone(),
                 changes,
             });
         }
+        tx.commit()?;
         Ok(batch)
     }
 

@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod access;
 mod common;
 mod fold;
 mod geo;

@@ -11,6 +11,7 @@
 )]
 
 mod common;
+mod demo;
 mod http;
 mod security;
 mod store;

@@ -1,0 +1,72 @@
+//! The main job, as a person runs it: the `gridlink-server demo` binary as a child process on
+//! 127.0.0.1, a phone enrolled with a code it printed, a sync, and a clean stop on SIGTERM.
+
+use crate::common::{GRID, Phone, T0, TempDir};
+use gridlink_core::sync::{HttpTransport, enroll};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_demo_serves_the_fixture_district_to_an_enrolled_phone_and_stops_cleanly() {
+    let data = TempDir::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gridlink-server"))
+        .args(["demo", "--addr", "127.0.0.1:0", "--cases", "120", "--data"])
+        .arg(data.path())
+        .env("GRIDLINK_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut code, mut url) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while url.is_none() && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"insp-0001") {
+            code = words.last().map(|c| c.to_string());
+        }
+        if let Some(at) = line.find("http://") {
+            url = line[at..].split_whitespace().next().map(str::to_owned);
+        }
+    }
+    let (code, url) = (
+        code.expect("no enrollment code printed"),
+        url.expect("no URL printed"),
+    );
+
+    let device = uuid::Uuid::new_v4().to_string();
+    let enrollment = enroll(
+        &HttpTransport::new(&url).unwrap(),
+        &code,
+        &device,
+        "演示手机",
+    )
+    .unwrap();
+    assert_eq!(enrollment.user_id, "insp-0001");
+    let phone = Phone::open(&url, device, enrollment);
+    let first = phone.sync();
+    let held = phone.store.document_ids().unwrap();
+    assert!(
+        !held.is_empty(),
+        "the demo history has cases in insp-0001's grid: {first:?}"
+    );
+    phone.report(GRID, "演示：上报一个新案件", T0);
+    let second = phone.sync();
+    assert_eq!(second.docs_accepted, 1);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+}
