@@ -7,10 +7,12 @@
 //! trace.
 //!
 //! One `Merger` runs on one thread ([`spawn`]): SQLite has one writer, and two merges of one
-//! document must not start from the same copy. That thread takes every push waiting for it,
-//! validates them one after the other, and commits them in one transaction (group commit):
-//! with `synchronous=FULL` a commit costs an fsync, and the pushes that arrived during one
-//! fsync share the next.
+//! document must not start from the same copy. That thread takes every push waiting for it
+//! and commits them in one transaction (group commit): with `synchronous=FULL` a commit costs
+//! an fsync, and the pushes that arrived during one fsync share the next. Within a batch the
+//! pushed documents are grouped by document; each group is merged in arrival order, and the
+//! groups are shared between two workers (validation is CPU work: Automerge loads, applies
+//! and reads).
 
 use crate::store::{AuditEntry, CaseRow, Merge, ServerStore, StoreError};
 use gridlink_core::Error as CoreError;
@@ -106,104 +108,102 @@ impl Merger {
         self.audit.clear();
     }
 
-    fn load(&mut self, doc_id: &str) -> Result<Option<Cached>, Refusal> {
-        if let Some(cached) = self.staged.remove(doc_id) {
-            return Ok(Some(cached));
-        }
-        if let Some(cached) = self.cache.pop(doc_id) {
-            return Ok(Some(cached));
-        }
-        let stored = self.store.load_doc(doc_id).map_err(|e| {
-            refusal(
-                RejectCode::Corrupt,
-                format!("服务器存储错误 / server storage error: {e}"),
-            )
-        })?;
-        let Some(stored) = stored else {
-            return Ok(None);
-        };
-        let doc = CaseDoc::load(doc_id, &stored.bytes).map_err(|e| {
-            tracing::error!(doc_id, error = %e, "stored document does not load");
-            refusal(
-                RejectCode::Corrupt,
-                format!("服务器上的文档无法读取 / the server's copy does not load: {e}"),
-            )
-        })?;
-        let case = doc
-            .case()
-            .map_err(|e| refusal(RejectCode::Malformed, e.to_string()))?;
-        Ok(Some(Cached {
-            doc,
-            case,
-            scopes: stored.scopes,
-            chunks: stored.chunks,
-        }))
-    }
-
-    /// Validates and merges one push into the current batch: accepted documents join the
-    /// batch's pending merges (committed by [`commit_batch`](Self::commit_batch)), and the
-    /// documents stay in the batch's staging area, so a later push in the same batch builds on
-    /// them.
-    pub fn stage(
+    /// Validates and merges a batch of pushes (`(pusher, actor prefix, documents, time)`),
+    /// returning one outcome per push. Accepted documents join the batch's pending merges,
+    /// committed by [`commit_batch`](Self::commit_batch).
+    pub fn stage_batch(
         &mut self,
-        pusher: &Pusher,
-        actor_prefix: &[u8],
-        docs: &[PushDoc],
-        now_ms: i64,
-    ) -> PushOutcome {
-        let mut outcome = PushOutcome::default();
-        for push in docs {
-            match self.merge_one(pusher, actor_prefix, push) {
-                Ok(Merged::Unchanged { cached, heads }) => {
-                    outcome.acks.push(Ack {
+        pushes: &[(&Pusher, &[u8], &[PushDoc], i64)],
+    ) -> Vec<PushOutcome> {
+        let mut groups: Vec<DocGroup<'_>> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (job, (pusher, prefix, docs, now_ms)) in pushes.iter().enumerate() {
+            for push in docs.iter() {
+                let slot = *index.entry(push.doc_id.as_str()).or_insert_with(|| {
+                    groups.push(DocGroup {
                         doc_id: push.doc_id.clone(),
-                        heads: heads.into_iter().map(Into::into).collect(),
+                        state: None,
+                        items: Vec::new(),
                     });
-                    self.staged.insert(push.doc_id.clone(), cached);
+                    groups.len() - 1
+                });
+                groups[slot].items.push(Item {
+                    job,
+                    pusher,
+                    prefix,
+                    push,
+                    now_ms: *now_ms,
+                });
+            }
+        }
+        for group in &mut groups {
+            group.state = self
+                .staged
+                .remove(&group.doc_id)
+                .or_else(|| self.cache.pop(&group.doc_id));
+        }
+        let total: usize = groups.iter().map(|g| g.items.len()).sum();
+        let (store, grids) = (&*self.store, &self.grids);
+        let results: Vec<GroupResult> = if groups.len() < 2 || total < 8 {
+            groups
+                .into_iter()
+                .map(|g| merge_group(store, grids, g))
+                .collect()
+        } else {
+            // Two halves of about equal work, one on a second thread.
+            let mut halves = (Vec::new(), Vec::new());
+            let (mut left, mut right) = (0, 0);
+            for g in groups {
+                if left <= right {
+                    left += g.items.len();
+                    halves.0.push(g);
+                } else {
+                    right += g.items.len();
+                    halves.1.push(g);
                 }
-                Ok(Merged::Accepted {
-                    cached,
-                    merge,
-                    added,
-                }) => {
-                    outcome.events_added += added;
-                    outcome.acks.push(Ack {
-                        doc_id: push.doc_id.clone(),
-                        heads: merge.heads.iter().copied().map(Into::into).collect(),
-                    });
-                    self.audit.push(AuditEntry {
-                        at_ms: now_ms,
-                        actor: pusher.user_id.clone(),
-                        device: Some(pusher.device_id.clone()),
-                        action: "push".into(),
-                        subject: push.doc_id.clone(),
-                        detail: format!("{added} events, {} bytes", merge.changes.len()),
-                    });
-                    self.merges.push(*merge);
-                    self.staged.insert(push.doc_id.clone(), cached);
+            }
+            std::thread::scope(|scope| {
+                let other = scope.spawn(move || {
+                    halves
+                        .1
+                        .into_iter()
+                        .map(|g| merge_group(store, grids, g))
+                        .collect::<Vec<_>>()
+                });
+                let mut results: Vec<GroupResult> = halves
+                    .0
+                    .into_iter()
+                    .map(|g| merge_group(store, grids, g))
+                    .collect();
+                match other.join() {
+                    Ok(more) => results.extend(more),
+                    Err(panic) => std::panic::resume_unwind(panic),
                 }
-                Err(r) => {
-                    tracing::info!(doc_id = %push.doc_id, device = %pusher.device_id, code = r.code.code(), "push refused: {}", r.message);
-                    self.audit.push(AuditEntry {
-                        at_ms: now_ms,
-                        actor: pusher.user_id.clone(),
-                        device: Some(pusher.device_id.clone()),
-                        action: "push_rejected".into(),
-                        subject: push.doc_id.clone(),
-                        detail: format!("{}: {}", r.code.code(), r.message),
-                    });
-                    let server_doc = self.readable_copy(pusher, &push.doc_id);
-                    outcome.rejections.push(Rejection {
-                        doc_id: push.doc_id.clone(),
-                        code: r.code,
-                        message: r.message,
-                        event_ids: r.event_ids,
-                        server_doc,
-                    });
+                results
+            })
+        };
+        let mut outcomes: Vec<PushOutcome> =
+            pushes.iter().map(|_| PushOutcome::default()).collect();
+        for result in results {
+            if let Some(state) = result.state {
+                self.staged.insert(result.doc_id, state);
+            }
+            self.merges.extend(result.merges);
+            self.audit.extend(result.audit);
+            for (job, outcome) in result.outcomes {
+                let Some(out) = outcomes.get_mut(job) else {
+                    continue;
+                };
+                match outcome {
+                    ItemOutcome::Ack(ack, added) => {
+                        out.events_added += added;
+                        out.acks.push(ack);
+                    }
+                    ItemOutcome::Rejected(rejection) => out.rejections.push(rejection),
                 }
             }
         }
-        outcome
+        outcomes
     }
 
     /// Commits everything staged since the last commit in one transaction. On success the
@@ -250,145 +250,310 @@ impl Merger {
         }
         self.store.commit(&merges, &[])
     }
+}
 
-    /// The server's whole copy of a document, if it exists and the pusher may read it.
-    fn readable_copy(&mut self, pusher: &Pusher, doc_id: &str) -> Option<Vec<u8>> {
-        let mut cached = self.load(doc_id).ok().flatten()?;
-        let bytes = pusher.may_read(&cached.scopes).then(|| cached.doc.save());
-        self.staged.insert(doc_id.to_owned(), cached);
-        bytes
-    }
+/// One pushed document and the push it came in.
+struct Item<'a> {
+    job: usize,
+    pusher: &'a Pusher,
+    prefix: &'a [u8],
+    push: &'a PushDoc,
+    now_ms: i64,
+}
 
-    fn merge_one(
-        &mut self,
-        pusher: &Pusher,
-        actor_prefix: &[u8],
-        push: &PushDoc,
-    ) -> Result<Merged, Refusal> {
-        if push.changes.len() > MAX_DOC_PUSH_BYTES {
-            return Err(refusal(
-                RejectCode::TooLarge,
-                format!(
-                    "一次推送的文档不能超过 {} 字节 / one document's push may not exceed {} bytes",
-                    MAX_DOC_PUSH_BYTES, MAX_DOC_PUSH_BYTES
-                ),
-            ));
-        }
-        let existing = self.load(&push.doc_id)?;
-        let (mut doc, before, before_heads) = match existing {
-            Some(mut cached) => {
-                let heads = cached.doc.heads();
-                // Applied in place: on any refusal below `cached` is dropped, not re-cached.
-                cached
-                    .doc
-                    .apply_in_place(&push.changes)
-                    .map_err(core_refusal)?;
-                let Cached {
-                    doc,
-                    case,
-                    scopes,
-                    chunks,
-                } = cached;
-                (doc, Some((case, scopes, chunks)), heads)
+/// Every push of one document in a batch, in arrival order, and the document as it stands.
+struct DocGroup<'a> {
+    doc_id: String,
+    state: Option<Cached>,
+    items: Vec<Item<'a>>,
+}
+
+enum ItemOutcome {
+    Ack(Ack, u64),
+    Rejected(Rejection),
+}
+
+struct GroupResult {
+    doc_id: String,
+    state: Option<Cached>,
+    merges: Vec<Merge>,
+    audit: Vec<AuditEntry>,
+    outcomes: Vec<(usize, ItemOutcome)>,
+}
+
+fn load_stored(store: &dyn ServerStore, doc_id: &str) -> Result<Option<Cached>, Refusal> {
+    let stored = store.load_doc(doc_id).map_err(|e| {
+        refusal(
+            RejectCode::Corrupt,
+            format!("服务器存储错误 / server storage error: {e}"),
+        )
+    })?;
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let doc = CaseDoc::load(doc_id, &stored.bytes).map_err(|e| {
+        tracing::error!(doc_id, error = %e, "stored document does not load");
+        refusal(
+            RejectCode::Corrupt,
+            format!("服务器上的文档无法读取 / the server's copy does not load: {e}"),
+        )
+    })?;
+    let case = doc
+        .case()
+        .map_err(|e| refusal(RejectCode::Malformed, e.to_string()))?;
+    Ok(Some(Cached {
+        doc,
+        case,
+        scopes: stored.scopes,
+        chunks: stored.chunks,
+    }))
+}
+
+/// The document as it stood before a refused push: the stored version with the changes this
+/// batch accepted so far (the refused push was applied in place to the working copy).
+fn restore(store: &dyn ServerStore, doc_id: &str, accepted: &[Merge]) -> Option<Cached> {
+    let mut cached = load_stored(store, doc_id).ok().flatten();
+    for merge in accepted {
+        match cached.as_mut() {
+            Some(c) => {
+                c.doc.apply_in_place(&merge.changes).ok()?;
+                c.case = c.doc.case().ok()?;
+                c.scopes = merge.scopes.clone();
             }
-            None => (
-                CaseDoc::load(&push.doc_id, &push.changes).map_err(core_refusal)?,
-                None,
-                Vec::new(),
-            ),
-        };
-        let heads = doc.heads();
-        if heads == before_heads
-            && let Some((case, scopes, chunks)) = before
-        {
-            return Ok(Merged::Unchanged {
-                cached: Cached {
+            None => {
+                let doc = CaseDoc::load(doc_id, &merge.changes).ok()?;
+                let case = doc.case().ok()?;
+                cached = Some(Cached {
                     doc,
                     case,
-                    scopes,
-                    chunks,
-                },
-                heads,
-            });
+                    scopes: merge.scopes.clone(),
+                    chunks: 0,
+                });
+            }
         }
-        if let Some(actor) = doc
-            .actors_since(&before_heads)
-            .into_iter()
-            .find(|a| !actor_belongs_to(a, actor_prefix))
-        {
-            return Err(refusal(
-                RejectCode::ForgedActor,
-                format!(
-                    "变更的作者 {actor} 不是本设备 / a change is authored by {actor}, not by this device"
-                ),
-            ));
-        }
-        let extra = doc.unexpected_root_keys();
-        if !extra.is_empty() {
-            return Err(refusal(
-                RejectCode::Malformed,
-                format!("文档含有未定义的字段 / unknown fields at the root: {extra:?}"),
-            ));
-        }
-        let after = doc.case().map_err(core_refusal)?;
-        if after.details.id != push.doc_id {
-            return Err(refusal(
-                RejectCode::Malformed,
-                format!(
-                    "文档自称案件 {} / the document says it is case {}",
-                    after.details.id, after.details.id
-                ),
-            ));
-        }
-        let place = self
-            .grids
-            .get(&after.details.grid_id)
-            .cloned()
-            .ok_or_else(|| {
-                refusal(
-                    RejectCode::UnknownGrid,
-                    format!(
-                        "没有网格 {} / there is no grid {}",
-                        after.details.grid_id, after.details.grid_id
-                    ),
-                )
-            })?;
-        let after_scopes = case_scopes(&after, &place);
-        let added = check_push(
-            pusher,
-            before
-                .as_ref()
-                .map(|(case, scopes, _)| Before { case, scopes }),
-            &after,
-            &after_scopes,
-        )?;
-        let chunks = before.as_ref().map_or(0, |b| b.2) + 1;
-        let changes = if before.is_some() {
-            doc.save_after(&before_heads)
-        } else {
-            doc.save()
+    }
+    cached
+}
+
+/// Merges every push of one document in a batch, in order.
+fn merge_group(
+    store: &dyn ServerStore,
+    grids: &HashMap<String, GridPlace>,
+    group: DocGroup<'_>,
+) -> GroupResult {
+    let DocGroup {
+        doc_id,
+        state,
+        items,
+    } = group;
+    let mut result = GroupResult {
+        doc_id,
+        state: None,
+        merges: Vec::new(),
+        audit: Vec::new(),
+        outcomes: Vec::new(),
+    };
+    let mut state = match state {
+        Some(state) => Ok(Some(state)),
+        None => load_stored(store, &result.doc_id),
+    };
+    for item in items {
+        let merged = match state {
+            Ok(current) => merge_one(current, grids, item.pusher, item.prefix, item.push),
+            Err(refusal) => Err(refusal),
         };
-        let compacted = (chunks >= COMPACT_AFTER_CHUNKS).then(|| doc.save());
-        let merge = Merge {
-            doc_id: push.doc_id.clone(),
-            device_id: pusher.device_id.clone(),
-            changes,
-            heads,
-            scopes: after_scopes.clone(),
-            row: CaseRow::of(&after, &place),
-            compacted: compacted.clone(),
+        let (pusher, doc_id) = (item.pusher, &result.doc_id);
+        let entry = |action: &str, detail: String| AuditEntry {
+            at_ms: item.now_ms,
+            actor: pusher.user_id.clone(),
+            device: Some(pusher.device_id.clone()),
+            action: action.to_owned(),
+            subject: doc_id.clone(),
+            detail,
         };
-        Ok(Merged::Accepted {
+        match merged {
+            Ok(Merged::Unchanged { cached, heads }) => {
+                let ack = Ack {
+                    doc_id: doc_id.clone(),
+                    heads: heads.into_iter().map(Into::into).collect(),
+                };
+                result.outcomes.push((item.job, ItemOutcome::Ack(ack, 0)));
+                state = Ok(Some(cached));
+            }
+            Ok(Merged::Accepted {
+                cached,
+                merge,
+                added,
+            }) => {
+                let ack = Ack {
+                    doc_id: doc_id.clone(),
+                    heads: merge.heads.iter().copied().map(Into::into).collect(),
+                };
+                result.audit.push(entry(
+                    "push",
+                    format!("{added} events, {} bytes", merge.changes.len()),
+                ));
+                result
+                    .outcomes
+                    .push((item.job, ItemOutcome::Ack(ack, added)));
+                result.merges.push(*merge);
+                state = Ok(Some(cached));
+            }
+            Err(r) => {
+                tracing::info!(doc_id = %doc_id, device = %pusher.device_id, code = r.code.code(), "push refused: {}", r.message);
+                result.audit.push(entry(
+                    "push_rejected",
+                    format!("{}: {}", r.code.code(), r.message),
+                ));
+                let mut restored = restore(store, doc_id, &result.merges);
+                let server_doc = restored
+                    .as_mut()
+                    .and_then(|c| pusher.may_read(&c.scopes).then(|| c.doc.save()));
+                result.outcomes.push((
+                    item.job,
+                    ItemOutcome::Rejected(Rejection {
+                        doc_id: doc_id.clone(),
+                        code: r.code,
+                        message: r.message,
+                        event_ids: r.event_ids,
+                        server_doc,
+                    }),
+                ));
+                state = Ok(restored);
+            }
+        }
+    }
+    result.state = state.ok().flatten();
+    result
+}
+
+/// Validates one push of a document against the document as it stands (`existing`, none for a
+/// new document). On refusal the working copy is consumed (it may be half-applied).
+fn merge_one(
+    existing: Option<Cached>,
+    grids: &HashMap<String, GridPlace>,
+    pusher: &Pusher,
+    actor_prefix: &[u8],
+    push: &PushDoc,
+) -> Result<Merged, Refusal> {
+    if push.changes.len() > MAX_DOC_PUSH_BYTES {
+        return Err(refusal(
+            RejectCode::TooLarge,
+            format!(
+                "一次推送的文档不能超过 {} 字节 / one document's push may not exceed {} bytes",
+                MAX_DOC_PUSH_BYTES, MAX_DOC_PUSH_BYTES
+            ),
+        ));
+    }
+    let (mut doc, before, before_heads) = match existing {
+        Some(mut cached) => {
+            let heads = cached.doc.heads();
+            // Applied in place: on any refusal below `cached` is dropped, not re-cached.
+            cached
+                .doc
+                .apply_in_place(&push.changes)
+                .map_err(core_refusal)?;
+            let Cached {
+                doc,
+                case,
+                scopes,
+                chunks,
+            } = cached;
+            (doc, Some((case, scopes, chunks)), heads)
+        }
+        None => (
+            CaseDoc::load(&push.doc_id, &push.changes).map_err(core_refusal)?,
+            None,
+            Vec::new(),
+        ),
+    };
+    let heads = doc.heads();
+    if heads == before_heads
+        && let Some((case, scopes, chunks)) = before
+    {
+        return Ok(Merged::Unchanged {
             cached: Cached {
                 doc,
-                case: after,
-                scopes: after_scopes,
-                chunks: if compacted.is_some() { 0 } else { chunks },
+                case,
+                scopes,
+                chunks,
             },
-            merge: Box::new(merge),
-            added: added.len() as u64,
-        })
+            heads,
+        });
     }
+    if let Some(actor) = doc
+        .actors_since(&before_heads)
+        .into_iter()
+        .find(|a| !actor_belongs_to(a, actor_prefix))
+    {
+        return Err(refusal(
+            RejectCode::ForgedActor,
+            format!(
+                "变更的作者 {actor} 不是本设备 / a change is authored by {actor}, not by this device"
+            ),
+        ));
+    }
+    let extra = doc.unexpected_root_keys();
+    if !extra.is_empty() {
+        return Err(refusal(
+            RejectCode::Malformed,
+            format!("文档含有未定义的字段 / unknown fields at the root: {extra:?}"),
+        ));
+    }
+    let after = doc.case().map_err(core_refusal)?;
+    if after.details.id != push.doc_id {
+        return Err(refusal(
+            RejectCode::Malformed,
+            format!(
+                "文档自称案件 {} / the document says it is case {}",
+                after.details.id, after.details.id
+            ),
+        ));
+    }
+    let place = grids.get(&after.details.grid_id).cloned().ok_or_else(|| {
+        refusal(
+            RejectCode::UnknownGrid,
+            format!(
+                "没有网格 {} / there is no grid {}",
+                after.details.grid_id, after.details.grid_id
+            ),
+        )
+    })?;
+    let after_scopes = case_scopes(&after, &place);
+    let added = check_push(
+        pusher,
+        before
+            .as_ref()
+            .map(|(case, scopes, _)| Before { case, scopes }),
+        &after,
+        &after_scopes,
+    )?;
+    let chunks = before.as_ref().map_or(0, |b| b.2) + 1;
+    let changes = if before.is_some() {
+        doc.save_after(&before_heads)
+    } else {
+        doc.save()
+    };
+    let compacted = (chunks >= COMPACT_AFTER_CHUNKS).then(|| doc.save());
+    let merge = Merge {
+        doc_id: push.doc_id.clone(),
+        device_id: pusher.device_id.clone(),
+        changes,
+        heads,
+        scopes: after_scopes.clone(),
+        row: CaseRow::of(&after, &place),
+        compacted: compacted.clone(),
+    };
+    Ok(Merged::Accepted {
+        cached: Cached {
+            doc,
+            case: after,
+            scopes: after_scopes,
+            chunks: if compacted.is_some() { 0 } else { chunks },
+        },
+        merge: Box::new(merge),
+        added: added.len() as u64,
+    })
 }
 
 enum Merged {
@@ -490,19 +655,20 @@ fn run(mut merger: Merger, jobs: &std::sync::mpsc::Receiver<Job>) {
             }
         }
         let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut outcomes = Vec::with_capacity(batch.len());
-            for job in &batch {
-                if let Job::Push {
-                    pusher,
-                    actor_prefix,
-                    docs,
-                    now_ms,
-                    ..
-                } = job
-                {
-                    outcomes.push(merger.stage(pusher, actor_prefix, docs, *now_ms));
-                }
-            }
+            let pushes: Vec<(&Pusher, &[u8], &[PushDoc], i64)> = batch
+                .iter()
+                .filter_map(|job| match job {
+                    Job::Push {
+                        pusher,
+                        actor_prefix,
+                        docs,
+                        now_ms,
+                        ..
+                    } => Some((pusher, actor_prefix.as_slice(), docs.as_slice(), *now_ms)),
+                    Job::Run(_) => None,
+                })
+                .collect();
+            let outcomes = merger.stage_batch(&pushes);
             merger.commit_batch().map(|()| outcomes)
         }));
         let replies = batch.into_iter().filter_map(|job| match job {

@@ -73,6 +73,21 @@ fn ci() -> Result<()> {
             "warnings",
         ],
     )?;
+    // And the store without the HTTP client (an app that syncs through its own transport).
+    run(
+        &cargo,
+        &[
+            "clippy",
+            "-p",
+            "gridlink-core",
+            "--no-default-features",
+            "--features",
+            "store",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     fixtures(&["--check".to_owned()])?;
     run(&cargo, &["test", "--workspace", "--all-targets"])?;
     run(&cargo, &["test", "--workspace", "--doc"])?;

@@ -13,6 +13,7 @@
 mod common;
 mod demo;
 mod http;
+mod merge;
 mod security;
 mod store;
 mod sync;
