@@ -242,6 +242,7 @@ impl Merger {
                 device_id: "server".into(),
                 changes: bytes.clone(),
                 heads: doc.heads(),
+                new_scopes: scopes.clone(),
                 scopes,
                 row: CaseRow::of(&case, &place),
                 compacted: Some(bytes),
@@ -481,11 +482,9 @@ fn merge_one(
             heads,
         });
     }
-    if let Some(actor) = doc
-        .actors_since(&before_heads)
-        .into_iter()
-        .find(|a| !actor_belongs_to(a, actor_prefix))
-    {
+    // One pass over the new changes: their authors, and the bytes the change log keeps.
+    let (actors, new_changes) = doc.changes_since(&before_heads);
+    if let Some(actor) = actors.iter().find(|a| !actor_belongs_to(a, actor_prefix)) {
         return Err(refusal(
             RejectCode::ForgedActor,
             format!(
@@ -529,8 +528,9 @@ fn merge_one(
         &after_scopes,
     )?;
     let chunks = before.as_ref().map_or(0, |b| b.2) + 1;
+    // A new document is kept as one compact save; an existing one gains its new changes.
     let changes = if before.is_some() {
-        doc.save_after(&before_heads)
+        new_changes
     } else {
         doc.save()
     };
@@ -541,6 +541,10 @@ fn merge_one(
         changes,
         heads,
         scopes: after_scopes.clone(),
+        new_scopes: match &before {
+            Some((_, scopes, _)) => after_scopes.difference(scopes).cloned().collect(),
+            None => after_scopes.clone(),
+        },
         row: CaseRow::of(&after, &place),
         compacted: compacted.clone(),
     };

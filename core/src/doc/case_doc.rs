@@ -129,8 +129,27 @@ impl CaseDoc {
         ))
     }
 
-    /// The reported facts.
+    /// The reported facts, read by one walk like [`history`](Self::history).
     pub fn details(&self) -> Result<CaseDetails> {
+        let obj = match self.doc.get(automerge::ROOT, "details") {
+            Ok(Some((Value::Object(ObjType::Map), id))) => id,
+            _ => {
+                return Err(Error::Malformed {
+                    doc_id: self.id.clone(),
+                    detail: "`details` is not a map".into(),
+                });
+            }
+        };
+        serde_json::from_value(super::read_json(&self.doc, &obj, ObjType::Map)).map_err(|e| {
+            Error::Malformed {
+                doc_id: self.id.clone(),
+                detail: format!("details: {e}"),
+            }
+        })
+    }
+
+    /// The reported facts read with autosurgeon's `Hydrate` (the reference mapping).
+    pub fn details_via_autosurgeon(&self) -> Result<CaseDetails> {
         hydrate_prop(&self.doc, automerge::ROOT, "details").map_err(|e| self.malformed(e))
     }
 
@@ -217,18 +236,20 @@ impl CaseDoc {
             .collect()
     }
 
-    /// The actor ids of the changes this document has beyond `heads` (every change when
-    /// `heads` is empty).
-    pub fn actors_since(&mut self, heads: &[ChangeHash]) -> Vec<automerge::ActorId> {
-        let mut actors: Vec<automerge::ActorId> = self
-            .doc
-            .get_changes(heads)
-            .iter()
-            .map(|c| c.actor_id().clone())
-            .collect();
+    /// The changes this document has beyond `heads` (every change when `heads` is empty):
+    /// their distinct actor ids, and their bytes (change chunks that `load`/`apply` accept
+    /// after the earlier bytes, like [`save_after`](Self::save_after)).
+    pub fn changes_since(&mut self, heads: &[ChangeHash]) -> (Vec<automerge::ActorId>, Vec<u8>) {
+        let mut changes = self.doc.get_changes(heads);
+        let mut actors: Vec<automerge::ActorId> =
+            changes.iter().map(|c| c.actor_id().clone()).collect();
         actors.sort();
         actors.dedup();
-        actors
+        let bytes = changes
+            .iter_mut()
+            .flat_map(|c| c.bytes().into_owned())
+            .collect();
+        (actors, bytes)
     }
 
     /// The underlying Automerge document, for the sync layer.

@@ -250,4 +250,22 @@ fn history_matches_autosurgeon() {
         .unwrap();
     assert_eq!(a.history().unwrap(), a.history_via_autosurgeon().unwrap());
     assert_eq!(a.history().unwrap().len(), 5);
+    assert_eq!(a.details().unwrap(), a.details_via_autosurgeon().unwrap());
+    // Bytes taken as the changes since some heads extend the earlier ones like `save_after`.
+    let early = a.history().unwrap().len();
+    let (id, saved) = (a.id().to_owned(), a.save());
+    let mut b = CaseDoc::load(&id, &saved).unwrap();
+    let heads = b.heads();
+    b.record(
+        EventKind::Comment {
+            text: "之后".into(),
+        },
+        stamp_at(5),
+    )
+    .unwrap();
+    let (actors, bytes) = b.changes_since(&heads);
+    assert_eq!(actors.len(), 1);
+    a.apply(&bytes).unwrap();
+    assert_eq!(a.history().unwrap().len(), early + 1);
+    assert_eq!(a.case().unwrap(), b.case().unwrap());
 }

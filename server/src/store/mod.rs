@@ -171,6 +171,9 @@ pub struct Merge {
     pub heads: Vec<ChangeHash>,
     /// All scope keys of the document after the merge.
     pub scopes: BTreeSet<ScopeKey>,
+    /// The keys it did not have before (all of them for a new document): its earlier changes
+    /// are added to those keys' logs.
+    pub new_scopes: BTreeSet<ScopeKey>,
     /// The materialized row.
     pub row: CaseRow,
     /// A full save to become the new base (compaction), if the merger decided so.

@@ -164,30 +164,33 @@ impl SqliteStore {
                 .prepare_cached("UPDATE documents SET heads = ?2, chunks = chunks + 1 WHERE id = ?1")?
                 .execute(params![m.doc_id, heads])?,
         };
-        let before: HashSet<String> = tx
-            .prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?
-            .query_map([&m.doc_id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
         let mut log =
             tx.prepare_cached("INSERT INTO scope_log (scope, change_seq) VALUES (?1, ?2)")?;
-        for scope in &m.scopes {
+        for scope in &m.new_scopes {
             let key = scope.to_string();
-            if !before.contains(&key) {
-                tx.prepare_cached("INSERT INTO doc_scopes (doc_id, scope) VALUES (?1, ?2)")?
-                    .execute(params![m.doc_id, key])?;
-                // The document enters this scope: its earlier changes enter the scope's log
-                // too, in order, so the scope's devices receive the whole document.
-                let earlier: Vec<i64> = tx
-                    .prepare_cached(
-                        "SELECT seq FROM changes WHERE doc_id = ?1 AND seq < ?2 ORDER BY seq",
-                    )?
-                    .query_map(params![m.doc_id, seq], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                for s in earlier {
-                    log.execute(params![key, s])?;
-                }
+            let added = tx
+                .prepare_cached(
+                    "INSERT INTO doc_scopes (doc_id, scope) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![m.doc_id, key])?;
+            // The document enters this scope: its earlier changes enter the scope's log too,
+            // in order, so the scope's devices receive the whole document. (The district's
+            // log is the change log itself.)
+            if added == 0 || *scope == ScopeKey::District {
+                continue;
             }
-            log.execute(params![key, seq])?;
+            let earlier: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT seq FROM changes WHERE doc_id = ?1 AND seq < ?2 ORDER BY seq",
+                )?
+                .query_map(params![m.doc_id, seq], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for s in earlier {
+                log.execute(params![key, s])?;
+            }
+        }
+        for scope in m.scopes.iter().filter(|s| **s != ScopeKey::District) {
+            log.execute(params![scope.to_string(), seq])?;
         }
         let r = &m.row;
         tx.prepare_cached(
@@ -635,11 +638,20 @@ fn pull_in(
     type DocChunks = Vec<(String, Vec<(i64, Vec<u8>)>)>;
     let mut chunks: DocChunks = Vec::new();
     let mut size = 0u64;
-    let mut stmt = conn.prepare_cached(
+    let mut scoped = conn.prepare_cached(
         "SELECT l.pos, c.seq, c.doc_id, c.device_id, c.bytes FROM scope_log l JOIN changes c ON c.seq = l.change_seq
          WHERE l.scope = ?1 AND l.pos > ?2 ORDER BY l.pos LIMIT ?3",
     )?;
+    // Every document is in the district: its log is the change log, positions are sequence numbers.
+    let mut district = conn.prepare_cached(
+        "SELECT seq, seq, doc_id, device_id, bytes FROM changes WHERE ?1 = 'district' AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
     for (key, start) in from {
+        let stmt = if *key == ScopeKey::District {
+            &mut district
+        } else {
+            &mut scoped
+        };
         let mut pos = i64::try_from(*start).unwrap_or(i64::MAX);
         if page.more {
             page.positions.push((key.clone(), *start));

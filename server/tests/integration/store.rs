@@ -38,6 +38,8 @@ fn merge(doc: &mut CaseDoc, device: &str, changes: Vec<u8>) -> Merge {
         device_id: device.into(),
         changes,
         heads: doc.heads(),
+        // Every key, as if new: keys the document already has are skipped by the store.
+        new_scopes: case_scopes(&case, &place),
         scopes: case_scopes(&case, &place),
         row: CaseRow::of(&case, &place),
         compacted: None,
