@@ -240,15 +240,16 @@ impl CaseDoc {
     /// their distinct actor ids, and their bytes (change chunks that `load`/`apply` accept
     /// after the earlier bytes, like [`save_after`](Self::save_after)).
     pub fn changes_since(&mut self, heads: &[ChangeHash]) -> (Vec<automerge::ActorId>, Vec<u8>) {
-        let mut changes = self.doc.get_changes(heads);
+        let changes = self.doc.get_changes(heads);
         let mut actors: Vec<automerge::ActorId> =
             changes.iter().map(|c| c.actor_id().clone()).collect();
         actors.sort();
         actors.dedup();
-        let bytes = changes
-            .iter_mut()
-            .flat_map(|c| c.bytes().into_owned())
-            .collect();
+        // Uncompressed chunks: cheaper to produce, and whatever travels is compressed whole.
+        let mut bytes = Vec::with_capacity(changes.iter().map(|c| c.raw_bytes().len()).sum());
+        for change in &changes {
+            bytes.extend_from_slice(change.raw_bytes());
+        }
         (actors, bytes)
     }
 
