@@ -174,6 +174,13 @@ impl AppState {
     ) -> Result<SyncResponse, ApiError> {
         let request: SyncRequest = wire::decode(body, wire::MAX_MESSAGE_BYTES)?;
         wire::check_protocol(request.protocol)?;
+        if request.push.len() > wire::MAX_PUSH_DOCS {
+            return Err(ApiError::TooLarge(format!(
+                "一次最多推送 {} 个文档 / at most {} documents per push",
+                wire::MAX_PUSH_DOCS,
+                wire::MAX_PUSH_DOCS
+            )));
+        }
         let store = &self.inner.store;
         let grants = store.grants(&device.user.id)?;
         let pusher = Pusher {

@@ -81,7 +81,9 @@ impl Merger {
             .collect();
         Ok(Merger {
             store,
-            cache: LruCache::new(NonZeroUsize::new(cache_docs.max(1)).unwrap_or(NonZeroUsize::MIN)),
+            cache: LruCache::new(
+                NonZeroUsize::new(cache_docs.max(2 * MAX_BATCH_DOCS)).unwrap_or(NonZeroUsize::MIN),
+            ),
             grids,
             staged: HashMap::new(),
             merges: Vec::new(),
@@ -210,16 +212,31 @@ impl Merger {
     /// staged documents join the cache; on failure they are dropped (the next push loads the
     /// stored versions), and nothing of the batch was stored.
     pub fn commit_batch(&mut self) -> Result<(), StoreError> {
-        let result = self.store.commit(&self.merges, &self.audit);
-        self.merges.clear();
-        self.audit.clear();
-        let staged = std::mem::take(&mut self.staged);
-        if result.is_ok() {
-            for (id, cached) in staged {
-                self.cache.put(id, cached);
-            }
+        let (merges, audit) = self.take_batch();
+        let result = self.store.commit(&merges, &audit);
+        if result.is_err() {
+            self.clear_cache();
         }
         result
+    }
+
+    /// Hands over what the batch staged, for a commit elsewhere: the staged documents join the
+    /// cache now, ahead of the commit. Whoever commits must make the merger forget its cache
+    /// if the commit fails ([`clear_cache`](Self::clear_cache)), before it stages anything
+    /// that might build on the lost batch.
+    pub fn take_batch(&mut self) -> (Vec<Merge>, Vec<AuditEntry>) {
+        for (id, cached) in std::mem::take(&mut self.staged) {
+            self.cache.put(id, cached);
+        }
+        (
+            std::mem::take(&mut self.merges),
+            std::mem::take(&mut self.audit),
+        )
+    }
+
+    /// The store the merger writes to.
+    pub fn store(&self) -> Arc<dyn ServerStore> {
+        self.store.clone()
     }
 
     /// Stores documents the server itself wrote (fixture imports, the demo's history), without
@@ -589,7 +606,8 @@ fn core_refusal(e: CoreError) -> Refusal {
     refusal(code, e.to_string())
 }
 
-/// Most pushed documents the merge thread puts in one transaction.
+/// The merge thread stops adding pushes to a batch at this many documents (a batch holds at
+/// most this plus one push, [`gridlink_core::sync::wire::MAX_PUSH_DOCS`]).
 const MAX_BATCH_DOCS: usize = 2_000;
 
 type Reply = std::sync::mpsc::Sender<Result<PushOutcome, String>>;
@@ -613,16 +631,72 @@ pub enum Job {
     Run(Box<dyn FnOnce(&mut Merger) + Send>),
 }
 
-/// Starts the merge thread; it ends when every sender is dropped.
+/// A staged batch on its way to the commit thread.
+struct Staged {
+    epoch: u64,
+    merges: Vec<Merge>,
+    audit: Vec<AuditEntry>,
+    replies: Vec<(Reply, PushOutcome)>,
+}
+
+/// Starts the merge pipeline; it ends when every sender is dropped.
+///
+/// Two threads: the merge thread validates batch N+1 while the commit thread writes batch N
+/// (its fsync is the longest single step). Batch N+1 may build on batch N's documents, so if
+/// a commit fails, every batch staged on top of it fails too: batches carry the merger's
+/// *epoch*; a failed commit marks its epoch as lost; the commit thread refuses batches of a
+/// lost epoch, and the merge thread, seeing the mark, forgets its cache and moves to a new
+/// epoch before it stages anything else.
 pub fn spawn(merger: Merger) -> std::io::Result<std::sync::mpsc::Sender<Job>> {
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    // A rendezvous: the merge thread hands batch N over only once batch N-1 is committed, so at
+    // most one uncommitted batch lies under the one being staged, and its documents are still
+    // in the cache (which holds at least two batches' worth).
+    let (to_commit, commits) = std::sync::mpsc::sync_channel::<Staged>(0);
+    let lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let store = merger.store();
+    let lost_by_commit = lost.clone();
+    std::thread::Builder::new()
+        .name("gridlink-commit".into())
+        .spawn(move || commit_loop(&*store, &commits, &lost_by_commit))?;
     std::thread::Builder::new()
         .name("gridlink-merge".into())
-        .spawn(move || run(merger, &rx))?;
+        .spawn(move || run(merger, &rx, &to_commit, &lost))?;
     Ok(tx)
 }
 
-fn run(mut merger: Merger, jobs: &std::sync::mpsc::Receiver<Job>) {
+fn commit_loop(
+    store: &dyn ServerStore,
+    batches: &std::sync::mpsc::Receiver<Staged>,
+    lost: &std::sync::atomic::AtomicU64,
+) {
+    use std::sync::atomic::Ordering;
+    for batch in batches {
+        // Every epoch below `lost` was built on a batch that never reached the disk.
+        let result = if batch.epoch < lost.load(Ordering::Acquire) {
+            Err("an earlier batch this one built on failed to commit".to_owned())
+        } else {
+            store
+                .commit(&batch.merges, &batch.audit)
+                .map_err(|e| e.to_string())
+        };
+        if result.is_err() {
+            lost.fetch_max(batch.epoch + 1, Ordering::AcqRel);
+        }
+        for (reply, outcome) in batch.replies {
+            let _ = reply.send(result.clone().map(|()| outcome));
+        }
+    }
+}
+
+fn run(
+    mut merger: Merger,
+    jobs: &std::sync::mpsc::Receiver<Job>,
+    to_commit: &std::sync::mpsc::SyncSender<Staged>,
+    lost: &std::sync::atomic::AtomicU64,
+) {
+    use std::sync::atomic::Ordering;
+    let mut epoch = 0;
     let mut waiting: Option<Job> = None;
     loop {
         let first = match waiting.take() {
@@ -632,6 +706,11 @@ fn run(mut merger: Merger, jobs: &std::sync::mpsc::Receiver<Job>) {
                 Err(_) => return,
             },
         };
+        let lost_up_to = lost.load(Ordering::Acquire);
+        if lost_up_to > epoch {
+            merger.clear_cache();
+            epoch = lost_up_to;
+        }
         let mut batch = Vec::new();
         match first {
             Job::Run(f) => {
@@ -658,7 +737,7 @@ fn run(mut merger: Merger, jobs: &std::sync::mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let staged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let pushes: Vec<(&Pusher, &[u8], &[PushDoc], i64)> = batch
                 .iter()
                 .filter_map(|job| match job {
@@ -673,21 +752,22 @@ fn run(mut merger: Merger, jobs: &std::sync::mpsc::Receiver<Job>) {
                 })
                 .collect();
             let outcomes = merger.stage_batch(&pushes);
-            merger.commit_batch().map(|()| outcomes)
+            (outcomes, merger.take_batch())
         }));
         let replies = batch.into_iter().filter_map(|job| match job {
             Job::Push { reply, .. } => Some(reply),
             Job::Run(_) => None,
         });
-        match done {
-            Ok(Ok(outcomes)) => {
-                for (reply, outcome) in replies.zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
-            Ok(Err(e)) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.to_string()));
+        match staged {
+            Ok((outcomes, (merges, audit))) => {
+                let staged = Staged {
+                    epoch,
+                    merges,
+                    audit,
+                    replies: replies.zip(outcomes).collect(),
+                };
+                if to_commit.send(staged).is_err() {
+                    return;
                 }
             }
             Err(_) => {

@@ -212,8 +212,9 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Takes the unacknowledged changes of documents, up to about `max_bytes`, and marks them
-    /// sent. At least one document is taken whatever its size.
+    /// Takes the unacknowledged changes of documents, up to about `max_bytes` and
+    /// [`MAX_PUSH_DOCS`](crate::sync::wire::MAX_PUSH_DOCS), and marks them sent. At least one
+    /// document is taken whatever its size.
     pub fn prepare_push(&self, max_bytes: usize) -> Result<PushBatch> {
         let ids = self.unacknowledged()?;
         let mut batch = PushBatch::default();
@@ -233,7 +234,8 @@ impl Store {
                 Some(heads) => doc.save_after(&heads),
                 None => doc.save(),
             };
-            if !batch.docs.is_empty() && size + changes.len() > max_bytes {
+            let full = batch.docs.len() >= crate::sync::wire::MAX_PUSH_DOCS;
+            if full || (!batch.docs.is_empty() && size + changes.len() > max_bytes) {
                 batch.left_out = ids.len() - i;
                 break;
             }

@@ -15,6 +15,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Media type of every sync body (zlib-compressed CBOR).
 pub const CONTENT_TYPE: &str = "application/vnd.gridlink.sync+cbor+zlib";
 
+/// The most documents one request pushes (the phone sends the rest in the next round).
+pub const MAX_PUSH_DOCS: usize = 1_000;
+
 /// Default ceiling for an inflated message.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
@@ -117,23 +120,23 @@ impl RejectCode {
         }
     }
 
+    /// Every reason.
+    pub const ALL: [RejectCode; 10] = [
+        RejectCode::ForgedActor,
+        RejectCode::Impersonation,
+        RejectCode::RoleNotAllowed,
+        RejectCode::OutOfScope,
+        RejectCode::RewritesHistory,
+        RejectCode::Malformed,
+        RejectCode::Corrupt,
+        RejectCode::UnsupportedSchema,
+        RejectCode::UnknownGrid,
+        RejectCode::TooLarge,
+    ];
+
     /// Parses [`code`](Self::code).
     pub fn from_code(code: &str) -> Option<RejectCode> {
-        use RejectCode::*;
-        [
-            ForgedActor,
-            Impersonation,
-            RoleNotAllowed,
-            OutOfScope,
-            RewritesHistory,
-            Malformed,
-            Corrupt,
-            UnsupportedSchema,
-            UnknownGrid,
-            TooLarge,
-        ]
-        .into_iter()
-        .find(|c| c.code() == code)
+        RejectCode::ALL.into_iter().find(|c| c.code() == code)
     }
 }
 

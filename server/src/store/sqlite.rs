@@ -79,6 +79,28 @@ fn insert_audit(conn: &Connection, e: &AuditEntry) -> StoreResult<()> {
     Ok(())
 }
 
+fn require_user(conn: &Connection, user_id: &str) -> StoreResult<()> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
+        [user_id],
+        |r| r.get(0),
+    )?;
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(user_id.to_owned()))
+    }
+}
+
+/// A `users` row selected as `id, name, role`.
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: role_of(&r.get::<_, String>(2)?)?,
+    })
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -260,13 +282,7 @@ impl ServerStore for SqliteStore {
         self.with_reader(|conn| {
             Ok(conn
                 .prepare_cached("SELECT id, name, role FROM users WHERE id = ?1")?
-                .query_row([id], |r| {
-                    Ok(User {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        role: role_of(&r.get::<_, String>(2)?)?,
-                    })
-                })
+                .query_row([id], user_row)
                 .optional()?)
         })
     }
@@ -274,14 +290,7 @@ impl ServerStore for SqliteStore {
     fn grant(&self, user_id: &str, scope: &ScopeKey, by: &str) -> StoreResult<()> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction()?;
-        let exists: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
-            [user_id],
-            |r| r.get(0),
-        )?;
-        if !exists {
-            return Err(StoreError::NotFound(user_id.to_owned()));
-        }
+        require_user(&tx, user_id)?;
         tx.execute(
             "INSERT INTO grants (user_id, scope, granted_at, granted_by) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (user_id, scope) DO NOTHING",
@@ -323,14 +332,7 @@ impl ServerStore for SqliteStore {
     ) -> StoreResult<()> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction()?;
-        let exists: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
-            [user_id],
-            |r| r.get(0),
-        )?;
-        if !exists {
-            return Err(StoreError::NotFound(user_id.to_owned()));
-        }
+        require_user(&tx, user_id)?;
         tx.execute(
             "INSERT INTO enroll_codes (code_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
             params![code_hash, user_id, now_ms(), expires_at_ms],
@@ -374,13 +376,7 @@ impl ServerStore for SqliteStore {
         let user = tx.query_row(
             "SELECT id, name, role FROM users WHERE id = ?1",
             [&user_id],
-            |r| {
-                Ok(User {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    role: role_of(&r.get::<_, String>(2)?)?,
-                })
-            },
+            user_row,
         )?;
         insert_audit(
             &tx,
