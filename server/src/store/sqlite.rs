@@ -39,6 +39,10 @@ fn open_conn(path: &Path) -> StoreResult<Connection> {
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // A district's working set (documents touched today, the scope logs) should stay in memory:
+    // 64 MiB of page cache per connection and reads through a memory map.
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.pragma_update_and_check(None, "mmap_size", 1_i64 << 30, |_| Ok(()))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

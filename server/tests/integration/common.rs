@@ -7,7 +7,8 @@ use gridlink_core::geo::LatLon;
 use gridlink_core::store::{Moment, NewCase, Store, StoreConfig};
 use gridlink_core::sync::wire::EnrollResponse;
 use gridlink_core::sync::{Backoff, HttpTransport, SyncOptions, SyncReport, Transport, enroll};
-use gridlink_server::{AppState, ServerConfig, demo, store::SqliteStore};
+use gridlink_server::store::{ServerStore, SqliteStore};
+use gridlink_server::{AppState, ServerConfig, demo};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,8 +67,19 @@ impl TestServer {
 
     /// A server with `cases` cases of history.
     pub fn start_with(config: ServerConfig, cases: usize) -> TestServer {
+        Self::start_over(config, cases, |dir| {
+            Arc::new(SqliteStore::open(dir).unwrap())
+        })
+    }
+
+    /// A server over a store made by `store` in the data directory.
+    pub fn start_over(
+        config: ServerConfig,
+        cases: usize,
+        store: impl FnOnce(&Path) -> Arc<dyn ServerStore>,
+    ) -> TestServer {
         let data = TempDir::new();
-        let state = state_in(data.path(), config);
+        let state = AppState::new(store(data.path()), config).unwrap();
         let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
         demo::import_district(&state, &district).unwrap();
         if cases > 0 {
@@ -275,5 +287,94 @@ pub fn moment(at_ms: i64) -> Moment {
     Moment {
         at_ms,
         location: None,
+    }
+}
+
+/// A SQLite store whose commits fail while `failing` is set (a full disk, say).
+pub struct FailingStore {
+    pub inner: SqliteStore,
+    pub failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+mod failing {
+    use super::FailingStore;
+    use gridlink_core::sync::scope::{GridPlace, ScopeKey};
+    use gridlink_server::store::*;
+    use std::collections::BTreeSet;
+    use std::sync::atomic::Ordering;
+
+    impl ServerStore for FailingStore {
+        fn add_user(&self, user: &User, by: &str) -> StoreResult<()> {
+            self.inner.add_user(user, by)
+        }
+        fn user(&self, id: &str) -> StoreResult<Option<User>> {
+            self.inner.user(id)
+        }
+        fn grant(&self, user_id: &str, scope: &ScopeKey, by: &str) -> StoreResult<()> {
+            self.inner.grant(user_id, scope, by)
+        }
+        fn revoke_grant(&self, user_id: &str, scope: &ScopeKey, by: &str) -> StoreResult<bool> {
+            self.inner.revoke_grant(user_id, scope, by)
+        }
+        fn grants(&self, user_id: &str) -> StoreResult<BTreeSet<ScopeKey>> {
+            self.inner.grants(user_id)
+        }
+        fn add_enroll_code(
+            &self,
+            user_id: &str,
+            code_hash: &str,
+            expires_at_ms: i64,
+            by: &str,
+        ) -> StoreResult<()> {
+            self.inner
+                .add_enroll_code(user_id, code_hash, expires_at_ms, by)
+        }
+        fn enroll(&self, code_hash: &str, device: &NewDevice, now_ms: i64) -> StoreResult<User> {
+            self.inner.enroll(code_hash, device, now_ms)
+        }
+        fn device_by_token(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>> {
+            self.inner.device_by_token(token_hash)
+        }
+        fn revoke_device(&self, device_id: &str, by: &str) -> StoreResult<bool> {
+            self.inner.revoke_device(device_id, by)
+        }
+        fn put_grids(&self, grids: &[GridPlace]) -> StoreResult<()> {
+            self.inner.put_grids(grids)
+        }
+        fn grids(&self) -> StoreResult<Vec<GridPlace>> {
+            self.inner.grids()
+        }
+        fn load_doc(&self, doc_id: &str) -> StoreResult<Option<StoredDoc>> {
+            self.inner.load_doc(doc_id)
+        }
+        fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::Database("disk full (injected)".into()));
+            }
+            self.inner.commit(merges, audit)
+        }
+        fn pull(
+            &self,
+            from: &[(ScopeKey, u64)],
+            exclude_device: &str,
+            max_bytes: u64,
+        ) -> StoreResult<PullPage> {
+            self.inner.pull(from, exclude_device, max_bytes)
+        }
+        fn docs_leaving(&self, left: &[ScopeKey], kept: &[ScopeKey]) -> StoreResult<Vec<String>> {
+            self.inner.docs_leaving(left, kept)
+        }
+        fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+            self.inner.audit(entry)
+        }
+        fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+            self.inner.audit_log(limit)
+        }
+        fn case_row(&self, id: &str) -> StoreResult<Option<CaseRow>> {
+            self.inner.case_row(id)
+        }
+        fn doc_count(&self) -> StoreResult<u64> {
+            self.inner.doc_count()
+        }
     }
 }

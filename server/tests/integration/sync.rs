@@ -461,3 +461,63 @@ fn a_late_answer_to_an_earlier_request_is_set_aside() {
     );
     assert_converged(&server, &[&phone], &HashSet::from([comment]));
 }
+
+#[test]
+fn a_failed_commit_acknowledges_nothing_and_the_next_sync_delivers_everything() {
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = failing.clone();
+    let server = TestServer::start_over(gridlink_server::ServerConfig::default(), 0, move |dir| {
+        std::sync::Arc::new(FailingStore {
+            inner: gridlink_server::store::SqliteStore::open(dir).unwrap(),
+            failing: flag,
+        })
+    });
+    let a = server.phone("insp-0001");
+    let id = a.report(GRID, "提交失败前", T0);
+    a.sync();
+    let mut events: HashSet<String> = a
+        .store
+        .case(&id)
+        .unwrap()
+        .history
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    // While the disk is full, pushes fail whole (500, retried, then given up); the server's
+    // cached copies that took the changes must not survive.
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    events.insert(a.comment(&id, "磁盘满时的备注", T0 + 1));
+    let second = a.report(GRID, "磁盘满时的上报", T0 + 2);
+    events.extend(
+        a.store
+            .case(&second)
+            .unwrap()
+            .history
+            .into_iter()
+            .map(|e| e.id),
+    );
+    let options = gridlink_core::sync::SyncOptions {
+        backoff: gridlink_core::sync::Backoff {
+            attempts: 3,
+            ..options().backoff
+        },
+        ..options()
+    };
+    assert!(matches!(
+        a.store.sync(&a.transport, &options, &()),
+        Err(gridlink_core::Error::Network(_))
+    ));
+    assert_eq!(
+        server.state.store().case_row(&id).unwrap().unwrap().events,
+        1
+    );
+    assert!(server.doc(&second).is_none());
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    events.insert(a.comment(&id, "恢复后的备注", T0 + 3));
+    a.sync();
+    assert_converged(&server, &[&a], &events);
+    assert_eq!(
+        server.state.store().case_row(&id).unwrap().unwrap().events,
+        3
+    );
+}
