@@ -322,6 +322,10 @@ mod tests {
     fn round_trips() {
         let bytes = encode(&request());
         assert_eq!(decode::<SyncRequest>(&bytes, 1 << 20).ok(), Some(request()));
+        for code in RejectCode::ALL {
+            assert_eq!(RejectCode::from_code(code.code()), Some(code));
+        }
+        assert_eq!(RejectCode::from_code("nonsense"), None);
     }
 
     #[test]
