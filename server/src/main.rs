@@ -165,7 +165,9 @@ fn state(data: &std::path::Path, serve: &ServeArgs) -> Result<AppState> {
 }
 
 fn main() -> Result<()> {
+    // Logs go to stderr; stdout carries what the commands print for people (codes, URLs).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GRIDLINK_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info")),
