@@ -619,3 +619,62 @@ fn a_database_from_a_newer_app_is_refused() {
     .unwrap_err();
     assert!(matches!(bad_device, Error::Config(_)));
 }
+
+#[test]
+fn migrations_upgrade_a_frozen_v2_database_and_its_documents_wait_to_be_sent() {
+    let dir = TempDir::new();
+    let old = dir.path("v2.sqlite");
+    let (mut doc, _) = CaseDoc::create(
+        details(&uuid(2), "井盖缺失"),
+        vec![],
+        crate::common::stamp("insp-0001", Role::GridInspector, T0),
+        actor_for_device(&uuid(1)).unwrap(),
+    )
+    .unwrap();
+    {
+        let conn = rusqlite::Connection::open(&old).unwrap();
+        conn.execute_batch(include_str!("../fixtures/schema_v2.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        let heads: Vec<u8> = doc.heads().iter().flat_map(|h| h.0).collect();
+        conn.execute(
+            "INSERT INTO documents (id, kind, base, chunk_count, heads, updated_at) VALUES (?1, 'case', ?2, 0, ?3, ?4)",
+            rusqlite::params![uuid(2), doc.save(), heads, T0],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO cases (doc_id, status, level, category, source, grid_id, title, description, created_at, updated_at)
+             VALUES (?1, 'reported', 'grid', 'sanitation', 'grid_inspector', '320509001001-01', '井盖缺失', '', ?2, ?2)",
+            rusqlite::params![uuid(2), T0],
+        )
+        .unwrap();
+    }
+    let upgraded = Store::open(&old, config(1, "insp-0001", Role::GridInspector)).unwrap();
+    let fresh_path = dir.path("fresh.sqlite");
+    drop(Store::open(&fresh_path, config(1, "insp-0001", Role::GridInspector)).unwrap());
+    let schema = |path: &std::path::Path| -> Vec<(String, String)> {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name, COALESCE(sql, '') FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+            .map(|r| {
+                let (n, sql) = r.unwrap();
+                (n, sql.split_whitespace().collect::<Vec<_>>().join(" "))
+            })
+            .collect()
+    };
+    assert_eq!(schema(&old), schema(&fresh_path));
+    // The document kept from before sync existed is unsent, and shown as waiting.
+    assert_eq!(upgraded.unacknowledged().unwrap(), vec![uuid(2)]);
+    assert_eq!(
+        upgraded.outbox().unwrap(),
+        vec![gridlink_core::store::OutboxEntry {
+            doc_id: uuid(2),
+            state: gridlink_core::store::OutboxState::Pending
+        }]
+    );
+    assert!(upgraded.credentials().unwrap().is_none());
+    assert!(upgraded.rejected_edits().unwrap().is_empty());
+}
