@@ -172,6 +172,22 @@ impl Store {
     /// Keeps the credentials and actor prefix the server issued at enrollment. The pull cursor
     /// starts again from nothing, so the first sync brings the user's whole scope.
     pub fn set_enrollment(&self, enrollment: &EnrollResponse) -> Result<()> {
+        // Events carry the store's user and device; the server checks them against the
+        // enrollment, so a mismatch would make every push refused.
+        if enrollment.device_id != self.config.device_id
+            || enrollment.user_id != self.config.user_id
+            || enrollment.role != self.config.role
+        {
+            return Err(Error::Config(format!(
+                "登记的设备、用户或角色与本机不符 / the enrollment is for device {} and user {} ({}); this store is for device {} and user {} ({})",
+                enrollment.device_id,
+                enrollment.user_id,
+                enrollment.role.code(),
+                self.config.device_id,
+                self.config.user_id,
+                self.config.role.code()
+            )));
+        }
         let prefix = <[u8; ACTOR_PREFIX_LEN]>::try_from(enrollment.actor_prefix.as_slice())
             .map_err(|_| {
                 Error::Config(

@@ -678,3 +678,49 @@ fn migrations_upgrade_a_frozen_v2_database_and_its_documents_wait_to_be_sent() {
     assert!(upgraded.credentials().unwrap().is_none());
     assert!(upgraded.rejected_edits().unwrap().is_empty());
 }
+
+#[test]
+fn an_enrollment_for_another_device_user_or_role_is_refused() {
+    let dir = TempDir::new();
+    let store = Store::open(
+        dir.path("phone.sqlite"),
+        config(1, "insp-0001", Role::GridInspector),
+    )
+    .unwrap();
+    let enrollment = gridlink_core::sync::wire::EnrollResponse {
+        protocol: 1,
+        device_id: uuid(1),
+        token: "t".into(),
+        actor_prefix: vec![1; 16],
+        user_id: "insp-0001".into(),
+        user_name: "张军".into(),
+        role: Role::GridInspector,
+        scopes: vec![],
+    };
+    for wrong in [
+        gridlink_core::sync::wire::EnrollResponse {
+            device_id: uuid(2),
+            ..enrollment.clone()
+        },
+        gridlink_core::sync::wire::EnrollResponse {
+            user_id: "insp-0002".into(),
+            ..enrollment.clone()
+        },
+        gridlink_core::sync::wire::EnrollResponse {
+            role: Role::GridChief,
+            ..enrollment.clone()
+        },
+        gridlink_core::sync::wire::EnrollResponse {
+            actor_prefix: vec![1; 3],
+            ..enrollment.clone()
+        },
+    ] {
+        assert!(matches!(
+            store.set_enrollment(&wrong),
+            Err(Error::Config(_))
+        ));
+        assert!(store.credentials().unwrap().is_none());
+    }
+    store.set_enrollment(&enrollment).unwrap();
+    assert_eq!(store.credentials().unwrap().unwrap().token, "t");
+}
