@@ -212,13 +212,19 @@ impl AppState {
                 )
             })
             .collect();
-        // Keys the device read before but is no longer granted: its documents there leave.
+        // Keys the device read before and whose grant was withdrawn: their documents leave.
+        // Only withdrawn keys count, so naming keys in a cursor reveals nothing.
+        let revoked = if request.cursor.0.is_empty() {
+            BTreeSet::new()
+        } else {
+            store.revoked_grants(&device.user.id)?
+        };
         let left: Vec<ScopeKey> = request
             .cursor
             .0
             .keys()
             .filter_map(|k| k.parse::<ScopeKey>().ok())
-            .filter(|k| !grants.contains(k))
+            .filter(|k| !grants.contains(k) && revoked.contains(k))
             .collect();
         let kept: Vec<ScopeKey> = grants.iter().cloned().collect();
         let removed = store.docs_leaving(&left, &kept)?;
@@ -265,6 +271,15 @@ impl AppState {
         let code_hash = identity::hash_secret(&identity::normalize_code(&request.code));
         let user = match self.inner.store.enroll(&code_hash, &device, now_ms()) {
             Ok(user) => user,
+            // Another user's active device id.
+            Err(StoreError::Conflict(message)) => {
+                self.inner
+                    .metrics
+                    .enrollments
+                    .get_or_create(&Metrics::label("outcome", "refused"))
+                    .inc();
+                return Err(ApiError::Forbidden(message));
+            }
             Err(StoreError::NotFound(_)) => {
                 self.inner
                     .metrics

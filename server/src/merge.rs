@@ -61,6 +61,9 @@ pub struct Merger {
     staged: HashMap<String, Cached>,
     merges: Vec<Merge>,
     audit: Vec<AuditEntry>,
+    /// The merges of the batch handed to the commit thread last, by document: until the next
+    /// hand-over they may not be in the store yet.
+    in_flight: HashMap<String, Vec<Merge>>,
 }
 
 impl std::fmt::Debug for Merger {
@@ -88,6 +91,7 @@ impl Merger {
             staged: HashMap::new(),
             merges: Vec::new(),
             audit: Vec::new(),
+            in_flight: HashMap::new(),
         })
     }
 
@@ -106,6 +110,7 @@ impl Merger {
     pub fn clear_cache(&mut self) {
         self.cache.clear();
         self.staged.clear();
+        self.in_flight.clear();
         self.merges.clear();
         self.audit.clear();
     }
@@ -145,11 +150,11 @@ impl Merger {
                 .or_else(|| self.cache.pop(&group.doc_id));
         }
         let total: usize = groups.iter().map(|g| g.items.len()).sum();
-        let (store, grids) = (&*self.store, &self.grids);
+        let (store, grids, in_flight) = (&*self.store, &self.grids, &self.in_flight);
         let results: Vec<GroupResult> = if groups.len() < 2 || total < 8 {
             groups
                 .into_iter()
-                .map(|g| merge_group(store, grids, g))
+                .map(|g| merge_group(store, grids, in_flight_of(in_flight, &g.doc_id), g))
                 .collect()
         } else {
             // Two halves of about equal work, one on a second thread.
@@ -169,13 +174,13 @@ impl Merger {
                     halves
                         .1
                         .into_iter()
-                        .map(|g| merge_group(store, grids, g))
+                        .map(|g| merge_group(store, grids, in_flight_of(in_flight, &g.doc_id), g))
                         .collect::<Vec<_>>()
                 });
                 let mut results: Vec<GroupResult> = halves
                     .0
                     .into_iter()
-                    .map(|g| merge_group(store, grids, g))
+                    .map(|g| merge_group(store, grids, in_flight_of(in_flight, &g.doc_id), g))
                     .collect();
                 match other.join() {
                     Ok(more) => results.extend(more),
@@ -300,10 +305,11 @@ struct GroupResult {
 }
 
 fn load_stored(store: &dyn ServerStore, doc_id: &str) -> Result<Option<Cached>, Refusal> {
+    // The server's own trouble is not the push's fault: the phone keeps its copy and retries.
     let stored = store.load_doc(doc_id).map_err(|e| {
         refusal(
-            RejectCode::Corrupt,
-            format!("服务器存储错误 / server storage error: {e}"),
+            RejectCode::ServerError,
+            format!("服务器存储错误，请稍后重试 / server storage error, retry later: {e}"),
         )
     })?;
     let Some(stored) = stored else {
@@ -312,13 +318,13 @@ fn load_stored(store: &dyn ServerStore, doc_id: &str) -> Result<Option<Cached>, 
     let doc = CaseDoc::load(doc_id, &stored.bytes).map_err(|e| {
         tracing::error!(doc_id, error = %e, "stored document does not load");
         refusal(
-            RejectCode::Corrupt,
+            RejectCode::ServerError,
             format!("服务器上的文档无法读取 / the server's copy does not load: {e}"),
         )
     })?;
     let case = doc
         .case()
-        .map_err(|e| refusal(RejectCode::Malformed, e.to_string()))?;
+        .map_err(|e| refusal(RejectCode::ServerError, e.to_string()))?;
     Ok(Some(Cached {
         doc,
         case,
@@ -327,11 +333,18 @@ fn load_stored(store: &dyn ServerStore, doc_id: &str) -> Result<Option<Cached>, 
     }))
 }
 
-/// The document as it stood before a refused push: the stored version with the changes this
-/// batch accepted so far (the refused push was applied in place to the working copy).
-fn restore(store: &dyn ServerStore, doc_id: &str, accepted: &[Merge]) -> Option<Cached> {
+/// The document as it stood before a refused push (which was applied in place to the working
+/// copy): the stored version, then the changes of the batch still being committed, then those
+/// this batch accepted so far. Applying a change twice is harmless, so it does not matter
+/// whether the batch in flight has reached the store yet.
+fn restore(
+    store: &dyn ServerStore,
+    doc_id: &str,
+    in_flight: &[Merge],
+    accepted: &[Merge],
+) -> Option<Cached> {
     let mut cached = load_stored(store, doc_id).ok().flatten();
-    for merge in accepted {
+    for merge in in_flight.iter().chain(accepted) {
         match cached.as_mut() {
             Some(c) => {
                 c.doc.apply_in_place(&merge.changes).ok()?;
@@ -357,6 +370,7 @@ fn restore(store: &dyn ServerStore, doc_id: &str, accepted: &[Merge]) -> Option<
 fn merge_group(
     store: &dyn ServerStore,
     grids: &HashMap<String, GridPlace>,
+    in_flight: &[Merge],
     group: DocGroup<'_>,
 ) -> GroupResult {
     let DocGroup {
@@ -423,7 +437,7 @@ fn merge_group(
                     "push_rejected",
                     format!("{}: {}", r.code.code(), r.message),
                 ));
-                let mut restored = restore(store, doc_id, &result.merges);
+                let mut restored = restore(store, doc_id, in_flight, &result.merges);
                 let server_doc = restored
                     .as_mut()
                     .and_then(|c| pusher.may_read(&c.scopes).then(|| c.doc.save()));
@@ -486,6 +500,19 @@ fn merge_one(
         ),
     };
     let heads = doc.heads();
+    // Nothing new: acknowledged, but only to a device that may read the document (an
+    // acknowledgement tells its heads).
+    if let Some((_, scopes, _)) = &before
+        && !pusher.may_read(scopes)
+    {
+        return Err(refusal(
+            RejectCode::OutOfScope,
+            format!(
+                "案件 {} 不在您的范围内 / case {} is outside your scope",
+                push.doc_id, push.doc_id
+            ),
+        ));
+    }
     if heads == before_heads
         && let Some((case, scopes, chunks)) = before
     {
@@ -501,7 +528,13 @@ fn merge_one(
     }
     // One pass over the new changes: their authors, and the bytes the change log keeps.
     let (actors, new_changes) = doc.changes_since(&before_heads);
-    if let Some(actor) = actors.iter().find(|a| !actor_belongs_to(a, actor_prefix)) {
+    // Edits made before the device first enrolled carry the actor of its device id.
+    let pre_enrollment = uuid::Uuid::parse_str(&pusher.device_id)
+        .ok()
+        .map(|u| u.as_bytes().to_vec());
+    if let Some(actor) = actors.iter().find(|a| {
+        !actor_belongs_to(a, actor_prefix) && pre_enrollment.as_deref() != Some(a.to_bytes())
+    }) {
         return Err(refusal(
             RejectCode::ForgedActor,
             format!(
@@ -587,6 +620,10 @@ enum Merged {
         merge: Box<Merge>,
         added: u64,
     },
+}
+
+fn in_flight_of<'a>(in_flight: &'a HashMap<String, Vec<Merge>>, doc_id: &str) -> &'a [Merge] {
+    in_flight.get(doc_id).map_or(&[], Vec::as_slice)
 }
 
 fn refusal(code: RejectCode, message: String) -> Refusal {

@@ -10,7 +10,7 @@ use super::{Store, acked_heads, decode_heads, delete_doc, encode_heads, now_ms, 
 use crate::case::{Case, Event, Stamp};
 use crate::doc::CaseDoc;
 use crate::error::{Error, Result};
-use crate::sync::wire::{Cursor, EnrollResponse, PushDoc, Rejection, SyncResponse};
+use crate::sync::wire::{Cursor, EnrollResponse, PushDoc, RejectCode, Rejection, SyncResponse};
 use crate::sync::{ACTOR_PREFIX_LEN, device_actor};
 use automerge::ChangeHash;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -96,6 +96,10 @@ pub struct ResponseOutcome {
     pub removed: u64,
     /// Refused edits re-applied on top of the server's version, to be pushed again.
     pub reapplied: u64,
+    /// Documents the server could not take for its own reasons (kept, pushed again later).
+    pub deferred: u64,
+    /// Documents that left the scope but hold unsent edits: pushed first, deleted after.
+    pub kept_for_push: u64,
 }
 
 const META_TOKEN: &str = "token";
@@ -103,6 +107,7 @@ const META_DEVICE: &str = "enrolled_device";
 const META_PREFIX: &str = "actor_prefix";
 const META_EPOCH: &str = "epoch";
 const META_CURSOR: &str = "cursor";
+const META_PENDING_REMOVAL: &str = "pending_removal";
 
 fn meta(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(conn
@@ -282,10 +287,34 @@ impl Store {
         let mut tx = conn.transaction()?;
         let now = now_ms();
         let mut new_actor = None;
+        let mut pending_removal: std::collections::BTreeSet<String> =
+            meta(&tx, META_PENDING_REMOVAL)?
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
 
         for ack in &response.acks {
-            if let Some(heads) = pushed.heads.get(&ack.doc_id) {
+            let Some(heads) = pushed.heads.get(&ack.doc_id) else {
+                continue;
+            };
+            let server: Vec<ChangeHash> = ack.heads.iter().map(|h| ChangeHash::from(*h)).collect();
+            let mut sorted = heads.clone();
+            sorted.sort();
+            let mut server_sorted = server.clone();
+            server_sorted.sort();
+            if server_sorted == sorted {
                 set_acked(&tx, &ack.doc_id, heads)?;
+                set_outbox(&tx, &ack.doc_id, "accepted", None)?;
+                outcome.accepted += 1;
+            } else if let Ok(Some(mut doc)) = self.load(&tx, &ack.doc_id) {
+                // The server's heads differ from what was pushed: it holds others' changes too
+                // (pulled below), or did not take all of ours. Only heads this phone holds are
+                // recorded, so `save_after` never skips a change the server lacks.
+                if server
+                    .iter()
+                    .all(|h| doc.automerge().get_change_by_hash(h).is_some())
+                {
+                    set_acked(&tx, &ack.doc_id, &server)?;
+                }
                 set_outbox(&tx, &ack.doc_id, "accepted", None)?;
                 outcome.accepted += 1;
             }
@@ -316,6 +345,17 @@ impl Store {
             if !pushed.heads.contains_key(&rejection.doc_id) {
                 continue;
             }
+            // The server's own trouble: keep everything and push again later.
+            if rejection.code == RejectCode::ServerError {
+                set_outbox(
+                    &tx,
+                    &rejection.doc_id,
+                    "rejected",
+                    Some((rejection.code.code(), &rejection.message)),
+                )?;
+                outcome.deferred += 1;
+                continue;
+            }
             let actor = match &new_actor {
                 Some(actor) => actor,
                 None => {
@@ -341,12 +381,39 @@ impl Store {
                 )?
                 .query_row([doc_id], |r| r.get(0))?;
             // Unsent edits are pushed first; the server then refuses or takes them, and either
-            // way the user is told.
-            if !unsent {
+            // way the user is told. The document is remembered until it can go.
+            if unsent {
+                pending_removal.insert(doc_id.clone());
+                outcome.kept_for_push += 1;
+            } else {
                 delete_doc(&tx, doc_id)?;
                 outcome.removed += 1;
             }
         }
+        // Documents that left the scope earlier while holding unsent edits go once those are
+        // settled, unless the server has sent them again (back in scope).
+        for pulled in &response.pulled {
+            pending_removal.remove(&pulled.doc_id);
+        }
+        let waiting: Vec<String> = pending_removal.iter().cloned().collect();
+        for doc_id in waiting {
+            let unsent: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM documents d LEFT JOIN sync_state s ON s.doc_id = d.id
+                     WHERE d.id = ?1 AND (s.acked_heads IS NULL OR s.acked_heads != d.heads))",
+                )?
+                .query_row([&doc_id], |r| r.get(0))?;
+            if !unsent && !response.removed.contains(&doc_id) {
+                delete_doc(&tx, &doc_id)?;
+                pending_removal.remove(&doc_id);
+                outcome.removed += 1;
+            }
+        }
+        set_meta(
+            &tx,
+            META_PENDING_REMOVAL,
+            &serde_json::to_vec(&pending_removal).map_err(|e| Error::Config(e.to_string()))?,
+        )?;
         let cursor =
             serde_json::to_vec(&response.cursor).map_err(|e| Error::Config(e.to_string()))?;
         set_meta(&tx, META_CURSOR, &cursor)?;

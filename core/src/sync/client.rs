@@ -286,8 +286,8 @@ impl Store {
             let caught_up = !response.more
                 && batch.left_out == 0
                 && outcome.reapplied == 0
-                && (response.removed.len() as u64) == outcome.removed
-                && response.rejections.is_empty();
+                && outcome.kept_for_push == 0
+                && response.rejections.len() as u64 == outcome.deferred;
             if caught_up {
                 return Ok(progress);
             }

@@ -101,6 +101,8 @@ pub enum RejectCode {
     UnknownGrid,
     /// The document is larger than the server accepts in one push.
     TooLarge,
+    /// The server could not read its own copy: nothing is wrong with the push; try again later.
+    ServerError,
 }
 
 impl RejectCode {
@@ -117,11 +119,12 @@ impl RejectCode {
             RejectCode::UnsupportedSchema => "unsupported_schema",
             RejectCode::UnknownGrid => "unknown_grid",
             RejectCode::TooLarge => "too_large",
+            RejectCode::ServerError => "server_error",
         }
     }
 
     /// Every reason.
-    pub const ALL: [RejectCode; 10] = [
+    pub const ALL: [RejectCode; 11] = [
         RejectCode::ForgedActor,
         RejectCode::Impersonation,
         RejectCode::RoleNotAllowed,
@@ -132,6 +135,7 @@ impl RejectCode {
         RejectCode::UnsupportedSchema,
         RejectCode::UnknownGrid,
         RejectCode::TooLarge,
+        RejectCode::ServerError,
     ];
 
     /// Parses [`code`](Self::code).

@@ -221,6 +221,8 @@ pub trait ServerStore: Send + Sync + 'static {
     fn revoke_grant(&self, user_id: &str, scope: &ScopeKey, by: &str) -> StoreResult<bool>;
     /// A user's grants.
     fn grants(&self, user_id: &str) -> StoreResult<BTreeSet<ScopeKey>>;
+    /// Scopes the user was granted once and no longer is.
+    fn revoked_grants(&self, user_id: &str) -> StoreResult<BTreeSet<ScopeKey>>;
     /// Stores a one-time enrollment code (by its hash) for a user, valid until `expires_at_ms`.
     fn add_enroll_code(
         &self,

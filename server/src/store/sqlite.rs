@@ -312,9 +312,26 @@ impl ServerStore for SqliteStore {
             "DELETE FROM grants WHERE user_id = ?1 AND scope = ?2",
             params![user_id, scope.to_string()],
         )?;
+        if n > 0 {
+            tx.execute(
+                "INSERT INTO revoked_grants (user_id, scope, revoked_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id, scope) DO UPDATE SET revoked_at = excluded.revoked_at",
+                params![user_id, scope.to_string(), now_ms()],
+            )?;
+        }
         insert_audit(&tx, &admin(by, "revoke_grant", user_id, scope.to_string()))?;
         tx.commit()?;
         Ok(n > 0)
+    }
+
+    fn revoked_grants(&self, user_id: &str) -> StoreResult<BTreeSet<ScopeKey>> {
+        self.with_reader(|conn| {
+            let rows: Vec<String> = conn
+                .prepare_cached("SELECT scope FROM revoked_grants WHERE user_id = ?1")?
+                .query_map([user_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(parse_scopes(rows))
+        })
     }
 
     fn grants(&self, user_id: &str) -> StoreResult<BTreeSet<ScopeKey>> {
@@ -370,13 +387,22 @@ impl ServerStore for SqliteStore {
         };
         // A phone that enrolls again (new user, reinstalled app) replaces its old registration;
         // the new token and actor prefix make the old ones worthless.
-        tx.execute(
+        let registered = tx.execute(
             "INSERT INTO devices (id, user_id, name, token_hash, actor_prefix, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, name = excluded.name,
                 token_hash = excluded.token_hash, actor_prefix = excluded.actor_prefix,
-                enrolled_at = excluded.enrolled_at, revoked_at = NULL",
+                enrolled_at = excluded.enrolled_at, revoked_at = NULL
+             WHERE devices.user_id = excluded.user_id OR devices.revoked_at IS NOT NULL",
             params![device.id, user_id, device.name, device.token_hash, device.actor_prefix, now],
         )?;
+        if registered == 0 {
+            // Another user's active device: taking its id over would lock that phone out.
+            // (The transaction rolls back, so the code stays unused.)
+            return Err(StoreError::Conflict(format!(
+                "设备 {} 已登记给其他用户，请先由管理员停用 / device {} is enrolled for another user; an operator must revoke it first",
+                device.id, device.id
+            )));
+        }
         let user = tx.query_row(
             "SELECT id, name, role FROM users WHERE id = ?1",
             [&user_id],
@@ -670,7 +696,9 @@ fn pull_in(
                     break 'scope;
                 }
                 pos = p;
-                if device == exclude_device || !seen.insert(seq) {
+                // The phone holds its own changes, except when it reads a key from the start
+                // (first sync, a grant given back): then it gets everything.
+                if (*start > 0 && device == exclude_device) || !seen.insert(seq) {
                     continue;
                 }
                 size += bytes.len() as u64;

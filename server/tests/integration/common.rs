@@ -319,6 +319,9 @@ mod failing {
         fn grants(&self, user_id: &str) -> StoreResult<BTreeSet<ScopeKey>> {
             self.inner.grants(user_id)
         }
+        fn revoked_grants(&self, user_id: &str) -> StoreResult<BTreeSet<ScopeKey>> {
+            self.inner.revoked_grants(user_id)
+        }
         fn add_enroll_code(
             &self,
             user_id: &str,

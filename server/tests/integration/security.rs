@@ -481,3 +481,77 @@ fn a_withdrawn_grant_removes_its_documents_from_the_phone() {
     assert_eq!(rejected[0].code, "out_of_scope");
     assert!(server.doc(&leaving).is_some());
 }
+
+#[test]
+fn naming_keys_or_documents_reveals_nothing() {
+    let server = TestServer::start_with(gridlink_server::ServerConfig::default(), 200);
+    let inspector = server.phone("insp-0001");
+    inspector.sync();
+    let other_grid_case = server
+        .state
+        .store()
+        .docs_leaving(
+            &["district".parse().unwrap()],
+            &[format!("grid:{GRID}").parse().unwrap()],
+        )
+        .unwrap()
+        .remove(0);
+    // A cursor naming keys never granted lists no documents as removed.
+    let mut cursor = inspector.store.cursor().unwrap();
+    cursor.0.insert("district".into(), 0);
+    cursor.0.insert("town:320509002".into(), 0);
+    let request = SyncRequest {
+        protocol: wire::PROTOCOL_VERSION,
+        request_id: "probe".into(),
+        push: vec![PushDoc {
+            doc_id: other_grid_case.clone(),
+            changes: server.doc(&other_grid_case).unwrap().save(),
+        }],
+        cursor,
+        max_pull_bytes: 1 << 20,
+    };
+    let response: SyncResponse = wire::decode(
+        &inspector
+            .transport
+            .post("/v1/sync", &wire::encode(&request))
+            .unwrap(),
+        1 << 26,
+    )
+    .unwrap();
+    assert!(response.removed.is_empty(), "{:?}", response.removed.len());
+    // Pushing another grid's document back (nothing new) is refused, not acknowledged with its heads.
+    assert!(response.acks.is_empty());
+    assert_eq!(response.rejections[0].code, RejectCode::OutOfScope);
+    assert!(response.rejections[0].server_doc.is_none());
+    assert!(response.pulled.is_empty());
+}
+
+#[test]
+fn a_device_id_enrolled_for_another_user_cannot_be_taken_over() {
+    let server = TestServer::start();
+    let victim = server.phone("insp-0001");
+    let code = server.code_for("insp-0002");
+    let taken = gridlink_core::sync::enroll(
+        &gridlink_core::sync::HttpTransport::new(&server.url).unwrap(),
+        &code,
+        &victim.device_id,
+        "冒用",
+    );
+    assert!(
+        matches!(taken, Err(Error::Server { status: 403, .. })),
+        "{taken:?}"
+    );
+    // The victim still syncs; the code was not used up.
+    victim.report(GRID, "仍可同步", T0);
+    assert_eq!(victim.sync().docs_accepted, 1);
+    let fresh = uuid::Uuid::new_v4().to_string();
+    assert!(
+        gridlink_core::sync::enroll(
+            &gridlink_core::sync::HttpTransport::new(&server.url).unwrap(),
+            &code,
+            &fresh,
+            "新手机"
+        )
+        .is_ok()
+    );
+}

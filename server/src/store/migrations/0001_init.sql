@@ -17,6 +17,16 @@ CREATE TABLE grants (
     PRIMARY KEY (user_id, scope)
 ) STRICT;
 
+-- Scopes once granted and withdrawn: a device whose cursor still names one deletes the
+-- documents it covered. (Keys in a cursor that were never granted are ignored, so a device
+-- cannot list documents by naming keys.)
+CREATE TABLE revoked_grants (
+    user_id    TEXT NOT NULL REFERENCES users (id),
+    scope      TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, scope)
+) STRICT;
+
 -- One-time enrollment codes, kept only as SHA-256.
 CREATE TABLE enroll_codes (
     code_hash  TEXT PRIMARY KEY,
