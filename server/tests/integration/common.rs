@@ -290,10 +290,12 @@ pub fn moment(at_ms: i64) -> Moment {
     }
 }
 
-/// A SQLite store whose commits fail while `failing` is set (a full disk, say).
+/// A SQLite store whose commits fail while `failing` is set (a full disk, say), and whose
+/// document loads fail while `failing_loads` is set (a damaged page).
 pub struct FailingStore {
     pub inner: SqliteStore,
     pub failing: Arc<std::sync::atomic::AtomicBool>,
+    pub failing_loads: Arc<std::sync::atomic::AtomicBool>,
 }
 
 mod failing {
@@ -348,6 +350,9 @@ mod failing {
             self.inner.grids()
         }
         fn load_doc(&self, doc_id: &str) -> StoreResult<Option<StoredDoc>> {
+            if self.failing_loads.load(Ordering::SeqCst) {
+                return Err(StoreError::Database("I/O error (injected)".into()));
+            }
             self.inner.load_doc(doc_id)
         }
         fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()> {

@@ -555,3 +555,25 @@ fn a_device_id_enrolled_for_another_user_cannot_be_taken_over() {
         .is_ok()
     );
 }
+
+#[test]
+fn a_grant_given_back_brings_the_documents_back_whole_including_the_phones_own() {
+    let server = TestServer::start();
+    let chief = server.phone("chief-0001");
+    let own = chief.report(GRID, "网格长自己上报的案件", T0);
+    chief.comment(&own, "网格长自己的备注", T0 + 1);
+    chief.sync();
+    let village: gridlink_core::sync::scope::ScopeKey = "village:320509001001".parse().unwrap();
+    let store = server.state.store();
+    store.revoke_grant("chief-0001", &village, "test").unwrap();
+    chief.sync();
+    assert!(chief.store.document_ids().unwrap().is_empty());
+    store.grant("chief-0001", &village, "test").unwrap();
+    chief.sync();
+    assert_eq!(chief.store.document_ids().unwrap(), vec![own.clone()]);
+    assert_eq!(
+        chief.store.case(&own).unwrap(),
+        server.doc(&own).unwrap().case().unwrap()
+    );
+    assert_eq!(chief.store.case(&own).unwrap().history.len(), 2);
+}

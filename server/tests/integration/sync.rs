@@ -470,6 +470,7 @@ fn a_failed_commit_acknowledges_nothing_and_the_next_sync_delivers_everything() 
         std::sync::Arc::new(FailingStore {
             inner: gridlink_server::store::SqliteStore::open(dir).unwrap(),
             failing: flag,
+            failing_loads: Default::default(),
         })
     });
     let a = server.phone("insp-0001");
@@ -520,4 +521,47 @@ fn a_failed_commit_acknowledges_nothing_and_the_next_sync_delivers_everything() 
         server.state.store().case_row(&id).unwrap().unwrap().events,
         3
     );
+}
+
+#[test]
+fn a_server_that_cannot_read_its_copy_makes_the_phone_wait_not_delete() {
+    let loads = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = loads.clone();
+    let server = TestServer::start_over(gridlink_server::ServerConfig::default(), 0, move |dir| {
+        std::sync::Arc::new(FailingStore {
+            inner: gridlink_server::store::SqliteStore::open(dir).unwrap(),
+            failing: Default::default(),
+            failing_loads: flag,
+        })
+    });
+    let a = server.phone("insp-0001");
+    let id = a.report(GRID, "服务器读不出副本", T0);
+    a.sync();
+    let comment = a.comment(&id, "读取失败时的备注", T0 + 1);
+    server.state.with_merger(|m| m.clear_cache()).unwrap();
+    loads.store(true, std::sync::atomic::Ordering::SeqCst);
+    let report = a.sync();
+    assert_eq!(report.docs_rejected, 0, "{report:?}");
+    // The phone keeps its case and the unsent comment, and says it is waiting.
+    assert!(
+        a.store
+            .case(&id)
+            .unwrap()
+            .history
+            .iter()
+            .any(|e| e.id == comment)
+    );
+    assert_eq!(a.store.unacknowledged().unwrap(), vec![id.clone()]);
+    assert!(a.store.rejected_edits().unwrap().is_empty());
+    loads.store(false, std::sync::atomic::Ordering::SeqCst);
+    a.sync();
+    let events: HashSet<String> = a
+        .store
+        .case(&id)
+        .unwrap()
+        .history
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_converged(&server, &[&a], &events);
 }
