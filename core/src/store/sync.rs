@@ -7,7 +7,7 @@
 //! whole or not at all, and the cursor never moves past changes that were not stored.
 
 use super::{Store, acked_heads, decode_heads, delete_doc, encode_heads, now_ms, write_doc};
-use crate::case::{Case, Event, Stamp};
+use crate::case::{Event, Stamp};
 use crate::doc::CaseDoc;
 use crate::error::{Error, Result};
 use crate::sync::wire::{Cursor, EnrollResponse, PushDoc, RejectCode, Rejection, SyncResponse};
@@ -149,6 +149,17 @@ fn set_acked(conn: &Connection, doc_id: &str, heads: &[ChangeHash]) -> Result<()
     )?
     .execute(params![doc_id, encode_heads(heads)])?;
     Ok(())
+}
+
+/// Whether a stored document holds changes the server has not acknowledged (the same test as
+/// [`Store::unacknowledged`], for one document).
+fn has_unsent(conn: &Connection, doc_id: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM documents d LEFT JOIN sync_state s ON s.doc_id = d.id
+             WHERE d.id = ?1 AND (s.acked_heads IS NULL OR s.acked_heads != d.heads))",
+        )?
+        .query_row([doc_id], |r| r.get(0))?)
 }
 
 fn set_outbox(
@@ -374,12 +385,7 @@ impl Store {
             outcome.rejected += 1;
         }
         for doc_id in &response.removed {
-            let unsent: bool = tx
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM documents d LEFT JOIN sync_state s ON s.doc_id = d.id
-                     WHERE d.id = ?1 AND (s.acked_heads IS NULL OR s.acked_heads != d.heads))",
-                )?
-                .query_row([doc_id], |r| r.get(0))?;
+            let unsent = has_unsent(&tx, doc_id)?;
             // Unsent edits are pushed first; the server then refuses or takes them, and either
             // way the user is told. The document is remembered until it can go.
             if unsent {
@@ -397,12 +403,7 @@ impl Store {
         }
         let waiting: Vec<String> = pending_removal.iter().cloned().collect();
         for doc_id in waiting {
-            let unsent: bool = tx
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM documents d LEFT JOIN sync_state s ON s.doc_id = d.id
-                     WHERE d.id = ?1 AND (s.acked_heads IS NULL OR s.acked_heads != d.heads))",
-                )?
-                .query_row([&doc_id], |r| r.get(0))?;
+            let unsent = has_unsent(&tx, &doc_id)?;
             if !unsent && !response.removed.contains(&doc_id) {
                 delete_doc(&tx, &doc_id)?;
                 pending_removal.remove(&doc_id);
@@ -641,14 +642,5 @@ impl Store {
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         Ok(ids)
-    }
-
-    /// The case of `doc_id` as the store holds it, or none.
-    pub fn case_if_present(&self, doc_id: &str) -> Result<Option<Case>> {
-        match self.case(doc_id) {
-            Ok(case) => Ok(Some(case)),
-            Err(Error::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 }

@@ -9,6 +9,7 @@ use super::{
     AuditEntry, CaseRow, DeviceAuth, Merge, NewDevice, PullPage, ServerStore, StoreError,
     StoreResult, StoredDoc, User,
 };
+use crate::now_ms;
 use gridlink_core::case::Role;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey};
 use gridlink_core::sync::wire::{Hash, PulledDoc};
@@ -103,13 +104,6 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         name: r.get(1)?,
         role: role_of(&r.get::<_, String>(2)?)?,
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn admin(by: &str, action: &str, subject: &str, detail: String) -> AuditEntry {
