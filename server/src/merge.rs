@@ -63,7 +63,7 @@ pub struct Merger {
     audit: Vec<AuditEntry>,
     /// The merges of the batch handed to the commit thread last, by document: until the next
     /// hand-over they may not be in the store yet.
-    in_flight: HashMap<String, Vec<Merge>>,
+    in_flight: Arc<Vec<Merge>>,
 }
 
 impl std::fmt::Debug for Merger {
@@ -91,7 +91,7 @@ impl Merger {
             staged: HashMap::new(),
             merges: Vec::new(),
             audit: Vec::new(),
-            in_flight: HashMap::new(),
+            in_flight: Arc::default(),
         })
     }
 
@@ -110,7 +110,7 @@ impl Merger {
     pub fn clear_cache(&mut self) {
         self.cache.clear();
         self.staged.clear();
-        self.in_flight.clear();
+        self.in_flight = Arc::default();
         self.merges.clear();
         self.audit.clear();
     }
@@ -150,11 +150,25 @@ impl Merger {
                 .or_else(|| self.cache.pop(&group.doc_id));
         }
         let total: usize = groups.iter().map(|g| g.items.len()).sum();
-        let (store, grids, in_flight) = (&*self.store, &self.grids, &self.in_flight);
+        let (store, grids) = (&*self.store, &self.grids);
+        let mut in_flight: HashMap<&str, Vec<&Merge>> = HashMap::new();
+        for m in self.in_flight.iter() {
+            in_flight.entry(m.doc_id.as_str()).or_default().push(m);
+        }
+        let in_flight = &in_flight;
         let results: Vec<GroupResult> = if groups.len() < 2 || total < 8 {
             groups
                 .into_iter()
-                .map(|g| merge_group(store, grids, in_flight_of(in_flight, &g.doc_id), g))
+                .map(|g| {
+                    merge_group(
+                        store,
+                        grids,
+                        in_flight
+                            .get(g.doc_id.as_str())
+                            .map_or(&[][..], Vec::as_slice),
+                        g,
+                    )
+                })
                 .collect()
         } else {
             // Two halves of about equal work, one on a second thread.
@@ -174,13 +188,31 @@ impl Merger {
                     halves
                         .1
                         .into_iter()
-                        .map(|g| merge_group(store, grids, in_flight_of(in_flight, &g.doc_id), g))
+                        .map(|g| {
+                            merge_group(
+                                store,
+                                grids,
+                                in_flight
+                                    .get(g.doc_id.as_str())
+                                    .map_or(&[][..], Vec::as_slice),
+                                g,
+                            )
+                        })
                         .collect::<Vec<_>>()
                 });
                 let mut results: Vec<GroupResult> = halves
                     .0
                     .into_iter()
-                    .map(|g| merge_group(store, grids, in_flight_of(in_flight, &g.doc_id), g))
+                    .map(|g| {
+                        merge_group(
+                            store,
+                            grids,
+                            in_flight
+                                .get(g.doc_id.as_str())
+                                .map_or(&[][..], Vec::as_slice),
+                            g,
+                        )
+                    })
                     .collect();
                 match other.join() {
                     Ok(more) => results.extend(more),
@@ -229,14 +261,15 @@ impl Merger {
     /// cache now, ahead of the commit. Whoever commits must make the merger forget its cache
     /// if the commit fails ([`clear_cache`](Self::clear_cache)), before it stages anything
     /// that might build on the lost batch.
-    pub fn take_batch(&mut self) -> (Vec<Merge>, Vec<AuditEntry>) {
+    pub fn take_batch(&mut self) -> (Arc<Vec<Merge>>, Vec<AuditEntry>) {
         for (id, cached) in std::mem::take(&mut self.staged) {
             self.cache.put(id, cached);
         }
-        (
-            std::mem::take(&mut self.merges),
-            std::mem::take(&mut self.audit),
-        )
+        let merges = Arc::new(std::mem::take(&mut self.merges));
+        // Shared with the committer, not copied: until the next hand-over they may not be in
+        // the store yet, and a refusal must be undone on top of them.
+        self.in_flight = merges.clone();
+        (merges, std::mem::take(&mut self.audit))
     }
 
     /// The store the merger writes to.
@@ -340,11 +373,11 @@ fn load_stored(store: &dyn ServerStore, doc_id: &str) -> Result<Option<Cached>, 
 fn restore(
     store: &dyn ServerStore,
     doc_id: &str,
-    in_flight: &[Merge],
+    in_flight: &[&Merge],
     accepted: &[Merge],
 ) -> Option<Cached> {
     let mut cached = load_stored(store, doc_id).ok().flatten();
-    for merge in in_flight.iter().chain(accepted) {
+    for merge in in_flight.iter().copied().chain(accepted) {
         match cached.as_mut() {
             Some(c) => {
                 c.doc.apply_in_place(&merge.changes).ok()?;
@@ -370,7 +403,7 @@ fn restore(
 fn merge_group(
     store: &dyn ServerStore,
     grids: &HashMap<String, GridPlace>,
-    in_flight: &[Merge],
+    in_flight: &[&Merge],
     group: DocGroup<'_>,
 ) -> GroupResult {
     let DocGroup {
@@ -528,13 +561,10 @@ fn merge_one(
     }
     // One pass over the new changes: their authors, and the bytes the change log keeps.
     let (actors, new_changes) = doc.changes_since(&before_heads);
-    // Edits made before the device first enrolled carry the actor of its device id.
-    let pre_enrollment = uuid::Uuid::parse_str(&pusher.device_id)
-        .ok()
-        .map(|u| u.as_bytes().to_vec());
-    if let Some(actor) = actors.iter().find(|a| {
-        !actor_belongs_to(a, actor_prefix) && pre_enrollment.as_deref() != Some(a.to_bytes())
-    }) {
+    if let Some(actor) = actors
+        .iter()
+        .find(|a| !actor_belongs_to(a, actor_prefix, &pusher.device_id))
+    {
         return Err(refusal(
             RejectCode::ForgedActor,
             format!(
@@ -622,10 +652,6 @@ enum Merged {
     },
 }
 
-fn in_flight_of<'a>(in_flight: &'a HashMap<String, Vec<Merge>>, doc_id: &str) -> &'a [Merge] {
-    in_flight.get(doc_id).map_or(&[], Vec::as_slice)
-}
-
 fn refusal(code: RejectCode, message: String) -> Refusal {
     Refusal {
         code,
@@ -671,7 +697,7 @@ pub enum Job {
 /// A staged batch on its way to the commit thread.
 struct Staged {
     epoch: u64,
-    merges: Vec<Merge>,
+    merges: Arc<Vec<Merge>>,
     audit: Vec<AuditEntry>,
     replies: Vec<(Reply, PushOutcome)>,
 }

@@ -37,10 +37,13 @@ pub fn device_actor(prefix: &[u8; ACTOR_PREFIX_LEN], epoch: u32) -> automerge::A
 /// Length of the actor prefix issued to a device.
 pub const ACTOR_PREFIX_LEN: usize = 16;
 
-/// Whether `actor` is one of the actor ids of the device holding `prefix`.
-pub fn actor_belongs_to(actor: &automerge::ActorId, prefix: &[u8]) -> bool {
+/// Whether `actor` is one of the actor ids of the device `device_id` holding `prefix`: one
+/// of its enrolled actors (`prefix ‖ epoch`), or the actor it edits with before it first
+/// enrolls ([`actor_for_device`](crate::doc::actor_for_device)).
+pub fn actor_belongs_to(actor: &automerge::ActorId, prefix: &[u8], device_id: &str) -> bool {
     let bytes = actor.to_bytes();
-    bytes.len() == ACTOR_PREFIX_LEN + 4
+    let enrolled = bytes.len() == ACTOR_PREFIX_LEN + 4
         && prefix.len() == ACTOR_PREFIX_LEN
-        && bytes.starts_with(prefix)
+        && bytes.starts_with(prefix);
+    enrolled || crate::doc::actor_for_device(device_id).is_ok_and(|pre| pre == *actor)
 }

@@ -268,13 +268,31 @@ fn backoff_grows_with_jitter_up_to_its_cap() {
 }
 
 #[test]
-fn device_actors_carry_the_issued_prefix() {
+fn device_actors_carry_the_issued_prefix_or_the_device_id() {
     let prefix = [3u8; 16];
-    assert!(actor_belongs_to(&device_actor(&prefix, 0), &prefix));
-    assert!(actor_belongs_to(&device_actor(&prefix, 7), &prefix));
-    assert!(!actor_belongs_to(&device_actor(&[4u8; 16], 0), &prefix));
+    let device = uuid(42);
+    assert!(actor_belongs_to(
+        &device_actor(&prefix, 0),
+        &prefix,
+        &device
+    ));
+    assert!(actor_belongs_to(
+        &device_actor(&prefix, 7),
+        &prefix,
+        &device
+    ));
+    assert!(!actor_belongs_to(
+        &device_actor(&[4u8; 16], 0),
+        &prefix,
+        &device
+    ));
     assert!(!actor_belongs_to(
         &automerge::ActorId::from(prefix.to_vec()),
-        &prefix
+        &prefix,
+        &device
     ));
+    // Before its first enrollment a device edits as its own id, and only its own.
+    let pre = gridlink_core::doc::actor_for_device(&device).unwrap();
+    assert!(actor_belongs_to(&pre, &prefix, &device));
+    assert!(!actor_belongs_to(&pre, &prefix, &uuid(43)));
 }

@@ -122,3 +122,94 @@ fn pushes_of_one_document_in_one_batch_build_on_each_other_and_a_refusal_between
     assert_eq!(stored.case().unwrap(), doc.case().unwrap());
     assert_eq!(store.case_row(&id).unwrap().unwrap().events, 3);
 }
+
+#[test]
+fn a_refusal_is_undone_on_top_of_the_batch_still_being_committed() {
+    let dir = TempDir::new();
+    let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    store
+        .put_grids(&[GridPlace {
+            grid_id: GRID.into(),
+            village_id: "v".into(),
+            town_id: "t".into(),
+        }])
+        .unwrap();
+    let mut merger = Merger::new(store.clone(), 16).unwrap();
+    let prefix = [6u8; 16];
+    let pusher = Pusher {
+        user_id: "insp-1".into(),
+        role: Role::GridInspector,
+        device_id: "dev-1".into(),
+        scopes: [format!("grid:{GRID}").parse().unwrap()]
+            .into_iter()
+            .collect(),
+    };
+    let details = CaseDetails {
+        id: uuid::Uuid::new_v4().to_string(),
+        category: Category::Sanitation,
+        source: Source::GridInspector,
+        title: "提交中".into(),
+        description: String::new(),
+        location: None,
+        address_id: None,
+        grid_id: GRID.into(),
+    };
+    let id = details.id.clone();
+    let (mut doc, _) =
+        CaseDoc::create(details, vec![], stamp(T0), device_actor(&prefix, 0)).unwrap();
+    // Batch N: the report, handed to the committer but not yet in the store.
+    let report = [PushDoc {
+        doc_id: id.clone(),
+        changes: doc.save(),
+    }];
+    merger.stage_batch(&[(&pusher, prefix.as_slice(), report.as_slice(), T0)]);
+    let (in_flight, audit) = merger.take_batch();
+    // Batch N+1: a forged push, then an honest comment, on the same case.
+    let mut forged = doc.clone();
+    forged.set_actor(automerge::ActorId::from(vec![9u8; 20]));
+    let h = forged.heads();
+    forged
+        .record(
+            EventKind::Comment {
+                text: "伪造".into(),
+            },
+            stamp(T0 + 1),
+        )
+        .unwrap();
+    let h2 = doc.heads();
+    doc.record(
+        EventKind::Comment {
+            text: "真实".into(),
+        },
+        stamp(T0 + 2),
+    )
+    .unwrap();
+    let next = [
+        PushDoc {
+            doc_id: id.clone(),
+            changes: forged.save_after(&h),
+        },
+        PushDoc {
+            doc_id: id.clone(),
+            changes: doc.save_after(&h2),
+        },
+    ];
+    let outcomes = merger.stage_batch(&[
+        (&pusher, prefix.as_slice(), &next[..1], T0),
+        (&pusher, prefix.as_slice(), &next[1..], T0),
+    ]);
+    assert_eq!(outcomes[0].rejections[0].code, RejectCode::ForgedActor);
+    // The undone copy holds the report of the batch in flight, and the comment builds on it.
+    let copy = CaseDoc::load(&id, outcomes[0].rejections[0].server_doc.as_ref().unwrap()).unwrap();
+    assert_eq!(copy.case().unwrap().history.len(), 1);
+    assert!(
+        outcomes[1].rejections.is_empty(),
+        "{:?}",
+        outcomes[1].rejections
+    );
+    store.commit(&in_flight, &audit).unwrap();
+    merger.commit_batch().unwrap();
+    let stored = CaseDoc::load(&id, &store.load_doc(&id).unwrap().unwrap().bytes).unwrap();
+    assert_eq!(stored.case().unwrap(), doc.case().unwrap());
+    assert_eq!(store.case_row(&id).unwrap().unwrap().events, 2);
+}
