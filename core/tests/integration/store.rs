@@ -527,39 +527,37 @@ fn a_corrupt_stored_document_is_quarantined_not_lost() {
     assert_eq!(report.applied, vec![uuid(1)]);
 }
 
-#[test]
-fn migrations_upgrade_a_frozen_v1_database_to_the_fresh_schema() {
-    let dir = TempDir::new();
-    let old = dir.path("v1.sqlite");
+/// A database at an old schema version (from its frozen SQL) holding one case, `uuid(n)`.
+fn old_database(path: &std::path::Path, frozen_sql: &str, version: i64, n: u128, title: &str) {
     let (mut doc, _) = CaseDoc::create(
-        details(&uuid(1), "河道漂浮垃圾"),
+        details(&uuid(n), title),
         vec![],
         crate::common::stamp("insp-0001", Role::GridInspector, T0),
         actor_for_device(&uuid(1)).unwrap(),
     )
     .unwrap();
-    {
-        let conn = rusqlite::Connection::open(&old).unwrap();
-        conn.execute_batch(include_str!("../fixtures/schema_v1.sql"))
-            .unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
-        let heads: Vec<u8> = doc.heads().iter().flat_map(|h| h.0).collect();
-        conn.execute(
-            "INSERT INTO documents (id, kind, base, chunk_count, heads, updated_at) VALUES (?1, 'case', ?2, 0, ?3, ?4)",
-            rusqlite::params![uuid(1), doc.save(), heads, T0],
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO cases (doc_id, status, level, category, source, grid_id, title, description, created_at, updated_at)
-             VALUES (?1, 'reported', 'grid', 'sanitation', 'grid_inspector', '320509001001-01', '河道漂浮垃圾', '', ?2, ?2)",
-            rusqlite::params![uuid(1), T0],
-        )
-        .unwrap();
-    }
-    let upgraded = Store::open(&old, config(1, "insp-0001", Role::GridInspector)).unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(frozen_sql).unwrap();
+    conn.pragma_update(None, "user_version", version).unwrap();
+    let heads: Vec<u8> = doc.heads().iter().flat_map(|h| h.0).collect();
+    conn.execute(
+        "INSERT INTO documents (id, kind, base, chunk_count, heads, updated_at) VALUES (?1, 'case', ?2, 0, ?3, ?4)",
+        rusqlite::params![uuid(n), doc.save(), heads, T0],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO cases (doc_id, status, level, category, source, grid_id, title, description, created_at, updated_at)
+         VALUES (?1, 'reported', 'grid', 'sanitation', 'grid_inspector', '320509001001-01', ?2, '', ?3, ?3)",
+        rusqlite::params![uuid(n), title, T0],
+    )
+    .unwrap();
+}
+
+/// Opens `old` (upgrading it) and checks its schema against a fresh database's.
+fn upgrade_and_compare(dir: &TempDir, old: &std::path::Path) -> Store {
+    let upgraded = Store::open(old, config(1, "insp-0001", Role::GridInspector)).unwrap();
     let fresh_path = dir.path("fresh.sqlite");
     drop(Store::open(&fresh_path, config(1, "insp-0001", Role::GridInspector)).unwrap());
-
     let schema = |path: &std::path::Path| -> Vec<(String, String, String)> {
         let conn = rusqlite::Connection::open(path).unwrap();
         let mut stmt = conn
@@ -574,14 +572,27 @@ fn migrations_upgrade_a_frozen_v1_database_to_the_fresh_schema() {
         })
         .collect()
     };
-    assert_eq!(schema(&old), schema(&fresh_path));
-    let version = |path: &std::path::Path| -> i64 {
-        rusqlite::Connection::open(path)
-            .unwrap()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap()
-    };
-    assert_eq!(version(&old), gridlink_core::store::SCHEMA_VERSION);
+    assert_eq!(schema(old), schema(&fresh_path));
+    let version: i64 = rusqlite::Connection::open(old)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, gridlink_core::store::SCHEMA_VERSION);
+    upgraded
+}
+
+#[test]
+fn migrations_upgrade_a_frozen_v1_database_to_the_fresh_schema() {
+    let dir = TempDir::new();
+    let old = dir.path("v1.sqlite");
+    old_database(
+        &old,
+        include_str!("../fixtures/schema_v1.sql"),
+        1,
+        1,
+        "河道漂浮垃圾",
+    );
+    let upgraded = upgrade_and_compare(&dir, &old);
     // The old row was back-filled into the search index.
     assert_eq!(
         ids(
@@ -624,48 +635,14 @@ fn a_database_from_a_newer_app_is_refused() {
 fn migrations_upgrade_a_frozen_v2_database_and_its_documents_wait_to_be_sent() {
     let dir = TempDir::new();
     let old = dir.path("v2.sqlite");
-    let (mut doc, _) = CaseDoc::create(
-        details(&uuid(2), "井盖缺失"),
-        vec![],
-        crate::common::stamp("insp-0001", Role::GridInspector, T0),
-        actor_for_device(&uuid(1)).unwrap(),
-    )
-    .unwrap();
-    {
-        let conn = rusqlite::Connection::open(&old).unwrap();
-        conn.execute_batch(include_str!("../fixtures/schema_v2.sql"))
-            .unwrap();
-        conn.pragma_update(None, "user_version", 2).unwrap();
-        let heads: Vec<u8> = doc.heads().iter().flat_map(|h| h.0).collect();
-        conn.execute(
-            "INSERT INTO documents (id, kind, base, chunk_count, heads, updated_at) VALUES (?1, 'case', ?2, 0, ?3, ?4)",
-            rusqlite::params![uuid(2), doc.save(), heads, T0],
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO cases (doc_id, status, level, category, source, grid_id, title, description, created_at, updated_at)
-             VALUES (?1, 'reported', 'grid', 'sanitation', 'grid_inspector', '320509001001-01', '井盖缺失', '', ?2, ?2)",
-            rusqlite::params![uuid(2), T0],
-        )
-        .unwrap();
-    }
-    let upgraded = Store::open(&old, config(1, "insp-0001", Role::GridInspector)).unwrap();
-    let fresh_path = dir.path("fresh.sqlite");
-    drop(Store::open(&fresh_path, config(1, "insp-0001", Role::GridInspector)).unwrap());
-    let schema = |path: &std::path::Path| -> Vec<(String, String)> {
-        let conn = rusqlite::Connection::open(path).unwrap();
-        let mut stmt = conn
-            .prepare("SELECT name, COALESCE(sql, '') FROM sqlite_master ORDER BY type, name")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(1)?)))
-            .unwrap()
-            .map(|r| {
-                let (n, sql) = r.unwrap();
-                (n, sql.split_whitespace().collect::<Vec<_>>().join(" "))
-            })
-            .collect()
-    };
-    assert_eq!(schema(&old), schema(&fresh_path));
+    old_database(
+        &old,
+        include_str!("../fixtures/schema_v2.sql"),
+        2,
+        2,
+        "井盖缺失",
+    );
+    let upgraded = upgrade_and_compare(&dir, &old);
     // The document kept from before sync existed is unsent, and shown as waiting.
     assert_eq!(upgraded.unacknowledged().unwrap(), vec![uuid(2)]);
     assert_eq!(
