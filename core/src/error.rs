@@ -85,6 +85,20 @@ pub enum Error {
         /// The server's message.
         message: String,
     },
+    /// A photo that cannot be processed.
+    #[cfg(feature = "photo")]
+    #[error(transparent)]
+    Photo(#[from] crate::photo::PhotoError),
+    /// A new photo does not fit: the photo budget or the device's free space is below the floor.
+    #[error(
+        "存储空间不足：需要 {needed} 字节，可用 {available} 字节。请先同步以释放空间 / not enough storage: {needed} bytes needed, {available} available; sync to free space"
+    )]
+    StorageFull {
+        /// Bytes the capture needs.
+        needed: u64,
+        /// Bytes available under the budget or on the device.
+        available: u64,
+    },
     /// A sync message that could not be read.
     #[error(transparent)]
     Wire(#[from] crate::sync::wire::WireError),

@@ -4,7 +4,7 @@
 //! The pure parts — [`case`], [`doc`], [`geo`], and the wire types and access rules of
 //! [`sync`] — build without default features, so the server validates what phones push with
 //! the very rules the phones apply. [`store`] (default feature) is the phone's local database;
-//! the `client` feature adds the phone's sync client.
+//! the `client` feature adds the phone's sync client; `photo` (default) processes camera photos.
 
 #![forbid(unsafe_code)]
 
@@ -12,6 +12,8 @@ pub mod case;
 pub mod doc;
 mod error;
 pub mod geo;
+#[cfg(feature = "photo")]
+pub mod photo;
 pub mod search;
 #[cfg(feature = "store")]
 pub mod store;

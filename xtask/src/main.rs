@@ -112,8 +112,29 @@ fn fixtures(args: &[String]) -> Result<()> {
                 );
             }
         }
+        if scale == Scale::Small {
+            let photos = gridlink_fixtures::committed_photos_dir();
+            for (name, bytes) in gridlink_fixtures::photo_files() {
+                let path = photos.join(name);
+                let committed =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                if committed != bytes {
+                    bail!(
+                        "{} is out of date: run `cargo xtask fixtures` and commit the result",
+                        path.display()
+                    );
+                }
+            }
+        }
         eprintln!("fixtures: {} is up to date", dir.display());
         return Ok(());
+    }
+    if scale == Scale::Small {
+        let photos = gridlink_fixtures::committed_photos_dir();
+        std::fs::create_dir_all(&photos)?;
+        for (name, bytes) in gridlink_fixtures::photo_files() {
+            std::fs::write(photos.join(name), bytes)?;
+        }
     }
     district
         .write_to(&dir)

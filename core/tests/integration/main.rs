@@ -13,4 +13,5 @@ mod common;
 mod fold;
 mod geo;
 mod merge;
+mod photo;
 mod store;
