@@ -18,7 +18,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N]>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo>"
             );
             std::process::exit(2);
         }
@@ -152,12 +152,13 @@ fn fixtures(args: &[String]) -> Result<()> {
 fn bench(args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let Some(name) = args.first() else {
-        bail!("usage: cargo xtask bench <store | sync> [args]")
+        bail!("usage: cargo xtask bench <store | sync | photo> [args]")
     };
     let (package, target) = match name.as_str() {
         "store" => ("gridlink-core", "store"),
         "sync" => ("gridlink-server", "sync"),
-        other => bail!("unknown benchmark {other:?}; known: store, sync"),
+        "photo" => ("gridlink-server", "photo"),
+        other => bail!("unknown benchmark {other:?}; known: store, sync, photo"),
     };
     let mut cmd = vec!["bench", "--quiet", "-p", package, "--bench", target, "--"];
     cmd.extend(args[1..].iter().map(String::as_str));

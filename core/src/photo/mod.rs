@@ -513,7 +513,7 @@ fn resize(rgb: Vec<u8>, w: u32, h: u32, tw: u32, th: u32) -> Result<Vec<u8>, Pho
             &src,
             &mut dst,
             &fr::ResizeOptions::new()
-                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3)),
+                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::CatmullRom)),
         )
         .map_err(|e| PhotoError::Encode(e.to_string()))?;
     Ok(dst.into_vec())
