@@ -54,6 +54,14 @@ impl<'a> Counting<'a> {
 }
 
 impl Transport for Counting<'_> {
+    fn get(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+        self.inner.get(path)
+    }
+
+    fn put(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.inner.put(path, body)
+    }
+
     fn post(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, TransportError> {
         self.up.fetch_add(body.len() as u64, Ordering::Relaxed);
         self.trips.fetch_add(1, Ordering::Relaxed);
@@ -100,7 +108,11 @@ fn main() {
 
     let root = std::env::temp_dir().join(format!("gridlink-sync-bench-{}", uuid::Uuid::new_v4()));
     let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(&root.join("server")).unwrap());
-    let state = AppState::new(store.clone(), ServerConfig::default()).unwrap();
+    let config = ServerConfig {
+        rate_limits: gridlink_server::limits::RateLimits::unlimited(),
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(store.clone(), &root.join("blobs"), config).unwrap();
     let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
     demo::import_district(&state, &district).unwrap();
     let started = Instant::now();

@@ -72,6 +72,11 @@ pub fn import_district(state: &AppState, district: &District) -> Result<Imported
         })
         .collect();
     store.put_grids(&grids)?;
+    store.put_setting(
+        "grid_shapes",
+        district.grids_geojson().to_string().as_bytes(),
+    )?;
+    state.reload_grid_index()?;
     state.with_merger(|m| m.reload_grids())??;
     let mut users = 0;
     for u in &district.users {
@@ -122,7 +127,7 @@ pub fn seed_cases(
     now_ms: i64,
 ) -> Result<usize, StoreError> {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let actor = device_actor(&[0x5e; gridlink_core::sync::ACTOR_PREFIX_LEN], 0);
+    let actor = device_actor(&crate::SERVER_ACTOR_PREFIX, 0);
     let inspector = |grid: &str| {
         district
             .users
@@ -178,6 +183,7 @@ pub fn seed_cases(
             }),
             address_id: None,
             grid_id: grid.id.clone(),
+            reporter: None,
         };
         let conflict = |e: gridlink_core::Error| StoreError::Conflict(e.to_string());
         let (mut doc, _) = CaseDoc::create(

@@ -24,12 +24,41 @@ pub enum ApiError {
     /// An enrollment code that is unknown, used or expired.
     #[error("{0}")]
     Forbidden(String),
+    /// A request refused for a reason the client acts on, with its own status and code
+    /// (`blob_not_referenced`, `offset_mismatch`, `hash_mismatch`, `not_an_image`,
+    /// `outside_district`, `conflict`, …).
+    #[error("{message}")]
+    Refused {
+        /// HTTP status.
+        status: StatusCode,
+        /// Machine code.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
+    /// Too many requests from this device or address; retry after this many seconds.
+    #[error(
+        "请求过于频繁，请 {retry_after_s} 秒后再试 / too many requests: retry in {retry_after_s} s"
+    )]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_s: u64,
+    },
     /// A fault on the server's side.
     #[error("internal: {0}")]
     Internal(String),
 }
 
 impl ApiError {
+    /// A refusal with its status, code and message.
+    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Refused {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -37,6 +66,8 @@ impl ApiError {
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Refused { status, code, .. } => (*status, code),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -75,13 +106,20 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (
+        let mut response = (
             status,
             Json(ErrorBody {
                 code: code.to_owned(),
                 message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::RateLimited { retry_after_s } = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_s),
+            );
+        }
+        response
     }
 }

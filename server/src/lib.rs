@@ -7,15 +7,22 @@
 //! [`merge::Merger`].
 //!
 //! Endpoints: `POST /v1/enroll`, `POST /v1/sync` (zlib-compressed CBOR, see
-//! `gridlink_core::sync::wire`), `GET /healthz`, `GET /metrics`.
+//! `gridlink_core::sync::wire`), photo upload and download ([`photos`]), citizen registration
+//! and reports ([`citizen`]), `GET /healthz`, `GET /metrics`. Every request passes the abuse
+//! limits ([`limits`]) first.
 
 #![forbid(unsafe_code)]
 
+pub mod blobs;
+pub mod citizen;
 pub mod demo;
 pub mod error;
+pub mod faults;
 pub mod identity;
+pub mod limits;
 pub mod merge;
 pub mod metrics;
+pub mod photos;
 pub mod store;
 
 use axum::Router;
@@ -24,7 +31,9 @@ use axum::extract::{DefaultBodyLimit, State, rejection::BytesRejection};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use blobs::BlobStore;
 use error::ApiError;
+use gridlink_core::geo::{GridIndex, LatLon};
 use gridlink_core::sync::access::Pusher;
 use gridlink_core::sync::scope::ScopeKey;
 use gridlink_core::sync::wire::{
@@ -33,7 +42,7 @@ use gridlink_core::sync::wire::{
 use merge::Merger;
 use metrics::Metrics;
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 use store::{NewDevice, ServerStore, StoreError};
 
@@ -46,6 +55,14 @@ pub struct ServerConfig {
     pub max_pull_bytes: u64,
     /// Documents kept loaded in memory.
     pub cache_docs: usize,
+    /// Largest photo blob, bytes (a processed photo is ~200–400 KB).
+    pub max_photo_bytes: u64,
+    /// Largest thumbnail blob, bytes.
+    pub max_thumbnail_bytes: u64,
+    /// Citizen registrations allowed per phone number.
+    pub max_registrations_per_phone: u32,
+    /// Per-address and per-device request limits.
+    pub rate_limits: limits::RateLimits,
 }
 
 impl Default for ServerConfig {
@@ -54,9 +71,17 @@ impl Default for ServerConfig {
             max_body_bytes: 32 << 20,
             max_pull_bytes: 8 << 20,
             cache_docs: 4096,
+            max_photo_bytes: 8 << 20,
+            max_thumbnail_bytes: 256 << 10,
+            max_registrations_per_phone: 5,
+            rate_limits: limits::RateLimits::default(),
         }
     }
 }
+
+/// The actor prefix of changes the server writes itself (citizen reports, imports).
+pub const SERVER_ACTOR_PREFIX: [u8; gridlink_core::sync::ACTOR_PREFIX_LEN] =
+    [0x5e; gridlink_core::sync::ACTOR_PREFIX_LEN];
 
 /// Everything the handlers share.
 #[derive(Clone)]
@@ -69,6 +94,10 @@ struct Inner {
     merges: std::sync::mpsc::Sender<merge::Job>,
     metrics: Metrics,
     config: ServerConfig,
+    blobs: Arc<BlobStore>,
+    /// The grid polygons, for placing citizen reports (none until a district is imported).
+    grid_index: RwLock<Option<Arc<GridIndex>>>,
+    limiter: limits::Limiter,
 }
 
 impl std::fmt::Debug for AppState {
@@ -80,19 +109,77 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State over a store.
-    pub fn new(store: Arc<dyn ServerStore>, config: ServerConfig) -> Result<AppState, StoreError> {
+    /// State over a store, with the blob store in `blob_dir`.
+    pub fn new(
+        store: Arc<dyn ServerStore>,
+        blob_dir: &std::path::Path,
+        config: ServerConfig,
+    ) -> Result<AppState, StoreError> {
+        let blobs = BlobStore::open(blob_dir, gridlink_core::photo::PhotoLimits::default())
+            .map_err(|e| StoreError::Database(format!("{}: {e}", blob_dir.display())))?;
         let merger = Merger::new(store.clone(), config.cache_docs)?;
         let merges = merge::spawn(merger)
             .map_err(|e| StoreError::Database(format!("starting the merge thread: {e}")))?;
-        Ok(AppState {
+        let state = AppState {
             inner: Arc::new(Inner {
                 store,
                 merges,
                 metrics: Metrics::new(),
                 config,
+                blobs,
+                grid_index: RwLock::new(None),
+                limiter: limits::Limiter::default(),
             }),
-        })
+        };
+        state.reload_grid_index()?;
+        Ok(state)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &Arc<BlobStore> {
+        &self.inner.blobs
+    }
+
+    /// The rate limiter.
+    pub fn limiter(&self) -> &limits::Limiter {
+        &self.inner.limiter
+    }
+
+    /// Reads the grid polygons (setting `grid_shapes`) into the index used to place citizen
+    /// reports.
+    pub fn reload_grid_index(&self) -> Result<(), StoreError> {
+        let index = match self.inner.store.setting("grid_shapes")? {
+            Some(bytes) => {
+                let text = String::from_utf8(bytes)
+                    .map_err(|e| StoreError::Database(format!("grid_shapes: {e}")))?;
+                let index = GridIndex::from_geojson(&text)
+                    .map_err(|e| StoreError::Database(format!("grid_shapes: {e}")))?;
+                Some(Arc::new(index))
+            }
+            None => None,
+        };
+        *self
+            .inner
+            .grid_index
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = index;
+        Ok(())
+    }
+
+    /// The grid containing a point.
+    pub fn grid_at(&self, point: LatLon) -> Option<String> {
+        let index = self
+            .inner
+            .grid_index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        index.grid_at(point).map(|g| g.id.clone())
     }
 
     /// The store.
@@ -146,7 +233,8 @@ impl AppState {
             .map_err(ApiError::Internal)
     }
 
-    fn authenticate(&self, headers: &HeaderMap) -> Result<store::DeviceAuth, ApiError> {
+    /// The device a request's bearer token belongs to.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<store::DeviceAuth, ApiError> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -172,6 +260,11 @@ impl AppState {
         device: &store::DeviceAuth,
         body: &[u8],
     ) -> Result<SyncResponse, ApiError> {
+        if device.user.role == gridlink_core::case::Role::Citizen {
+            return Err(ApiError::Forbidden(
+                "市民账号通过随手拍接口上报，不同步案件文档 / citizen accounts report through /v1/citizen, they do not sync case documents".into(),
+            ));
+        }
         let request: SyncRequest = wire::decode(body, wire::MAX_MESSAGE_BYTES)?;
         wire::check_protocol(request.protocol)?;
         if request.push.len() > wire::MAX_PUSH_DOCS {
@@ -328,7 +421,25 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/v1/enroll", post(enroll))
         .route("/v1/sync", post(sync))
+        .route(
+            "/v1/blobs/{hash}",
+            get(photos::blob_status)
+                .put(photos::blob_put)
+                .layer(DefaultBodyLimit::max(wire::MAX_CHUNK_BYTES)),
+        )
+        .route("/v1/photos/{hash}", get(photos::photo))
+        .route("/v1/photos/{hash}/thumb", get(photos::thumbnail))
+        .route("/v1/citizen/register", post(citizen::register))
+        .route(
+            "/v1/citizen/reports",
+            post(citizen::submit).get(citizen::mine),
+        )
+        .route("/v1/cases/{id}/reporter", get(citizen::reporter))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -342,9 +453,12 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -381,7 +495,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge("请求过大 / the request body is too large".into())
@@ -391,7 +505,7 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
-fn cbor(bytes: Vec<u8>) -> Response {
+pub(crate) fn cbor(bytes: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, wire::CONTENT_TYPE)], bytes).into_response()
 }
 

@@ -161,7 +161,7 @@ fn state(data: &std::path::Path, serve: &ServeArgs) -> Result<AppState> {
         max_body_bytes: serve.max_body_mb << 20,
         ..ServerConfig::default()
     };
-    Ok(AppState::new(open(data)?, config)?)
+    Ok(AppState::new(open(data)?, &data.join("blobs"), config)?)
 }
 
 fn main() -> Result<()> {
@@ -221,7 +221,11 @@ fn main() -> Result<()> {
         }
         Command::User { command } => user(command),
         Command::EnrollCode { data, user, hours } => {
-            let state = AppState::new(open(&data.data)?, ServerConfig::default())?;
+            let state = AppState::new(
+                open(&data.data)?,
+                &data.data.join("blobs"),
+                ServerConfig::default(),
+            )?;
             if state.store().user(&user)?.is_none() {
                 bail!("没有用户 {user} / no user {user}");
             }
@@ -237,7 +241,11 @@ fn main() -> Result<()> {
             }
         }
         Command::ImportFixtures { data, cases } => {
-            let state = AppState::new(open(&data.data)?, ServerConfig::default())?;
+            let state = AppState::new(
+                open(&data.data)?,
+                &data.data.join("blobs"),
+                ServerConfig::default(),
+            )?;
             let district = District::generate(Scale::Small);
             let imported = demo::import_district(&state, &district)?;
             let created =

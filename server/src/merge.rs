@@ -280,6 +280,17 @@ impl Merger {
     /// Stores documents the server itself wrote (fixture imports, the demo's history), without
     /// access checks, in one transaction.
     pub fn import(&mut self, docs: Vec<CaseDoc>) -> Result<(), StoreError> {
+        self.import_from(docs, "server", Vec::new())
+    }
+
+    /// Stores documents the server wrote on behalf of a device (a citizen's report), with
+    /// audit entries, in one transaction.
+    pub fn import_from(
+        &mut self,
+        docs: Vec<CaseDoc>,
+        device_id: &str,
+        audit: Vec<AuditEntry>,
+    ) -> Result<(), StoreError> {
         let mut merges = Vec::with_capacity(docs.len());
         for mut doc in docs {
             let case = doc
@@ -294,17 +305,18 @@ impl Merger {
             let bytes = doc.save();
             merges.push(Merge {
                 doc_id: doc.id().to_owned(),
-                device_id: "server".into(),
+                device_id: device_id.to_owned(),
                 changes: bytes.clone(),
                 heads: doc.heads(),
                 new_scopes: scopes.clone(),
                 scopes,
                 row: CaseRow::of(&case, &place),
                 compacted: Some(bytes),
+                photos: case.state.photos.clone(),
             });
             self.cache.pop(doc.id());
         }
-        self.store.commit(&merges, &[])
+        self.store.commit(&merges, &audit)
     }
 }
 
@@ -627,6 +639,7 @@ fn merge_one(
         },
         row: CaseRow::of(&after, &place),
         compacted: compacted.clone(),
+        photos: after.state.photos.clone(),
     };
     Ok(Merged::Accepted {
         cached: Cached {

@@ -31,6 +31,14 @@ pub struct Metrics {
     pub sync_seconds: Histogram,
     /// Enrollments by outcome.
     pub enrollments: Family<Labels, Counter>,
+    /// Requests refused by the rate limits.
+    pub rate_limited: Counter,
+    /// Blob bytes written (chunks, including resent ones).
+    pub blob_bytes_in: Counter,
+    /// Blobs completed and verified.
+    pub blobs_completed: Counter,
+    /// Citizen reports that became cases.
+    pub citizen_reports: Counter,
 }
 
 impl Default for Metrics {
@@ -53,6 +61,10 @@ impl Metrics {
             in_flight: Gauge::default(),
             sync_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             enrollments: Family::default(),
+            rate_limited: Counter::default(),
+            blob_bytes_in: Counter::default(),
+            blobs_completed: Counter::default(),
+            citizen_reports: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -76,6 +88,26 @@ impl Metrics {
             m.docs_pulled.clone(),
         );
         registry.register("sync_bytes_in", "Sync request bytes", m.bytes_in.clone());
+        registry.register(
+            "rate_limited",
+            "Requests refused by the rate limits",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "blob_bytes_in",
+            "Blob chunk bytes written",
+            m.blob_bytes_in.clone(),
+        );
+        registry.register(
+            "blobs_completed",
+            "Blobs completed and verified",
+            m.blobs_completed.clone(),
+        );
+        registry.register(
+            "citizen_reports",
+            "Citizen reports that became cases",
+            m.citizen_reports.clone(),
+        );
         registry.register("sync_bytes_out", "Sync response bytes", m.bytes_out.clone());
         registry.register(
             "sync_in_flight",

@@ -165,6 +165,12 @@ pub struct CaseDetails {
     pub address_id: Option<String>,
     /// The grid the case belongs to; decides who sees it.
     pub grid_id: String,
+    /// The reporter as handlers see them, masked (张** 138****1234): set by the server on
+    /// citizen reports; absent on staff reports, whose author is in the event stamps. Absent in
+    /// documents written before it existed.
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub reporter: Option<String>,
 }
 
 impl CaseDetails {

@@ -29,6 +29,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0003_sync.sql"),
         after: None,
     },
+    Migration {
+        sql: include_str!("migrations/0004_photos.sql"),
+        after: None,
+    },
 ];
 
 /// The schema version this build creates.

@@ -10,11 +10,17 @@
 //! thousands): each call loads what it needs from `base` + chunks, and lists come from the
 //! index rows alone.
 
+mod citizen;
 mod migrations;
+mod photos;
 mod query;
 mod sync;
 
+pub use citizen::{
+    CitizenReportState, CitizenReportView, MAX_REPORT_CHARS, MAX_REPORT_PHOTOS, NewCitizenReport,
+};
 pub use migrations::SCHEMA_VERSION;
+pub use photos::{PhotoBudget, PhotoInput, PhotoState, PhotoStatus};
 pub use query::{CaseFilter, CaseOrder, CasePage, CaseQuery, CaseSummary, PageCursor};
 pub use sync::{Credentials, OutboxEntry, OutboxState, PushBatch, RejectedEdit, ResponseOutcome};
 
@@ -37,6 +43,10 @@ pub struct StoreConfig {
     pub role: Role,
     /// After this many incremental chunks a document is compacted into one save.
     pub compact_after_chunks: u32,
+    /// How captured photos are processed.
+    pub photo: crate::photo::PhotoConfig,
+    /// How much the photo queue may hold.
+    pub photo_budget: PhotoBudget,
 }
 
 impl StoreConfig {
@@ -47,6 +57,8 @@ impl StoreConfig {
             user_id: user_id.into(),
             role,
             compact_after_chunks: 4,
+            photo: crate::photo::PhotoConfig::default(),
+            photo_budget: PhotoBudget::default(),
         }
     }
 }
@@ -173,6 +185,7 @@ impl Store {
             location: new.location,
             address_id: new.address_id,
             grid_id: new.grid_id,
+            reporter: None,
         };
         let (tx, existing) = self.begin_with(&mut conn, &details.id)?;
         if let Some(existing) = existing {
@@ -474,7 +487,7 @@ impl Store {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -31,7 +31,7 @@ pub enum TransportError {
 }
 
 impl TransportError {
-    fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             TransportError::Unreachable(_) => true,
             TransportError::Status { status, .. } => {
@@ -45,6 +45,10 @@ impl TransportError {
 pub trait Transport: Send + Sync {
     /// Posts `body` to `path` (e.g. `/v1/sync`) and returns the response body of a 2xx answer.
     fn post(&self, path: &str, body: &[u8]) -> std::result::Result<Vec<u8>, TransportError>;
+    /// Gets `path` (e.g. `/v1/blobs/{hash}?…`) and returns the body of a 2xx answer.
+    fn get(&self, path: &str) -> std::result::Result<Vec<u8>, TransportError>;
+    /// Puts raw bytes (`application/octet-stream`, a blob chunk) to `path`.
+    fn put(&self, path: &str, body: &[u8]) -> std::result::Result<Vec<u8>, TransportError>;
 }
 
 /// The real transport: HTTPS (or HTTP on a LAN/loopback) with reqwest and rustls.
@@ -79,13 +83,21 @@ impl HttpTransport {
     }
 }
 
-impl Transport for HttpTransport {
-    fn post(&self, path: &str, body: &[u8]) -> std::result::Result<Vec<u8>, TransportError> {
+impl HttpTransport {
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&[u8], &'static str)>,
+    ) -> std::result::Result<Vec<u8>, TransportError> {
         let mut request = self
             .client
-            .post(format!("{}{path}", self.base_url))
-            .header(reqwest::header::CONTENT_TYPE, wire::CONTENT_TYPE)
-            .body(body.to_vec());
+            .request(method, format!("{}{path}", self.base_url));
+        if let Some((body, content_type)) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body.to_vec());
+        }
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -107,6 +119,28 @@ impl Transport for HttpTransport {
             status: status.as_u16(),
             body,
         })
+    }
+}
+
+impl Transport for HttpTransport {
+    fn post(&self, path: &str, body: &[u8]) -> std::result::Result<Vec<u8>, TransportError> {
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some((body, wire::CONTENT_TYPE)),
+        )
+    }
+
+    fn get(&self, path: &str) -> std::result::Result<Vec<u8>, TransportError> {
+        self.send(reqwest::Method::GET, path, None)
+    }
+
+    fn put(&self, path: &str, body: &[u8]) -> std::result::Result<Vec<u8>, TransportError> {
+        self.send(
+            reqwest::Method::PUT,
+            path,
+            Some((body, "application/octet-stream")),
+        )
     }
 }
 
@@ -229,7 +263,7 @@ pub fn enroll(
     Ok(response)
 }
 
-fn into_error(e: TransportError) -> Error {
+pub(crate) fn into_error(e: TransportError) -> Error {
     match e {
         TransportError::Unreachable(message) => Error::Network(message),
         TransportError::Status { status, body } => Error::Server {

@@ -16,13 +16,21 @@ pub mod scope;
 pub mod wire;
 
 #[cfg(feature = "client")]
+mod citizen;
+#[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "client")]
+mod upload;
 
+#[cfg(feature = "client")]
+pub use citizen::{CitizenSyncReport, register_citizen};
 #[cfg(feature = "client")]
 pub use client::{
     Backoff, HttpTransport, SyncObserver, SyncOptions, SyncProgress, SyncReport, Transport,
     TransportError, enroll,
 };
+#[cfg(feature = "client")]
+pub use upload::{PhotoQueueObserver, UploadOptions, UploadReport};
 
 /// The Automerge actor id of a device's edits: the 16-byte prefix the server issued at
 /// enrollment followed by a 4-byte epoch. The epoch moves on whenever the phone resets a

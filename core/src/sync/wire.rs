@@ -229,6 +229,116 @@ pub struct EnrollResponse {
     pub scopes: Vec<String>,
 }
 
+/// Largest chunk of a blob upload the server accepts in one request, bytes.
+pub const MAX_CHUNK_BYTES: usize = 1 << 20;
+
+/// What the server holds of a blob (`GET`/`PUT /v1/blobs/{hash}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobStatus {
+    /// SHA-256 (hex) of the blob.
+    pub hash: String,
+    /// Its full size, bytes.
+    pub size: u64,
+    /// Bytes received so far: the offset the next chunk starts at.
+    pub received: u64,
+    /// Present once the blob is complete and verified.
+    pub receipt: Option<Receipt>,
+}
+
+/// The server's confirmation that a blob is stored, complete and verified by its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// SHA-256 (hex), verified over the stored bytes.
+    pub hash: String,
+    /// Size, bytes.
+    pub size: u64,
+    /// When the server completed it, UTC ms.
+    pub received_at_ms: i64,
+}
+
+/// A citizen's anonymous registration (`POST /v1/citizen/register`); answered with an
+/// [`EnrollResponse`] of role citizen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CitizenRegisterRequest {
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The phone's device id (a UUID it generated).
+    pub device_id: String,
+    /// Device name.
+    pub device_name: String,
+    /// How handlers may address the citizen (shown masked: 张**).
+    pub name: Option<String>,
+    /// A mainland mobile number, optional; the server keeps only a keyed hash and a masked
+    /// form (138****1234).
+    pub phone: Option<String>,
+}
+
+/// Longest citizen report line, characters.
+pub const MAX_REPORT_CHARS: usize = 100;
+/// Most photos per citizen report.
+pub const MAX_REPORT_PHOTOS: usize = 9;
+
+/// A 随手拍 report (`POST /v1/citizen/reports`): a plain submission, idempotent by `id`;
+/// the server turns it into a case document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CitizenReport {
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// Report id chosen by the phone (a UUID): the case id.
+    pub id: String,
+    /// Category code.
+    pub category: String,
+    /// One line.
+    pub text: String,
+    /// Where the problem is.
+    pub location: crate::case::Location,
+    /// 1–9 photo hashes (the photos follow by upload).
+    pub photos: Vec<String>,
+    /// When the citizen pressed send (device clock), UTC ms.
+    pub reported_at_ms: i64,
+}
+
+/// The server's answer to a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CitizenReceipt {
+    /// The report (= case) id.
+    pub id: String,
+    /// The grid it was placed in.
+    pub grid_id: String,
+    /// False when the report had been received before (a repeated submission).
+    pub created: bool,
+}
+
+/// One of a citizen's reports as the citizen sees it: no one else's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MyReport {
+    /// Report id.
+    pub id: String,
+    /// Category code.
+    pub category: String,
+    /// The line the citizen wrote.
+    pub title: String,
+    /// Status code.
+    pub status: String,
+    /// Status in words (zh-CN).
+    pub status_label: String,
+    /// The grid it was placed in.
+    pub grid_id: String,
+    /// When reported, UTC ms.
+    pub reported_at_ms: i64,
+    /// Last change, UTC ms.
+    pub updated_at_ms: i64,
+    /// The closing note, or why it was not accepted.
+    pub closing_note: Option<String>,
+}
+
+/// A citizen's reports (`GET /v1/citizen/reports`), newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MyReports {
+    /// The reports.
+    pub reports: Vec<MyReport>,
+}
+
 /// The JSON body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

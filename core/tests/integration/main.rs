@@ -14,4 +14,5 @@ mod fold;
 mod geo;
 mod merge;
 mod photo;
+mod queue;
 mod store;

@@ -657,6 +657,23 @@ fn migrations_upgrade_a_frozen_v2_database_and_its_documents_wait_to_be_sent() {
 }
 
 #[test]
+fn migrations_upgrade_a_frozen_v3_database_with_an_empty_photo_queue() {
+    let dir = TempDir::new();
+    let old = dir.path("v3.sqlite");
+    old_database(
+        &old,
+        include_str!("../fixtures/schema_v3.sql"),
+        3,
+        3,
+        "违章搭建",
+    );
+    let upgraded = upgrade_and_compare(&dir, &old);
+    assert!(upgraded.photo_queue().unwrap().is_empty());
+    assert!(upgraded.citizen_reports().unwrap().is_empty());
+    assert_eq!(upgraded.case(&uuid(3)).unwrap().details.title, "违章搭建");
+}
+
+#[test]
 fn an_enrollment_for_another_device_user_or_role_is_refused() {
     let dir = TempDir::new();
     let store = Store::open(

@@ -178,6 +178,51 @@ pub struct Merge {
     pub row: CaseRow,
     /// A full save to become the new base (compaction), if the merger decided so.
     pub compacted: Option<Vec<u8>>,
+    /// Photo hashes the case's events reference (all of them; recording is idempotent).
+    pub photos: Vec<String>,
+}
+
+/// A registered citizen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Citizen {
+    /// User id (`cit-…`).
+    pub user_id: String,
+    /// The name given, if any (operators see it; handlers see it masked).
+    pub name: Option<String>,
+    /// Keyed hash of the phone number, if one was given.
+    pub phone_hash: Option<String>,
+    /// The phone number masked (138****1234).
+    pub phone_masked: Option<String>,
+    /// When registered, UTC ms.
+    pub registered_at_ms: i64,
+}
+
+/// A case that references a photo, with what decides who may upload or see the photo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoCase {
+    /// The case.
+    pub case_id: String,
+    /// Its scope keys.
+    pub scopes: BTreeSet<ScopeKey>,
+    /// Its reporter's user id.
+    pub reporter: Option<String>,
+}
+
+/// A complete blob of the content-addressed store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRow {
+    /// SHA-256 (hex), verified.
+    pub hash: String,
+    /// Size, bytes.
+    pub size: u64,
+    /// `photo` or `thumb`.
+    pub kind: String,
+    /// For a thumbnail, the photo it shows.
+    pub thumb_of: Option<String>,
+    /// The device that completed it.
+    pub device_id: String,
+    /// When, UTC ms.
+    pub received_at_ms: i64,
 }
 
 /// One entry of the audit log.
@@ -265,4 +310,28 @@ pub trait ServerStore: Send + Sync + 'static {
     fn case_row(&self, id: &str) -> StoreResult<Option<CaseRow>>;
     /// How many documents are stored.
     fn doc_count(&self) -> StoreResult<u64>;
+    /// Registers a citizen with their device, atomically. `Conflict` when the device id is
+    /// taken or the phone number already has `max_per_phone` registrations.
+    fn register_citizen(
+        &self,
+        citizen: &Citizen,
+        device: &NewDevice,
+        max_per_phone: u32,
+    ) -> StoreResult<()>;
+    /// A citizen.
+    fn citizen(&self, user_id: &str) -> StoreResult<Option<Citizen>>;
+    /// The cases a user reported, newest first.
+    fn reported_by(&self, user_id: &str, limit: u32) -> StoreResult<Vec<CaseRow>>;
+    /// The cases whose events reference a photo.
+    fn photo_cases(&self, hash: &str) -> StoreResult<Vec<PhotoCase>>;
+    /// A complete blob's row.
+    fn blob(&self, hash: &str) -> StoreResult<Option<BlobRow>>;
+    /// Records a complete blob (idempotent).
+    fn put_blob(&self, blob: &BlobRow) -> StoreResult<()>;
+    /// The thumbnail blob of a photo.
+    fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>>;
+    /// A keyed setting.
+    fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Sets a keyed setting.
+    fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()>;
 }

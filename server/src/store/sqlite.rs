@@ -6,8 +6,8 @@
 //! survive a power cut.
 
 use super::{
-    AuditEntry, CaseRow, DeviceAuth, Merge, NewDevice, PullPage, ServerStore, StoreError,
-    StoreResult, StoredDoc, User,
+    AuditEntry, BlobRow, CaseRow, Citizen, DeviceAuth, Merge, NewDevice, PhotoCase, PullPage,
+    ServerStore, StoreError, StoreResult, StoredDoc, User,
 };
 use crate::now_ms;
 use gridlink_core::case::Role;
@@ -18,7 +18,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_photos_citizens.sql"),
+];
 const READERS: usize = 4;
 
 /// The SQLite backend. See the module docs.
@@ -98,6 +101,45 @@ fn require_user(conn: &Connection, user_id: &str) -> StoreResult<()> {
 }
 
 /// A `users` row selected as `id, name, role`.
+const CASE_COLUMNS: &str = "id, grid_id, village_id, town_id, category, source, status, level, \
+    assignee, reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events";
+
+fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
+    Ok(CaseRow {
+        id: r.get(0)?,
+        place: GridPlace {
+            grid_id: r.get(1)?,
+            village_id: r.get(2)?,
+            town_id: r.get(3)?,
+        },
+        category: r.get(4)?,
+        source: r.get(5)?,
+        status: r.get(6)?,
+        level: r.get(7)?,
+        assignee: r.get(8)?,
+        reporter: r.get(9)?,
+        title: r.get(10)?,
+        reported_at: r.get(11)?,
+        updated_at: r.get(12)?,
+        due_at: r.get(13)?,
+        closed_at: r.get(14)?,
+        solved_level: r.get(15)?,
+        flagged: r.get(16)?,
+        events: r.get(17)?,
+    })
+}
+
+fn blob_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRow> {
+    Ok(BlobRow {
+        hash: r.get(0)?,
+        size: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+        kind: r.get(2)?,
+        thumb_of: r.get(3)?,
+        device_id: r.get(4)?,
+        received_at_ms: r.get(5)?,
+    })
+}
+
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: r.get(0)?,
@@ -211,6 +253,12 @@ impl SqliteStore {
         }
         for scope in m.scopes.iter().filter(|s| **s != ScopeKey::District) {
             log.execute(params![scope.to_string(), seq])?;
+        }
+        let mut photo = tx.prepare_cached(
+            "INSERT INTO case_photos (hash, case_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )?;
+        for hash in &m.photos {
+            photo.execute(params![hash, m.doc_id])?;
         }
         let r = &m.row;
         tx.prepare_cached(
@@ -600,35 +648,8 @@ impl ServerStore for SqliteStore {
     fn case_row(&self, id: &str) -> StoreResult<Option<CaseRow>> {
         self.with_reader(|conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT id, grid_id, village_id, town_id, category, source, status, level, assignee, reporter,
-                            title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events
-                     FROM cases WHERE id = ?1",
-                )?
-                .query_row([id], |r| {
-                    Ok(CaseRow {
-                        id: r.get(0)?,
-                        place: GridPlace {
-                            grid_id: r.get(1)?,
-                            village_id: r.get(2)?,
-                            town_id: r.get(3)?,
-                        },
-                        category: r.get(4)?,
-                        source: r.get(5)?,
-                        status: r.get(6)?,
-                        level: r.get(7)?,
-                        assignee: r.get(8)?,
-                        reporter: r.get(9)?,
-                        title: r.get(10)?,
-                        reported_at: r.get(11)?,
-                        updated_at: r.get(12)?,
-                        due_at: r.get(13)?,
-                        closed_at: r.get(14)?,
-                        solved_level: r.get(15)?,
-                        flagged: r.get(16)?,
-                        events: r.get(17)?,
-                    })
-                })
+                .prepare_cached(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"))?
+                .query_row([id], case_row)
                 .optional()?)
         })
     }
@@ -638,6 +659,199 @@ impl ServerStore for SqliteStore {
             let n: i64 = conn.query_row("SELECT COUNT(*) FROM documents", [], |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
+    }
+
+    fn register_citizen(
+        &self,
+        citizen: &Citizen,
+        device: &NewDevice,
+        max_per_phone: u32,
+    ) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        if let Some(phone) = &citizen.phone_hash {
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM citizens WHERE phone_hash = ?1",
+                [phone],
+                |r| r.get(0),
+            )?;
+            if n >= i64::from(max_per_phone) {
+                return Err(StoreError::Conflict(
+                    "该手机号注册次数过多 / this phone number has too many registrations".into(),
+                ));
+            }
+        }
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?1)",
+            [&device.id],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Err(StoreError::Conflict(format!(
+                "设备 {} 已注册 / device {} is already registered",
+                device.id, device.id
+            )));
+        }
+        let at = citizen.registered_at_ms;
+        tx.execute(
+            "INSERT INTO users (id, name, role, created_at) VALUES (?1, ?2, 'citizen', ?3)",
+            params![
+                citizen.user_id,
+                citizen.name.clone().unwrap_or_default(),
+                at
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO citizens (user_id, name, phone_hash, phone_masked, registered_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                citizen.user_id,
+                citizen.name,
+                citizen.phone_hash,
+                citizen.phone_masked,
+                at
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO devices (id, user_id, name, token_hash, actor_prefix, enrolled_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                device.id,
+                citizen.user_id,
+                device.name,
+                device.token_hash,
+                device.actor_prefix,
+                at
+            ],
+        )?;
+        insert_audit(
+            &tx,
+            &AuditEntry {
+                at_ms: at,
+                actor: citizen.user_id.clone(),
+                device: Some(device.id.clone()),
+                action: "citizen_register".into(),
+                subject: citizen.user_id.clone(),
+                detail: String::new(),
+            },
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn citizen(&self, user_id: &str) -> StoreResult<Option<Citizen>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT user_id, name, phone_hash, phone_masked, registered_at FROM citizens WHERE user_id = ?1",
+                )?
+                .query_row([user_id], |r| {
+                    Ok(Citizen {
+                        user_id: r.get(0)?,
+                        name: r.get(1)?,
+                        phone_hash: r.get(2)?,
+                        phone_masked: r.get(3)?,
+                        registered_at_ms: r.get(4)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    fn reported_by(&self, user_id: &str, limit: u32) -> StoreResult<Vec<CaseRow>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {CASE_COLUMNS} FROM cases WHERE reporter = ?1
+                     ORDER BY reported_at DESC, id LIMIT ?2"
+                ))?
+                .query_map(params![user_id, limit], case_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn photo_cases(&self, hash: &str) -> StoreResult<Vec<PhotoCase>> {
+        self.with_reader(|conn| {
+            let cases: Vec<(String, Option<String>)> = conn
+                .prepare_cached(
+                    "SELECT p.case_id, c.reporter FROM case_photos p JOIN cases c ON c.id = p.case_id
+                     WHERE p.hash = ?1 ORDER BY p.case_id LIMIT 50",
+                )?
+                .query_map([hash], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::with_capacity(cases.len());
+            for (case_id, reporter) in cases {
+                let scopes = parse_scopes(
+                    conn.prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?
+                        .query_map([&case_id], |r| r.get::<_, String>(0))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                );
+                out.push(PhotoCase {
+                    case_id,
+                    scopes,
+                    reporter,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn blob(&self, hash: &str) -> StoreResult<Option<BlobRow>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT hash, size, kind, thumb_of, device_id, received_at FROM blobs WHERE hash = ?1",
+                )?
+                .query_row([hash], blob_row)
+                .optional()?)
+        })
+    }
+
+    fn put_blob(&self, blob: &BlobRow) -> StoreResult<()> {
+        lock(&self.writer).execute(
+            "INSERT INTO blobs (hash, size, kind, thumb_of, device_id, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING",
+            params![
+                blob.hash,
+                i64::try_from(blob.size).unwrap_or(i64::MAX),
+                blob.kind,
+                blob.thumb_of,
+                blob.device_id,
+                blob.received_at_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT hash, size, kind, thumb_of, device_id, received_at FROM blobs
+                     WHERE thumb_of = ?1 ORDER BY received_at LIMIT 1",
+                )?
+                .query_row([photo_hash], blob_row)
+                .optional()?)
+        })
+    }
+
+    fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        })
+    }
+
+    fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+        lock(&self.writer).execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 }
 

@@ -59,10 +59,19 @@ pub struct TestServer {
     pub data: TempDir,
 }
 
+/// The default configuration without rate limits: tests enroll many phones from 127.0.0.1.
+/// (The limits have tests of their own.)
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        rate_limits: gridlink_server::limits::RateLimits::unlimited(),
+        ..ServerConfig::default()
+    }
+}
+
 impl TestServer {
     /// A server with the fixture district's grids and users, and no cases.
     pub fn start() -> TestServer {
-        Self::start_with(ServerConfig::default(), 0)
+        Self::start_with(test_config(), 0)
     }
 
     /// A server with `cases` cases of history.
@@ -79,7 +88,7 @@ impl TestServer {
         store: impl FnOnce(&Path) -> Arc<dyn ServerStore>,
     ) -> TestServer {
         let data = TempDir::new();
-        let state = AppState::new(store(data.path()), config).unwrap();
+        let state = AppState::new(store(data.path()), &data.path().join("blobs"), config).unwrap();
         let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
         demo::import_district(&state, &district).unwrap();
         if cases > 0 {
@@ -170,7 +179,12 @@ impl Drop for TestServer {
 }
 
 fn state_in(dir: &Path, config: ServerConfig) -> AppState {
-    AppState::new(Arc::new(SqliteStore::open(dir).unwrap()), config).unwrap()
+    AppState::new(
+        Arc::new(SqliteStore::open(dir).unwrap()),
+        &dir.join("blobs"),
+        config,
+    )
+    .unwrap()
 }
 
 pub struct Phone {
@@ -220,6 +234,11 @@ impl Phone {
 
     pub fn user(&self) -> &str {
         &self.enrollment.user_id
+    }
+
+    /// The phone's database file.
+    pub fn db_path(&self) -> PathBuf {
+        self._dir.path().join("phone.sqlite")
     }
 
     pub fn sync(&self) -> SyncReport {
@@ -383,6 +402,38 @@ mod failing {
         }
         fn doc_count(&self) -> StoreResult<u64> {
             self.inner.doc_count()
+        }
+        fn register_citizen(
+            &self,
+            citizen: &Citizen,
+            device: &NewDevice,
+            max_per_phone: u32,
+        ) -> StoreResult<()> {
+            self.inner.register_citizen(citizen, device, max_per_phone)
+        }
+        fn citizen(&self, user_id: &str) -> StoreResult<Option<Citizen>> {
+            self.inner.citizen(user_id)
+        }
+        fn reported_by(&self, user_id: &str, limit: u32) -> StoreResult<Vec<CaseRow>> {
+            self.inner.reported_by(user_id, limit)
+        }
+        fn photo_cases(&self, hash: &str) -> StoreResult<Vec<PhotoCase>> {
+            self.inner.photo_cases(hash)
+        }
+        fn blob(&self, hash: &str) -> StoreResult<Option<BlobRow>> {
+            self.inner.blob(hash)
+        }
+        fn put_blob(&self, blob: &BlobRow) -> StoreResult<()> {
+            self.inner.put_blob(blob)
+        }
+        fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>> {
+            self.inner.thumbnail_of(photo_hash)
+        }
+        fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+            self.inner.setting(key)
+        }
+        fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+            self.inner.put_setting(key, value)
         }
     }
 }

@@ -43,7 +43,7 @@ fn bad_requests_get_typed_errors_and_change_nothing() {
     let server = TestServer::start_with(
         ServerConfig {
             max_body_bytes: 256 << 10,
-            ..ServerConfig::default()
+            ..crate::common::test_config()
         },
         20,
     );

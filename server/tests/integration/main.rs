@@ -12,10 +12,12 @@
     unreachable_pub
 )]
 
+mod citizen;
 mod common;
 mod demo;
 mod http;
 mod merge;
+mod photos;
 mod security;
 mod store;
 mod sync;

@@ -43,6 +43,7 @@ fn merge(doc: &mut CaseDoc, device: &str, changes: Vec<u8>) -> Merge {
         scopes: case_scopes(&case, &place),
         row: CaseRow::of(&case, &place),
         compacted: None,
+        photos: case.state.photos.clone(),
     }
 }
 
@@ -56,6 +57,7 @@ fn new_doc(grid: &str, n: u128) -> CaseDoc {
         location: None,
         address_id: None,
         grid_id: grid.into(),
+        reporter: None,
     };
     CaseDoc::create(
         details,

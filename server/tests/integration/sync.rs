@@ -244,6 +244,14 @@ impl Faulty {
 }
 
 impl Transport for Faulty {
+    fn get(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+        self.inner.get(path)
+    }
+
+    fn put(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.inner.put(path, body)
+    }
+
     fn post(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, TransportError> {
         let scripted = self.script.lock().unwrap().pop_front();
         let fault = if let Some(fault) = scripted {
@@ -401,7 +409,7 @@ fn a_retried_request_is_harmless() {
 
 #[test]
 fn a_new_device_receives_its_whole_scope_and_nothing_else() {
-    let server = TestServer::start_with(gridlink_server::ServerConfig::default(), 600);
+    let server = TestServer::start_with(crate::common::test_config(), 600);
     let inspector = server.phone("insp-0001");
     let report = inspector.sync();
     let ids = inspector.store.document_ids().unwrap();
@@ -466,7 +474,7 @@ fn a_late_answer_to_an_earlier_request_is_set_aside() {
 fn a_failed_commit_acknowledges_nothing_and_the_next_sync_delivers_everything() {
     let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = failing.clone();
-    let server = TestServer::start_over(gridlink_server::ServerConfig::default(), 0, move |dir| {
+    let server = TestServer::start_over(crate::common::test_config(), 0, move |dir| {
         std::sync::Arc::new(FailingStore {
             inner: gridlink_server::store::SqliteStore::open(dir).unwrap(),
             failing: flag,
@@ -527,7 +535,7 @@ fn a_failed_commit_acknowledges_nothing_and_the_next_sync_delivers_everything() 
 fn a_server_that_cannot_read_its_copy_makes_the_phone_wait_not_delete() {
     let loads = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = loads.clone();
-    let server = TestServer::start_over(gridlink_server::ServerConfig::default(), 0, move |dir| {
+    let server = TestServer::start_over(crate::common::test_config(), 0, move |dir| {
         std::sync::Arc::new(FailingStore {
             inner: gridlink_server::store::SqliteStore::open(dir).unwrap(),
             failing: Default::default(),

@@ -1,0 +1,252 @@
+//! The photo queue on the phone: capture is all-or-nothing and idempotent, the storage floor
+//! and budget refuse new captures with a clear error, uploaded full-size copies make room,
+//! bad captures leave the queue untouched. Also: a citizen's report is checked before it is
+//! kept, and case documents from before `reporter` existed still read.
+
+use crate::common::{T0, TempDir, details, uuid};
+use gridlink_core::Error;
+use gridlink_core::case::{Category, Location, Role};
+use gridlink_core::doc::{CaseDoc, actor_for_device};
+use gridlink_core::geo::LatLon;
+use gridlink_core::store::{
+    CitizenReportState, Moment, NewCitizenReport, PhotoBudget, PhotoInput, PhotoState, Store,
+    StoreConfig,
+};
+use gridlink_fixtures::photos::CameraPhoto;
+
+fn moment() -> Moment {
+    Moment {
+        at_ms: T0,
+        location: None,
+    }
+}
+
+fn photo(seed: u64) -> Vec<u8> {
+    CameraPhoto {
+        seed,
+        ..CameraPhoto::small(1)
+    }
+    .jpeg()
+}
+
+fn store_with(dir: &TempDir, role: Role, budget: PhotoBudget) -> Store {
+    let config = StoreConfig {
+        photo_budget: budget,
+        ..StoreConfig::new(uuid(1), "insp-0001", role)
+    };
+    Store::open(dir.path("phone.sqlite"), config).unwrap()
+}
+
+#[test]
+fn a_capture_is_kept_whole_once_and_bad_input_leaves_the_queue_as_it_was() {
+    let dir = TempDir::new();
+    let store = store_with(&dir, Role::GridInspector, PhotoBudget::default());
+    let case = uuid(100);
+    let first = store
+        .capture_photo(
+            &case,
+            PhotoInput::Bytes(&photo(1)),
+            moment(),
+            Some(u64::MAX),
+        )
+        .unwrap();
+    assert_eq!(first.state, PhotoState::Processed);
+    assert!(first.local && !first.thumbnail_sent);
+    assert_eq!((first.width, first.height), (600, 400));
+    // The same photo again is the same queue entry.
+    let again = store
+        .capture_photo(&case, PhotoInput::Bytes(&photo(1)), moment(), None)
+        .unwrap();
+    assert_eq!(again, first);
+    // Garbage, a missing file, a bad case id: typed errors, nothing added.
+    assert!(matches!(
+        store.capture_photo(&case, PhotoInput::Bytes(b"not a photo"), moment(), None),
+        Err(Error::Photo(gridlink_core::photo::PhotoError::NotAnImage))
+    ));
+    assert!(matches!(
+        store.capture_photo(
+            &case,
+            PhotoInput::File(&dir.path("missing.jpg")),
+            moment(),
+            None
+        ),
+        Err(Error::Photo(gridlink_core::photo::PhotoError::Io(_)))
+    ));
+    assert!(matches!(
+        store.capture_photo("nope", PhotoInput::Bytes(&photo(2)), moment(), None),
+        Err(Error::Config(_))
+    ));
+    assert_eq!(store.photo_queue().unwrap(), vec![first.clone()]);
+    assert_eq!(store.photos_of_case(&case).unwrap(), vec![first.clone()]);
+    let bytes = store.photo_bytes(&first.hash, false).unwrap().unwrap();
+    assert_eq!(gridlink_core::photo::sha256_hex(&bytes), first.hash);
+    assert!(store.photo_bytes(&first.hash, true).unwrap().is_some());
+    // A reopened store has it all.
+    drop(store);
+    let store = store_with(&dir, Role::GridInspector, PhotoBudget::default());
+    assert_eq!(store.photo_status(&first.hash).unwrap(), first);
+    assert!(matches!(
+        store.retry_photo_now(&"0".repeat(64)),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn captures_below_the_free_space_floor_or_over_the_budget_are_refused() {
+    let dir = TempDir::new();
+    let one = photo(3);
+    let processed =
+        gridlink_core::photo::process(&one, &gridlink_core::photo::PhotoConfig::default()).unwrap();
+    // Room for one photo and a half.
+    let budget = PhotoBudget {
+        max_bytes: (processed.jpeg.len() + processed.thumbnail.len()) as u64 * 3 / 2,
+        min_free_bytes: 100 << 20,
+    };
+    let store = store_with(&dir, Role::GridInspector, budget);
+    let err = store
+        .capture_photo(&uuid(1), PhotoInput::Bytes(&one), moment(), Some(10 << 20))
+        .unwrap_err();
+    assert!(matches!(err, Error::StorageFull { available, .. } if available == 10 << 20));
+    assert!(err.to_string().starts_with("存储空间不足"));
+    // Within the floor: the first photo fits the budget, the second does not (nothing is
+    // uploaded yet, so nothing may be evicted).
+    let first = store
+        .capture_photo(&uuid(1), PhotoInput::Bytes(&one), moment(), Some(1 << 30))
+        .unwrap();
+    assert!(matches!(
+        store.capture_photo(&uuid(1), PhotoInput::Bytes(&photo(4)), moment(), None),
+        Err(Error::StorageFull { .. })
+    ));
+    assert_eq!(store.photo_queue().unwrap().len(), 1);
+    // Once the server has the first photo, its full-size copy makes room (the thumbnail
+    // stays, and the server keeps the photo).
+    drop(store);
+    rusqlite::Connection::open(dir.path("phone.sqlite"))
+        .unwrap()
+        .execute(
+            "UPDATE photos SET state = 'uploaded', uploaded_at = 1 WHERE hash = ?1",
+            [&first.hash],
+        )
+        .unwrap();
+    let store = store_with(&dir, Role::GridInspector, budget);
+    let second = store
+        .capture_photo(&uuid(1), PhotoInput::Bytes(&photo(4)), moment(), None)
+        .unwrap();
+    assert_eq!(second.state, PhotoState::Processed);
+    let evicted = store.photo_status(&first.hash).unwrap();
+    assert!(!evicted.local);
+    assert!(store.photo_bytes(&first.hash, false).unwrap().is_none());
+    assert!(store.photo_bytes(&first.hash, true).unwrap().is_some());
+}
+
+#[test]
+fn a_citizen_report_is_checked_before_it_is_kept_and_is_idempotent() {
+    let dir = TempDir::new();
+    let store = store_with(&dir, Role::Citizen, PhotoBudget::default());
+    let id = uuid(7);
+    let hash = store
+        .capture_photo(&id, PhotoInput::Bytes(&photo(5)), moment(), None)
+        .unwrap()
+        .hash;
+    let other = store
+        .capture_photo(&uuid(8), PhotoInput::Bytes(&photo(6)), moment(), None)
+        .unwrap()
+        .hash;
+    let location = Location {
+        point: LatLon::new(30.79, 120.37),
+        accuracy_m: 12.0,
+    };
+    let report = NewCitizenReport {
+        id: id.clone(),
+        category: Category::RoadMunicipal,
+        text: " 井盖缺失，很危险 ".into(),
+        location,
+        photos: vec![hash.clone()],
+    };
+    for bad in [
+        NewCitizenReport {
+            text: "   ".into(),
+            ..report.clone()
+        },
+        NewCitizenReport {
+            text: "第一行\n第二行".into(),
+            ..report.clone()
+        },
+        NewCitizenReport {
+            text: "字".repeat(101),
+            ..report.clone()
+        },
+        NewCitizenReport {
+            photos: vec![],
+            ..report.clone()
+        },
+        NewCitizenReport {
+            photos: vec![hash.clone(); 10],
+            ..report.clone()
+        },
+        NewCitizenReport {
+            photos: vec![other.clone()],
+            ..report.clone()
+        },
+        NewCitizenReport {
+            id: "x".into(),
+            ..report.clone()
+        },
+        NewCitizenReport {
+            location: Location {
+                point: LatLon::new(95.0, 0.0),
+                accuracy_m: 1.0,
+            },
+            ..report.clone()
+        },
+    ] {
+        assert!(matches!(
+            store.submit_citizen_report(bad, moment()),
+            Err(Error::Invalid(_))
+        ));
+    }
+    assert!(store.citizen_reports().unwrap().is_empty());
+    let kept = store
+        .submit_citizen_report(report.clone(), moment())
+        .unwrap();
+    assert_eq!(kept.state, CitizenReportState::Pending);
+    assert_eq!(kept.text, "井盖缺失，很危险");
+    assert_eq!(
+        store
+            .submit_citizen_report(report.clone(), moment())
+            .unwrap(),
+        kept
+    );
+    assert!(matches!(
+        store.submit_citizen_report(
+            NewCitizenReport {
+                category: Category::Other,
+                ..report
+            },
+            moment()
+        ),
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(store.citizen_reports().unwrap(), vec![kept]);
+}
+
+#[test]
+fn a_case_document_without_the_reporter_field_reads_as_no_reporter() {
+    use automerge::transaction::Transactable;
+    use automerge::{ROOT, ReadDoc};
+    let (mut doc, _) = CaseDoc::create(
+        details(&uuid(9), "老文档"),
+        vec![],
+        crate::common::stamp("insp-0001", Role::GridInspector, T0),
+        actor_for_device(&uuid(1)).unwrap(),
+    )
+    .unwrap();
+    // Remove the key, as a document written before the field existed lacks it.
+    let mut raw = automerge::AutoCommit::load(&doc.save()).unwrap();
+    let (_, details_obj) = raw.get(ROOT, "details").unwrap().unwrap();
+    raw.delete(&details_obj, "reporter").unwrap();
+    let old = CaseDoc::load(&uuid(9), &raw.save()).unwrap();
+    assert_eq!(old.details().unwrap().reporter, None);
+    assert_eq!(old.details_via_autosurgeon().unwrap().reporter, None);
+    assert_eq!(old.case().unwrap().details.title, "老文档");
+}

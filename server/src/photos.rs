@@ -1,0 +1,426 @@
+//! Photo endpoints: resumable upload into the blob store and photos served back.
+//!
+//! - `GET /v1/blobs/{hash}?kind=photo|thumb&size=N[&of=PHOTO]`: how much of the blob the
+//!   server holds ([`BlobStatus`]; with a receipt once complete).
+//! - `PUT /v1/blobs/{hash}?kind=…&size=N&offset=O[&of=PHOTO]`, body = the next bytes: appends
+//!   them (the body is read as it arrives; if the connection is cut, what arrived is kept) and
+//!   answers with the new status; the last chunk is verified (SHA-256, JPEG header within
+//!   limits) and answered with a receipt.
+//! - `GET /v1/photos/{hash}` and `GET /v1/photos/{hash}/thumb`: the JPEG, to whoever may see a
+//!   case that references it.
+//!
+//! A device may upload a photo only if a case it may write (or that its user reported)
+//! references the photo's hash — so the case is synced first; a thumbnail names its photo
+//! with `of`. Sizes are capped, and the first bytes must be a JPEG's.
+
+use crate::blobs::{BlobError, UploadGuard, is_hash};
+use crate::error::ApiError;
+use crate::store::{BlobRow, DeviceAuth, PhotoCase};
+use crate::{AppState, now_ms};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gridlink_core::sync::access::Pusher;
+use gridlink_core::sync::wire::{self, BlobStatus, Receipt};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+
+/// The query of blob requests.
+#[derive(Debug, Deserialize)]
+pub struct BlobQuery {
+    kind: String,
+    size: u64,
+    of: Option<String>,
+    offset: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Photo,
+    Thumb,
+}
+
+struct Checked {
+    device: DeviceAuth,
+    kind: Kind,
+    /// The photo whose cases authorize the blob (the blob itself, or the thumbnail's photo).
+    photo: String,
+}
+
+fn pusher_of(state: &AppState, device: &DeviceAuth) -> Result<Pusher, ApiError> {
+    Ok(Pusher {
+        user_id: device.user.id.clone(),
+        role: device.user.role,
+        device_id: device.device_id.clone(),
+        scopes: state.store().grants(&device.user.id)?,
+    })
+}
+
+/// Whether a case lets this user upload (write) or see (read) its photos.
+fn case_allows(pusher: &Pusher, case: &PhotoCase, write: bool) -> bool {
+    case.reporter.as_deref() == Some(pusher.user_id.as_str())
+        || if write {
+            pusher.may_write(&case.scopes)
+        } else {
+            pusher.may_read(&case.scopes)
+        }
+}
+
+fn check_upload(
+    state: &AppState,
+    headers: &HeaderMap,
+    hash: &str,
+    q: &BlobQuery,
+) -> Result<Checked, ApiError> {
+    let device = state.authenticate(headers)?;
+    if !is_hash(hash) {
+        return Err(ApiError::BadRequest(
+            "文件名必须是 SHA-256 十六进制 / a blob is named by its SHA-256 in lower-case hex"
+                .into(),
+        ));
+    }
+    let config = state.config();
+    let (kind, photo, cap) = match (q.kind.as_str(), &q.of) {
+        ("photo", None) => (Kind::Photo, hash.to_owned(), config.max_photo_bytes),
+        ("thumb", Some(of)) if is_hash(of) => (Kind::Thumb, of.clone(), config.max_thumbnail_bytes),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "kind 须为 photo，或 thumb 并以 of 指明原图 / kind must be photo, or thumb with of=<photo hash>".into(),
+            ));
+        }
+    };
+    if q.size == 0 || q.size > cap {
+        return Err(ApiError::TooLarge(format!(
+            "照片大小须在 1–{cap} 字节 / a {} must be 1–{cap} bytes",
+            q.kind
+        )));
+    }
+    let pusher = pusher_of(state, &device)?;
+    let cases = state.store().photo_cases(&photo)?;
+    if !cases.iter().any(|c| case_allows(&pusher, c, true)) {
+        return Err(ApiError::refused(
+            StatusCode::FORBIDDEN,
+            "blob_not_referenced",
+            "没有你可编辑的案件引用这张照片（请先同步案件）/ no case you may write references this photo (sync the case first)",
+        ));
+    }
+    Ok(Checked {
+        device,
+        kind,
+        photo,
+    })
+}
+
+fn status(hash: &str, size: u64, received: u64, receipt: Option<Receipt>) -> Response {
+    (
+        [(header::CONTENT_TYPE, wire::CONTENT_TYPE)],
+        wire::encode(&BlobStatus {
+            hash: hash.to_owned(),
+            size,
+            received,
+            receipt,
+        }),
+    )
+        .into_response()
+}
+
+/// The receipt of a complete blob, recording its row if a crash lost it.
+fn receipt_for(
+    state: &AppState,
+    checked: &Checked,
+    hash: &str,
+    size: u64,
+) -> Result<Option<Receipt>, ApiError> {
+    let row = match state.store().blob(hash)? {
+        Some(row) => row,
+        None if state.blobs().has(hash) => {
+            let row = BlobRow {
+                hash: hash.to_owned(),
+                size,
+                kind: match checked.kind {
+                    Kind::Photo => "photo".into(),
+                    Kind::Thumb => "thumb".into(),
+                },
+                thumb_of: (checked.kind == Kind::Thumb).then(|| checked.photo.clone()),
+                device_id: checked.device.device_id.clone(),
+                received_at_ms: now_ms(),
+            };
+            state.store().put_blob(&row)?;
+            row
+        }
+        None => return Ok(None),
+    };
+    if row.size != size {
+        return Err(ApiError::refused(
+            StatusCode::CONFLICT,
+            "size_mismatch",
+            format!(
+                "该文件大小为 {} 字节 / this blob is {} bytes",
+                row.size, row.size
+            ),
+        ));
+    }
+    // A thumbnail already stored for another photo still serves this one: record the link.
+    if checked.kind == Kind::Thumb && row.thumb_of.as_deref() != Some(checked.photo.as_str()) {
+        state.store().put_blob(&BlobRow {
+            thumb_of: Some(checked.photo.clone()),
+            ..row.clone()
+        })?;
+    }
+    Ok(Some(Receipt {
+        hash: row.hash,
+        size: row.size,
+        received_at_ms: row.received_at_ms,
+    }))
+}
+
+/// `GET /v1/blobs/{hash}`.
+pub async fn blob_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(hash): Path<String>,
+    Query(q): Query<BlobQuery>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let checked = check_upload(&state, &headers, &hash, &q)?;
+        state
+            .blobs()
+            .wait_idle(&hash, std::time::Duration::from_secs(2));
+        let receipt = receipt_for(&state, &checked, &hash, q.size)?;
+        let received = match &receipt {
+            Some(r) => r.size,
+            None => state.blobs().received(&hash).min(q.size),
+        };
+        Ok(status(&hash, q.size, received, receipt))
+    })
+    .await
+}
+
+/// `PUT /v1/blobs/{hash}`.
+pub async fn blob_put(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(hash): Path<String>,
+    Query(q): Query<BlobQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let offset = q
+        .offset
+        .ok_or_else(|| ApiError::BadRequest("缺少 offset / offset is missing".into()))?;
+    let size = q.size;
+    let (checked, guard, receipt) = {
+        let (state, hash) = (state.clone(), hash.clone());
+        tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+            let checked = check_upload(&state, &headers, &hash, &q)?;
+            let receipt = receipt_for(&state, &checked, &hash, size)?;
+            let guard = state.blobs().begin(&hash).map_err(blob_error)?;
+            Ok((checked, guard, receipt))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??
+    };
+    if let Some(receipt) = receipt {
+        // Already complete (another device, or a repeated last chunk): nothing to write.
+        return Ok(status(&hash, size, size, Some(receipt)));
+    }
+    let max_chunk = (size - offset.min(size)).min(wire::MAX_CHUNK_BYTES as u64);
+    // The read and the write run in a task of their own: if the client's connection is cut,
+    // the server drops this handler, but what arrived is still written (it is a prefix of the
+    // right bytes, and the whole blob is verified by its hash at the end), so the next attempt
+    // resumes after it.
+    let task = tokio::spawn(async move {
+        let mut received = Vec::new();
+        let mut body = body;
+        let mut cut = false;
+        let mut too_large = false;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        if (received.len() + data.len()) as u64 > max_chunk {
+                            too_large = true;
+                            break;
+                        }
+                        received.extend_from_slice(&data);
+                    }
+                }
+                Err(_) => {
+                    cut = true;
+                    break;
+                }
+            }
+        }
+        if too_large {
+            return Err(ApiError::TooLarge(format!(
+                "这一块最多 {max_chunk} 字节 / this chunk may carry at most {max_chunk} bytes"
+            )));
+        }
+        let outcome = tokio::task::spawn_blocking(move || {
+            write_chunk(&state, &checked, &guard, &hash, size, offset, &received)
+                .map(|(held, receipt)| status(&hash, size, held, receipt))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if cut {
+            return Err(ApiError::BadRequest(
+                "连接中断 / the connection was cut".into(),
+            ));
+        }
+        outcome
+    });
+    task.await.map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+fn write_chunk(
+    state: &AppState,
+    checked: &Checked,
+    guard: &UploadGuard,
+    hash: &str,
+    size: u64,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<(u64, Option<Receipt>), ApiError> {
+    let blobs = state.blobs();
+    if offset == 0 && !bytes.is_empty() && !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        blobs.discard(guard, hash);
+        return Err(ApiError::refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_an_image",
+            "只接受 JPEG 照片 / only JPEG photos are accepted",
+        ));
+    }
+    let held = if bytes.is_empty() {
+        blobs.received(hash)
+    } else {
+        blobs
+            .append(guard, hash, offset, bytes)
+            .map_err(blob_error)?
+    };
+    state.metrics().blob_bytes_in.inc_by(bytes.len() as u64);
+    if held < size {
+        return Ok((held, None));
+    }
+    blobs.complete(guard, hash, size).map_err(blob_error)?;
+    let row = BlobRow {
+        hash: hash.to_owned(),
+        size,
+        kind: match checked.kind {
+            Kind::Photo => "photo".into(),
+            Kind::Thumb => "thumb".into(),
+        },
+        thumb_of: (checked.kind == Kind::Thumb).then(|| checked.photo.clone()),
+        device_id: checked.device.device_id.clone(),
+        received_at_ms: now_ms(),
+    };
+    state.store().put_blob(&row)?;
+    state.metrics().blobs_completed.inc();
+    Ok((
+        size,
+        Some(Receipt {
+            hash: row.hash,
+            size,
+            received_at_ms: row.received_at_ms,
+        }),
+    ))
+}
+
+fn blob_error(e: BlobError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        BlobError::OffsetMismatch { .. } => {
+            ApiError::refused(StatusCode::CONFLICT, "offset_mismatch", message)
+        }
+        BlobError::Busy => ApiError::refused(StatusCode::CONFLICT, "upload_busy", message),
+        BlobError::HashMismatch => {
+            ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, "hash_mismatch", message)
+        }
+        BlobError::NotAnImage(_) => {
+            ApiError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image", message)
+        }
+        BlobError::Io(e) => ApiError::Internal(e.to_string()),
+    }
+}
+
+/// `GET /v1/photos/{hash}`.
+pub async fn photo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || serve_photo(&state, &headers, &hash, false)).await
+}
+
+/// `GET /v1/photos/{hash}/thumb`.
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || serve_photo(&state, &headers, &hash, true)).await
+}
+
+fn serve_photo(
+    state: &AppState,
+    headers: &HeaderMap,
+    hash: &str,
+    thumb: bool,
+) -> Result<Response, ApiError> {
+    let device = state.authenticate(headers)?;
+    let not_found = || {
+        ApiError::refused(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "没有这张照片，或无权查看 / no such photo, or not yours to see",
+        )
+    };
+    if !is_hash(hash) {
+        return Err(not_found());
+    }
+    let pusher = pusher_of(state, &device)?;
+    let cases = state.store().photo_cases(hash)?;
+    // Operators of the district see everything; everyone else what their grants cover. An
+    // unknown hash and a forbidden one look the same.
+    if !cases.iter().any(|c| case_allows(&pusher, c, false)) {
+        return Err(not_found());
+    }
+    let blob = if thumb {
+        state.store().thumbnail_of(hash)?.map(|row| row.hash)
+    } else {
+        Some(hash.to_owned())
+    };
+    let bytes = match blob {
+        Some(b) => state
+            .blobs()
+            .read(&b)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        None => None,
+    }
+    .ok_or_else(|| {
+        ApiError::refused(
+            StatusCode::NOT_FOUND,
+            "not_uploaded",
+            "照片尚未上传完成 / the photo has not been uploaded yet",
+        )
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg".to_owned()),
+            (
+                header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable".to_owned(),
+            ),
+            (header::ETAG, format!("\"{hash}\"")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn blocking(
+    f: impl FnOnce() -> Result<Response, ApiError> + Send + 'static,
+) -> Result<Response, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
