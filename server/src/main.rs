@@ -44,6 +44,9 @@ struct ServeArgs {
     /// Largest request body, MiB.
     #[arg(long, env = "GRIDLINK_MAX_BODY_MB", default_value_t = 32)]
     max_body_mb: usize,
+    /// Key the per-address rate limits by `X-Forwarded-For` (only behind a proxy that sets it).
+    #[arg(long, env = "GRIDLINK_TRUST_FORWARDED")]
+    trust_forwarded: bool,
 }
 
 #[derive(Subcommand)]
@@ -159,6 +162,10 @@ fn state(data: &std::path::Path, serve: &ServeArgs) -> Result<AppState> {
     let config = ServerConfig {
         cache_docs: serve.cache_docs,
         max_body_bytes: serve.max_body_mb << 20,
+        rate_limits: gridlink_server::limits::RateLimits {
+            trust_forwarded: serve.trust_forwarded,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     };
     Ok(AppState::new(open(data)?, &data.join("blobs"), config)?)
