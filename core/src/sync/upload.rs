@@ -186,7 +186,7 @@ impl Store {
         report: &mut UploadReport,
     ) -> Result<()> {
         match failure {
-            Failure::Local(e) => return Err(e),
+            Failure::Local(e) => Err(e),
             Failure::Transient(message) => {
                 let delay = options.backoff.delay(attempts + 1);
                 report.failed += 1;

@@ -187,7 +187,8 @@ fn png_input_is_accepted_and_transparency_lands_on_white() {
 fn bad_input_gets_a_typed_error() {
     let config = PhotoConfig::default();
     let good = committed("orientation-1.jpg");
-    let cases: Vec<(&str, Vec<u8>, fn(&PhotoError) -> bool)> = vec![
+    type Expect = fn(&PhotoError) -> bool;
+    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
         ("zero bytes", Vec::new(), |e| matches!(e, PhotoError::Empty)),
         (
             "text named .jpg",
