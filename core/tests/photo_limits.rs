@@ -93,17 +93,6 @@ fn png_bomb() -> Vec<u8> {
     png
 }
 
-fn jpeg_claiming(jpeg: &[u8], width: u16, height: u16) -> Vec<u8> {
-    let mut out = jpeg.to_vec();
-    let sof = out
-        .windows(2)
-        .position(|w| w[0] == 0xFF && (w[1] == 0xC0 || w[1] == 0xC2))
-        .unwrap();
-    out[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
-    out[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
-    out
-}
-
 #[test]
 fn the_bomb_and_garbage_corpus_is_refused_within_the_allocation_limit() {
     let limits = PhotoLimits {
@@ -122,11 +111,11 @@ fn the_bomb_and_garbage_corpus_is_refused_within_the_allocation_limit() {
         ("PNG claiming 12000 x 12000", png_claiming(12_000, 12_000)),
         (
             "JPEG claiming 30000 x 30000",
-            jpeg_claiming(&good, 30_000, 30_000),
+            gridlink_fixtures::photos::with_frame_size(&good, 30_000, 30_000),
         ),
         (
             "JPEG claiming 8000 x 8000",
-            jpeg_claiming(&good, 8_000, 8_000),
+            gridlink_fixtures::photos::with_frame_size(&good, 8_000, 8_000),
         ),
         ("truncated JPEG", good[..good.len() / 3].to_vec()),
         ("zero bytes", Vec::new()),

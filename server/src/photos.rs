@@ -48,6 +48,23 @@ struct Checked {
     photo: String,
 }
 
+impl Checked {
+    /// The row recording this blob as complete now.
+    fn row(&self, hash: &str, size: u64) -> BlobRow {
+        BlobRow {
+            hash: hash.to_owned(),
+            size,
+            kind: match self.kind {
+                Kind::Photo => "photo".into(),
+                Kind::Thumb => "thumb".into(),
+            },
+            thumb_of: (self.kind == Kind::Thumb).then(|| self.photo.clone()),
+            device_id: self.device.device_id.clone(),
+            received_at_ms: now_ms(),
+        }
+    }
+}
+
 fn pusher_of(state: &AppState, device: &DeviceAuth) -> Result<Pusher, ApiError> {
     Ok(Pusher {
         user_id: device.user.id.clone(),
@@ -135,17 +152,7 @@ fn receipt_for(
     let row = match state.store().blob(hash)? {
         Some(row) => row,
         None if state.blobs().has(hash) => {
-            let row = BlobRow {
-                hash: hash.to_owned(),
-                size,
-                kind: match checked.kind {
-                    Kind::Photo => "photo".into(),
-                    Kind::Thumb => "thumb".into(),
-                },
-                thumb_of: (checked.kind == Kind::Thumb).then(|| checked.photo.clone()),
-                device_id: checked.device.device_id.clone(),
-                received_at_ms: now_ms(),
-            };
+            let row = checked.row(hash, size);
             state.store().put_blob(&row)?;
             row
         }
@@ -302,17 +309,7 @@ fn write_chunk(
         return Ok((held, None));
     }
     blobs.complete(guard, hash, size).map_err(blob_error)?;
-    let row = BlobRow {
-        hash: hash.to_owned(),
-        size,
-        kind: match checked.kind {
-            Kind::Photo => "photo".into(),
-            Kind::Thumb => "thumb".into(),
-        },
-        thumb_of: (checked.kind == Kind::Thumb).then(|| checked.photo.clone()),
-        device_id: checked.device.device_id.clone(),
-        received_at_ms: now_ms(),
-    };
+    let row = checked.row(hash, size);
     state.store().put_blob(&row)?;
     state.metrics().blobs_completed.inc();
     Ok((

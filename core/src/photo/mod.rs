@@ -212,16 +212,7 @@ pub fn probe(bytes: &[u8], limits: &PhotoLimits) -> Result<Probe, PhotoError> {
     check_input_size(bytes.len() as u64, limits)?;
     let format = sniff(bytes)?;
     let (width, height) = guard(|| match format {
-        Format::Jpeg => {
-            let mut decoder = jpeg_decoder_for(bytes, limits);
-            decoder
-                .read_info()
-                .map_err(|e| PhotoError::Corrupt(e.to_string()))?;
-            let info = decoder
-                .info()
-                .ok_or_else(|| PhotoError::Corrupt("no frame header".into()))?;
-            Ok((u32::from(info.width), u32::from(info.height)))
-        }
+        Format::Jpeg => jpeg_header(&mut jpeg_decoder_for(bytes, limits)),
         Format::Png => {
             let decoder = png_decoder_for(bytes, limits)?;
             Ok(image::ImageDecoder::dimensions(&decoder))
@@ -363,6 +354,19 @@ fn jpeg_decoder_for<'a>(
     decoder
 }
 
+/// Reads a JPEG's markers up to the frame header; returns its size.
+fn jpeg_header(
+    decoder: &mut jpeg_decoder::Decoder<Cursor<&[u8]>>,
+) -> Result<(u32, u32), PhotoError> {
+    decoder
+        .read_info()
+        .map_err(|e| PhotoError::Corrupt(e.to_string()))?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| PhotoError::Corrupt("no frame header".into()))?;
+    Ok((u32::from(info.width), u32::from(info.height)))
+}
+
 fn png_decoder_for<'a>(
     bytes: &'a [u8],
     limits: &PhotoLimits,
@@ -387,13 +391,7 @@ fn image_error(e: image::ImageError) -> PhotoError {
 fn decode_jpeg(bytes: &[u8], config: &PhotoConfig) -> Result<Decoded, PhotoError> {
     let limits = &config.limits;
     let mut decoder = jpeg_decoder_for(bytes, limits);
-    decoder
-        .read_info()
-        .map_err(|e| PhotoError::Corrupt(e.to_string()))?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| PhotoError::Corrupt("no frame header".into()))?;
-    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    let (width, height) = jpeg_header(&mut decoder)?;
     check_dimensions(width, height, limits)?;
     // Decode at the smallest DCT scale (1, 1/2, 1/4, 1/8) that still covers the target.
     let (tw, th) = fit(width, height, config.long_edge);

@@ -20,6 +20,8 @@ pub use citizen::{
     CitizenReportState, CitizenReportView, MAX_REPORT_CHARS, MAX_REPORT_PHOTOS, NewCitizenReport,
 };
 pub use migrations::SCHEMA_VERSION;
+#[cfg(feature = "client")]
+pub(crate) use photos::DuePhoto;
 pub use photos::{PhotoBudget, PhotoInput, PhotoState, PhotoStatus};
 pub use query::{CaseFilter, CaseOrder, CasePage, CaseQuery, CaseSummary, PageCursor};
 pub use sync::{Credentials, OutboxEntry, OutboxState, PushBatch, RejectedEdit, ResponseOutcome};

@@ -12,7 +12,7 @@
 use super::client::{Backoff, Transport, TransportError, into_error};
 use super::wire::{self, BlobStatus};
 use crate::error::{Error, Result};
-use crate::store::{PhotoStatus, Store};
+use crate::store::{DuePhoto, PhotoStatus, Store};
 use std::time::Duration;
 
 /// How [`Store::upload_photos`] behaves.
@@ -109,7 +109,7 @@ impl Store {
                     offset,
                 )
             };
-            match self.send_blob(
+            let sent = self.send_blob(
                 transport,
                 options,
                 &photo.thumb_hash,
@@ -117,22 +117,12 @@ impl Store {
                 &path,
                 &mut report,
                 None,
-            ) {
-                Ok(()) => {
-                    self.photo_thumbnail_sent(&photo.hash)?;
-                    report.thumbnails += 1;
-                }
-                Err(failure) => {
-                    self.record_failure(
-                        &photo.hash,
-                        photo.attempts,
-                        failure,
-                        options,
-                        now,
-                        &mut report,
-                    )?;
-                    blocked.insert(photo.hash.clone());
-                }
+            );
+            if self.settle(photo, sent, options, now, &mut report)? {
+                self.photo_thumbnail_sent(&photo.hash)?;
+                report.thumbnails += 1;
+            } else {
+                blocked.insert(photo.hash.clone());
             }
             observer.changed(&self.photo_status(&photo.hash)?);
         }
@@ -147,7 +137,7 @@ impl Store {
                 observer.changed(&self.photo_status(&photo.hash)?);
                 Ok(())
             };
-            match self.send_blob(
+            let sent = self.send_blob(
                 transport,
                 options,
                 &photo.hash,
@@ -155,25 +145,32 @@ impl Store {
                 &path,
                 &mut report,
                 Some(&progress),
-            ) {
-                Ok(()) => {
-                    self.photo_uploaded(&photo.hash, crate::store::now_ms())?;
-                    report.uploaded += 1;
-                }
-                Err(failure) => {
-                    self.record_failure(
-                        &photo.hash,
-                        photo.attempts,
-                        failure,
-                        options,
-                        now,
-                        &mut report,
-                    )?;
-                }
+            );
+            if self.settle(photo, sent, options, now, &mut report)? {
+                self.photo_uploaded(&photo.hash, crate::store::now_ms())?;
+                report.uploaded += 1;
             }
             observer.changed(&self.photo_status(&photo.hash)?);
         }
         Ok(report)
+    }
+
+    /// Records a failed blob on its photo; returns whether the blob got through.
+    fn settle(
+        &self,
+        photo: &DuePhoto,
+        sent: std::result::Result<(), Failure>,
+        options: &UploadOptions,
+        now: i64,
+        report: &mut UploadReport,
+    ) -> Result<bool> {
+        match sent {
+            Ok(()) => Ok(true),
+            Err(failure) => {
+                self.record_failure(&photo.hash, photo.attempts, failure, options, now, report)?;
+                Ok(false)
+            }
+        }
     }
 
     fn record_failure(

@@ -203,7 +203,7 @@ fn bad_input_gets_a_typed_error() {
         }),
         (
             "30000 x 30000 JPEG",
-            with_jpeg_size(&good, 30_000, 30_000),
+            gridlink_fixtures::photos::with_frame_size(&good, 30_000, 30_000),
             |e| {
                 matches!(
                     e,
@@ -246,23 +246,14 @@ fn bad_input_gets_a_typed_error() {
     }
     // The server-side probe refuses the same way without decoding pixels.
     assert!(matches!(
-        photo::probe(&with_jpeg_size(&good, 30_000, 30_000), &config.limits),
+        photo::probe(
+            &gridlink_fixtures::photos::with_frame_size(&good, 30_000, 30_000),
+            &config.limits
+        ),
         Err(PhotoError::TooLarge { .. })
     ));
     assert_eq!(
         photo::probe(&good, &config.limits).map(|p| (p.width, p.height)),
         Ok((600, 400))
     );
-}
-
-/// A copy of a JPEG whose frame header claims another size.
-pub fn with_jpeg_size(jpeg: &[u8], width: u16, height: u16) -> Vec<u8> {
-    let mut out = jpeg.to_vec();
-    let sof = out
-        .windows(2)
-        .position(|w| w[0] == 0xFF && (w[1] == 0xC0 || w[1] == 0xC2))
-        .unwrap();
-    out[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
-    out[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
-    out
 }
