@@ -392,7 +392,7 @@ impl Store {
                 pending_removal.insert(doc_id.clone());
                 outcome.kept_for_push += 1;
             } else {
-                delete_doc(&tx, doc_id)?;
+                remove_out_of_scope(&tx, doc_id)?;
                 outcome.removed += 1;
             }
         }
@@ -405,7 +405,7 @@ impl Store {
         for doc_id in waiting {
             let unsent = has_unsent(&tx, &doc_id)?;
             if !unsent && !response.removed.contains(&doc_id) {
-                delete_doc(&tx, &doc_id)?;
+                remove_out_of_scope(&tx, &doc_id)?;
                 pending_removal.remove(&doc_id);
                 outcome.removed += 1;
             }
@@ -643,4 +643,14 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?;
         Ok(ids)
     }
+}
+
+/// Deletes a document that left the phone's scope, with the photos of it the server already
+/// has (their bytes follow by cascade); photos not yet confirmed stay in the queue, visible,
+/// until the server has them or the user lets them go.
+fn remove_out_of_scope(tx: &rusqlite::Transaction<'_>, doc_id: &str) -> Result<()> {
+    delete_doc(tx, doc_id)?;
+    tx.prepare_cached("DELETE FROM photos WHERE case_id = ?1 AND state = 'uploaded'")?
+        .execute([doc_id])?;
+    Ok(())
 }

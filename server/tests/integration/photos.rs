@@ -480,3 +480,37 @@ fn the_original_file_is_deleted_only_once_the_server_has_confirmed_the_photo() {
             .is_some()
     );
 }
+
+#[test]
+fn photos_the_server_has_leave_the_phone_with_their_case() {
+    let server = TestServer::start();
+    let inspector = server.phone("insp-0001");
+    let (case_id, uploaded) = report_with_photo(&inspector.store, &camera_bytes(8));
+    inspector.sync();
+    inspector
+        .store
+        .upload_photos(&inspector.transport, &upload_options(64 << 10), &())
+        .unwrap();
+    // A second photo of the same case that never reaches the server.
+    let pending = inspector
+        .store
+        .capture_photo(&case_id, PhotoInput::Bytes(&camera_bytes(9)), moment(T0), None)
+        .unwrap()
+        .hash;
+    let store = server.state.store();
+    store
+        .revoke_grant("insp-0001", &format!("grid:{GRID}").parse().unwrap(), "test")
+        .unwrap();
+    inspector.sync();
+    assert!(inspector.store.document_ids().unwrap().is_empty());
+    assert!(matches!(
+        inspector.store.photo_status(&uploaded),
+        Err(gridlink_core::Error::NotFound(_))
+    ));
+    assert!(inspector.store.photo_bytes(&uploaded, true).unwrap().is_none());
+    // The unconfirmed one stays, listed, for the user to see.
+    assert_eq!(
+        inspector.store.photo_status(&pending).unwrap().state,
+        PhotoState::Processed
+    );
+}
