@@ -124,6 +124,37 @@ impl BlobStore {
         is_hash(hash) && self.final_path(hash).is_file()
     }
 
+    /// Size of a complete blob's file.
+    pub fn stored_size(&self, hash: &str) -> std::io::Result<u64> {
+        Ok(std::fs::metadata(self.final_path(hash))?.len())
+    }
+
+    /// Deletes incomplete uploads not touched for `max_age` (abandoned by their phones, or
+    /// never meant to finish); returns how many went.
+    pub fn sweep_partials(&self, max_age: std::time::Duration) -> std::io::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(self.root.join("partial"))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(hash) = name.to_str() else { continue };
+            if !is_hash(hash)
+                || self
+                    .active
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(hash)
+            {
+                continue;
+            }
+            let idle = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+            if idle > max_age {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Bytes received of an incomplete blob.
     pub fn received(&self, hash: &str) -> u64 {
         std::fs::metadata(self.partial_path(hash)).map_or(0, |m| m.len())
@@ -180,11 +211,6 @@ impl BlobStore {
             std::fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
-    }
-
-    /// Discards the partial copy of a blob (its first bytes were not an image).
-    pub fn discard(&self, _guard: &UploadGuard, hash: &str) {
-        let _ = std::fs::remove_file(self.partial_path(hash));
     }
 
     /// The bytes of a complete blob.

@@ -61,6 +61,9 @@ pub struct ServerConfig {
     pub max_thumbnail_bytes: u64,
     /// Citizen registrations allowed per phone number.
     pub max_registrations_per_phone: u32,
+    /// How long a chunk upload may go without receiving a byte before it ends as if the
+    /// connection were cut (what arrived is kept; the blob's lock is released), ms.
+    pub chunk_idle_ms: u64,
     /// Per-address and per-device request limits.
     pub rate_limits: limits::RateLimits,
 }
@@ -74,6 +77,7 @@ impl Default for ServerConfig {
             max_photo_bytes: 8 << 20,
             max_thumbnail_bytes: 256 << 10,
             max_registrations_per_phone: 5,
+            chunk_idle_ms: 30_000,
             rate_limits: limits::RateLimits::default(),
         }
     }
@@ -117,6 +121,12 @@ impl AppState {
     ) -> Result<AppState, StoreError> {
         let blobs = BlobStore::open(blob_dir, gridlink_core::photo::PhotoLimits::default())
             .map_err(|e| StoreError::Database(format!("{}: {e}", blob_dir.display())))?;
+        // Uploads abandoned for a week will not resume: their phones have given up or gone.
+        match blobs.sweep_partials(std::time::Duration::from_secs(7 * 24 * 3600)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "swept abandoned partial uploads"),
+            Err(e) => tracing::warn!(error = %e, "sweeping partial uploads failed"),
+        }
         let merger = Merger::new(store.clone(), config.cache_docs)?;
         let merges = merge::spawn(merger)
             .map_err(|e| StoreError::Database(format!("starting the merge thread: {e}")))?;

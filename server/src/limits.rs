@@ -7,8 +7,8 @@
 //! happens. Buckets idle for ten minutes are dropped, so memory follows the active clients.
 //!
 //! Behind a reverse proxy every request comes from the proxy's address: set
-//! `trust_forwarded` to key addresses by the first `X-Forwarded-For` entry instead (only when
-//! the proxy overwrites that header).
+//! `trust_forwarded` to key addresses by the last `X-Forwarded-For` entry instead, the one the
+//! proxy appends.
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -180,14 +180,16 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 fn client_address(request: &Request, trust_forwarded: bool) -> String {
+    // The rightmost entry is the one the proxy added; entries to its left are whatever the
+    // client sent.
     if trust_forwarded
-        && let Some(first) = request
+        && let Some(last) = request
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
     {
-        return first.trim().to_owned();
+        return last.trim().to_owned();
     }
     request
         .extensions()

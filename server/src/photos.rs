@@ -9,9 +9,11 @@
 //! - `GET /v1/photos/{hash}` and `GET /v1/photos/{hash}/thumb`: the JPEG, to whoever may see a
 //!   case that references it.
 //!
-//! A device may upload a photo only if a case it may write (or that its user reported)
-//! references the photo's hash — so the case is synced first; a thumbnail names its photo
-//! with `of`. Sizes are capped, and the first bytes must be a JPEG's.
+//! A photo belongs to the case that first referenced its hash (its owner): a device may upload
+//! it only if it may write that case (or its user reported it) — so the case is synced first —
+//! and may download it only if it may read that case. A later case naming the same hash gains
+//! nothing. A thumbnail names its photo with `of`. Sizes are capped, and the first bytes must
+//! be a JPEG's.
 
 use crate::blobs::{BlobError, UploadGuard, is_hash};
 use crate::error::ApiError;
@@ -107,20 +109,21 @@ fn check_upload(
             ));
         }
     };
-    if q.size == 0 || q.size > cap {
-        return Err(ApiError::TooLarge(format!(
-            "照片大小须在 1–{cap} 字节 / a {} must be 1–{cap} bytes",
-            q.kind
-        )));
-    }
+    // Who may, before anything about the blob is said.
     let pusher = pusher_of(state, &device)?;
-    let cases = state.store().photo_cases(&photo)?;
-    if !cases.iter().any(|c| case_allows(&pusher, c, true)) {
+    let owner = state.store().photo_owner(&photo)?;
+    if !owner.is_some_and(|c| case_allows(&pusher, &c, true)) {
         return Err(ApiError::refused(
             StatusCode::FORBIDDEN,
             "blob_not_referenced",
             "没有你可编辑的案件引用这张照片（请先同步案件）/ no case you may write references this photo (sync the case first)",
         ));
+    }
+    if q.size == 0 || q.size > cap {
+        return Err(ApiError::TooLarge(format!(
+            "照片大小须在 1–{cap} 字节 / a {} must be 1–{cap} bytes",
+            q.kind
+        )));
     }
     Ok(Checked {
         device,
@@ -142,7 +145,9 @@ fn status(hash: &str, size: u64, received: u64, receipt: Option<Receipt>) -> Res
         .into_response()
 }
 
-/// The receipt of a complete blob, recording its row if a crash lost it.
+/// The receipt of a complete blob. A file in place without its row (a crash between the
+/// rename and the row) is recorded here, under the blob's upload lock and with the size the
+/// file has; while another upload holds the lock, the blob is not reported complete yet.
 fn receipt_for(
     state: &AppState,
     checked: &Checked,
@@ -152,9 +157,21 @@ fn receipt_for(
     let row = match state.store().blob(hash)? {
         Some(row) => row,
         None if state.blobs().has(hash) => {
-            let row = checked.row(hash, size);
-            state.store().put_blob(&row)?;
-            row
+            let Ok(_guard) = state.blobs().begin(hash) else {
+                return Ok(None);
+            };
+            match state.store().blob(hash)? {
+                Some(row) => row,
+                None => {
+                    let stored = state
+                        .blobs()
+                        .stored_size(hash)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    let row = checked.row(hash, stored);
+                    state.store().put_blob(&row)?;
+                    row
+                }
+            }
         }
         None => return Ok(None),
     };
@@ -167,13 +184,6 @@ fn receipt_for(
                 row.size, row.size
             ),
         ));
-    }
-    // A thumbnail already stored for another photo still serves this one: record the link.
-    if checked.kind == Kind::Thumb && row.thumb_of.as_deref() != Some(checked.photo.as_str()) {
-        state.store().put_blob(&BlobRow {
-            thumb_of: Some(checked.photo.clone()),
-            ..row.clone()
-        })?;
     }
     Ok(Some(Receipt {
         hash: row.hash,
@@ -232,6 +242,7 @@ pub async fn blob_put(
         return Ok(status(&hash, size, size, Some(receipt)));
     }
     let max_chunk = (size - offset.min(size)).min(wire::MAX_CHUNK_BYTES as u64);
+    let idle = std::time::Duration::from_millis(state.config().chunk_idle_ms);
     // The read and the write run in a task of their own: if the client's connection is cut,
     // the server drops this handler, but what arrived is still written (it is a prefix of the
     // right bytes, and the whole blob is verified by its hash at the end), so the next attempt
@@ -241,7 +252,12 @@ pub async fn blob_put(
         let mut body = body;
         let mut cut = false;
         let mut too_large = false;
-        while let Some(frame) = body.frame().await {
+        // A connection that goes silent (a phone moving from Wi-Fi to 4G) ends the read
+        // like a cut one, so it never holds the blob's lock for long.
+        while let Ok(Some(frame)) = tokio::time::timeout(idle, body.frame())
+            .await
+            .map_err(|_| cut = true)
+        {
             match frame {
                 Ok(frame) => {
                     if let Ok(data) = frame.into_data() {
@@ -289,8 +305,22 @@ fn write_chunk(
     bytes: &[u8],
 ) -> Result<(u64, Option<Receipt>), ApiError> {
     let blobs = state.blobs();
+    // Checked before anything is written or discarded: a stale request never touches
+    // another upload's progress.
+    let have = blobs.received(hash);
+    if have > size {
+        return Err(ApiError::refused(
+            StatusCode::CONFLICT,
+            "size_mismatch",
+            format!(
+                "服务器已收到 {have} 字节，多于声明的大小 / the server holds {have} bytes, more than the declared size"
+            ),
+        ));
+    }
+    if offset != have {
+        return Err(blob_error(BlobError::OffsetMismatch { have }));
+    }
     if offset == 0 && !bytes.is_empty() && !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        blobs.discard(guard, hash);
         return Err(ApiError::refused(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "not_an_image",
@@ -298,7 +328,7 @@ fn write_chunk(
         ));
     }
     let held = if bytes.is_empty() {
-        blobs.received(hash)
+        have
     } else {
         blobs
             .append(guard, hash, offset, bytes)
@@ -375,10 +405,10 @@ fn serve_photo(
         return Err(not_found());
     }
     let pusher = pusher_of(state, &device)?;
-    let cases = state.store().photo_cases(hash)?;
+    let owner = state.store().photo_owner(hash)?;
     // Operators of the district see everything; everyone else what their grants cover. An
     // unknown hash and a forbidden one look the same.
-    if !cases.iter().any(|c| case_allows(&pusher, c, false)) {
+    if !owner.is_some_and(|c| case_allows(&pusher, &c, false)) {
         return Err(not_found());
     }
     let blob = if thumb {

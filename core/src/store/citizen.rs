@@ -234,11 +234,19 @@ impl Store {
                      updated_at = ?3 WHERE id = ?1",
                 params![id, grid_id, now_ms()],
             )?,
-            Err(message) => conn.execute(
-                "UPDATE citizen_reports SET state = 'refused', error = ?2, updated_at = ?3
-                 WHERE id = ?1",
-                params![id, message, now_ms()],
-            )?,
+            Err(message) => {
+                // Its photos have no case to belong to: set them aside, with the reason.
+                conn.execute(
+                    "UPDATE photos SET state = 'quarantined', last_error = ?2
+                     WHERE case_id = ?1 AND state != 'uploaded'",
+                    params![id, message],
+                )?;
+                conn.execute(
+                    "UPDATE citizen_reports SET state = 'refused', error = ?2, updated_at = ?3
+                     WHERE id = ?1",
+                    params![id, message, now_ms()],
+                )?
+            }
         };
         Ok(())
     }

@@ -22,6 +22,8 @@ pub struct PhotoBudget {
     pub max_bytes: u64,
     /// A capture is refused when the device has less free space than this.
     pub min_free_bytes: u64,
+    /// Most bytes of downloaded photos (other people's cases) kept for offline viewing.
+    pub cache_bytes: u64,
 }
 
 impl Default for PhotoBudget {
@@ -29,6 +31,7 @@ impl Default for PhotoBudget {
         PhotoBudget {
             max_bytes: 512 << 20,
             min_free_bytes: 200 << 20,
+            cache_bytes: 128 << 20,
         }
     }
 }
@@ -280,16 +283,50 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The processed JPEG (or its thumbnail) if it is on the phone.
+    /// The processed JPEG (or its thumbnail) if it is on the phone: captured here, or
+    /// downloaded earlier.
     pub fn photo_bytes(&self, hash: &str, thumbnail: bool) -> Result<Option<Vec<u8>>> {
         let conn = self.lock();
+        let kind = if thumbnail { "thumb" } else { "full" };
+        let own: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT data FROM photo_data WHERE hash = ?1 AND kind = ?2")?
+            .query_row(params![hash, kind], |r| r.get(0))
+            .optional()?;
+        if own.is_some() {
+            return Ok(own);
+        }
         Ok(conn
-            .query_row(
-                "SELECT data FROM photo_data WHERE hash = ?1 AND kind = ?2",
-                params![hash, if thumbnail { "thumb" } else { "full" }],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT data FROM photo_cache WHERE hash = ?1 AND kind = ?2")?
+            .query_row(params![hash, kind], |r| r.get(0))
             .optional()?)
+    }
+
+    /// Keeps a downloaded photo for offline viewing, evicting the oldest beyond the budget.
+    pub(crate) fn cache_photo(&self, hash: &str, thumbnail: bool, bytes: &[u8]) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO photo_cache (hash, kind, data, fetched_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (hash, kind) DO UPDATE SET fetched_at = excluded.fetched_at",
+            params![
+                hash,
+                if thumbnail { "thumb" } else { "full" },
+                bytes,
+                now_ms()
+            ],
+        )?;
+        let budget = i64::try_from(self.config.photo_budget.cache_bytes).unwrap_or(i64::MAX);
+        // Newest first; everything past the budget goes.
+        tx.execute(
+            "DELETE FROM photo_cache WHERE rowid IN (
+                 SELECT rowid FROM (
+                     SELECT rowid, SUM(length(data)) OVER (ORDER BY fetched_at DESC, rowid DESC) AS running
+                     FROM photo_cache)
+                 WHERE running > ?1)",
+            [budget],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Makes a failed, waiting or quarantined photo due now ("重试" on the queue screen).

@@ -173,6 +173,41 @@ impl Store {
         }
     }
 
+    /// A photo to show: from the phone if it is here (captured or downloaded before),
+    /// otherwise downloaded from the server (`GET /v1/photos/{hash}[/thumb]`), checked, and
+    /// kept for offline viewing. A full photo must hash to its name; a thumbnail must be a
+    /// JPEG within limits.
+    pub fn fetch_photo(
+        &self,
+        transport: &dyn Transport,
+        hash: &str,
+        thumbnail: bool,
+    ) -> Result<Vec<u8>> {
+        if let Some(bytes) = self.photo_bytes(hash, thumbnail)? {
+            return Ok(bytes);
+        }
+        let path = if thumbnail {
+            format!("/v1/photos/{hash}/thumb")
+        } else {
+            format!("/v1/photos/{hash}")
+        };
+        let bytes = transport.get(&path).map_err(into_error)?;
+        let valid = if thumbnail {
+            crate::photo::probe(&bytes, &self.config().photo.limits).is_ok()
+        } else {
+            crate::photo::sha256_hex(&bytes) == hash
+        };
+        if !valid {
+            return Err(Error::Corrupt {
+                doc_id: hash.to_owned(),
+                detail: "下载的照片与其名称不符 / the downloaded photo does not match its name"
+                    .into(),
+            });
+        }
+        self.cache_photo(hash, thumbnail, &bytes)?;
+        Ok(bytes)
+    }
+
     fn record_failure(
         &self,
         hash: &str,
@@ -322,6 +357,9 @@ fn classify(e: TransportError) -> Classified {
         return Classified::Retry;
     }
     match &e {
+        TransportError::Status { status: 409, body } if body.code == "size_mismatch" => {
+            Classified::Permanent(body.message.clone())
+        }
         TransportError::Status { status: 409, .. } => Classified::Retry,
         TransportError::Status { body, .. } if body.code == "hash_mismatch" => Classified::Restart,
         TransportError::Status { body, .. } if body.code == "blob_not_referenced" => {

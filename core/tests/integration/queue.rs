@@ -101,6 +101,7 @@ fn captures_below_the_free_space_floor_or_over_the_budget_are_refused() {
     let budget = PhotoBudget {
         max_bytes: (processed.jpeg.len() + processed.thumbnail.len()) as u64 * 3 / 2,
         min_free_bytes: 100 << 20,
+        ..PhotoBudget::default()
     };
     let store = store_with(&dir, Role::GridInspector, budget);
     let err = store
@@ -249,4 +250,61 @@ fn a_case_document_without_the_reporter_field_reads_as_no_reporter() {
     assert_eq!(old.details().unwrap().reporter, None);
     assert_eq!(old.details_via_autosurgeon().unwrap().reporter, None);
     assert_eq!(old.case().unwrap().details.title, "老文档");
+}
+
+/// Serves photos by hash from memory.
+struct Serving(std::collections::HashMap<String, Vec<u8>>);
+
+impl gridlink_core::sync::Transport for Serving {
+    fn post(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, gridlink_core::sync::TransportError> {
+        Err(gridlink_core::sync::TransportError::Unreachable(
+            "no".into(),
+        ))
+    }
+    fn get(&self, path: &str) -> Result<Vec<u8>, gridlink_core::sync::TransportError> {
+        let hash = path.trim_start_matches("/v1/photos/");
+        self.0
+            .get(hash)
+            .cloned()
+            .ok_or_else(|| gridlink_core::sync::TransportError::Unreachable("no".into()))
+    }
+    fn put(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, gridlink_core::sync::TransportError> {
+        Err(gridlink_core::sync::TransportError::Unreachable(
+            "no".into(),
+        ))
+    }
+}
+
+#[test]
+fn downloaded_photos_are_kept_within_their_own_budget_oldest_out_first() {
+    let config = gridlink_core::photo::PhotoConfig::default();
+    let a = gridlink_core::photo::process(&photo(20), &config).unwrap();
+    let b = gridlink_core::photo::process(&photo(21), &config).unwrap();
+    let dir = TempDir::new();
+    let store = store_with(
+        &dir,
+        Role::GridChief,
+        PhotoBudget {
+            cache_bytes: (a.jpeg.len() + b.jpeg.len()) as u64 - 1,
+            ..PhotoBudget::default()
+        },
+    );
+    let server = Serving(
+        [
+            (a.hash.clone(), a.jpeg.clone()),
+            (b.hash.clone(), b.jpeg.clone()),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    assert_eq!(store.fetch_photo(&server, &a.hash, false).unwrap(), a.jpeg);
+    assert_eq!(
+        store.photo_bytes(&a.hash, false).unwrap(),
+        Some(a.jpeg.clone())
+    );
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(store.fetch_photo(&server, &b.hash, false).unwrap(), b.jpeg);
+    // Both do not fit: the older went.
+    assert_eq!(store.photo_bytes(&a.hash, false).unwrap(), None);
+    assert_eq!(store.photo_bytes(&b.hash, false).unwrap(), Some(b.jpeg));
 }

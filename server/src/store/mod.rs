@@ -197,7 +197,7 @@ pub struct Citizen {
     pub registered_at_ms: i64,
 }
 
-/// A case that references a photo, with what decides who may upload or see the photo.
+/// The case that owns a photo, with what decides who may upload or see the photo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhotoCase {
     /// The case.
@@ -322,8 +322,9 @@ pub trait ServerStore: Send + Sync + 'static {
     fn citizen(&self, user_id: &str) -> StoreResult<Option<Citizen>>;
     /// The cases a user reported, newest first.
     fn reported_by(&self, user_id: &str, limit: u32) -> StoreResult<Vec<CaseRow>>;
-    /// The cases whose events reference a photo.
-    fn photo_cases(&self, hash: &str) -> StoreResult<Vec<PhotoCase>>;
+    /// The case that first referenced a photo: its owner, which alone decides who may upload
+    /// or see the photo (so a later case naming the same hash gains nothing).
+    fn photo_owner(&self, hash: &str) -> StoreResult<Option<PhotoCase>>;
     /// A complete blob's row.
     fn blob(&self, hash: &str) -> StoreResult<Option<BlobRow>>;
     /// Records a complete blob (idempotent).

@@ -770,29 +770,30 @@ impl ServerStore for SqliteStore {
         })
     }
 
-    fn photo_cases(&self, hash: &str) -> StoreResult<Vec<PhotoCase>> {
+    fn photo_owner(&self, hash: &str) -> StoreResult<Option<PhotoCase>> {
         self.with_reader(|conn| {
-            let cases: Vec<(String, Option<String>)> = conn
+            // The first reference is the owner (`case_photos` rows are only ever added, so
+            // the lowest rowid is the first).
+            let owner: Option<(String, Option<String>)> = conn
                 .prepare_cached(
                     "SELECT p.case_id, c.reporter FROM case_photos p JOIN cases c ON c.id = p.case_id
-                     WHERE p.hash = ?1 ORDER BY p.case_id LIMIT 50",
+                     WHERE p.hash = ?1 ORDER BY p.rowid LIMIT 1",
                 )?
-                .query_map([hash], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut out = Vec::with_capacity(cases.len());
-            for (case_id, reporter) in cases {
-                let scopes = parse_scopes(
-                    conn.prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?
-                        .query_map([&case_id], |r| r.get::<_, String>(0))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?,
-                );
-                out.push(PhotoCase {
-                    case_id,
-                    scopes,
-                    reporter,
-                });
-            }
-            Ok(out)
+                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((case_id, reporter)) = owner else {
+                return Ok(None);
+            };
+            let scopes = parse_scopes(
+                conn.prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?
+                    .query_map([&case_id], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            );
+            Ok(Some(PhotoCase {
+                case_id,
+                scopes,
+                reporter,
+            }))
         })
     }
 

@@ -290,6 +290,9 @@ fn citizens_never_sync_documents_and_bad_reports_are_refused_with_reasons() {
     assert_eq!(kept.id, id);
     assert_eq!(kept.state, CitizenReportState::Refused);
     assert!(kept.error.unwrap().contains("不在本区"));
+    // Its photo has no case to go to: set aside, not retried forever.
+    let photo = citizen.store.photos_of_case(&id).unwrap().remove(0);
+    assert_eq!(photo.state, PhotoState::Quarantined);
     // Invalid content straight to the endpoint.
     let (location, _) = place();
     let base = CitizenReport {

@@ -417,8 +417,8 @@ mod failing {
         fn reported_by(&self, user_id: &str, limit: u32) -> StoreResult<Vec<CaseRow>> {
             self.inner.reported_by(user_id, limit)
         }
-        fn photo_cases(&self, hash: &str) -> StoreResult<Vec<PhotoCase>> {
-            self.inner.photo_cases(hash)
+        fn photo_owner(&self, hash: &str) -> StoreResult<Option<PhotoCase>> {
+            self.inner.photo_owner(hash)
         }
         fn blob(&self, hash: &str) -> StoreResult<Option<BlobRow>> {
             self.inner.blob(hash)

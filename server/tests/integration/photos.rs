@@ -494,12 +494,21 @@ fn photos_the_server_has_leave_the_phone_with_their_case() {
     // A second photo of the same case that never reaches the server.
     let pending = inspector
         .store
-        .capture_photo(&case_id, PhotoInput::Bytes(&camera_bytes(9)), moment(T0), None)
+        .capture_photo(
+            &case_id,
+            PhotoInput::Bytes(&camera_bytes(9)),
+            moment(T0),
+            None,
+        )
         .unwrap()
         .hash;
     let store = server.state.store();
     store
-        .revoke_grant("insp-0001", &format!("grid:{GRID}").parse().unwrap(), "test")
+        .revoke_grant(
+            "insp-0001",
+            &format!("grid:{GRID}").parse().unwrap(),
+            "test",
+        )
         .unwrap();
     inspector.sync();
     assert!(inspector.store.document_ids().unwrap().is_empty());
@@ -507,10 +516,187 @@ fn photos_the_server_has_leave_the_phone_with_their_case() {
         inspector.store.photo_status(&uploaded),
         Err(gridlink_core::Error::NotFound(_))
     ));
-    assert!(inspector.store.photo_bytes(&uploaded, true).unwrap().is_none());
+    assert!(
+        inspector
+            .store
+            .photo_bytes(&uploaded, true)
+            .unwrap()
+            .is_none()
+    );
     // The unconfirmed one stays, listed, for the user to see.
     assert_eq!(
         inspector.store.photo_status(&pending).unwrap().state,
         PhotoState::Processed
     );
+}
+
+#[test]
+fn naming_someone_elses_photo_hash_in_a_case_gives_no_access_to_it() {
+    let server = TestServer::start();
+    let owner = server.phone("insp-0001");
+    let (_, hash) = report_with_photo(&owner.store, &camera_bytes(10));
+    owner.sync();
+    owner
+        .store
+        .upload_photos(&owner.transport, &upload_options(64 << 10), &())
+        .unwrap();
+    // Another grid's inspector learns the hash and references it from a case of their own.
+    let other = server.phone("insp-0002");
+    let other_grid = other.enrollment.scopes[0]
+        .trim_start_matches("grid:")
+        .to_owned();
+    let theirs = other.report(&other_grid, "借用别人的照片", T0);
+    other
+        .act(
+            &theirs,
+            EventKind::PhotoAdded { hash: hash.clone() },
+            T0 + 1,
+        )
+        .unwrap();
+    other.sync();
+    assert!(matches!(
+        other.transport.get(&format!("/v1/photos/{hash}")),
+        Err(TransportError::Status { status: 404, .. })
+    ));
+    // Nor may they replace its thumbnail.
+    let fake_thumb = camera_bytes(11);
+    let fake_hash = gridlink_core::photo::sha256_hex(&fake_thumb);
+    assert!(matches!(
+        other.transport.put(
+            &format!(
+                "/v1/blobs/{fake_hash}?kind=thumb&of={hash}&size={}&offset=0",
+                fake_thumb.len()
+            ),
+            &fake_thumb
+        ),
+        Err(TransportError::Status { status: 403, .. })
+    ));
+    // The owner's side still sees it.
+    let chief = server.phone("chief-0001");
+    assert!(chief.transport.get(&format!("/v1/photos/{hash}")).is_ok());
+}
+
+#[test]
+fn a_silent_connection_releases_the_blob_and_a_stale_request_cannot_erase_progress() {
+    use std::io::Write;
+    let server = TestServer::start_with(
+        gridlink_server::ServerConfig {
+            chunk_idle_ms: 300,
+            ..crate::common::test_config()
+        },
+        0,
+    );
+    let phone = server.phone("insp-0001");
+    let (_, hash) = report_with_photo(&phone.store, &camera_bytes(12));
+    phone.sync();
+    let bytes = phone.store.photo_bytes(&hash, false).unwrap().unwrap();
+    // A phone sends a chunk's head and 1,000 bytes, then goes silent without closing.
+    let mut stalled = std::net::TcpStream::connect(server.addr).unwrap();
+    write!(
+        stalled,
+        "PUT /v1/blobs/{hash}?kind=photo&size={}&offset=0 HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {}\r\nContent-Length: 65536\r\n\r\n",
+        bytes.len(),
+        phone.enrollment.token
+    )
+    .unwrap();
+    stalled.write_all(&bytes[..1000]).unwrap();
+    stalled.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    // The server gave up on it, kept what arrived, and released the blob.
+    let status: gridlink_core::sync::wire::BlobStatus = gridlink_core::sync::wire::decode(
+        &phone
+            .transport
+            .get(&format!("/v1/blobs/{hash}?kind=photo&size={}", bytes.len()))
+            .unwrap(),
+        1 << 16,
+    )
+    .unwrap();
+    assert_eq!(status.received, 1000);
+    // A stale first chunk (not a JPEG's bytes, offset 0) is refused without touching them.
+    assert!(matches!(
+        phone.transport.put(
+            &format!("/v1/blobs/{hash}?kind=photo&size={}&offset=0", bytes.len()),
+            b"garbage"
+        ),
+        Err(TransportError::Status { status: 409, ref body }) if body.code == "offset_mismatch"
+    ));
+    assert_eq!(server.state.blobs().received(&hash), 1000);
+    drop(stalled);
+    // The queue finishes the upload from there.
+    let report = phone
+        .store
+        .upload_photos(&phone.transport, &upload_options(64 << 10), &())
+        .unwrap();
+    assert_eq!(report.uploaded, 1);
+    assert_eq!(
+        report.bytes_sent,
+        bytes.len() as u64 - 1000 + {
+            phone.store.photo_bytes(&hash, true).unwrap().unwrap().len() as u64
+        }
+    );
+}
+
+/// Answers every `get` with these bytes.
+struct Lying(Vec<u8>);
+
+impl Transport for Lying {
+    fn post(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, TransportError> {
+        Err(TransportError::Unreachable("offline".into()))
+    }
+    fn get(&self, _: &str) -> Result<Vec<u8>, TransportError> {
+        if self.0.is_empty() {
+            return Err(TransportError::Unreachable("offline".into()));
+        }
+        Ok(self.0.clone())
+    }
+    fn put(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, TransportError> {
+        Err(TransportError::Unreachable("offline".into()))
+    }
+}
+
+#[test]
+fn a_chief_downloads_a_photo_once_checks_it_and_sees_it_again_offline() {
+    let server = TestServer::start();
+    let inspector = server.phone("insp-0001");
+    let (_, hash) = report_with_photo(&inspector.store, &camera_bytes(13));
+    inspector.sync();
+    inspector
+        .store
+        .upload_photos(&inspector.transport, &upload_options(64 << 10), &())
+        .unwrap();
+    let chief = server.phone("chief-0001");
+    chief.sync();
+    // Bytes that do not hash to the name are refused and not kept.
+    assert!(matches!(
+        chief
+            .store
+            .fetch_photo(&Lying(camera_bytes(14)), &hash, false),
+        Err(gridlink_core::Error::Corrupt { .. })
+    ));
+    let photo = chief
+        .store
+        .fetch_photo(&chief.transport, &hash, false)
+        .unwrap();
+    let thumb = chief
+        .store
+        .fetch_photo(&chief.transport, &hash, true)
+        .unwrap();
+    assert_eq!(gridlink_core::photo::sha256_hex(&photo), hash);
+    assert_eq!(
+        thumb,
+        inspector.store.photo_bytes(&hash, true).unwrap().unwrap()
+    );
+    // Offline now: both come from the phone.
+    let offline = Lying(Vec::new());
+    assert_eq!(
+        chief.store.fetch_photo(&offline, &hash, false).unwrap(),
+        photo
+    );
+    assert_eq!(
+        chief.store.fetch_photo(&offline, &hash, true).unwrap(),
+        thumb
+    );
+    // Not in the chief's upload queue: it is not theirs to send.
+    assert!(chief.store.photo_queue().unwrap().is_empty());
 }

@@ -34,6 +34,17 @@ CREATE TABLE photo_data (
     PRIMARY KEY (hash, kind)
 ) STRICT;
 
+-- Photos of other people's cases, downloaded to be seen offline (SHA-256 verified), evicted
+-- oldest first beyond the cache budget. kind: full | thumb.
+CREATE TABLE photo_cache (
+    hash       TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    data       BLOB NOT NULL,
+    fetched_at INTEGER NOT NULL,
+    PRIMARY KEY (hash, kind)
+) STRICT;
+CREATE INDEX photo_cache_by_age ON photo_cache (fetched_at);
+
 -- A citizen's 随手拍 reports: kept here until the server accepted them, then refreshed with
 -- the status and closing note the server reports. state: pending | submitted | refused.
 CREATE TABLE citizen_reports (
