@@ -506,12 +506,18 @@ fn resize(rgb: Vec<u8>, w: u32, h: u32, tw: u32, th: u32) -> Result<Vec<u8>, Pho
     let src = FrImage::from_vec_u8(w, h, rgb, fr::PixelType::U8x3)
         .map_err(|e| PhotoError::Encode(e.to_string()))?;
     let mut dst = FrImage::new(tw, th, fr::PixelType::U8x3);
+    // After a DCT-scaled decode the remaining step is at most 2×, where bilinear loses
+    // nothing visible and costs half; larger steps (PNG, thumbnails) get Catmull-Rom.
+    let filter = if u64::from(w.max(h)) <= 2 * u64::from(tw.max(th)) {
+        fr::FilterType::Bilinear
+    } else {
+        fr::FilterType::CatmullRom
+    };
     fr::Resizer::new()
         .resize(
             &src,
             &mut dst,
-            &fr::ResizeOptions::new()
-                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::CatmullRom)),
+            &fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(filter)),
         )
         .map_err(|e| PhotoError::Encode(e.to_string()))?;
     Ok(dst.into_vec())
