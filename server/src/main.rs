@@ -224,6 +224,9 @@ fn main() -> Result<()> {
                     ));
                 }
             }
+            banner.push_str(
+                "\n  市民随手拍无需登记码：App 内匿名注册 / citizens need no code: they register anonymously in the app (POST /v1/citizen/register)\n",
+            );
             run(state, serve.addr, Some(banner))
         }
         Command::User { command } => user(command),
