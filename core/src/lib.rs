@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod case;
 pub mod doc;
 mod error;

@@ -12,6 +12,7 @@ mod access;
 mod common;
 mod fold;
 mod geo;
+mod ids;
 mod merge;
 mod photo;
 mod queue;
