@@ -8,10 +8,12 @@
 mod event;
 mod lifecycle;
 mod role;
+mod scoring;
 
 pub use event::{DispatchTarget, Event, EventError, EventKind, Stamp};
 pub use lifecycle::{CaseState, Closure, FlagReason, FlaggedEvent, Level, Status, fold};
 pub use role::Role;
+pub use scoring::{ScoreLine, ScoreReason, ScoreUnit, ScoringRule, score};
 
 use crate::geo::LatLon;
 use autosurgeon::{Hydrate, Reconcile};

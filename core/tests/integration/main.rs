@@ -16,4 +16,5 @@ mod ids;
 mod merge;
 mod photo;
 mod queue;
+mod scoring;
 mod store;

@@ -1,0 +1,269 @@
+//! 智能考核: the scoring rule, computed from a case's history alone.
+//!
+//! A case earns points for the unit that solved it and for the person who did, by the level
+//! that solved it — the lower the better (grid > village > town = department > law
+//! enforcement), so that solving things low pays — plus a bonus when it was solved within its
+//! time limit and a penalty per day late. There is **no credit without verification**: the
+//! points are granted by the `verified` event, at its time (which decides the period). A
+//! return (退单) costs the unit that sent the case back; a failed verification (reopening)
+//! costs the unit and person whose fix did not hold. The reporter earns a point for every valid
+//! report (not refused as invalid or as a duplicate).
+//!
+//! Everything is read from the applied events in fold order, so every replica that holds the
+//! same history computes the same lines; the server sums them per unit and period.
+
+use super::{Case, DispatchTarget, EventKind, Level};
+use crate::sync::scope::GridPlace;
+use serde::{Deserialize, Serialize};
+
+/// Who a score line is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ScoreUnit {
+    /// A person (user id).
+    Person(String),
+    /// A grid.
+    Grid(String),
+    /// A village or community.
+    Village(String),
+    /// A town or street.
+    Town(String),
+    /// A department (code).
+    Department(String),
+    /// A law-enforcement unit (code).
+    Enforcement(String),
+}
+
+/// Why a line was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ScoreReason {
+    /// Solved at this level and verified.
+    Solved,
+    /// Solved within the time limit.
+    OnTime,
+    /// Solved after the time limit.
+    Late,
+    /// Sent back (退单).
+    Returned,
+    /// The fix failed verification (reopened).
+    Reopened,
+    /// A valid report.
+    Reported,
+}
+
+/// One line of a case's score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreLine {
+    /// Who.
+    pub unit: ScoreUnit,
+    /// Points (negative for penalties).
+    pub points: f64,
+    /// Why.
+    pub reason: ScoreReason,
+    /// When it counts (device time of the deciding event), UTC ms.
+    pub at_ms: i64,
+}
+
+/// The configurable rule. The defaults are the district's published rule (documented in
+/// ADR 0006); every number can be changed by the command centre.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoringRule {
+    /// Points for solving, by level: grid, village, town, department, law enforcement.
+    pub solved: [f64; 5],
+    /// Bonus for solving within the time limit.
+    pub on_time_bonus: f64,
+    /// Penalty per started day late (positive number, subtracted).
+    pub late_per_day: f64,
+    /// Largest lateness penalty.
+    pub late_cap: f64,
+    /// Penalty for a return (退单), to the returning unit.
+    pub returned: f64,
+    /// Penalty for a failed verification, to the unit and the person whose fix failed.
+    pub reopened: f64,
+    /// Points for a valid report, to the reporter.
+    pub reported: f64,
+    /// Time limit at each level (same order as `solved`) when no event set a deadline, hours.
+    pub limit_hours: [i64; 5],
+}
+
+impl Default for ScoringRule {
+    fn default() -> Self {
+        ScoringRule {
+            solved: [10.0, 8.0, 6.0, 6.0, 4.0],
+            on_time_bonus: 2.0,
+            late_per_day: 1.0,
+            late_cap: 6.0,
+            returned: 2.0,
+            reopened: 4.0,
+            reported: 1.0,
+            limit_hours: [72, 120, 168, 240, 360],
+        }
+    }
+}
+
+fn index(level: Level) -> usize {
+    match level {
+        Level::Grid => 0,
+        Level::Village => 1,
+        Level::Town => 2,
+        Level::Department => 3,
+        Level::LawEnforcement => 4,
+    }
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// The unit that holds a case at `level` in `place`, or at the dispatch `target`.
+fn unit_at(level: Level, place: &GridPlace, target: Option<&DispatchTarget>) -> Option<ScoreUnit> {
+    Some(match (level, target) {
+        (Level::Grid, _) => ScoreUnit::Grid(place.grid_id.clone()),
+        (Level::Village, _) => ScoreUnit::Village(place.village_id.clone()),
+        (Level::Town, _) => ScoreUnit::Town(place.town_id.clone()),
+        (_, Some(DispatchTarget::Department { code, .. })) => ScoreUnit::Department(code.clone()),
+        (_, Some(DispatchTarget::LawEnforcement { code, .. })) => {
+            ScoreUnit::Enforcement(code.clone())
+        }
+        (Level::Department | Level::LawEnforcement, None) => return None,
+    })
+}
+
+/// The score lines of one case at its place.
+pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLine> {
+    let flagged = |id: &str| case.state.flagged.iter().any(|f| f.event_id == id);
+    let mut lines = Vec::new();
+    let mut level = Level::Grid;
+    let mut entered_at = i64::MIN;
+    let mut before_dispatch = Level::Grid;
+    let mut target: Option<DispatchTarget> = None;
+    let mut due: Option<i64> = None;
+    // The fix awaiting verification: (unit, person, level, solved at, due then).
+    let mut fix: Option<(Option<ScoreUnit>, String, Level, i64, Option<i64>)> = None;
+    let mut reporter: Option<String> = None;
+    // The report counts once the case is taken on (accepted, routed or solved) and not found
+    // invalid or a duplicate: no credit for a report nobody could act on.
+    let mut taken_on: Option<i64> = None;
+    let mut valid = true;
+    for event in case.history.iter().filter(|e| !flagged(&e.id)) {
+        let at = event.at_ms;
+        match &event.kind {
+            EventKind::Reported { .. } => {
+                reporter = Some(event.actor.clone());
+                entered_at = at;
+            }
+            EventKind::Accepted { .. }
+            | EventKind::Escalated { .. }
+            | EventKind::Dispatched { .. }
+            | EventKind::ResolvedInGrid { .. }
+            | EventKind::Resolved { .. }
+                if taken_on.is_none() =>
+            {
+                taken_on = Some(at);
+            }
+            _ => {}
+        }
+        match &event.kind {
+            EventKind::Reported { .. } => {}
+            EventKind::Accepted { due_at_ms, .. } => {
+                if due_at_ms.is_some() {
+                    due = *due_at_ms;
+                }
+            }
+            EventKind::RejectedInvalid { .. } | EventKind::DuplicateOf { .. } => valid = false,
+            EventKind::Escalated { to, .. } => {
+                level = *to;
+                entered_at = at;
+                due = None;
+            }
+            EventKind::Dispatched {
+                target: t,
+                due_at_ms,
+                ..
+            } => {
+                before_dispatch = level;
+                level = t.level();
+                target = Some(t.clone());
+                entered_at = at;
+                due = *due_at_ms;
+            }
+            EventKind::Returned { .. } => {
+                if let Some(unit) = unit_at(level, place, target.as_ref()) {
+                    lines.push(ScoreLine {
+                        unit,
+                        points: -rule.returned,
+                        reason: ScoreReason::Returned,
+                        at_ms: at,
+                    });
+                }
+                level = before_dispatch;
+                target = None;
+                entered_at = at;
+                due = None;
+            }
+            EventKind::ResolvedInGrid { .. } | EventKind::Resolved { .. } => {
+                let limit = entered_at.saturating_add(rule.limit_hours[index(level)] * 3_600_000);
+                fix = Some((
+                    unit_at(level, place, target.as_ref()),
+                    event.actor.clone(),
+                    level,
+                    at,
+                    Some(due.unwrap_or(limit)),
+                ));
+            }
+            EventKind::VerificationFailed { .. } => {
+                if let Some((unit, person, ..)) = fix.take() {
+                    for unit in unit.into_iter().chain([ScoreUnit::Person(person)]) {
+                        lines.push(ScoreLine {
+                            unit,
+                            points: -rule.reopened,
+                            reason: ScoreReason::Reopened,
+                            at_ms: at,
+                        });
+                    }
+                }
+            }
+            EventKind::Verified { .. } => {
+                let Some((unit, person, solved_level, solved_at, due_then)) = fix.take() else {
+                    continue;
+                };
+                let mut credit = |points: f64, reason: ScoreReason| {
+                    for unit in unit
+                        .iter()
+                        .cloned()
+                        .chain([ScoreUnit::Person(person.clone())])
+                    {
+                        lines.push(ScoreLine {
+                            unit,
+                            points,
+                            reason,
+                            at_ms: at,
+                        });
+                    }
+                };
+                credit(rule.solved[index(solved_level)], ScoreReason::Solved);
+                match due_then {
+                    Some(due) if solved_at <= due => {
+                        credit(rule.on_time_bonus, ScoreReason::OnTime)
+                    }
+                    Some(due) => {
+                        let days = (solved_at - due + DAY_MS - 1) / DAY_MS;
+                        let penalty = (days as f64 * rule.late_per_day).min(rule.late_cap);
+                        credit(-penalty, ScoreReason::Late);
+                    }
+                    None => {}
+                }
+            }
+            EventKind::Handling { .. }
+            | EventKind::Closed { .. }
+            | EventKind::Comment { .. }
+            | EventKind::PhotoAdded { .. } => {}
+        }
+    }
+    if let (Some(person), Some(at), true) = (reporter, taken_on, valid) {
+        lines.push(ScoreLine {
+            unit: ScoreUnit::Person(person),
+            points: rule.reported,
+            reason: ScoreReason::Reported,
+            at_ms: at,
+        });
+    }
+    lines
+}
