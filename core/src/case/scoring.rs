@@ -126,6 +126,20 @@ fn unit_at(level: Level, place: &GridPlace, target: Option<&DispatchTarget>) -> 
     })
 }
 
+/// A fix awaiting verification.
+struct Fix {
+    /// The unit that held the case.
+    unit: Option<ScoreUnit>,
+    /// Who recorded the fix.
+    person: String,
+    /// The level it was solved at.
+    level: Level,
+    /// When.
+    at: i64,
+    /// Its deadline then.
+    due: i64,
+}
+
 /// The score lines of one case at its place.
 pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLine> {
     let flagged = |id: &str| case.state.flagged.iter().any(|f| f.event_id == id);
@@ -135,8 +149,7 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
     let mut before_dispatch = Level::Grid;
     let mut target: Option<DispatchTarget> = None;
     let mut due: Option<i64> = None;
-    // The fix awaiting verification: (unit, person, level, solved at, due then).
-    let mut fix: Option<(Option<ScoreUnit>, String, Level, i64, Option<i64>)> = None;
+    let mut fix: Option<Fix> = None;
     let mut reporter: Option<String> = None;
     // The report counts once the case is taken on (accepted, routed or solved) and not found
     // invalid or a duplicate: no credit for a report nobody could act on.
@@ -200,16 +213,16 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
             }
             EventKind::ResolvedInGrid { .. } | EventKind::Resolved { .. } => {
                 let limit = entered_at.saturating_add(rule.limit_hours[index(level)] * 3_600_000);
-                fix = Some((
-                    unit_at(level, place, target.as_ref()),
-                    event.actor.clone(),
+                fix = Some(Fix {
+                    unit: unit_at(level, place, target.as_ref()),
+                    person: event.actor.clone(),
                     level,
                     at,
-                    Some(due.unwrap_or(limit)),
-                ));
+                    due: due.unwrap_or(limit),
+                });
             }
             EventKind::VerificationFailed { .. } => {
-                if let Some((unit, person, ..)) = fix.take() {
+                if let Some(Fix { unit, person, .. }) = fix.take() {
                     for unit in unit.into_iter().chain([ScoreUnit::Person(person)]) {
                         lines.push(ScoreLine {
                             unit,
@@ -221,7 +234,14 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
                 }
             }
             EventKind::Verified { .. } => {
-                let Some((unit, person, solved_level, solved_at, due_then)) = fix.take() else {
+                let Some(Fix {
+                    unit,
+                    person,
+                    level: solved_level,
+                    at: solved_at,
+                    due,
+                }) = fix.take()
+                else {
                     continue;
                 };
                 let mut credit = |points: f64, reason: ScoreReason| {
@@ -239,16 +259,12 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
                     }
                 };
                 credit(rule.solved[index(solved_level)], ScoreReason::Solved);
-                match due_then {
-                    Some(due) if solved_at <= due => {
-                        credit(rule.on_time_bonus, ScoreReason::OnTime)
-                    }
-                    Some(due) => {
-                        let days = (solved_at - due + DAY_MS - 1) / DAY_MS;
-                        let penalty = (days as f64 * rule.late_per_day).min(rule.late_cap);
-                        credit(-penalty, ScoreReason::Late);
-                    }
-                    None => {}
+                if solved_at <= due {
+                    credit(rule.on_time_bonus, ScoreReason::OnTime);
+                } else {
+                    let days = (solved_at.saturating_sub(due) + DAY_MS - 1) / DAY_MS;
+                    let penalty = (days as f64 * rule.late_per_day).min(rule.late_cap);
+                    credit(-penalty, ScoreReason::Late);
                 }
             }
             EventKind::Handling { .. }
