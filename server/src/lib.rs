@@ -23,6 +23,7 @@ pub mod limits;
 pub mod merge;
 pub mod metrics;
 pub mod photos;
+pub mod scores;
 pub mod store;
 
 use axum::Router;
@@ -445,6 +446,7 @@ pub fn app(state: AppState) -> Router {
             post(citizen::submit).get(citizen::mine),
         )
         .route("/v1/cases/{id}/reporter", get(citizen::reporter))
+        .route("/v1/scores", get(scores::scores))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -16,7 +16,7 @@
 
 use crate::store::{AuditEntry, CaseRow, Merge, ServerStore, StoreError};
 use gridlink_core::Error as CoreError;
-use gridlink_core::case::Case;
+use gridlink_core::case::{Case, ScoringRule, score};
 use gridlink_core::doc::CaseDoc;
 use gridlink_core::sync::access::{Before, Pusher, Refusal, check_push};
 use gridlink_core::sync::actor_belongs_to;
@@ -313,6 +313,7 @@ impl Merger {
                 row: CaseRow::of(&case, &place),
                 compacted: Some(bytes),
                 photos: case.state.photos.clone(),
+                scores: score(&case, &place, &ScoringRule::default()),
             });
             self.cache.pop(doc.id());
         }
@@ -640,6 +641,7 @@ fn merge_one(
         row: CaseRow::of(&after, &place),
         compacted: compacted.clone(),
         photos: after.state.photos.clone(),
+        scores: score(&after, &place, &ScoringRule::default()),
     };
     Ok(Merged::Accepted {
         cached: Cached {

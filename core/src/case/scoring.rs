@@ -127,6 +127,7 @@ fn unit_at(level: Level, place: &GridPlace, target: Option<&DispatchTarget>) -> 
 }
 
 /// A fix awaiting verification.
+#[derive(Clone)]
 struct Fix {
     /// The unit that held the case.
     unit: Option<ScoreUnit>,
@@ -150,6 +151,9 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
     let mut target: Option<DispatchTarget> = None;
     let mut due: Option<i64> = None;
     let mut fix: Option<Fix> = None;
+    // The last verified fix and where its credit lines start in `lines` (nothing is pushed
+    // between a verification and a failed re-check of it: the case is verified or closed).
+    let mut credited: Option<(usize, Fix)> = None;
     let mut reporter: Option<String> = None;
     // The report counts once the case is taken on (accepted, routed or solved) and not found
     // invalid or a duplicate: no credit for a report nobody could act on.
@@ -222,7 +226,15 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
                 });
             }
             EventKind::VerificationFailed { .. } => {
-                if let Some(Fix { unit, person, .. }) = fix.take() {
+                // A fix found wanting before or after it was verified: a credit already
+                // granted is withdrawn, and the reopening costs.
+                let failed = fix.take().or_else(|| {
+                    credited.take().map(|(start, fix)| {
+                        lines.truncate(start);
+                        fix
+                    })
+                });
+                if let Some(Fix { unit, person, .. }) = failed {
                     for unit in unit.into_iter().chain([ScoreUnit::Person(person)]) {
                         lines.push(ScoreLine {
                             unit,
@@ -234,16 +246,17 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
                 }
             }
             EventKind::Verified { .. } => {
-                let Some(Fix {
+                let Some(verified) = fix.take() else {
+                    continue;
+                };
+                credited = Some((lines.len(), verified.clone()));
+                let Fix {
                     unit,
                     person,
                     level: solved_level,
                     at: solved_at,
                     due,
-                }) = fix.take()
-                else {
-                    continue;
-                };
+                } = verified;
                 let mut credit = |points: f64, reason: ScoreReason| {
                     for unit in unit
                         .iter()

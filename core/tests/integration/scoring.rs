@@ -334,3 +334,44 @@ fn a_fix_that_fails_verification_costs_its_unit_and_person_before_the_second_fix
         score(&c, &place(), &ScoringRule::default())
     );
 }
+
+#[test]
+fn a_recheck_that_fails_after_verification_withdraws_the_credit() {
+    let c = case(vec![
+        reported(1),
+        accepted(2, 2, None),
+        event(
+            3,
+            3,
+            EventKind::ResolvedInGrid {
+                note: text("已清理"),
+            },
+            "insp-0001",
+            Role::GridInspector,
+            T0 + 2 * HOUR,
+        ),
+        event(
+            4,
+            4,
+            EventKind::Verified {
+                note: text("属实")
+            },
+            "chief-0001",
+            Role::GridChief,
+            T0 + 3 * HOUR,
+        ),
+        event(
+            5,
+            5,
+            EventKind::VerificationFailed {
+                reason: text("复查发现又堆上了"),
+            },
+            "chief-0001",
+            Role::GridChief,
+            T0 + DAY,
+        ),
+    ]);
+    let t = totals(&c);
+    assert_eq!(t[&grid()], -4.0);
+    assert_eq!(t[&person("insp-0001")], -4.0 + 1.0);
+}

@@ -180,6 +180,19 @@ pub struct Merge {
     pub compacted: Option<Vec<u8>>,
     /// Photo hashes the case's events reference (all of them; recording is idempotent).
     pub photos: Vec<String>,
+    /// The case's score lines (all of them; they replace the stored ones).
+    pub scores: Vec<gridlink_core::case::ScoreLine>,
+}
+
+/// Points of one unit over a period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreTotal {
+    /// `person:…`, `grid:…`, `village:…`, `town:…`, `dept:…` or `enf:…`.
+    pub unit: String,
+    /// Sum of its lines in the period.
+    pub points: f64,
+    /// Cases that contributed.
+    pub cases: u64,
 }
 
 /// A registered citizen.
@@ -331,6 +344,9 @@ pub trait ServerStore: Send + Sync + 'static {
     fn put_blob(&self, blob: &BlobRow) -> StoreResult<()>;
     /// The thumbnail blob of a photo.
     fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>>;
+    /// Score totals per unit of the lines that count in `[from_ms, to_ms)`, each unit as
+    /// credited (no roll-up).
+    fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>>;
     /// A keyed setting.
     fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Sets a keyed setting.

@@ -7,10 +7,10 @@
 
 use super::{
     AuditEntry, BlobRow, CaseRow, Citizen, DeviceAuth, Merge, NewDevice, PhotoCase, PullPage,
-    ServerStore, StoreError, StoreResult, StoredDoc, User,
+    ScoreTotal, ServerStore, StoreError, StoreResult, StoredDoc, User,
 };
 use crate::now_ms;
-use gridlink_core::case::Role;
+use gridlink_core::case::{Role, ScoreReason, ScoreUnit};
 use gridlink_core::sync::scope::{GridPlace, ScopeKey};
 use gridlink_core::sync::wire::{Hash, PulledDoc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -21,6 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_photos_citizens.sql"),
+    include_str!("migrations/0003_scores.sql"),
 ];
 const READERS: usize = 4;
 
@@ -138,6 +139,29 @@ fn blob_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRow> {
         device_id: r.get(4)?,
         received_at_ms: r.get(5)?,
     })
+}
+
+/// `person:…`, `grid:…`, `village:…`, `town:…`, `dept:…`, `enf:…`.
+fn unit_key(unit: &ScoreUnit) -> String {
+    match unit {
+        ScoreUnit::Person(id) => format!("person:{id}"),
+        ScoreUnit::Grid(id) => format!("grid:{id}"),
+        ScoreUnit::Village(id) => format!("village:{id}"),
+        ScoreUnit::Town(id) => format!("town:{id}"),
+        ScoreUnit::Department(id) => format!("dept:{id}"),
+        ScoreUnit::Enforcement(id) => format!("enf:{id}"),
+    }
+}
+
+fn reason_code(reason: ScoreReason) -> &'static str {
+    match reason {
+        ScoreReason::Solved => "solved",
+        ScoreReason::OnTime => "on_time",
+        ScoreReason::Late => "late",
+        ScoreReason::Returned => "returned",
+        ScoreReason::Reopened => "reopened",
+        ScoreReason::Reported => "reported",
+    }
 }
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
@@ -259,6 +283,20 @@ impl SqliteStore {
         )?;
         for hash in &m.photos {
             photo.execute(params![hash, m.doc_id])?;
+        }
+        tx.prepare_cached("DELETE FROM score_lines WHERE case_id = ?1")?
+            .execute([&m.doc_id])?;
+        let mut line = tx.prepare_cached(
+            "INSERT INTO score_lines (case_id, unit, points, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for l in &m.scores {
+            line.execute(params![
+                m.doc_id,
+                unit_key(&l.unit),
+                l.points,
+                reason_code(l.reason),
+                l.at_ms
+            ])?;
         }
         let r = &m.row;
         tx.prepare_cached(
@@ -833,6 +871,24 @@ impl ServerStore for SqliteStore {
                 )?
                 .query_row([photo_hash], blob_row)
                 .optional()?)
+        })
+    }
+
+    fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT unit, SUM(points), COUNT(DISTINCT case_id) FROM score_lines
+                     WHERE at >= ?1 AND at < ?2 GROUP BY unit ORDER BY unit",
+                )?
+                .query_map(params![from_ms, to_ms], |r| {
+                    Ok(ScoreTotal {
+                        unit: r.get(0)?,
+                        points: r.get(1)?,
+                        cases: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?)
         })
     }
 

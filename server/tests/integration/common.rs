@@ -429,6 +429,9 @@ mod failing {
         fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>> {
             self.inner.thumbnail_of(photo_hash)
         }
+        fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>> {
+            self.inner.score_totals(from_ms, to_ms)
+        }
         fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
             self.inner.setting(key)
         }

@@ -18,6 +18,7 @@ mod demo;
 mod http;
 mod merge;
 mod photos;
+mod scores;
 mod security;
 mod store;
 mod sync;

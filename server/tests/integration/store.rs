@@ -44,6 +44,7 @@ fn merge(doc: &mut CaseDoc, device: &str, changes: Vec<u8>) -> Merge {
         row: CaseRow::of(&case, &place),
         compacted: None,
         photos: case.state.photos.clone(),
+        scores: Vec::new(),
     }
 }
 

@@ -1,0 +1,11 @@
+-- 0003: the score lines of every case (智能考核), rewritten with each merge of the case, so
+-- that scores per unit and period are a sum over an index and follow every change at once.
+CREATE TABLE score_lines (
+    case_id TEXT NOT NULL REFERENCES documents (id),
+    unit    TEXT NOT NULL,
+    points  REAL NOT NULL,
+    reason  TEXT NOT NULL,
+    at      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX score_lines_by_case ON score_lines (case_id);
+CREATE INDEX score_lines_by_time ON score_lines (at, unit);
