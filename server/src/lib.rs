@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod actions;
 pub mod blobs;
 pub mod citizen;
 pub mod demo;
@@ -217,6 +218,17 @@ impl AppState {
             .map_err(|_| StoreError::Database("the merge thread has stopped".into()))?;
         rx.recv()
             .map_err(|_| StoreError::Database("the merge thread failed".into()))
+    }
+
+    /// Pushes changes as an authenticated device (the server recording its actions), through
+    /// the ordinary merge.
+    pub fn push_as(
+        &self,
+        pusher: &Pusher,
+        actor_prefix: &[u8],
+        docs: Vec<wire::PushDoc>,
+    ) -> Result<merge::PushOutcome, ApiError> {
+        self.push(pusher, actor_prefix, docs, now_ms())
     }
 
     /// Hands a push to the merge thread and waits for its outcome (committed, or failed whole).
@@ -447,6 +459,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/cases/{id}/reporter", get(citizen::reporter))
         .route("/v1/scores", get(scores::scores))
+        .route("/v1/cases/{id}/events", post(actions::record))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -628,9 +628,19 @@ fn merge_one(
         doc.save()
     };
     let compacted = (chunks >= COMPACT_AFTER_CHUNKS).then(|| doc.save());
+    // Changes the server recorded for the device (its actions endpoint, actor epoch
+    // `u32::MAX`) are not the device's own: logged under another name, so that the device's
+    // next pull brings them to its phone.
+    let server_epoch = crate::actions::SERVER_EPOCH.to_be_bytes();
+    let recorded_by_server =
+        !actors.is_empty() && actors.iter().all(|a| a.to_bytes().ends_with(&server_epoch));
     let merge = Merge {
         doc_id: push.doc_id.clone(),
-        device_id: pusher.device_id.clone(),
+        device_id: if recorded_by_server {
+            format!("server-for:{}", pusher.device_id)
+        } else {
+            pusher.device_id.clone()
+        },
         changes,
         heads,
         scopes: after_scopes.clone(),

@@ -12,6 +12,7 @@
     unreachable_pub
 )]
 
+mod actions;
 mod citizen;
 mod common;
 mod demo;

@@ -1,0 +1,125 @@
+//! Actions recorded by the server as case events: `POST /v1/cases/{id}/events` with the event
+//! as JSON (an `EventKind`, e.g. `{"Dispatched": {"target": {"Department": {"code":
+//! "dept-env", "name": "区生态环境局"}}, "due_at_ms": null, "note": "请处理"}}`).
+//!
+//! For the command centre (and any phone role that is online): the server loads its copy of
+//! the case, records the event with the caller's identity exactly as a phone would (the same
+//! validation, role table and fold), and pushes the change through the ordinary merge under
+//! the caller's device — so the same access checks apply and the event reaches every phone in
+//! scope by sync. Its Automerge actor is the device's prefix with the reserved epoch
+//! `u32::MAX`, which a phone never reaches.
+
+use crate::error::ApiError;
+use crate::{AppState, now_ms};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State, rejection::BytesRejection};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gridlink_core::Error as CoreError;
+use gridlink_core::case::{EventKind, Stamp};
+use gridlink_core::doc::CaseDoc;
+use gridlink_core::sync::access::Pusher;
+use gridlink_core::sync::wire::PushDoc;
+
+/// The epoch of the actor the server records a device's actions under.
+pub const SERVER_EPOCH: u32 = u32::MAX;
+
+/// `POST /v1/cases/{id}/events`.
+pub async fn record(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = crate::read_body(body)?;
+    tokio::task::spawn_blocking(move || record_blocking(&state, &headers, &case_id, &body))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+fn record_blocking(
+    state: &AppState,
+    headers: &HeaderMap,
+    case_id: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let device = state.authenticate(headers)?;
+    let kind: EventKind = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("事件格式不对 / the event is malformed: {e}")))?;
+    if matches!(kind, EventKind::Reported { .. }) {
+        return Err(ApiError::BadRequest(
+            "案件已上报 / the case is already reported".into(),
+        ));
+    }
+    let pusher = Pusher {
+        user_id: device.user.id.clone(),
+        role: device.user.role,
+        device_id: device.device_id.clone(),
+        scopes: state.store().grants(&device.user.id)?,
+    };
+    let not_found = || {
+        ApiError::refused(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "没有这个案件，或无权查看 / no such case, or not yours to see",
+        )
+    };
+    let stored = state.store().load_doc(case_id)?.ok_or_else(not_found)?;
+    if !pusher.may_read(&stored.scopes) {
+        return Err(not_found());
+    }
+    let mut doc = CaseDoc::load(case_id, &stored.bytes)
+        .map_err(|e| ApiError::Internal(format!("{case_id}: {e}")))?;
+    let prefix: [u8; gridlink_core::sync::ACTOR_PREFIX_LEN] = device
+        .actor_prefix
+        .as_slice()
+        .try_into()
+        .map_err(|_| ApiError::Internal("bad actor prefix".into()))?;
+    doc.set_actor(gridlink_core::sync::device_actor(&prefix, SERVER_EPOCH));
+    let before = doc.heads();
+    let stamp = Stamp {
+        actor: device.user.id.clone(),
+        role: device.user.role,
+        device: device.device_id.clone(),
+        at_ms: now_ms(),
+        location: None,
+    };
+    let (event, case) = doc.record(kind, stamp).map_err(|e| match e {
+        CoreError::NotAllowed { reason } => ApiError::refused(
+            StatusCode::CONFLICT,
+            "not_allowed",
+            format!("当前状态或角色不允许该操作 / not allowed now: {reason:?}"),
+        ),
+        CoreError::Invalid(e) => {
+            ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+        }
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    let changes = doc.save_after(&before);
+    let outcome = state.push_as(
+        &pusher,
+        &device.actor_prefix,
+        vec![PushDoc {
+            doc_id: case_id.to_owned(),
+            changes,
+        }],
+    )?;
+    if let Some(rejection) = outcome.rejections.first() {
+        return Err(ApiError::refused(
+            StatusCode::FORBIDDEN,
+            "refused",
+            format!("{} ({})", rejection.message, rejection.code.code()),
+        ));
+    }
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({
+            "case_id": case_id,
+            "event_id": event.id,
+            "status": case.state.status.code(),
+            "level": case.state.level.code(),
+        })),
+    )
+        .into_response())
+}
