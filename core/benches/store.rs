@@ -76,6 +76,7 @@ fn main() {
                     address_id: None,
                     grid_id: format!("320509001{:03}-{:02}", n % 19, n % 7),
                     photos: vec![],
+                    priority: Default::default(),
                 },
                 at(0),
             )

@@ -171,6 +171,7 @@ fn upload_with_cuts(input: &[u8], cuts: u64) -> (f64, u64, u64, f64) {
                 address_id: None,
                 grid_id: "320509001001-01".into(),
                 photos: vec![photo.hash.clone()],
+                priority: Default::default(),
             },
             at,
         )

@@ -207,6 +207,7 @@ fn main() {
                     address_id: None,
                     grid_id: grid.clone(),
                     photos: vec![format!("{:064x}", c)],
+                    priority: Default::default(),
                 },
                 at(0),
             )

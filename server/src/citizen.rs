@@ -241,6 +241,7 @@ fn submit_blocking(
         address_id: None,
         grid_id: grid_id.clone(),
         reporter: Some(masked_contact(&citizen)),
+        priority: Default::default(),
     };
     let stamp = Stamp {
         actor: device.user.id.clone(),

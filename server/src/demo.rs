@@ -184,6 +184,7 @@ pub fn seed_cases(
             address_id: None,
             grid_id: grid.id.clone(),
             reporter: None,
+            priority: Default::default(),
         };
         let conflict = |e: gridlink_core::Error| StoreError::Conflict(e.to_string());
         let (mut doc, _) = CaseDoc::create(

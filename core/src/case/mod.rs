@@ -5,11 +5,13 @@
 //! as fields that two people could overwrite: they are computed by [`fold`] from the events, so
 //! every replica that holds the same events shows the same state (see `lifecycle.rs`).
 
+mod deadline;
 mod event;
 mod lifecycle;
 mod role;
 mod scoring;
 
+pub use deadline::{LimitRule, Priority, TimeLimits, deadline, is_overdue, level_entered_at};
 pub use event::{DispatchTarget, Event, EventError, EventKind, Stamp};
 pub use lifecycle::{CaseState, Closure, FlagReason, FlaggedEvent, Level, Status, fold};
 pub use role::Role;
@@ -173,6 +175,11 @@ pub struct CaseDetails {
     #[serde(default)]
     #[autosurgeon(missing = "Default::default")]
     pub reporter: Option<String>,
+    /// How urgent it is; decides the time limits. Normal in documents written before it
+    /// existed.
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub priority: Priority,
 }
 
 impl CaseDetails {

@@ -12,7 +12,7 @@
 //! Everything is read from the applied events in fold order, so every replica that holds the
 //! same history computes the same lines; the server sums them per unit and period.
 
-use super::{Case, DispatchTarget, EventKind, Level};
+use super::{Case, DispatchTarget, EventKind, Level, TimeLimits};
 use crate::sync::scope::GridPlace;
 use serde::{Deserialize, Serialize};
 
@@ -81,8 +81,8 @@ pub struct ScoringRule {
     pub reopened: f64,
     /// Points for a valid report, to the reporter.
     pub reported: f64,
-    /// Time limit at each level (same order as `solved`) when no event set a deadline, hours.
-    pub limit_hours: [i64; 5],
+    /// The time limits that decide "on time" when no event set a deadline.
+    pub limits: TimeLimits,
 }
 
 impl Default for ScoringRule {
@@ -95,19 +95,13 @@ impl Default for ScoringRule {
             returned: 2.0,
             reopened: 4.0,
             reported: 1.0,
-            limit_hours: [72, 120, 168, 240, 360],
+            limits: TimeLimits::default(),
         }
     }
 }
 
 fn index(level: Level) -> usize {
-    match level {
-        Level::Grid => 0,
-        Level::Village => 1,
-        Level::Town => 2,
-        Level::Department => 3,
-        Level::LawEnforcement => 4,
-    }
+    super::deadline::level_index(level)
 }
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -216,7 +210,7 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
                 due = None;
             }
             EventKind::ResolvedInGrid { .. } | EventKind::Resolved { .. } => {
-                let limit = entered_at.saturating_add(rule.limit_hours[index(level)] * 3_600_000);
+                let limit = rule.limits.due_at(case, level, entered_at);
                 fix = Some(Fix {
                     unit: unit_at(level, place, target.as_ref()),
                     person: event.actor.clone(),

@@ -86,6 +86,8 @@ pub struct NewCase {
     pub grid_id: String,
     /// Photo hashes taken with the report.
     pub photos: Vec<String>,
+    /// How urgent it is.
+    pub priority: crate::case::Priority,
 }
 
 /// When and where the user acted (device clock, UTC ms; location if sampled).
@@ -188,6 +190,7 @@ impl Store {
             address_id: new.address_id,
             grid_id: new.grid_id,
             reporter: None,
+            priority: new.priority,
         };
         let (tx, existing) = self.begin_with(&mut conn, &details.id)?;
         if let Some(existing) = existing {

@@ -40,6 +40,7 @@ pub fn details(id: &str, title: &str) -> CaseDetails {
         address_id: Some("320509001001-01-0001".into()),
         grid_id: "320509001001-01".into(),
         reporter: None,
+        priority: Default::default(),
     }
 }
 

@@ -10,6 +10,7 @@
 
 mod access;
 mod common;
+mod deadline;
 mod fold;
 mod geo;
 mod ids;

@@ -232,7 +232,7 @@ fn a_citizen_report_is_checked_before_it_is_kept_and_is_idempotent() {
 }
 
 #[test]
-fn a_case_document_without_the_reporter_field_reads_as_no_reporter() {
+fn a_case_document_without_the_newer_fields_reads_with_their_defaults() {
     use automerge::transaction::Transactable;
     use automerge::{ROOT, ReadDoc};
     let (mut doc, _) = CaseDoc::create(
@@ -246,9 +246,18 @@ fn a_case_document_without_the_reporter_field_reads_as_no_reporter() {
     let mut raw = automerge::AutoCommit::load(&doc.save()).unwrap();
     let (_, details_obj) = raw.get(ROOT, "details").unwrap().unwrap();
     raw.delete(&details_obj, "reporter").unwrap();
+    raw.delete(&details_obj, "priority").unwrap();
     let old = CaseDoc::load(&uuid(9), &raw.save()).unwrap();
     assert_eq!(old.details().unwrap().reporter, None);
     assert_eq!(old.details_via_autosurgeon().unwrap().reporter, None);
+    assert_eq!(
+        old.details().unwrap().priority,
+        gridlink_core::case::Priority::Normal
+    );
+    assert_eq!(
+        old.details_via_autosurgeon().unwrap().priority,
+        gridlink_core::case::Priority::Normal
+    );
     assert_eq!(old.case().unwrap().details.title, "老文档");
 }
 

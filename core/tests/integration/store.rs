@@ -28,6 +28,7 @@ fn new_case(n: u128, title: &str) -> NewCase {
         address_id: None,
         grid_id: "320509001001-01".into(),
         photos: vec![hash(1)],
+        priority: Default::default(),
     }
 }
 

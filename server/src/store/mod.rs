@@ -149,7 +149,11 @@ impl CaseRow {
             title: d.title.clone(),
             reported_at: s.reported_at_ms.unwrap_or(s.updated_at_ms),
             updated_at: s.updated_at_ms,
-            due_at: s.due_at_ms,
+            // The deadline it is held to now: explicit, or by the time-limit table.
+            due_at: gridlink_core::case::deadline(
+                case,
+                &gridlink_core::case::TimeLimits::default(),
+            ),
             closed_at: s.closed_at_ms,
             solved_level: s.solved_level.map(|l| l.code().to_owned()),
             flagged: i64::try_from(s.flagged.len()).unwrap_or(i64::MAX),

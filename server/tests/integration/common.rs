@@ -271,6 +271,7 @@ impl Phone {
                     address_id: None,
                     grid_id: grid.into(),
                     photos: vec![],
+                    priority: Default::default(),
                 },
                 moment(at),
             )

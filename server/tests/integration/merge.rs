@@ -52,6 +52,7 @@ fn pushes_of_one_document_in_one_batch_build_on_each_other_and_a_refusal_between
         address_id: None,
         grid_id: GRID.into(),
         reporter: None,
+        priority: Default::default(),
     };
     let id = details.id.clone();
     let (mut doc, _) =
@@ -155,6 +156,7 @@ fn a_refusal_is_undone_on_top_of_the_batch_still_being_committed() {
         address_id: None,
         grid_id: GRID.into(),
         reporter: None,
+        priority: Default::default(),
     };
     let id = details.id.clone();
     let (mut doc, _) =

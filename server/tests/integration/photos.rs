@@ -64,6 +64,7 @@ pub fn report_with_photo(store: &Store, bytes: &[u8]) -> (String, String) {
                 address_id: None,
                 grid_id: GRID.into(),
                 photos: vec![photo.hash.clone()],
+                priority: Default::default(),
             },
             moment(T0),
         )

@@ -40,6 +40,7 @@ fn new_case(phone: &Phone, grid: &str, actor: automerge::ActorId) -> CaseDoc {
         address_id: None,
         grid_id: grid.into(),
         reporter: None,
+        priority: Default::default(),
     };
     CaseDoc::create(details, vec![], stamp(phone, T0), actor)
         .unwrap()

@@ -59,6 +59,7 @@ fn new_doc(grid: &str, n: u128) -> CaseDoc {
         address_id: None,
         grid_id: grid.into(),
         reporter: None,
+        priority: Default::default(),
     };
     CaseDoc::create(
         details,
