@@ -23,6 +23,7 @@ pub mod identity;
 pub mod limits;
 pub mod merge;
 pub mod metrics;
+pub mod overdue;
 pub mod photos;
 pub mod scores;
 pub mod store;
@@ -68,6 +69,8 @@ pub struct ServerConfig {
     pub chunk_idle_ms: u64,
     /// Per-address and per-device request limits.
     pub rate_limits: limits::RateLimits,
+    /// Escalate overdue grid and village cases automatically every this many minutes (0: off).
+    pub auto_escalate_minutes: u64,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +84,7 @@ impl Default for ServerConfig {
             max_registrations_per_phone: 5,
             chunk_idle_ms: 30_000,
             rate_limits: limits::RateLimits::default(),
+            auto_escalate_minutes: 0,
         }
     }
 }
@@ -457,6 +461,7 @@ pub fn app(state: AppState) -> Router {
             "/v1/citizen/reports",
             post(citizen::submit).get(citizen::mine),
         )
+        .route("/v1/cases/overdue", get(overdue::list))
         .route("/v1/cases/{id}/reporter", get(citizen::reporter))
         .route("/v1/scores", get(scores::scores))
         .route("/v1/cases/{id}/events", post(actions::record))
@@ -478,12 +483,34 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let minutes = state.inner.config.auto_escalate_minutes;
+    let escalation = (minutes > 0).then(|| {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(minutes * 60));
+            loop {
+                every.tick().await;
+                let state = state.clone();
+                let run = tokio::task::spawn_blocking(move || {
+                    overdue::escalate_overdue(&state, now_ms())
+                })
+                .await;
+                if let Ok(Err(e)) = run {
+                    tracing::warn!(error = %e, "automatic escalation failed");
+                }
+            }
+        })
+    });
+    let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    if let Some(task) = escalation {
+        task.abort();
+    }
+    served
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -47,6 +47,9 @@ struct ServeArgs {
     /// Key the per-address rate limits by `X-Forwarded-For` (only behind a proxy that sets it).
     #[arg(long, env = "GRIDLINK_TRUST_FORWARDED")]
     trust_forwarded: bool,
+    /// Escalate overdue grid and village cases automatically every N minutes (0: off).
+    #[arg(long, env = "GRIDLINK_AUTO_ESCALATE_MINUTES", default_value_t = 0)]
+    auto_escalate_minutes: u64,
 }
 
 #[derive(Subcommand)]
@@ -166,6 +169,7 @@ fn state(data: &std::path::Path, serve: &ServeArgs) -> Result<AppState> {
             trust_forwarded: serve.trust_forwarded,
             ..Default::default()
         },
+        auto_escalate_minutes: serve.auto_escalate_minutes,
         ..ServerConfig::default()
     };
     Ok(AppState::new(open(data)?, &data.join("blobs"), config)?)

@@ -88,9 +88,10 @@ impl Role {
             EventKind::Accepted { .. }
             | EventKind::RejectedInvalid { .. }
             | EventKind::DuplicateOf { .. }
-            | EventKind::Escalated { .. }
             | EventKind::Dispatched { .. }
             | EventKind::Closed { .. } => matches!(self, GridChief | Operator),
+            // The platform escalates a case left past its time limit (超时自动上报).
+            EventKind::Escalated { .. } => matches!(self, GridChief | Operator | System),
             EventKind::ResolvedInGrid { .. } => {
                 matches!(
                     self,

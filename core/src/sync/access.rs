@@ -12,6 +12,9 @@ use super::wire::RejectCode;
 use crate::case::{Case, FlagReason, Role};
 use std::collections::{BTreeSet, HashMap};
 
+/// The device id under which the server pushes the platform's own changes (role system).
+pub const PLATFORM_DEVICE: &str = "server";
+
 /// The authenticated device that pushes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pusher {
@@ -78,7 +81,10 @@ pub fn check_push(
     after: &Case,
     after_scopes: &BTreeSet<ScopeKey>,
 ) -> Result<Vec<String>, Refusal> {
-    if matches!(pusher.role, Role::Citizen | Role::System) {
+    // The platform's own changes (automatic escalation) come from the server itself, as the
+    // pseudo-device `server`, which no enrolled device can be (device ids are UUIDs).
+    let platform = pusher.role == Role::System && pusher.device_id == PLATFORM_DEVICE;
+    if pusher.role == Role::Citizen || (pusher.role == Role::System && !platform) {
         return Err(Refusal::new(
             RejectCode::RoleNotAllowed,
             format!(

@@ -351,6 +351,8 @@ pub trait ServerStore: Send + Sync + 'static {
     /// Score totals per unit of the lines that count in `[from_ms, to_ms)`, each unit as
     /// credited (no roll-up).
     fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>>;
+    /// Open cases (not yet solved) whose deadline passed before `now_ms`, oldest deadline first.
+    fn overdue_cases(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<CaseRow>>;
     /// A keyed setting.
     fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Sets a keyed setting.

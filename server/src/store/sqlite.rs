@@ -892,6 +892,20 @@ impl ServerStore for SqliteStore {
         })
     }
 
+    fn overdue_cases(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<CaseRow>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {CASE_COLUMNS} FROM cases
+                     WHERE due_at IS NOT NULL AND due_at < ?1
+                       AND status IN ('reported', 'accepted', 'dispatched', 'handling')
+                     ORDER BY due_at, id LIMIT ?2"
+                ))?
+                .query_map(params![now_ms, limit], case_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         self.with_reader(|conn| {
             Ok(conn

@@ -18,6 +18,7 @@ mod common;
 mod demo;
 mod http;
 mod merge;
+mod overdue;
 mod photos;
 mod scores;
 mod security;

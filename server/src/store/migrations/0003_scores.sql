@@ -9,3 +9,6 @@ CREATE TABLE score_lines (
 ) STRICT;
 CREATE INDEX score_lines_by_case ON score_lines (case_id);
 CREATE INDEX score_lines_by_time ON score_lines (at, unit);
+
+-- Open cases by deadline: the overdue list and automatic escalation.
+CREATE INDEX cases_by_due ON cases (due_at) WHERE due_at IS NOT NULL;

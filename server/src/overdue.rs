@@ -1,0 +1,139 @@
+//! Overdue cases: listed for whoever covers them, and escalated automatically when the
+//! district turns that on.
+//!
+//! A case's deadline is materialized with every merge (`cases.due_at`, from the events or the
+//! time-limit table), so "overdue" is an indexed range query. `GET /v1/cases/overdue` lists
+//! the overdue cases the caller's grants cover. [`escalate_overdue`] records, for every overdue
+//! case still in a grid or a village, an `escalated` event one rung up, authored by the
+//! platform (role system) through the ordinary merge, so it reaches every phone in scope; the
+//! server runs it every `auto_escalate_minutes` when that is set.
+
+use crate::error::ApiError;
+use crate::store::{CaseRow, DeviceAuth, StoreError};
+use crate::{AppState, now_ms};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use gridlink_core::case::{EventKind, Level, Role, Stamp};
+use gridlink_core::doc::CaseDoc;
+use gridlink_core::sync::access::Pusher;
+use gridlink_core::sync::scope::ScopeKey;
+use gridlink_core::sync::wire::PushDoc;
+use std::collections::BTreeSet;
+
+/// Most cases one escalation run handles (the next run takes the rest).
+const MAX_PER_RUN: u32 = 500;
+
+/// Whether a user's grants cover a case row.
+fn covers(grants: &BTreeSet<ScopeKey>, row: &CaseRow) -> bool {
+    grants.contains(&ScopeKey::District)
+        || grants.contains(&ScopeKey::Town(row.place.town_id.clone()))
+        || grants.contains(&ScopeKey::Village(row.place.village_id.clone()))
+        || grants.contains(&ScopeKey::Grid(row.place.grid_id.clone()))
+        || row
+            .assignee
+            .as_deref()
+            .and_then(|a| a.parse::<ScopeKey>().ok())
+            .is_some_and(|k| grants.contains(&k))
+}
+
+/// `GET /v1/cases/overdue`: the overdue cases the caller covers, oldest deadline first.
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let device: DeviceAuth = state.authenticate(&headers)?;
+        if device.user.role == Role::Citizen {
+            return Err(ApiError::Forbidden(
+                "市民不能查看工单 / citizens do not see work orders".into(),
+            ));
+        }
+        let grants = state.store().grants(&device.user.id)?;
+        let now = now_ms();
+        let cases: Vec<serde_json::Value> = state
+            .store()
+            .overdue_cases(now, 5 * MAX_PER_RUN)?
+            .into_iter()
+            .filter(|row| covers(&grants, row))
+            .map(|row| {
+                serde_json::json!({
+                    "id": row.id,
+                    "title": row.title,
+                    "grid_id": row.place.grid_id,
+                    "status": row.status,
+                    "level": row.level,
+                    "due_at_ms": row.due_at,
+                    "overdue_ms": row.due_at.map(|d| now - d),
+                })
+            })
+            .collect();
+        Ok(axum::Json(serde_json::json!({ "now_ms": now, "cases": cases })).into_response())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// Escalates every overdue case still in a grid or a village one rung up; returns their ids.
+pub fn escalate_overdue(state: &AppState, now: i64) -> Result<Vec<String>, StoreError> {
+    let system = Pusher {
+        user_id: "system".into(),
+        role: Role::System,
+        device_id: gridlink_core::sync::access::PLATFORM_DEVICE.into(),
+        scopes: BTreeSet::from([ScopeKey::District]),
+    };
+    let actor = gridlink_core::sync::device_actor(&crate::SERVER_ACTOR_PREFIX, 0);
+    let mut escalated = Vec::new();
+    for row in state.store().overdue_cases(now, MAX_PER_RUN)? {
+        let to = match Level::from_code(&row.level) {
+            Some(Level::Grid) => Level::Village,
+            Some(Level::Village) => Level::Town,
+            _ => continue,
+        };
+        let Some(stored) = state.store().load_doc(&row.id)? else {
+            continue;
+        };
+        let Ok(mut doc) = CaseDoc::load(&row.id, &stored.bytes) else {
+            tracing::error!(case = %row.id, "overdue case does not load; not escalated");
+            continue;
+        };
+        doc.set_actor(actor.clone());
+        let before = doc.heads();
+        let stamp = Stamp {
+            actor: system.user_id.clone(),
+            role: Role::System,
+            device: system.device_id.clone(),
+            at_ms: now,
+            location: None,
+        };
+        let reason = "超过办理时限，系统自动上报 / past its time limit: escalated automatically";
+        // A case whose state moved on meanwhile (accepted elsewhere and solved) is refused by
+        // the fold and left alone.
+        if doc
+            .record(
+                EventKind::Escalated {
+                    to,
+                    reason: reason.into(),
+                },
+                stamp,
+            )
+            .is_err()
+        {
+            continue;
+        }
+        let outcome = state
+            .push_as(
+                &system,
+                &crate::SERVER_ACTOR_PREFIX,
+                vec![PushDoc {
+                    doc_id: row.id.clone(),
+                    changes: doc.save_after(&before),
+                }],
+            )
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        if outcome.rejections.is_empty() {
+            escalated.push(row.id);
+        }
+    }
+    if !escalated.is_empty() {
+        tracing::info!(count = escalated.len(), "escalated overdue cases");
+    }
+    Ok(escalated)
+}
