@@ -10,6 +10,7 @@
 
 pub mod address;
 pub mod case;
+pub mod checklist;
 pub mod doc;
 mod error;
 pub mod geo;

@@ -9,6 +9,7 @@
 )]
 
 mod access;
+mod checklist;
 mod common;
 mod deadline;
 mod fold;
