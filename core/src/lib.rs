@@ -14,6 +14,7 @@ pub mod checklist;
 pub mod doc;
 mod error;
 pub mod geo;
+pub mod mediation;
 #[cfg(feature = "photo")]
 pub mod photo;
 pub mod search;

@@ -15,6 +15,7 @@ mod deadline;
 mod fold;
 mod geo;
 mod ids;
+mod mediation;
 mod merge;
 mod photo;
 mod queue;
