@@ -18,7 +18,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N]>"
             );
             std::process::exit(2);
         }
@@ -152,13 +152,14 @@ fn fixtures(args: &[String]) -> Result<()> {
 fn bench(args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let Some(name) = args.first() else {
-        bail!("usage: cargo xtask bench <store | sync | photo> [args]")
+        bail!("usage: cargo xtask bench <store | sync | photo | workflows> [args]")
     };
     let (package, target) = match name.as_str() {
         "store" => ("gridlink-core", "store"),
         "sync" => ("gridlink-server", "sync"),
         "photo" => ("gridlink-server", "photo"),
-        other => bail!("unknown benchmark {other:?}; known: store, sync, photo"),
+        "workflows" => ("gridlink-server", "workflows"),
+        other => bail!("unknown benchmark {other:?}; known: store, sync, photo, workflows"),
     };
     let mut cmd = vec!["bench", "--quiet", "-p", package, "--bench", target, "--"];
     cmd.extend(args[1..].iter().map(String::as_str));

@@ -1,0 +1,126 @@
+//! `cargo xtask bench workflows`: scores (智能考核) over a district's history. One JSON object
+//! per line: `{"bench","metric","value","unit"}`.
+//!
+//! Setup: a real server store holding the fixture district and `--cases` cases of history
+//! (default 100,000; the district's 9 months are ~1.2 million) with their score lines, which
+//! every merge keeps up to date.
+//!
+//! - `scores_full_s`: recompute every case's score lines from the documents alone (load,
+//!   fold, score), the check that the stored lines are reproducible;
+//! - `scores_query_ms`: totals per unit for the whole period from the stored lines;
+//! - `day_merge_s`: one more day of cases (4,500) merged, their lines written with them;
+//! - `scores_incremental_ms`: the totals again after that day: the stored lines already
+//!   include it, so updating the scores is this query.
+//!
+//! Without `--bench` (as `cargo test --all-targets` runs it) it is a quiet smoke test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use gridlink_core::case::{ScoringRule, score};
+use gridlink_core::doc::CaseDoc;
+use gridlink_server::store::{ServerStore, SqliteStore};
+use gridlink_server::{AppState, ServerConfig, demo};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+const T0: i64 = 1_795_910_400_000;
+
+fn emit(metric: &str, value: f64, unit: &str) {
+    println!(
+        "{}",
+        serde_json::json!({ "bench": "workflows", "metric": metric, "value": (value * 1000.0).round() / 1000.0, "unit": unit })
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let measuring = args.iter().any(|a| a == "--bench");
+    let cases: usize = args
+        .iter()
+        .position(|a| a == "--cases")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if measuring { 100_000 } else { 200 });
+    let day = if measuring { 4_500 } else { 20 };
+    let emit = |metric: &str, value: f64, unit: &str| {
+        if measuring {
+            emit(metric, value, unit);
+        }
+    };
+    let root = std::env::temp_dir().join(format!("gridlink-workflows-{}", uuid::Uuid::new_v4()));
+    let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(&root.join("server")).unwrap());
+    let config = ServerConfig {
+        rate_limits: gridlink_server::limits::RateLimits::unlimited(),
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(store.clone(), &root.join("blobs"), config).unwrap();
+    let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
+    demo::import_district(&state, &district).unwrap();
+    let started = Instant::now();
+    demo::seed_cases(&state, &district, cases, 17, T0).unwrap();
+    if measuring {
+        eprintln!(
+            "seeded {cases} cases in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    // From the documents alone.
+    let places: HashMap<String, _> = store
+        .grids()
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.grid_id.clone(), g))
+        .collect();
+    let ids: Vec<String> = rusqlite::Connection::open(root.join("server/gridlink.sqlite"))
+        .unwrap()
+        .prepare("SELECT id FROM documents")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let rule = ScoringRule::default();
+    let started = Instant::now();
+    let mut lines = 0usize;
+    let mut recomputed = 0.0;
+    for id in &ids {
+        let stored = store.load_doc(id).unwrap().unwrap();
+        let case = CaseDoc::load(id, &stored.bytes).unwrap().case().unwrap();
+        let place = &places[&case.details.grid_id];
+        for line in score(&case, place, &rule) {
+            lines += 1;
+            recomputed += line.points;
+        }
+    }
+    emit("scores_full_s", started.elapsed().as_secs_f64(), "s");
+    emit("score_lines", lines as f64, "lines");
+
+    let started = Instant::now();
+    let totals = store.score_totals(i64::MIN, i64::MAX).unwrap();
+    emit(
+        "scores_query_ms",
+        started.elapsed().as_secs_f64() * 1e3,
+        "ms",
+    );
+    // The stored lines and the recomputation from the documents agree.
+    let stored: f64 = totals.iter().map(|t| t.points).sum();
+    assert!(
+        (stored - recomputed).abs() < 1e-6 * (lines.max(1) as f64),
+        "stored {stored} vs recomputed {recomputed}"
+    );
+
+    let started = Instant::now();
+    demo::seed_cases(&state, &district, day, 18, T0 + 86_400_000).unwrap();
+    emit("day_merge_s", started.elapsed().as_secs_f64(), "s");
+    let started = Instant::now();
+    let after = store.score_totals(i64::MIN, i64::MAX).unwrap();
+    emit(
+        "scores_incremental_ms",
+        started.elapsed().as_secs_f64() * 1e3,
+        "ms",
+    );
+    assert!(!after.is_empty() || cases == 0);
+    let _ = std::fs::remove_dir_all(&root);
+}
