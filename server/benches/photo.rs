@@ -20,10 +20,8 @@ use gridlink_core::photo::{self, PhotoConfig};
 use gridlink_core::store::{Moment, NewCase, PhotoInput, PhotoState, Store, StoreConfig};
 use gridlink_core::sync::{Backoff, HttpTransport, SyncOptions, UploadOptions, enroll};
 use gridlink_fixtures::photos::CameraPhoto;
+use gridlink_server::demo;
 use gridlink_server::faults::CuttingProxy;
-use gridlink_server::store::{ServerStore, SqliteStore};
-use gridlink_server::{AppState, ServerConfig, demo};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn emit(metric: &str, value: f64, unit: &str) {
@@ -114,14 +112,7 @@ fn main() {
 /// thumbnail, photo bytes, cuts done, seconds).
 fn upload_with_cuts(input: &[u8], cuts: u64) -> (f64, u64, u64, f64) {
     let root = std::env::temp_dir().join(format!("gridlink-photo-bench-{}", uuid::Uuid::new_v4()));
-    let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(&root.join("server")).unwrap());
-    let config = ServerConfig {
-        rate_limits: gridlink_server::limits::RateLimits::unlimited(),
-        ..ServerConfig::default()
-    };
-    let state = AppState::new(store, &root.join("blobs"), config).unwrap();
-    let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
-    demo::import_district(&state, &district).unwrap();
+    let (_, state, _) = demo::bench_state(&root).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

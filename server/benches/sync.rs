@@ -27,8 +27,8 @@ use gridlink_core::sync::wire::{self, PushDoc, SyncRequest, SyncResponse};
 use gridlink_core::sync::{
     HttpTransport, SyncOptions, Transport, TransportError, device_actor, enroll,
 };
-use gridlink_server::store::{ServerStore, SqliteStore};
-use gridlink_server::{AppState, ServerConfig, demo};
+use gridlink_server::demo;
+use gridlink_server::store::ServerStore;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -107,14 +107,7 @@ fn main() {
     };
 
     let root = std::env::temp_dir().join(format!("gridlink-sync-bench-{}", uuid::Uuid::new_v4()));
-    let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(&root.join("server")).unwrap());
-    let config = ServerConfig {
-        rate_limits: gridlink_server::limits::RateLimits::unlimited(),
-        ..ServerConfig::default()
-    };
-    let state = AppState::new(store.clone(), &root.join("blobs"), config).unwrap();
-    let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
-    demo::import_district(&state, &district).unwrap();
+    let (store, state, district) = demo::bench_state(&root).unwrap();
     let started = Instant::now();
     demo::seed_cases(&state, &district, docs, 11, T0).unwrap();
     note(format!(

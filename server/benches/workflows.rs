@@ -18,10 +18,8 @@
 
 use gridlink_core::case::{ScoringRule, score};
 use gridlink_core::doc::CaseDoc;
-use gridlink_server::store::{ServerStore, SqliteStore};
-use gridlink_server::{AppState, ServerConfig, demo};
+use gridlink_server::demo;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 const T0: i64 = 1_795_910_400_000;
@@ -49,14 +47,7 @@ fn main() {
         }
     };
     let root = std::env::temp_dir().join(format!("gridlink-workflows-{}", uuid::Uuid::new_v4()));
-    let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(&root.join("server")).unwrap());
-    let config = ServerConfig {
-        rate_limits: gridlink_server::limits::RateLimits::unlimited(),
-        ..ServerConfig::default()
-    };
-    let state = AppState::new(store.clone(), &root.join("blobs"), config).unwrap();
-    let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
-    demo::import_district(&state, &district).unwrap();
+    let (store, state, district) = demo::bench_state(&root).unwrap();
     let started = Instant::now();
     demo::seed_cases(&state, &district, cases, 17, T0).unwrap();
     if measuring {

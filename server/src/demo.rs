@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::identity;
-use crate::store::{StoreError, User};
+use crate::store::{ServerStore, StoreError, User};
 use gridlink_core::case::{
     CaseDetails, Category, DispatchTarget, EventKind, Level, Location, Role, Source, Stamp,
 };
@@ -12,6 +12,7 @@ use gridlink_core::geo::LatLon;
 use gridlink_core::sync::device_actor;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey};
 use gridlink_fixtures::District;
+use std::sync::Arc;
 
 /// The scope keys a fixture user's role and assignments imply.
 pub fn grants_for(user: &gridlink_fixtures::User) -> Vec<ScopeKey> {
@@ -295,4 +296,21 @@ pub fn enroll_code(
         by,
     )?;
     Ok(code)
+}
+
+/// A server state over a fresh SQLite data directory under `root` holding the fixture district
+/// (no cases), without rate limits: what the benchmarks start from.
+pub fn bench_state(
+    root: &std::path::Path,
+) -> Result<(Arc<dyn ServerStore>, AppState, District), StoreError> {
+    let store: Arc<dyn ServerStore> =
+        Arc::new(crate::store::SqliteStore::open(&root.join("server"))?);
+    let config = crate::ServerConfig {
+        rate_limits: crate::limits::RateLimits::unlimited(),
+        ..crate::ServerConfig::default()
+    };
+    let state = AppState::new(store.clone(), &root.join("blobs"), config)?;
+    let district = District::generate(gridlink_fixtures::Scale::Small);
+    import_district(&state, &district)?;
+    Ok((store, state, district))
 }

@@ -77,31 +77,37 @@ fn text(s: &str) -> String {
     s.into()
 }
 
+/// The grid inspector records a fix in the grid.
+fn fixed_in_grid(n: u128, seq: i64, note: &str, at: i64) -> Event {
+    event(
+        n,
+        seq,
+        EventKind::ResolvedInGrid { note: text(note) },
+        "insp-0001",
+        Role::GridInspector,
+        at,
+    )
+}
+
+/// The grid chief verifies a fix.
+fn verified_by_chief(n: u128, seq: i64, note: &str, at: i64) -> Event {
+    event(
+        n,
+        seq,
+        EventKind::Verified { note: text(note) },
+        "chief-0001",
+        Role::GridChief,
+        at,
+    )
+}
+
 #[test]
 fn solved_in_the_grid_on_time_and_verified_pays_the_grid_the_solver_and_the_reporter() {
     let c = case(vec![
         reported(1),
         accepted(2, 2, Some(T0 + DAY)),
-        event(
-            3,
-            3,
-            EventKind::ResolvedInGrid {
-                note: text("已清理"),
-            },
-            "insp-0001",
-            Role::GridInspector,
-            T0 + 2 * HOUR,
-        ),
-        event(
-            4,
-            4,
-            EventKind::Verified {
-                note: text("属实")
-            },
-            "chief-0001",
-            Role::GridChief,
-            T0 + 3 * HOUR,
-        ),
+        fixed_in_grid(3, 3, "已清理", T0 + 2 * HOUR),
+        verified_by_chief(4, 4, "属实", T0 + 3 * HOUR),
     ]);
     let t = totals(&c);
     assert_eq!(t[&grid()], 12.0);
@@ -120,16 +126,7 @@ fn no_credit_without_verification_and_none_for_an_invalid_report() {
     let unverified = case(vec![
         reported(1),
         accepted(2, 2, None),
-        event(
-            3,
-            3,
-            EventKind::ResolvedInGrid {
-                note: text("已处理"),
-            },
-            "insp-0001",
-            Role::GridInspector,
-            T0 + 2 * HOUR,
-        ),
+        fixed_in_grid(3, 3, "已处理", T0 + 2 * HOUR),
     ]);
     let t = totals(&unverified);
     assert_eq!(t.get(&grid()), None);
@@ -255,16 +252,7 @@ fn a_return_costs_the_returning_department_and_the_receiver_of_the_redispatch_is
             Role::LawEnforcement,
             T0 + 3 * DAY,
         ),
-        event(
-            7,
-            7,
-            EventKind::Verified {
-                note: text("已核实"),
-            },
-            "chief-0001",
-            Role::GridChief,
-            T0 + 4 * DAY,
-        ),
+        verified_by_chief(7, 7, "已核实", T0 + 4 * DAY),
     ]);
     let t = totals(&c);
     assert_eq!(t[&ScoreUnit::Department("dept-env".into())], -2.0);
@@ -280,16 +268,7 @@ fn a_fix_that_fails_verification_costs_its_unit_and_person_before_the_second_fix
     let events = vec![
         reported(1),
         accepted(2, 2, Some(T0 + 2 * DAY)),
-        event(
-            3,
-            3,
-            EventKind::ResolvedInGrid {
-                note: text("已清理"),
-            },
-            "insp-0001",
-            Role::GridInspector,
-            T0 + 2 * HOUR,
-        ),
+        fixed_in_grid(3, 3, "已清理", T0 + 2 * HOUR),
         event(
             4,
             4,
@@ -310,16 +289,7 @@ fn a_fix_that_fails_verification_costs_its_unit_and_person_before_the_second_fix
             Role::GridChief,
             T0 + 5 * HOUR,
         ),
-        event(
-            6,
-            6,
-            EventKind::Verified {
-                note: text("属实")
-            },
-            "chief-0001",
-            Role::GridChief,
-            T0 + 6 * HOUR,
-        ),
+        verified_by_chief(6, 6, "属实", T0 + 6 * HOUR),
     ];
     let c = case(events.clone());
     let t = totals(&c);
@@ -340,26 +310,8 @@ fn a_recheck_that_fails_after_verification_withdraws_the_credit() {
     let c = case(vec![
         reported(1),
         accepted(2, 2, None),
-        event(
-            3,
-            3,
-            EventKind::ResolvedInGrid {
-                note: text("已清理"),
-            },
-            "insp-0001",
-            Role::GridInspector,
-            T0 + 2 * HOUR,
-        ),
-        event(
-            4,
-            4,
-            EventKind::Verified {
-                note: text("属实")
-            },
-            "chief-0001",
-            Role::GridChief,
-            T0 + 3 * HOUR,
-        ),
+        fixed_in_grid(3, 3, "已清理", T0 + 2 * HOUR),
+        verified_by_chief(4, 4, "属实", T0 + 3 * HOUR),
         event(
             5,
             5,
