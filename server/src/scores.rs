@@ -3,7 +3,8 @@
 //! villages and towns.
 //!
 //! `GET /v1/scores?from=MS&to=MS` (operators): JSON, every unit as credited and every area with
-//! what it and the areas under it solved.
+//! what it and the areas under it solved, over whole days (Asia/Shanghai): from the day holding
+//! `from` through the day holding the last millisecond before `to`.
 
 use crate::error::ApiError;
 use crate::store::{ServerStore, StoreResult};
@@ -24,8 +25,8 @@ pub struct UnitScore {
     pub id: String,
     /// Points.
     pub points: f64,
-    /// Cases that contributed.
-    pub cases: u64,
+    /// Score lines that contributed.
+    pub lines: u64,
 }
 
 /// The scores of a period.
@@ -55,38 +56,38 @@ pub fn report(store: &dyn ServerStore, from_ms: i64, to_ms: i64) -> StoreResult<
         .collect();
     let mut units = Vec::with_capacity(totals.len());
     let mut areas: BTreeMap<(String, String), (f64, u64)> = BTreeMap::new();
-    let mut add = |kind: &str, id: &str, points: f64, cases: u64| {
+    let mut add = |kind: &str, id: &str, points: f64, lines: u64| {
         let entry = areas
             .entry((kind.to_owned(), id.to_owned()))
             .or_insert((0.0, 0));
         entry.0 += points;
-        entry.1 += cases;
+        entry.1 += lines;
     };
     for t in totals {
         let (kind, id) = t.unit.split_once(':').unwrap_or(("", t.unit.as_str()));
         match kind {
             "grid" => {
                 if let Some(village) = village_of.get(id) {
-                    add("village", village, t.points, t.cases);
+                    add("village", village, t.points, t.lines);
                     if let Some(town) = town_of_village.get(village) {
-                        add("town", town, t.points, t.cases);
+                        add("town", town, t.points, t.lines);
                     }
                 }
             }
             "village" => {
-                add("village", id, t.points, t.cases);
+                add("village", id, t.points, t.lines);
                 if let Some(town) = town_of_village.get(id) {
-                    add("town", town, t.points, t.cases);
+                    add("town", town, t.points, t.lines);
                 }
             }
-            "town" => add("town", id, t.points, t.cases),
+            "town" => add("town", id, t.points, t.lines),
             _ => {}
         }
         units.push(UnitScore {
             kind: kind.to_owned(),
             id: id.to_owned(),
             points: t.points,
-            cases: t.cases,
+            lines: t.lines,
         });
     }
     Ok(ScoreReport {
@@ -95,11 +96,11 @@ pub fn report(store: &dyn ServerStore, from_ms: i64, to_ms: i64) -> StoreResult<
         units,
         areas: areas
             .into_iter()
-            .map(|((kind, id), (points, cases))| UnitScore {
+            .map(|((kind, id), (points, lines))| UnitScore {
                 kind,
                 id,
                 points,
-                cases,
+                lines,
             })
             .collect(),
     })

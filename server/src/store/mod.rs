@@ -195,8 +195,8 @@ pub struct ScoreTotal {
     pub unit: String,
     /// Sum of its lines in the period.
     pub points: f64,
-    /// Cases that contributed.
-    pub cases: u64,
+    /// Score lines that contributed.
+    pub lines: u64,
 }
 
 /// A registered citizen.
@@ -348,8 +348,9 @@ pub trait ServerStore: Send + Sync + 'static {
     fn put_blob(&self, blob: &BlobRow) -> StoreResult<()>;
     /// The thumbnail blob of a photo.
     fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>>;
-    /// Score totals per unit of the lines that count in `[from_ms, to_ms)`, each unit as
-    /// credited (no roll-up).
+    /// Score totals per unit of the lines that count in whole days (Asia/Shanghai): from the
+    /// day holding `from_ms` through the day holding the last millisecond before `to_ms`; each
+    /// unit as credited (no roll-up).
     fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>>;
     /// Open cases (not yet solved) whose deadline passed before `now_ms`, oldest deadline first.
     fn overdue_cases(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<CaseRow>>;

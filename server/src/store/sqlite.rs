@@ -284,19 +284,33 @@ impl SqliteStore {
         for hash in &m.photos {
             photo.execute(params![hash, m.doc_id])?;
         }
+        // The case's old lines leave the day sums, then the new ones enter them.
+        tx.prepare_cached(
+            "UPDATE score_days SET points = score_days.points - old.points, lines = score_days.lines - old.n
+             FROM (SELECT unit, (at + 28800000) / 86400000 AS day, SUM(points) AS points, COUNT(*) AS n
+                   FROM score_lines WHERE case_id = ?1 GROUP BY unit, day) AS old
+             WHERE score_days.unit = old.unit AND score_days.day = old.day",
+        )?
+        .execute([&m.doc_id])?;
         tx.prepare_cached("DELETE FROM score_lines WHERE case_id = ?1")?
             .execute([&m.doc_id])?;
         let mut line = tx.prepare_cached(
             "INSERT INTO score_lines (case_id, unit, points, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
+        let mut day = tx.prepare_cached(
+            "INSERT INTO score_days (unit, day, points, lines) VALUES (?1, (?2 + 28800000) / 86400000, ?3, 1)
+             ON CONFLICT (unit, day) DO UPDATE SET points = points + excluded.points, lines = lines + 1",
+        )?;
         for l in &m.scores {
+            let unit = unit_key(&l.unit);
             line.execute(params![
                 m.doc_id,
-                unit_key(&l.unit),
+                unit,
                 l.points,
                 reason_code(l.reason),
                 l.at_ms
             ])?;
+            day.execute(params![unit, l.at_ms, l.points])?;
         }
         let r = &m.row;
         tx.prepare_cached(
@@ -875,17 +889,18 @@ impl ServerStore for SqliteStore {
     }
 
     fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>> {
+        let day = |ms: i64| ms.saturating_add(28_800_000).div_euclid(86_400_000);
         self.with_reader(|conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT unit, SUM(points), COUNT(DISTINCT case_id) FROM score_lines
-                     WHERE at >= ?1 AND at < ?2 GROUP BY unit ORDER BY unit",
+                    "SELECT unit, SUM(points), SUM(lines) FROM score_days
+                     WHERE day >= ?1 AND day < ?2 GROUP BY unit HAVING SUM(lines) > 0 ORDER BY unit",
                 )?
-                .query_map(params![from_ms, to_ms], |r| {
+                .query_map(params![day(from_ms), day(to_ms.saturating_sub(1)) + 1], |r| {
                     Ok(ScoreTotal {
                         unit: r.get(0)?,
                         points: r.get(1)?,
-                        cases: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                        lines: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?)
