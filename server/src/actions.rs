@@ -19,7 +19,6 @@ use axum::response::{IntoResponse, Response};
 use gridlink_core::Error as CoreError;
 use gridlink_core::case::{EventKind, Stamp};
 use gridlink_core::doc::CaseDoc;
-use gridlink_core::sync::access::Pusher;
 use gridlink_core::sync::wire::PushDoc;
 
 /// The epoch of the actor the server records a device's actions under.
@@ -33,9 +32,7 @@ pub async fn record(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = crate::read_body(body)?;
-    tokio::task::spawn_blocking(move || record_blocking(&state, &headers, &case_id, &body))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+    crate::blocking(move || record_blocking(&state, &headers, &case_id, &body)).await
 }
 
 fn record_blocking(
@@ -52,12 +49,7 @@ fn record_blocking(
             "案件已上报 / the case is already reported".into(),
         ));
     }
-    let pusher = Pusher {
-        user_id: device.user.id.clone(),
-        role: device.user.role,
-        device_id: device.device_id.clone(),
-        scopes: state.store().grants(&device.user.id)?,
-    };
+    let pusher = state.pusher(&device)?;
     let not_found = || {
         ApiError::refused(
             StatusCode::NOT_FOUND,

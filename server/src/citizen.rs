@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use gridlink_core::address::{mask_name, mask_phone};
 use gridlink_core::case::{CaseDetails, Category, EventKind, Role, Source, Stamp, Status};
 use gridlink_core::doc::CaseDoc;
-use gridlink_core::sync::access::Pusher;
 use gridlink_core::sync::wire::{
     self, CitizenReceipt, CitizenRegisterRequest, CitizenReport, EnrollResponse, MAX_REPORT_CHARS,
     MAX_REPORT_PHOTOS, MyReport, MyReports,
@@ -65,19 +64,13 @@ fn citizen_only(device: &DeviceAuth) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn body_of(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    crate::read_body(body)
-}
-
 /// `POST /v1/citizen/register`.
 pub async fn register(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body_of(body)?;
-    let response = tokio::task::spawn_blocking(move || register_blocking(&state, &body))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let body = crate::read_body(body)?;
+    let response = crate::blocking(move || register_blocking(&state, &body)).await?;
     Ok(crate::cbor(wire::encode(&response)))
 }
 
@@ -159,10 +152,8 @@ pub async fn submit(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body_of(body)?;
-    let receipt = tokio::task::spawn_blocking(move || submit_blocking(&state, &headers, &body))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let body = crate::read_body(body)?;
+    let receipt = crate::blocking(move || submit_blocking(&state, &headers, &body)).await?;
     Ok(crate::cbor(wire::encode(&receipt)))
 }
 
@@ -291,9 +282,7 @@ fn submit_blocking(
 
 /// `GET /v1/citizen/reports`.
 pub async fn mine(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let reports = tokio::task::spawn_blocking(move || mine_blocking(&state, &headers))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let reports = crate::blocking(move || mine_blocking(&state, &headers)).await?;
     Ok(crate::cbor(wire::encode(&reports)))
 }
 
@@ -303,12 +292,21 @@ fn mine_blocking(state: &AppState, headers: &HeaderMap) -> Result<MyReports, Api
     let rows = state.store().reported_by(&device.user.id, MAX_LISTED)?;
     let mut reports = Vec::with_capacity(rows.len());
     for row in rows {
-        let closing_note = state
-            .store()
-            .load_doc(&row.id)?
-            .and_then(|stored| CaseDoc::load(&row.id, &stored.bytes).ok())
-            .and_then(|doc| doc.case().ok())
-            .and_then(|case| closing_note(&case));
+        // Only a solved or closed case has a note for its reporter: open ones cost no load.
+        let ended = matches!(
+            Status::from_code(&row.status),
+            Some(Status::Resolved | Status::Verified | Status::Closed)
+        );
+        let closing_note = if ended {
+            state
+                .store()
+                .load_doc(&row.id)?
+                .and_then(|stored| CaseDoc::load(&row.id, &stored.bytes).ok())
+                .and_then(|doc| doc.case().ok())
+                .and_then(|case| closing_note(&case))
+        } else {
+            None
+        };
         let status_label = Status::from_code(&row.status)
             .map_or_else(|| row.status.clone(), |s| s.label_zh().to_owned());
         reports.push(MyReport {
@@ -356,7 +354,7 @@ pub async fn reporter(
     headers: HeaderMap,
     Path(case_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    crate::blocking(move || {
         let device = state.authenticate(&headers)?;
         let not_found = || {
             ApiError::refused(
@@ -366,12 +364,7 @@ pub async fn reporter(
             )
         };
         let stored = state.store().load_doc(&case_id)?.ok_or_else(not_found)?;
-        let pusher = Pusher {
-            user_id: device.user.id.clone(),
-            role: device.user.role,
-            device_id: device.device_id.clone(),
-            scopes: state.store().grants(&device.user.id)?,
-        };
+        let pusher = state.pusher(&device)?;
         if device.user.role == Role::Citizen || !pusher.may_read(&stored.scopes) {
             return Err(not_found());
         }
@@ -405,7 +398,6 @@ pub async fn reporter(
         Ok(axum::Json(body).into_response())
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
 #[cfg(test)]

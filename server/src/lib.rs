@@ -260,6 +260,16 @@ impl AppState {
             .map_err(ApiError::Internal)
     }
 
+    /// What an authenticated device may do: its user, role and grants.
+    pub fn pusher(&self, device: &store::DeviceAuth) -> Result<Pusher, ApiError> {
+        Ok(Pusher {
+            user_id: device.user.id.clone(),
+            role: device.user.role,
+            device_id: device.device_id.clone(),
+            scopes: self.inner.store.grants(&device.user.id)?,
+        })
+    }
+
     /// The device a request's bearer token belongs to.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<store::DeviceAuth, ApiError> {
         let token = headers
@@ -302,13 +312,8 @@ impl AppState {
             )));
         }
         let store = &self.inner.store;
-        let grants = store.grants(&device.user.id)?;
-        let pusher = Pusher {
-            user_id: device.user.id.clone(),
-            role: device.user.role,
-            device_id: device.device_id.clone(),
-            scopes: grants.clone(),
-        };
+        let pusher = self.pusher(device)?;
+        let grants = pusher.scopes.clone();
         let now = now_ms();
         let pushed = if request.push.is_empty() {
             merge::PushOutcome::default()
@@ -430,6 +435,16 @@ impl AppState {
             scopes: scopes.iter().map(ToString::to_string).collect(),
         })
     }
+}
+
+/// Runs blocking work (SQLite, Automerge) off the async workers; a panicked task is an
+/// internal error.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
 /// Milliseconds since the Unix epoch.
@@ -566,9 +581,7 @@ async fn enroll(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = read_body(body)?;
-    let response = tokio::task::spawn_blocking(move || state.enroll_blocking(&body))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let response = blocking(move || state.enroll_blocking(&body)).await?;
     Ok(cbor(wire::encode(&response)))
 }
 

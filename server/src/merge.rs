@@ -56,6 +56,8 @@ pub struct Merger {
     store: Arc<dyn ServerStore>,
     cache: LruCache<String, Cached>,
     grids: HashMap<String, GridPlace>,
+    /// The scoring rule and time limits every merged case's row and score lines follow.
+    rule: ScoringRule,
     /// Documents touched by the batch being built, with its uncommitted changes: outside the
     /// LRU, so they can neither be evicted before the commit nor survive a failed one.
     staged: HashMap<String, Cached>,
@@ -88,6 +90,7 @@ impl Merger {
                 NonZeroUsize::new(cache_docs.max(2 * MAX_BATCH_DOCS)).unwrap_or(NonZeroUsize::MIN),
             ),
             grids,
+            rule: ScoringRule::default(),
             staged: HashMap::new(),
             merges: Vec::new(),
             audit: Vec::new(),
@@ -150,26 +153,20 @@ impl Merger {
                 .or_else(|| self.cache.pop(&group.doc_id));
         }
         let total: usize = groups.iter().map(|g| g.items.len()).sum();
-        let (store, grids) = (&*self.store, &self.grids);
+        let (store, grids, rule) = (&*self.store, &self.grids, &self.rule);
         let mut in_flight: HashMap<&str, Vec<&Merge>> = HashMap::new();
         for m in self.in_flight.iter() {
             in_flight.entry(m.doc_id.as_str()).or_default().push(m);
         }
         let in_flight = &in_flight;
+        let run = |g: DocGroup<'_>| {
+            let before = in_flight
+                .get(g.doc_id.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            merge_group(store, grids, rule, before, g)
+        };
         let results: Vec<GroupResult> = if groups.len() < 2 || total < 8 {
-            groups
-                .into_iter()
-                .map(|g| {
-                    merge_group(
-                        store,
-                        grids,
-                        in_flight
-                            .get(g.doc_id.as_str())
-                            .map_or(&[][..], Vec::as_slice),
-                        g,
-                    )
-                })
-                .collect()
+            groups.into_iter().map(run).collect()
         } else {
             // Two halves of about equal work, one on a second thread.
             let mut halves = (Vec::new(), Vec::new());
@@ -184,36 +181,9 @@ impl Merger {
                 }
             }
             std::thread::scope(|scope| {
-                let other = scope.spawn(move || {
-                    halves
-                        .1
-                        .into_iter()
-                        .map(|g| {
-                            merge_group(
-                                store,
-                                grids,
-                                in_flight
-                                    .get(g.doc_id.as_str())
-                                    .map_or(&[][..], Vec::as_slice),
-                                g,
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                });
-                let mut results: Vec<GroupResult> = halves
-                    .0
-                    .into_iter()
-                    .map(|g| {
-                        merge_group(
-                            store,
-                            grids,
-                            in_flight
-                                .get(g.doc_id.as_str())
-                                .map_or(&[][..], Vec::as_slice),
-                            g,
-                        )
-                    })
-                    .collect();
+                let other =
+                    scope.spawn(move || halves.1.into_iter().map(run).collect::<Vec<_>>());
+                let mut results: Vec<GroupResult> = halves.0.into_iter().map(run).collect();
                 match other.join() {
                     Ok(more) => results.extend(more),
                     Err(panic) => std::panic::resume_unwind(panic),
@@ -310,10 +280,10 @@ impl Merger {
                 heads: doc.heads(),
                 new_scopes: scopes.clone(),
                 scopes,
-                row: CaseRow::of(&case, &place),
+                row: CaseRow::of(&case, &place, &self.rule.limits),
                 compacted: Some(bytes),
                 photos: case.state.photos.clone(),
-                scores: score(&case, &place, &ScoringRule::default()),
+                scores: score(&case, &place, &self.rule),
             });
             self.cache.pop(doc.id());
         }
@@ -416,6 +386,7 @@ fn restore(
 fn merge_group(
     store: &dyn ServerStore,
     grids: &HashMap<String, GridPlace>,
+    rule: &ScoringRule,
     in_flight: &[&Merge],
     group: DocGroup<'_>,
 ) -> GroupResult {
@@ -437,7 +408,7 @@ fn merge_group(
     };
     for item in items {
         let merged = match state {
-            Ok(current) => merge_one(current, grids, item.pusher, item.prefix, item.push),
+            Ok(current) => merge_one(current, grids, rule, item.pusher, item.prefix, item.push),
             Err(refusal) => Err(refusal),
         };
         let (pusher, doc_id) = (item.pusher, &result.doc_id);
@@ -510,6 +481,7 @@ fn merge_group(
 fn merge_one(
     existing: Option<Cached>,
     grids: &HashMap<String, GridPlace>,
+    rule: &ScoringRule,
     pusher: &Pusher,
     actor_prefix: &[u8],
     push: &PushDoc,
@@ -648,10 +620,10 @@ fn merge_one(
             Some((_, scopes, _)) => after_scopes.difference(scopes).cloned().collect(),
             None => after_scopes.clone(),
         },
-        row: CaseRow::of(&after, &place),
+        row: CaseRow::of(&after, &place, &rule.limits),
         compacted: compacted.clone(),
         photos: after.state.photos.clone(),
-        scores: score(&after, &place, &ScoringRule::default()),
+        scores: score(&after, &place, rule),
     };
     Ok(Merged::Accepted {
         cached: Cached {

@@ -39,7 +39,7 @@ fn covers(grants: &BTreeSet<ScopeKey>, row: &CaseRow) -> bool {
 
 /// `GET /v1/cases/overdue`: the overdue cases the caller covers, oldest deadline first.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    crate::blocking(move || {
         let device: DeviceAuth = state.authenticate(&headers)?;
         if device.user.role == Role::Citizen {
             return Err(ApiError::Forbidden(
@@ -68,7 +68,6 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         Ok(axum::Json(serde_json::json!({ "now_ms": now, "cases": cases })).into_response())
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
 /// Escalates every overdue case still in a grid or a village one rung up; returns their ids.

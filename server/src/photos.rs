@@ -67,15 +67,6 @@ impl Checked {
     }
 }
 
-fn pusher_of(state: &AppState, device: &DeviceAuth) -> Result<Pusher, ApiError> {
-    Ok(Pusher {
-        user_id: device.user.id.clone(),
-        role: device.user.role,
-        device_id: device.device_id.clone(),
-        scopes: state.store().grants(&device.user.id)?,
-    })
-}
-
 /// Whether a case lets this user upload (write) or see (read) its photos.
 fn case_allows(pusher: &Pusher, case: &PhotoCase, write: bool) -> bool {
     case.reporter.as_deref() == Some(pusher.user_id.as_str())
@@ -110,7 +101,7 @@ fn check_upload(
         }
     };
     // Who may, before anything about the blob is said.
-    let pusher = pusher_of(state, &device)?;
+    let pusher = state.pusher(&device)?;
     let owner = state.store().photo_owner(&photo)?;
     if !owner.is_some_and(|c| case_allows(&pusher, &c, true)) {
         return Err(ApiError::refused(
@@ -199,7 +190,7 @@ pub async fn blob_status(
     Path(hash): Path<String>,
     Query(q): Query<BlobQuery>,
 ) -> Result<Response, ApiError> {
-    blocking(move || {
+    crate::blocking(move || {
         let checked = check_upload(&state, &headers, &hash, &q)?;
         state
             .blobs()
@@ -228,14 +219,13 @@ pub async fn blob_put(
     let size = q.size;
     let (checked, guard, receipt) = {
         let (state, hash) = (state.clone(), hash.clone());
-        tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        crate::blocking(move || {
             let checked = check_upload(&state, &headers, &hash, &q)?;
             let receipt = receipt_for(&state, &checked, &hash, size)?;
             let guard = state.blobs().begin(&hash).map_err(blob_error)?;
             Ok((checked, guard, receipt))
         })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??
+        .await?
     };
     if let Some(receipt) = receipt {
         // Already complete (another device, or a repeated last chunk): nothing to write.
@@ -279,12 +269,11 @@ pub async fn blob_put(
                 "这一块最多 {max_chunk} 字节 / this chunk may carry at most {max_chunk} bytes"
             )));
         }
-        let outcome = tokio::task::spawn_blocking(move || {
+        let outcome = crate::blocking(move || {
             write_chunk(&state, &checked, &guard, &hash, size, offset, &received)
                 .map(|(held, receipt)| status(&hash, size, held, receipt))
         })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .await;
         if cut {
             return Err(ApiError::BadRequest(
                 "连接中断 / the connection was cut".into(),
@@ -375,7 +364,7 @@ pub async fn photo(
     headers: HeaderMap,
     Path(hash): Path<String>,
 ) -> Result<Response, ApiError> {
-    blocking(move || serve_photo(&state, &headers, &hash, false)).await
+    crate::blocking(move || serve_photo(&state, &headers, &hash, false)).await
 }
 
 /// `GET /v1/photos/{hash}/thumb`.
@@ -384,7 +373,7 @@ pub async fn thumbnail(
     headers: HeaderMap,
     Path(hash): Path<String>,
 ) -> Result<Response, ApiError> {
-    blocking(move || serve_photo(&state, &headers, &hash, true)).await
+    crate::blocking(move || serve_photo(&state, &headers, &hash, true)).await
 }
 
 fn serve_photo(
@@ -404,7 +393,7 @@ fn serve_photo(
     if !is_hash(hash) {
         return Err(not_found());
     }
-    let pusher = pusher_of(state, &device)?;
+    let pusher = state.pusher(&device)?;
     let owner = state.store().photo_owner(hash)?;
     // Operators of the district see everything; everyone else what their grants cover. An
     // unknown hash and a forbidden one look the same.
@@ -442,12 +431,4 @@ fn serve_photo(
         bytes,
     )
         .into_response())
-}
-
-async fn blocking(
-    f: impl FnOnce() -> Result<Response, ApiError> + Send + 'static,
-) -> Result<Response, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
 }

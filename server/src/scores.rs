@@ -119,7 +119,7 @@ pub async fn scores(
     headers: HeaderMap,
     Query(period): Query<Period>,
 ) -> Result<Response, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    crate::blocking(move || {
         let device = state.authenticate(&headers)?;
         if device.user.role != Role::Operator {
             return Err(ApiError::Forbidden(
@@ -136,5 +136,4 @@ pub async fn scores(
         Ok(axum::Json(report(state.store().as_ref(), from, to)?).into_response())
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
 }

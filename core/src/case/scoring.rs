@@ -100,10 +100,6 @@ impl Default for ScoringRule {
     }
 }
 
-fn index(level: Level) -> usize {
-    super::deadline::level_index(level)
-}
-
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// The unit that holds a case at `level` in `place`, or at the dispatch `target`.
@@ -265,7 +261,10 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
                         });
                     }
                 };
-                credit(rule.solved[index(solved_level)], ScoreReason::Solved);
+                credit(
+                    rule.solved[super::deadline::level_index(solved_level)],
+                    ScoreReason::Solved,
+                );
                 if solved_at <= due {
                     credit(rule.on_time_bonus, ScoreReason::OnTime);
                 } else {

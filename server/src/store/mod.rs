@@ -134,8 +134,8 @@ pub struct CaseRow {
 }
 
 impl CaseRow {
-    /// The row of a folded case at its place.
-    pub fn of(case: &Case, place: &GridPlace) -> CaseRow {
+    /// The row of a folded case at its place; its deadline from the events or `limits`.
+    pub fn of(case: &Case, place: &GridPlace, limits: &gridlink_core::case::TimeLimits) -> CaseRow {
         let (d, s) = (&case.details, &case.state);
         CaseRow {
             id: d.id.clone(),
@@ -150,10 +150,7 @@ impl CaseRow {
             reported_at: s.reported_at_ms.unwrap_or(s.updated_at_ms),
             updated_at: s.updated_at_ms,
             // The deadline it is held to now: explicit, or by the time-limit table.
-            due_at: gridlink_core::case::deadline(
-                case,
-                &gridlink_core::case::TimeLimits::default(),
-            ),
+            due_at: gridlink_core::case::deadline(case, limits),
             closed_at: s.closed_at_ms,
             solved_level: s.solved_level.map(|l| l.code().to_owned()),
             flagged: i64::try_from(s.flagged.len()).unwrap_or(i64::MAX),

@@ -21,8 +21,19 @@ fn stamp(at: i64) -> Stamp {
     }
 }
 
-#[test]
-fn pushes_of_one_document_in_one_batch_build_on_each_other_and_a_refusal_between_loses_nothing() {
+/// A merger over a fresh store with one grid, a grid inspector's device (actor prefix
+/// `[prefix_byte; 16]`) and a new case of theirs, not yet pushed.
+struct Setup {
+    _dir: TempDir,
+    store: Arc<dyn ServerStore>,
+    merger: Merger,
+    prefix: [u8; 16],
+    pusher: Pusher,
+    doc: CaseDoc,
+    id: String,
+}
+
+fn setup(prefix_byte: u8, title: &str) -> Setup {
     let dir = TempDir::new();
     let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(dir.path()).unwrap());
     store
@@ -32,8 +43,8 @@ fn pushes_of_one_document_in_one_batch_build_on_each_other_and_a_refusal_between
             town_id: "t".into(),
         }])
         .unwrap();
-    let mut merger = Merger::new(store.clone(), 16).unwrap();
-    let prefix = [5u8; 16];
+    let merger = Merger::new(store.clone(), 16).unwrap();
+    let prefix = [prefix_byte; 16];
     let pusher = Pusher {
         user_id: "insp-1".into(),
         role: Role::GridInspector,
@@ -46,7 +57,7 @@ fn pushes_of_one_document_in_one_batch_build_on_each_other_and_a_refusal_between
         id: uuid::Uuid::new_v4().to_string(),
         category: Category::Sanitation,
         source: Source::GridInspector,
-        title: "同一批次".into(),
+        title: title.into(),
         description: String::new(),
         location: None,
         address_id: None,
@@ -55,8 +66,29 @@ fn pushes_of_one_document_in_one_batch_build_on_each_other_and_a_refusal_between
         priority: Default::default(),
     };
     let id = details.id.clone();
-    let (mut doc, _) =
-        CaseDoc::create(details, vec![], stamp(T0), device_actor(&prefix, 0)).unwrap();
+    let (doc, _) = CaseDoc::create(details, vec![], stamp(T0), device_actor(&prefix, 0)).unwrap();
+    Setup {
+        _dir: dir,
+        store,
+        merger,
+        prefix,
+        pusher,
+        doc,
+        id,
+    }
+}
+
+#[test]
+fn pushes_of_one_document_in_one_batch_build_on_each_other_and_a_refusal_between_loses_nothing() {
+    let Setup {
+        _dir,
+        store,
+        mut merger,
+        prefix,
+        pusher,
+        mut doc,
+        id,
+    } = setup(5, "同一批次");
     let report = PushDoc {
         doc_id: id.clone(),
         changes: doc.save(),
@@ -127,40 +159,15 @@ fn pushes_of_one_document_in_one_batch_build_on_each_other_and_a_refusal_between
 
 #[test]
 fn a_refusal_is_undone_on_top_of_the_batch_still_being_committed() {
-    let dir = TempDir::new();
-    let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    store
-        .put_grids(&[GridPlace {
-            grid_id: GRID.into(),
-            village_id: "v".into(),
-            town_id: "t".into(),
-        }])
-        .unwrap();
-    let mut merger = Merger::new(store.clone(), 16).unwrap();
-    let prefix = [6u8; 16];
-    let pusher = Pusher {
-        user_id: "insp-1".into(),
-        role: Role::GridInspector,
-        device_id: "dev-1".into(),
-        scopes: [format!("grid:{GRID}").parse().unwrap()]
-            .into_iter()
-            .collect(),
-    };
-    let details = CaseDetails {
-        id: uuid::Uuid::new_v4().to_string(),
-        category: Category::Sanitation,
-        source: Source::GridInspector,
-        title: "提交中".into(),
-        description: String::new(),
-        location: None,
-        address_id: None,
-        grid_id: GRID.into(),
-        reporter: None,
-        priority: Default::default(),
-    };
-    let id = details.id.clone();
-    let (mut doc, _) =
-        CaseDoc::create(details, vec![], stamp(T0), device_actor(&prefix, 0)).unwrap();
+    let Setup {
+        _dir,
+        store,
+        mut merger,
+        prefix,
+        pusher,
+        mut doc,
+        id,
+    } = setup(6, "提交中");
     // Batch N: the report, handed to the committer but not yet in the store.
     let report = [PushDoc {
         doc_id: id.clone(),

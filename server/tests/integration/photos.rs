@@ -86,7 +86,7 @@ fn photos_wait_for_their_case_then_upload_thumbnail_first_and_are_served_to_thos
 {
     let server = TestServer::start();
     let phone = server.phone("insp-0001");
-    let (case_id, hash) = report_with_photo(&phone.store, &camera_bytes(1));
+    let (_, hash) = report_with_photo(&phone.store, &camera_bytes(1));
     let options = upload_options(64 << 10);
 
     // The case has not been synced: the server knows no case referencing the photo.
@@ -141,7 +141,6 @@ fn photos_wait_for_their_case_then_upload_thumbnail_first_and_are_served_to_thos
         stranger.transport.get(&format!("/v1/blobs/{hash}?kind=photo&size={}", local.len())),
         Err(TransportError::Status { status: 403, ref body }) if body.code == "blob_not_referenced"
     ));
-    drop(case_id);
 
     // Nothing is sent again; a second phone with the same photo sends nothing either.
     let again = phone
