@@ -181,8 +181,7 @@ impl Merger {
                 }
             }
             std::thread::scope(|scope| {
-                let other =
-                    scope.spawn(move || halves.1.into_iter().map(run).collect::<Vec<_>>());
+                let other = scope.spawn(move || halves.1.into_iter().map(run).collect::<Vec<_>>());
                 let mut results: Vec<GroupResult> = halves.0.into_iter().map(run).collect();
                 match other.join() {
                     Ok(more) => results.extend(more),

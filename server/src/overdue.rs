@@ -3,13 +3,13 @@
 //!
 //! A case's deadline is materialized with every merge (`cases.due_at`, from the events or the
 //! time-limit table), so "overdue" is an indexed range query. `GET /v1/cases/overdue` lists
-//! the overdue cases the caller's grants cover. [`escalate_overdue`] records, for every overdue
+//! the overdue cases in the caller's grants, judged by the same scope rows sync reads. [`escalate_overdue`] records, for every overdue
 //! case still in a grid or a village, an `escalated` event one rung up, authored by the
 //! platform (role system) through the ordinary merge, so it reaches every phone in scope; the
 //! server runs it every `auto_escalate_minutes` when that is set.
 
 use crate::error::ApiError;
-use crate::store::{CaseRow, DeviceAuth, StoreError};
+use crate::store::{DeviceAuth, StoreError};
 use crate::{AppState, now_ms};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -24,19 +24,6 @@ use std::collections::BTreeSet;
 /// Most cases one escalation run handles (the next run takes the rest).
 const MAX_PER_RUN: u32 = 500;
 
-/// Whether a user's grants cover a case row.
-fn covers(grants: &BTreeSet<ScopeKey>, row: &CaseRow) -> bool {
-    grants.contains(&ScopeKey::District)
-        || grants.contains(&ScopeKey::Town(row.place.town_id.clone()))
-        || grants.contains(&ScopeKey::Village(row.place.village_id.clone()))
-        || grants.contains(&ScopeKey::Grid(row.place.grid_id.clone()))
-        || row
-            .assignee
-            .as_deref()
-            .and_then(|a| a.parse::<ScopeKey>().ok())
-            .is_some_and(|k| grants.contains(&k))
-}
-
 /// `GET /v1/cases/overdue`: the overdue cases the caller covers, oldest deadline first.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     crate::blocking(move || {
@@ -50,9 +37,8 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         let now = now_ms();
         let cases: Vec<serde_json::Value> = state
             .store()
-            .overdue_cases(now, 5 * MAX_PER_RUN)?
+            .overdue_cases(now, Some(&grants), 5 * MAX_PER_RUN)?
             .into_iter()
-            .filter(|row| covers(&grants, row))
             .map(|row| {
                 serde_json::json!({
                     "id": row.id,
@@ -80,7 +66,7 @@ pub fn escalate_overdue(state: &AppState, now: i64) -> Result<Vec<String>, Store
     };
     let actor = gridlink_core::sync::device_actor(&crate::SERVER_ACTOR_PREFIX, 0);
     let mut escalated = Vec::new();
-    for row in state.store().overdue_cases(now, MAX_PER_RUN)? {
+    for row in state.store().overdue_cases(now, None, MAX_PER_RUN)? {
         let to = match Level::from_code(&row.level) {
             Some(Level::Grid) => Level::Village,
             Some(Level::Village) => Level::Town,

@@ -349,8 +349,14 @@ pub trait ServerStore: Send + Sync + 'static {
     /// day holding `from_ms` through the day holding the last millisecond before `to_ms`; each
     /// unit as credited (no roll-up).
     fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>>;
-    /// Open cases (not yet solved) whose deadline passed before `now_ms`, oldest deadline first.
-    fn overdue_cases(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<CaseRow>>;
+    /// Open cases (not yet solved) whose deadline passed before `now_ms`, oldest deadline first:
+    /// all of them, or only those in one of `scopes` (the same scope rows sync reads).
+    fn overdue_cases(
+        &self,
+        now_ms: i64,
+        scopes: Option<&BTreeSet<ScopeKey>>,
+        limit: u32,
+    ) -> StoreResult<Vec<CaseRow>>;
     /// A keyed setting.
     fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Sets a keyed setting.

@@ -907,17 +907,41 @@ impl ServerStore for SqliteStore {
         })
     }
 
-    fn overdue_cases(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<CaseRow>> {
+    fn overdue_cases(
+        &self,
+        now_ms: i64,
+        scopes: Option<&BTreeSet<ScopeKey>>,
+        limit: u32,
+    ) -> StoreResult<Vec<CaseRow>> {
+        let open = "due_at IS NOT NULL AND due_at < ?1
+                    AND status IN ('reported', 'accepted', 'dispatched', 'handling')";
         self.with_reader(|conn| {
-            Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {CASE_COLUMNS} FROM cases
-                     WHERE due_at IS NOT NULL AND due_at < ?1
-                       AND status IN ('reported', 'accepted', 'dispatched', 'handling')
-                     ORDER BY due_at, id LIMIT ?2"
-                ))?
-                .query_map(params![now_ms, limit], case_row)?
-                .collect::<rusqlite::Result<_>>()?)
+            let rows = match scopes.filter(|s| !s.contains(&ScopeKey::District)) {
+                None => conn
+                    .prepare_cached(&format!(
+                        "SELECT {CASE_COLUMNS} FROM cases WHERE {open} ORDER BY due_at, id LIMIT ?2"
+                    ))?
+                    .query_map(params![now_ms, limit], case_row)?
+                    .collect::<rusqlite::Result<_>>()?,
+                Some(scopes) => {
+                    let keys: Vec<String> = scopes.iter().map(ToString::to_string).collect();
+                    let marks = (3..3 + keys.len())
+                        .map(|n| format!("?{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let mut args: Vec<rusqlite::types::Value> =
+                        vec![now_ms.into(), i64::from(limit).into()];
+                    args.extend(keys.into_iter().map(rusqlite::types::Value::from));
+                    conn.prepare(&format!(
+                        "SELECT {CASE_COLUMNS} FROM cases WHERE {open}
+                           AND id IN (SELECT doc_id FROM doc_scopes WHERE scope IN ({marks}))
+                         ORDER BY due_at, id LIMIT ?2"
+                    ))?
+                    .query_map(rusqlite::params_from_iter(args), case_row)?
+                    .collect::<rusqlite::Result<_>>()?
+                }
+            };
+            Ok(rows)
         })
     }
 

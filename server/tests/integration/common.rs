@@ -433,8 +433,13 @@ mod failing {
         fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>> {
             self.inner.score_totals(from_ms, to_ms)
         }
-        fn overdue_cases(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<CaseRow>> {
-            self.inner.overdue_cases(now_ms, limit)
+        fn overdue_cases(
+            &self,
+            now_ms: i64,
+            scopes: Option<&BTreeSet<ScopeKey>>,
+            limit: u32,
+        ) -> StoreResult<Vec<CaseRow>> {
+            self.inner.overdue_cases(now_ms, scopes, limit)
         }
         fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
             self.inner.setting(key)
