@@ -99,6 +99,15 @@ pub enum Error {
         /// Bytes available under the budget or on the device.
         available: u64,
     },
+    /// Base data (一标多实) that cannot be saved as entered.
+    #[error(transparent)]
+    Base(#[from] crate::address::BaseError),
+    /// A checklist answer, check-in or check-out that does not fit the template.
+    #[error(transparent)]
+    Checklist(#[from] crate::checklist::ChecklistError),
+    /// A mediation step that does not fit the file.
+    #[error(transparent)]
+    Mediation(#[from] crate::mediation::MediationError),
     /// A sync message that could not be read.
     #[error(transparent)]
     Wire(#[from] crate::sync::wire::WireError),

@@ -266,7 +266,11 @@ impl AppState {
             user_id: device.user.id.clone(),
             role: device.user.role,
             device_id: device.device_id.clone(),
-            scopes: self.inner.store.grants(&device.user.id)?,
+            scopes: {
+                let mut scopes = self.inner.store.grants(&device.user.id)?;
+                scopes.extend(ScopeKey::implicit(&device.user.id, device.user.role));
+                scopes
+            },
         })
     }
 

@@ -17,9 +17,10 @@
 use crate::store::{AuditEntry, CaseRow, Merge, ServerStore, StoreError};
 use gridlink_core::Error as CoreError;
 use gridlink_core::case::{Case, ScoringRule, score};
-use gridlink_core::doc::CaseDoc;
+use gridlink_core::doc::{CaseDoc, DocKind, RecordDoc};
 use gridlink_core::sync::access::{Before, Pusher, Refusal, check_push};
 use gridlink_core::sync::actor_belongs_to;
+use gridlink_core::sync::records::check_record_push;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey, case_scopes};
 use gridlink_core::sync::wire::{Ack, PushDoc, RejectCode, Rejection};
 use lru::LruCache;
@@ -34,10 +35,48 @@ pub const MAX_DOC_PUSH_BYTES: usize = 1 << 20;
 const COMPACT_AFTER_CHUNKS: u32 = 32;
 
 struct Cached {
-    doc: CaseDoc,
-    case: Case,
+    held: Held,
     scopes: BTreeSet<ScopeKey>,
     chunks: u32,
+}
+
+/// A loaded document: a case with its fold, or a record.
+enum Held {
+    Case { doc: CaseDoc, case: Case },
+    Record(RecordDoc),
+}
+
+impl Held {
+    /// Loads stored or pushed bytes as the kind the id names.
+    fn load(doc_id: &str, bytes: &[u8]) -> Result<Held, CoreError> {
+        Ok(match DocKind::of(doc_id) {
+            DocKind::Case => {
+                let doc = CaseDoc::load(doc_id, bytes)?;
+                let case = doc.case()?;
+                Held::Case { doc, case }
+            }
+            _ => Held::Record(RecordDoc::load(doc_id, bytes)?),
+        })
+    }
+
+    /// Applies changes in place (on error the copy must be dropped) and re-folds a case.
+    fn apply_in_place(&mut self, bytes: &[u8]) -> Result<(), CoreError> {
+        match self {
+            Held::Case { doc, case } => {
+                doc.apply_in_place(bytes)?;
+                *case = doc.case()?;
+            }
+            Held::Record(doc) => doc.apply_in_place(bytes)?,
+        }
+        Ok(())
+    }
+
+    fn save(&mut self) -> Vec<u8> {
+        match self {
+            Held::Case { doc, .. } => doc.save(),
+            Held::Record(doc) => doc.save(),
+        }
+    }
 }
 
 /// What one push produced.
@@ -279,7 +318,8 @@ impl Merger {
                 heads: doc.heads(),
                 new_scopes: scopes.clone(),
                 scopes,
-                row: CaseRow::of(&case, &place, &self.rule.limits),
+                row: Some(CaseRow::of(&case, &place, &self.rule.limits)),
+                record: None,
                 compacted: Some(bytes),
                 photos: case.state.photos.clone(),
                 scores: score(&case, &place, &self.rule),
@@ -330,19 +370,15 @@ fn load_stored(store: &dyn ServerStore, doc_id: &str) -> Result<Option<Cached>, 
     let Some(stored) = stored else {
         return Ok(None);
     };
-    let doc = CaseDoc::load(doc_id, &stored.bytes).map_err(|e| {
+    let held = Held::load(doc_id, &stored.bytes).map_err(|e| {
         tracing::error!(doc_id, error = %e, "stored document does not load");
         refusal(
             RejectCode::ServerError,
             format!("服务器上的文档无法读取 / the server's copy does not load: {e}"),
         )
     })?;
-    let case = doc
-        .case()
-        .map_err(|e| refusal(RejectCode::ServerError, e.to_string()))?;
     Ok(Some(Cached {
-        doc,
-        case,
+        held,
         scopes: stored.scopes,
         chunks: stored.chunks,
     }))
@@ -362,16 +398,12 @@ fn restore(
     for merge in in_flight.iter().copied().chain(accepted) {
         match cached.as_mut() {
             Some(c) => {
-                c.doc.apply_in_place(&merge.changes).ok()?;
-                c.case = c.doc.case().ok()?;
+                c.held.apply_in_place(&merge.changes).ok()?;
                 c.scopes = merge.scopes.clone();
             }
             None => {
-                let doc = CaseDoc::load(doc_id, &merge.changes).ok()?;
-                let case = doc.case().ok()?;
                 cached = Some(Cached {
-                    doc,
-                    case,
+                    held: Held::load(doc_id, &merge.changes).ok()?,
                     scopes: merge.scopes.clone(),
                     chunks: 0,
                 });
@@ -456,7 +488,7 @@ fn merge_group(
                 let mut restored = restore(store, doc_id, in_flight, &result.merges);
                 let server_doc = restored
                     .as_mut()
-                    .and_then(|c| pusher.may_read(&c.scopes).then(|| c.doc.save()));
+                    .and_then(|c| pusher.may_read(&c.scopes).then(|| c.held.save()));
                 result.outcomes.push((
                     item.job,
                     ItemOutcome::Rejected(Rejection {
@@ -494,22 +526,21 @@ fn merge_one(
             ),
         ));
     }
+    if DocKind::of(&push.doc_id) != DocKind::Case {
+        return merge_record(existing, grids, pusher, actor_prefix, push);
+    }
     let (mut doc, before, before_heads) = match existing {
-        Some(mut cached) => {
-            let heads = cached.doc.heads();
-            // Applied in place: on any refusal below `cached` is dropped, not re-cached.
-            cached
-                .doc
-                .apply_in_place(&push.changes)
-                .map_err(core_refusal)?;
-            let Cached {
-                doc,
-                case,
-                scopes,
-                chunks,
-            } = cached;
+        Some(Cached {
+            held: Held::Case { mut doc, case },
+            scopes,
+            chunks,
+        }) => {
+            let heads = doc.heads();
+            // Applied in place: on any refusal below the copy is dropped, not re-cached.
+            doc.apply_in_place(&push.changes).map_err(core_refusal)?;
             (doc, Some((case, scopes, chunks)), heads)
         }
+        Some(_) => return Err(refusal(RejectCode::ServerError, "kind mismatch".into())),
         None => (
             CaseDoc::load(&push.doc_id, &push.changes).map_err(core_refusal)?,
             None,
@@ -517,26 +548,15 @@ fn merge_one(
         ),
     };
     let heads = doc.heads();
-    // Nothing new: acknowledged, but only to a device that may read the document (an
-    // acknowledgement tells its heads).
-    if let Some((_, scopes, _)) = &before
-        && !pusher.may_read(scopes)
-    {
-        return Err(refusal(
-            RejectCode::OutOfScope,
-            format!(
-                "案件 {} 不在您的范围内 / case {} is outside your scope",
-                push.doc_id, push.doc_id
-            ),
-        ));
+    if let Some((_, scopes, _)) = &before {
+        check_readable(pusher, scopes, &push.doc_id)?;
     }
     if heads == before_heads
         && let Some((case, scopes, chunks)) = before
     {
         return Ok(Merged::Unchanged {
             cached: Cached {
-                doc,
-                case,
+                held: Held::Case { doc, case },
                 scopes,
                 chunks,
             },
@@ -545,24 +565,8 @@ fn merge_one(
     }
     // One pass over the new changes: their authors, and the bytes the change log keeps.
     let (actors, new_changes) = doc.changes_since(&before_heads);
-    if let Some(actor) = actors
-        .iter()
-        .find(|a| !actor_belongs_to(a, actor_prefix, &pusher.device_id))
-    {
-        return Err(refusal(
-            RejectCode::ForgedActor,
-            format!(
-                "变更的作者 {actor} 不是本设备 / a change is authored by {actor}, not by this device"
-            ),
-        ));
-    }
-    let extra = doc.unexpected_root_keys();
-    if !extra.is_empty() {
-        return Err(refusal(
-            RejectCode::Malformed,
-            format!("文档含有未定义的字段 / unknown fields at the root: {extra:?}"),
-        ));
-    }
+    check_authors(&actors, actor_prefix, pusher)?;
+    check_root_keys(doc.unexpected_root_keys())?;
     let after = doc.case().map_err(core_refusal)?;
     if after.details.id != push.doc_id {
         return Err(refusal(
@@ -599,19 +603,9 @@ fn merge_one(
         doc.save()
     };
     let compacted = (chunks >= COMPACT_AFTER_CHUNKS).then(|| doc.save());
-    // Changes the server recorded for the device (its actions endpoint, actor epoch
-    // `u32::MAX`) are not the device's own: logged under another name, so that the device's
-    // next pull brings them to its phone.
-    let server_epoch = crate::actions::SERVER_EPOCH.to_be_bytes();
-    let recorded_by_server =
-        !actors.is_empty() && actors.iter().all(|a| a.to_bytes().ends_with(&server_epoch));
     let merge = Merge {
         doc_id: push.doc_id.clone(),
-        device_id: if recorded_by_server {
-            format!("server-for:{}", pusher.device_id)
-        } else {
-            pusher.device_id.clone()
-        },
+        device_id: logged_device(&actors, pusher),
         changes,
         heads,
         scopes: after_scopes.clone(),
@@ -619,21 +613,167 @@ fn merge_one(
             Some((_, scopes, _)) => after_scopes.difference(scopes).cloned().collect(),
             None => after_scopes.clone(),
         },
-        row: CaseRow::of(&after, &place, &rule.limits),
+        row: Some(CaseRow::of(&after, &place, &rule.limits)),
+        record: None,
         compacted: compacted.clone(),
         photos: after.state.photos.clone(),
         scores: score(&after, &place, rule),
     };
     Ok(Merged::Accepted {
         cached: Cached {
-            doc,
-            case: after,
+            held: Held::Case { doc, case: after },
             scopes: after_scopes,
             chunks: if compacted.is_some() { 0 } else { chunks },
         },
         merge: Box::new(merge),
         added: added.len() as u64,
     })
+}
+
+/// [`merge_one`] for a record document (address, visit, mediation file, template).
+fn merge_record(
+    existing: Option<Cached>,
+    grids: &HashMap<String, GridPlace>,
+    pusher: &Pusher,
+    actor_prefix: &[u8],
+    push: &PushDoc,
+) -> Result<Merged, Refusal> {
+    let (mut doc, before, before_heads) = match existing {
+        Some(Cached {
+            held: Held::Record(doc),
+            scopes,
+            chunks,
+        }) => {
+            let mut after = doc.clone();
+            let heads = after.heads();
+            after.apply_in_place(&push.changes).map_err(core_refusal)?;
+            (after, Some((doc, scopes, chunks)), heads)
+        }
+        Some(_) => return Err(refusal(RejectCode::ServerError, "kind mismatch".into())),
+        None => (
+            RecordDoc::load(&push.doc_id, &push.changes).map_err(core_refusal)?,
+            None,
+            Vec::new(),
+        ),
+    };
+    let heads = doc.heads();
+    if let Some((_, scopes, _)) = &before {
+        check_readable(pusher, scopes, &push.doc_id)?;
+    }
+    if heads == before_heads
+        && let Some((_, scopes, chunks)) = before
+    {
+        return Ok(Merged::Unchanged {
+            cached: Cached {
+                held: Held::Record(doc),
+                scopes,
+                chunks,
+            },
+            heads,
+        });
+    }
+    let (actors, new_changes) = doc.changes_since(&before_heads);
+    check_authors(&actors, actor_prefix, pusher)?;
+    check_root_keys(doc.unexpected_root_keys())?;
+    let accepted = check_record_push(
+        pusher,
+        before.as_ref().map(|(doc, scopes, _)| (doc, scopes)),
+        &doc,
+        &|grid| grids.get(grid).cloned(),
+    )?;
+    let chunks = before.as_ref().map_or(0, |b| b.2) + 1;
+    let changes = if before.is_some() {
+        new_changes
+    } else {
+        doc.save()
+    };
+    let compacted = (chunks >= COMPACT_AFTER_CHUNKS).then(|| doc.save());
+    let merge = Merge {
+        doc_id: push.doc_id.clone(),
+        device_id: logged_device(&actors, pusher),
+        changes,
+        heads,
+        scopes: accepted.scopes.clone(),
+        new_scopes: match &before {
+            Some((_, scopes, _)) => accepted.scopes.difference(scopes).cloned().collect(),
+            None => accepted.scopes.clone(),
+        },
+        row: None,
+        record: Some(accepted.summary),
+        compacted: compacted.clone(),
+        photos: Vec::new(),
+        scores: Vec::new(),
+    };
+    Ok(Merged::Accepted {
+        cached: Cached {
+            held: Held::Record(doc),
+            scopes: accepted.scopes,
+            chunks: if compacted.is_some() { 0 } else { chunks },
+        },
+        merge: Box::new(merge),
+        added: accepted.added,
+    })
+}
+
+/// Nothing new is acknowledged too, but only to a device that may read the document (an
+/// acknowledgement tells its heads).
+fn check_readable(
+    pusher: &Pusher,
+    scopes: &BTreeSet<ScopeKey>,
+    doc_id: &str,
+) -> Result<(), Refusal> {
+    if pusher.may_read(scopes) {
+        Ok(())
+    } else {
+        Err(refusal(
+            RejectCode::OutOfScope,
+            format!("文档 {doc_id} 不在您的范围内 / document {doc_id} is outside your scope"),
+        ))
+    }
+}
+
+fn check_authors(
+    actors: &[automerge::ActorId],
+    actor_prefix: &[u8],
+    pusher: &Pusher,
+) -> Result<(), Refusal> {
+    match actors
+        .iter()
+        .find(|a| !actor_belongs_to(a, actor_prefix, &pusher.device_id))
+    {
+        Some(actor) => Err(refusal(
+            RejectCode::ForgedActor,
+            format!(
+                "变更的作者 {actor} 不是本设备 / a change is authored by {actor}, not by this device"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_root_keys(extra: Vec<String>) -> Result<(), Refusal> {
+    if extra.is_empty() {
+        Ok(())
+    } else {
+        Err(refusal(
+            RejectCode::Malformed,
+            format!("文档含有未定义的字段 / unknown fields at the root: {extra:?}"),
+        ))
+    }
+}
+
+/// The device a merge is logged under. Changes the server recorded for the device (its
+/// actions endpoint, actor epoch `u32::MAX`) are not the device's own: logged under another
+/// name, so that the device's next pull brings them to its phone.
+fn logged_device(actors: &[automerge::ActorId], pusher: &Pusher) -> String {
+    let server_epoch = crate::actions::SERVER_EPOCH.to_be_bytes();
+    let recorded_by_server =
+        !actors.is_empty() && actors.iter().all(|a| a.to_bytes().ends_with(&server_epoch));
+    if recorded_by_server {
+        format!("server-for:{}", pusher.device_id)
+    } else {
+        pusher.device_id.clone()
+    }
 }
 
 enum Merged {

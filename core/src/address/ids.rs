@@ -122,7 +122,7 @@ impl fmt::Debug for ResidentId {
     }
 }
 
-fn valid_date(yyyymmdd: u32) -> bool {
+pub(crate) fn valid_date(yyyymmdd: u32) -> bool {
     let (y, m, d) = (yyyymmdd / 10_000, yyyymmdd / 100 % 100, yyyymmdd % 100);
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days = match m {

@@ -7,8 +7,13 @@
 //! template authoring build on them.
 
 mod standard;
+mod visit;
 
 pub use standard::standard_templates;
+pub use visit::{
+    TemplateChange, TemplateDetails, TemplateRecord, Visit, VisitDetails, VisitRecord, VisitStep,
+    current_template, fold_visit, may_patrol, may_publish_templates, template_doc_id, visit_doc_id,
+};
 
 use crate::case::{Category, Priority};
 use crate::geo::{LatLon, haversine_m};

@@ -8,11 +8,51 @@
 //! Editing = one Automerge change per user action, stamped with the real time.
 
 mod case_doc;
+mod record;
 
 pub use case_doc::{CASE_SCHEMA, CaseDoc};
+pub use record::{DocKind, Entry, Record, RecordDoc};
 
 use crate::error::{Error, Result};
 use automerge::{AutoCommit, ReadDoc, ScalarValue, Value};
+
+/// What the store and the sync layer do with any synced document, whatever its kind.
+pub trait SyncedDoc {
+    /// Document id.
+    fn doc_id(&self) -> &str;
+    /// Current heads.
+    fn heads(&mut self) -> Vec<automerge::ChangeHash>;
+    /// The whole document, compacted.
+    fn save(&mut self) -> Vec<u8>;
+    /// The changes since `heads`.
+    fn save_after(&mut self, heads: &[automerge::ChangeHash]) -> Vec<u8>;
+    /// Whether the document holds this change.
+    fn has_change(&mut self, hash: &automerge::ChangeHash) -> bool;
+}
+
+macro_rules! synced_doc {
+    ($t:ty) => {
+        impl SyncedDoc for $t {
+            fn doc_id(&self) -> &str {
+                self.id()
+            }
+            fn heads(&mut self) -> Vec<automerge::ChangeHash> {
+                <$t>::heads(self)
+            }
+            fn save(&mut self) -> Vec<u8> {
+                <$t>::save(self)
+            }
+            fn save_after(&mut self, heads: &[automerge::ChangeHash]) -> Vec<u8> {
+                <$t>::save_after(self, heads)
+            }
+            fn has_change(&mut self, hash: &automerge::ChangeHash) -> bool {
+                self.automerge().get_change_by_hash(hash).is_some()
+            }
+        }
+    };
+}
+synced_doc!(CaseDoc);
+synced_doc!(RecordDoc);
 
 /// An Automerge actor id derived from a device id: the device's 16 UUID bytes. The server
 /// checks that every change a device pushes is authored by that device's own actor id.

@@ -8,6 +8,13 @@
 //! or refused. [`MediationState::apply`] checks each step against the state so far, so a
 //! mediator working offline gets a typed error at once and nothing recorded is ever lost.
 
+mod file;
+
+pub use file::{
+    DisputeType, MediationDetails, MediationFile, MediationRecord, Party, Side, Team,
+    fold_mediation, may_mediate, mediation_doc_id, mediation_scopes,
+};
+
 use serde::{Deserialize, Serialize};
 
 /// A rung of the mediation ladder.
@@ -128,6 +135,9 @@ pub enum MediationError {
     /// Missing text, signatures, court.
     #[error("内容不完整：{0} / incomplete: {0}")]
     Incomplete(&'static str),
+    /// A party's data does not pass its check (an ID number's check digit).
+    #[error("当事人信息有误：{0} / a party's data is wrong: {0}")]
+    BadParty(String),
 }
 
 /// The state of a mediation file, folded from its steps.

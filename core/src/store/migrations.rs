@@ -33,6 +33,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0004_photos.sql"),
         after: None,
     },
+    Migration {
+        sql: include_str!("migrations/0005_records.sql"),
+        after: None,
+    },
 ];
 
 /// The schema version this build creates.

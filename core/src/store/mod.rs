@@ -14,6 +14,7 @@ mod citizen;
 mod migrations;
 mod photos;
 mod query;
+mod records;
 mod sync;
 
 pub use citizen::{
@@ -24,10 +25,11 @@ pub use migrations::SCHEMA_VERSION;
 pub(crate) use photos::DuePhoto;
 pub use photos::{PhotoBudget, PhotoInput, PhotoState, PhotoStatus};
 pub use query::{CaseFilter, CaseOrder, CasePage, CaseQuery, CaseSummary, PageCursor};
+pub use records::{AddressHit, DEFAULT_CHECK_IN_M, MediationSummary, PatrolItem, VisitAnswer};
 pub use sync::{Credentials, OutboxEntry, OutboxState, PushBatch, RejectedEdit, ResponseOutcome};
 
 use crate::case::{Case, CaseDetails, Category, EventKind, Location, Role, Source, Stamp};
-use crate::doc::{CaseDoc, actor_for_device};
+use crate::doc::{CaseDoc, DocKind, RecordDoc, SyncedDoc, actor_for_device};
 use crate::error::{Error, Result};
 use automerge::ChangeHash;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -204,10 +206,38 @@ impl Store {
                 ))))
             };
         }
-        let (mut doc, _) = CaseDoc::create(details, new.photos, self.stamp(at), self.actor())?;
-        let case = doc.case()?;
-        write_doc(&tx, &mut doc, None, &case, self.config.compact_after_chunks)?;
+        let case = self.create_case(&tx, details, new.photos, at)?;
         tx.commit()?;
+        Ok(case)
+    }
+
+    /// Opens a new case inside a transaction already begun (a hazard found on a visit).
+    fn report_in(&self, tx: &Connection, new: NewCase, at: Moment) -> Result<Case> {
+        let details = CaseDetails {
+            id: new.id,
+            category: new.category,
+            source: new.source,
+            title: new.title.trim().to_owned(),
+            description: new.description,
+            location: new.location,
+            address_id: new.address_id,
+            grid_id: new.grid_id,
+            reporter: None,
+            priority: new.priority,
+        };
+        self.create_case(tx, details, new.photos, at)
+    }
+
+    fn create_case(
+        &self,
+        tx: &Connection,
+        details: CaseDetails,
+        photos: Vec<String>,
+        at: Moment,
+    ) -> Result<Case> {
+        let (mut doc, _) = CaseDoc::create(details, photos, self.stamp(at), self.actor())?;
+        let case = doc.case()?;
+        write_doc(tx, &mut doc, None, &case, self.config.compact_after_chunks)?;
         Ok(case)
     }
 
@@ -255,18 +285,8 @@ impl Store {
         let mut tx = conn.transaction()?;
         let mut report = ApplyReport::default();
         for item in batch {
-            // A stored copy that no longer loads is quarantined by `load` and treated as absent,
-            // so a full document from the server can replace it.
-            let existing = match self.load(&tx, &item.doc_id) {
-                Ok(doc) => doc,
-                Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
-                Err(_) => None,
-            };
             let sp = tx.savepoint()?;
-            match self
-                .apply_one_keep(&sp, item, existing)
-                .map(|(changed, _)| changed)
-            {
+            match self.apply_any(&sp, item).map(|(changed, _)| changed) {
                 Ok(true) => {
                     sp.commit()?;
                     report.applied.push(item.doc_id.clone());
@@ -294,7 +314,33 @@ impl Store {
         Ok(report)
     }
 
-    /// Applies one document's remote changes and writes it; returns whether it changed, and the
+    /// Applies one document's remote changes, of any kind, and writes it; returns whether it
+    /// changed, and the document as it now is. A stored copy that no longer loads is
+    /// quarantined and treated as absent, so a full document from the server can replace it.
+    pub(crate) fn apply_any(
+        &self,
+        tx: &Connection,
+        item: &RemoteChanges,
+    ) -> Result<(bool, Box<dyn SyncedDoc>)> {
+        if DocKind::of(&item.doc_id) == DocKind::Case {
+            let existing = match self.load(tx, &item.doc_id) {
+                Ok(doc) => doc,
+                Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
+                Err(_) => None,
+            };
+            let (changed, doc) = self.apply_one_keep(tx, item, existing)?;
+            return Ok((changed, Box::new(doc)));
+        }
+        let existing = match self.load_record(tx, &item.doc_id) {
+            Ok(doc) => doc,
+            Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
+            Err(_) => None,
+        };
+        let (changed, doc) = self.apply_record(tx, &item.doc_id, &item.bytes, existing)?;
+        Ok((changed, Box::new(doc)))
+    }
+
+    /// Applies one case's remote changes and writes it; returns whether it changed, and the
     /// document as it now is.
     fn apply_one_keep(
         &self,
@@ -353,8 +399,9 @@ impl Store {
     /// (the whole document if the server has acknowledged nothing).
     pub fn unacknowledged_changes(&self, doc_id: &str) -> Result<Vec<u8>> {
         let mut conn = self.lock();
-        let (tx, doc) = self.begin_with(&mut conn, doc_id)?;
-        let mut doc = doc.ok_or_else(|| Error::NotFound(doc_id.to_owned()))?;
+        let tx = conn.transaction()?;
+        let doc = self.load_synced(&tx, doc_id);
+        let mut doc = doc?.ok_or_else(|| Error::NotFound(doc_id.to_owned()))?;
         let acked = acked_heads(&tx, doc_id)?;
         tx.commit()?;
         Ok(match acked {
@@ -387,9 +434,10 @@ impl Store {
     /// [`StoreConfig::compact_after_chunks`] changes).
     pub fn compact(&self, doc_id: &str) -> Result<()> {
         let mut conn = self.lock();
-        let (tx, doc) = self.begin_with(&mut conn, doc_id)?;
-        let mut doc = doc.ok_or_else(|| Error::NotFound(doc_id.to_owned()))?;
-        compact_doc(&tx, &mut doc)?;
+        let tx = conn.transaction()?;
+        let doc = self.load_synced(&tx, doc_id);
+        let mut doc = doc?.ok_or_else(|| Error::NotFound(doc_id.to_owned()))?;
+        compact_doc(&tx, doc.as_mut())?;
         tx.commit()?;
         Ok(())
     }
@@ -460,6 +508,49 @@ impl Store {
     /// Loads a document from its base and chunks. A stored document that no longer loads is
     /// moved to the quarantine (within `conn`'s transaction) and reported as the error.
     fn load(&self, tx: &Connection, doc_id: &str) -> Result<Option<CaseDoc>> {
+        if DocKind::of(doc_id) != DocKind::Case {
+            return Ok(None);
+        }
+        self.load_as(tx, doc_id, |id, bytes| {
+            let mut doc = CaseDoc::load(id, bytes)?;
+            doc.set_actor(self.actor());
+            Ok(doc)
+        })
+    }
+
+    /// Loads a record document (see [`load`](Self::load)).
+    fn load_record(&self, tx: &Connection, doc_id: &str) -> Result<Option<RecordDoc>> {
+        if DocKind::of(doc_id) == DocKind::Case {
+            return Ok(None);
+        }
+        self.load_as(tx, doc_id, |id, bytes| {
+            let mut doc = RecordDoc::load(id, bytes)?;
+            doc.set_actor(self.actor());
+            Ok(doc)
+        })
+    }
+
+    /// Loads a document of any kind, for what every kind shares (sync, compaction).
+    pub(crate) fn load_synced(
+        &self,
+        tx: &Connection,
+        doc_id: &str,
+    ) -> Result<Option<Box<dyn SyncedDoc>>> {
+        Ok(if DocKind::of(doc_id) == DocKind::Case {
+            self.load(tx, doc_id)?
+                .map(|d| Box::new(d) as Box<dyn SyncedDoc>)
+        } else {
+            self.load_record(tx, doc_id)?
+                .map(|d| Box::new(d) as Box<dyn SyncedDoc>)
+        })
+    }
+
+    fn load_as<D>(
+        &self,
+        tx: &Connection,
+        doc_id: &str,
+        parse: impl Fn(&str, &[u8]) -> Result<D>,
+    ) -> Result<Option<D>> {
         let Some(mut bytes) = tx
             .prepare_cached("SELECT base FROM documents WHERE id = ?1")?
             .query_row([doc_id], |r| r.get::<_, Vec<u8>>(0))
@@ -473,11 +564,8 @@ impl Store {
         while let Some(row) = rows.next()? {
             bytes.extend_from_slice(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?);
         }
-        match CaseDoc::load(doc_id, &bytes) {
-            Ok(mut doc) => {
-                doc.set_actor(self.actor());
-                Ok(Some(doc))
-            }
+        match parse(doc_id, &bytes) {
+            Ok(doc) => Ok(Some(doc)),
             Err(
                 e @ (Error::Corrupt { .. }
                 | Error::Malformed { .. }
@@ -544,18 +632,22 @@ fn delete_doc(conn: &Connection, doc_id: &str) -> Result<()> {
         "DELETE FROM case_search WHERE rowid = (SELECT rowid FROM cases WHERE doc_id = ?1)",
     )?
     .execute([doc_id])?;
+    conn.prepare_cached(
+        "DELETE FROM record_search WHERE rowid = (SELECT rowid FROM records WHERE doc_id = ?1)",
+    )?
+    .execute([doc_id])?;
     conn.prepare_cached("DELETE FROM documents WHERE id = ?1")?
         .execute([doc_id])?;
     Ok(())
 }
 
 /// Replaces a document's base and chunks by one full save.
-fn compact_doc(conn: &Connection, doc: &mut CaseDoc) -> Result<()> {
+fn compact_doc(conn: &Connection, doc: &mut dyn SyncedDoc) -> Result<()> {
     let bytes = doc.save();
     conn.prepare_cached("DELETE FROM doc_chunks WHERE doc_id = ?1")?
-        .execute([doc.id()])?;
+        .execute([doc.doc_id()])?;
     conn.prepare_cached("UPDATE documents SET base = ?2, chunk_count = 0 WHERE id = ?1")?
-        .execute(params![doc.id(), bytes])?;
+        .execute(params![doc.doc_id(), bytes])?;
     Ok(())
 }
 
@@ -569,15 +661,36 @@ fn write_doc(
     case: &Case,
     compact_after: u32,
 ) -> Result<()> {
-    let id = doc.id().to_owned();
-    let updated_at = case.state.updated_at_ms;
+    write_bytes(
+        tx,
+        doc,
+        "case",
+        before,
+        case.state.updated_at_ms,
+        compact_after,
+    )?;
+    query::write_index_row(tx, case)
+}
+
+/// Persists a document's bytes after a change (any kind): a new document whole; an existing
+/// one as a new chunk of the changes since `before`, or compacted when it has collected
+/// enough chunks.
+fn write_bytes(
+    tx: &Connection,
+    doc: &mut dyn SyncedDoc,
+    kind: &str,
+    before: Option<&[ChangeHash]>,
+    updated_at: i64,
+    compact_after: u32,
+) -> Result<()> {
+    let id = doc.doc_id().to_owned();
     let heads = encode_heads(&doc.heads());
     match before {
         None => {
             tx.prepare_cached(
-                "INSERT INTO documents (id, kind, base, chunk_count, heads, updated_at) VALUES (?1, 'case', ?2, 0, ?3, ?4)",
+                "INSERT INTO documents (id, kind, base, chunk_count, heads, updated_at) VALUES (?1, ?5, ?2, 0, ?3, ?4)",
             )?
-            .execute(params![id, doc.save(), heads, updated_at])?;
+            .execute(params![id, doc.save(), heads, updated_at, kind])?;
         }
         Some(before) => {
             let chunks: u32 = tx
@@ -596,5 +709,5 @@ fn write_doc(
             }
         }
     }
-    query::write_index_row(tx, case)
+    Ok(())
 }

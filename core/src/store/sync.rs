@@ -255,7 +255,7 @@ impl Store {
         // One transaction for the whole batch: marking documents sent costs one commit.
         let tx = conn.transaction()?;
         for (i, id) in ids.iter().enumerate() {
-            let mut doc = match self.load(&tx, id) {
+            let mut doc = match self.load_synced(&tx, id) {
                 Ok(Some(doc)) => doc,
                 Ok(None) => continue,
                 Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
@@ -316,14 +316,11 @@ impl Store {
                 set_acked(&tx, &ack.doc_id, heads)?;
                 set_outbox(&tx, &ack.doc_id, "accepted", None)?;
                 outcome.accepted += 1;
-            } else if let Ok(Some(mut doc)) = self.load(&tx, &ack.doc_id) {
+            } else if let Ok(Some(mut doc)) = self.load_synced(&tx, &ack.doc_id) {
                 // The server's heads differ from what was pushed: it holds others' changes too
                 // (pulled below), or did not take all of ours. Only heads this phone holds are
                 // recorded, so `save_after` never skips a change the server lacks.
-                if server
-                    .iter()
-                    .all(|h| doc.automerge().get_change_by_hash(h).is_some())
-                {
+                if server.iter().all(|h| doc.has_change(h)) {
                     set_acked(&tx, &ack.doc_id, &server)?;
                 }
                 set_outbox(&tx, &ack.doc_id, "accepted", None)?;
@@ -428,22 +425,13 @@ impl Store {
     /// Applies one pulled document; returns whether it changed. Marks the server's heads as
     /// acknowledged when the phone now holds all of them.
     fn apply_pulled(&self, tx: &Connection, pulled: &crate::sync::wire::PulledDoc) -> Result<bool> {
-        let existing = match self.load(tx, &pulled.doc_id) {
-            Ok(doc) => doc,
-            Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
-            Err(_) => None,
-        };
         let item = super::RemoteChanges {
             doc_id: pulled.doc_id.clone(),
             bytes: pulled.bytes.clone(),
         };
-        let (changed, mut doc) = self.apply_one_keep(tx, &item, existing)?;
+        let (changed, mut doc) = self.apply_any(tx, &item)?;
         let server: Vec<ChangeHash> = pulled.heads.iter().map(|h| ChangeHash::from(*h)).collect();
-        if !server.is_empty()
-            && server
-                .iter()
-                .all(|h| doc.automerge().get_change_by_hash(h).is_some())
-        {
+        if !server.is_empty() && server.iter().all(|h| doc.has_change(h)) {
             set_acked(tx, &pulled.doc_id, &server)?;
         }
         Ok(changed)
@@ -460,6 +448,9 @@ impl Store {
         now: i64,
     ) -> Result<u64> {
         let doc_id = &rejection.doc_id;
+        if crate::doc::DocKind::of(doc_id) != crate::doc::DocKind::Case {
+            return self.reset_rejected_record(tx, rejection, actor, now);
+        }
         let local = match self.load(tx, doc_id) {
             Ok(Some(doc)) => doc.case()?,
             Ok(None) => return Ok(0),
@@ -554,6 +545,130 @@ impl Store {
         Ok(reapplied)
     }
 
+    /// [`reset_rejected`](Self::reset_rejected) for a record: back to the server's version,
+    /// the refused entries to the rejected edits, this device's other pending entries
+    /// re-applied on top exactly as written.
+    fn reset_rejected_record(
+        &self,
+        tx: &Connection,
+        rejection: &Rejection,
+        actor: automerge::ActorId,
+        now: i64,
+    ) -> Result<u64> {
+        let doc_id = &rejection.doc_id;
+        let local = match self.load_record(tx, doc_id) {
+            Ok(Some(doc)) => doc,
+            Ok(None) => return Ok(0),
+            Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
+            Err(_) => return Ok(0),
+        };
+        let server = match &rejection.server_doc {
+            Some(bytes) => match crate::doc::RecordDoc::load(doc_id, bytes) {
+                Ok(doc) => Some(doc),
+                Err(e) => {
+                    set_outbox(
+                        tx,
+                        doc_id,
+                        "rejected",
+                        Some((rejection.code.code(), &e.to_string())),
+                    )?;
+                    return Ok(0);
+                }
+            },
+            None => None,
+        };
+        let id_of = |e: &serde_json::Value| {
+            e.get("id")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let known: HashSet<String> = match &server {
+            Some(doc) => doc.entries_json()?.iter().map(id_of).collect(),
+            None => HashSet::new(),
+        };
+        let pending: Vec<serde_json::Value> = local
+            .entries_json()?
+            .into_iter()
+            .filter(|e| {
+                !known.contains(&id_of(e))
+                    && e.get("device").and_then(serde_json::Value::as_str)
+                        == Some(self.config.device_id.as_str())
+            })
+            .collect();
+        let whole_push = server.is_none() || rejection.event_ids.is_empty();
+        let record_refusal = |entry: &serde_json::Value, code: &str, message: &str| -> Result<()> {
+            tx.prepare_cached(
+                "INSERT INTO rejected_edits (doc_id, event, code, message, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![doc_id, serde_json::json!({ "entry": entry }).to_string(), code, message, now])?;
+            Ok(())
+        };
+        delete_doc(tx, doc_id)?;
+        let Some(mut doc) = server else {
+            for entry in &pending {
+                record_refusal(entry, rejection.code.code(), &rejection.message)?;
+            }
+            return Ok(0);
+        };
+        doc.set_actor(actor);
+        self.write_record(tx, &mut doc, None)?;
+        set_acked(tx, doc_id, &doc.heads())?;
+        let mut reapplied = 0;
+        for entry in &pending {
+            if whole_push || rejection.event_ids.contains(&id_of(entry)) {
+                record_refusal(entry, rejection.code.code(), &rejection.message)?;
+                continue;
+            }
+            let before = doc.heads();
+            let mut next = doc.clone();
+            match next
+                .append_entry_json(entry)
+                .and_then(|()| self.write_record(tx, &mut next, Some(&before)))
+            {
+                Ok(()) => {
+                    doc = next;
+                    reapplied += 1;
+                }
+                Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
+                Err(e) => record_refusal(entry, "not_allowed_after_reset", &e.to_string())?,
+            }
+        }
+        set_outbox(
+            tx,
+            doc_id,
+            "rejected",
+            Some((rejection.code.code(), &rejection.message)),
+        )?;
+        Ok(reapplied)
+    }
+
+    /// Entries of record documents (addresses, visits, mediation files) the server refused,
+    /// newest first: the entry as written, the reason's code and message.
+    pub fn rejected_entries(&self) -> Result<Vec<(String, serde_json::Value, String, String)>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT doc_id, event, code, message FROM rejected_edits ORDER BY at DESC, id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (doc_id, json, code, message) = row?;
+            let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+            if let Some(entry) = value.get("entry") {
+                out.push((doc_id, entry.clone(), code, message));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every document with a sync state worth showing: unsent, sent, or refused last time.
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
         let conn = self.lock();
@@ -601,6 +716,10 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (doc_id, json, code, message, at_ms) = row?;
+            // Record entries are listed by `rejected_entries`.
+            if json.starts_with("{\"entry\"") {
+                continue;
+            }
             #[derive(serde::Deserialize)]
             struct Stored {
                 event: Event,

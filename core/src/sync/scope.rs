@@ -25,12 +25,28 @@ pub enum ScopeKey {
     Enforcement(String),
     /// The user who reported the case (read access for citizens to their own reports).
     Reporter(String),
+    /// One user by id: every user implicitly holds their own (a mediation file's team).
+    Member(String),
+    /// The mediators of a grid, village or town (by its id).
+    Mediation(String),
+    /// Read by every staff user (checklist templates); grants no writing.
+    Shared,
 }
 
 impl ScopeKey {
     /// Whether this key lets its holder write documents (not only read them).
     pub fn grants_write(&self) -> bool {
-        !matches!(self, ScopeKey::Reporter(_))
+        !matches!(self, ScopeKey::Reporter(_) | ScopeKey::Shared)
+    }
+
+    /// The keys every user holds without a grant: their own `member:` key, and `shared` for
+    /// staff (not citizens).
+    pub fn implicit(user_id: &str, role: crate::case::Role) -> Vec<ScopeKey> {
+        let mut keys = vec![ScopeKey::Member(user_id.to_owned())];
+        if role != crate::case::Role::Citizen {
+            keys.push(ScopeKey::Shared);
+        }
+        keys
     }
 }
 
@@ -44,6 +60,9 @@ impl fmt::Display for ScopeKey {
             ScopeKey::Department(id) => write!(f, "dept:{id}"),
             ScopeKey::Enforcement(id) => write!(f, "enf:{id}"),
             ScopeKey::Reporter(id) => write!(f, "reporter:{id}"),
+            ScopeKey::Member(id) => write!(f, "member:{id}"),
+            ScopeKey::Mediation(id) => write!(f, "mediation:{id}"),
+            ScopeKey::Shared => f.write_str("shared"),
         }
     }
 }
@@ -51,7 +70,7 @@ impl fmt::Display for ScopeKey {
 /// A scope key that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "无效的授权范围 {0:?}（应为 district、town:…、village:…、grid:…、dept:…、enf:… 或 reporter:…）/ not a scope: {0:?} (expected district, town:…, village:…, grid:…, dept:…, enf:… or reporter:…)"
+    "无效的授权范围 {0:?}（应为 district、shared、town:…、village:…、grid:…、dept:…、enf:…、reporter:…、member:… 或 mediation:…）/ not a scope: {0:?} (expected district, shared, town:…, village:…, grid:…, dept:…, enf:…, reporter:…, member:… or mediation:…)"
 )]
 pub struct BadScope(pub String);
 
@@ -61,6 +80,9 @@ impl std::str::FromStr for ScopeKey {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "district" {
             return Ok(ScopeKey::District);
+        }
+        if s == "shared" {
+            return Ok(ScopeKey::Shared);
         }
         let bad = || BadScope(s.to_owned());
         let (kind, id) = s.split_once(':').ok_or_else(bad)?;
@@ -75,6 +97,8 @@ impl std::str::FromStr for ScopeKey {
             "dept" => ScopeKey::Department(id),
             "enf" => ScopeKey::Enforcement(id),
             "reporter" => ScopeKey::Reporter(id),
+            "member" => ScopeKey::Member(id),
+            "mediation" => ScopeKey::Mediation(id),
             _ => return Err(bad()),
         })
     }
@@ -130,6 +154,9 @@ mod tests {
             ScopeKey::Grid("320509001001-01".into()),
             ScopeKey::Department("urban".into()),
             ScopeKey::Reporter("cit-1".into()),
+            ScopeKey::Member("u-1".into()),
+            ScopeKey::Mediation("320509001".into()),
+            ScopeKey::Shared,
         ] {
             assert_eq!(key.to_string().parse::<ScopeKey>(), Ok(key));
         }

@@ -19,5 +19,6 @@ mod mediation;
 mod merge;
 mod photo;
 mod queue;
+mod records;
 mod scoring;
 mod store;

@@ -675,6 +675,24 @@ fn migrations_upgrade_a_frozen_v3_database_with_an_empty_photo_queue() {
 }
 
 #[test]
+fn migrations_upgrade_a_frozen_v4_database_with_no_records() {
+    let dir = TempDir::new();
+    let old = dir.path("v4.sqlite");
+    old_database(
+        &old,
+        include_str!("../fixtures/schema_v4.sql"),
+        4,
+        4,
+        "占道经营",
+    );
+    let upgraded = upgrade_and_compare(&dir, &old);
+    assert!(upgraded.templates().unwrap().is_empty());
+    assert!(upgraded.mediation_files().unwrap().is_empty());
+    assert!(upgraded.search_addresses("路", 10).unwrap().is_empty());
+    assert_eq!(upgraded.case(&uuid(4)).unwrap().details.title, "占道经营");
+}
+
+#[test]
 fn an_enrollment_for_another_device_user_or_role_is_refused() {
     let dir = TempDir::new();
     let store = Store::open(

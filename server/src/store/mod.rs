@@ -175,8 +175,10 @@ pub struct Merge {
     /// The keys it did not have before (all of them for a new document): its earlier changes
     /// are added to those keys' logs.
     pub new_scopes: BTreeSet<ScopeKey>,
-    /// The materialized row.
-    pub row: CaseRow,
+    /// The materialized row of a case.
+    pub row: Option<CaseRow>,
+    /// The summary of a record (address, visit, mediation file, template).
+    pub record: Option<gridlink_core::sync::records::RecordSummary>,
     /// A full save to become the new base (compaction), if the merger decided so.
     pub compacted: Option<Vec<u8>>,
     /// Photo hashes the case's events reference (all of them; recording is idempotent).

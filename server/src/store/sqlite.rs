@@ -11,6 +11,7 @@ use super::{
 };
 use crate::now_ms;
 use gridlink_core::case::{Role, ScoreReason, ScoreUnit};
+use gridlink_core::doc::DocKind;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey};
 use gridlink_core::sync::wire::{Hash, PulledDoc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -22,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_photos_citizens.sql"),
     include_str!("migrations/0003_scores.sql"),
+    include_str!("migrations/0004_records.sql"),
 ];
 const READERS: usize = 4;
 
@@ -233,9 +235,9 @@ impl SqliteStore {
         let heads = encode_heads(&m.heads);
         if known.is_none() {
             tx.prepare_cached(
-                "INSERT INTO documents (id, kind, heads, base, base_seq, chunks) VALUES (?1, 'case', ?2, x'', 0, 0)",
+                "INSERT INTO documents (id, kind, heads, base, base_seq, chunks) VALUES (?1, ?3, ?2, x'', 0, 0)",
             )?
-            .execute(params![m.doc_id, heads])?;
+            .execute(params![m.doc_id, heads, DocKind::of(&m.doc_id).code()])?;
         }
         let seq: i64 = tx
             .prepare_cached(
@@ -312,7 +314,28 @@ impl SqliteStore {
             ])?;
             day.execute(params![unit, l.at_ms, l.points])?;
         }
-        let r = &m.row;
+        if let Some(r) = &m.record {
+            tx.prepare_cached(
+                "INSERT INTO records (doc_id, kind, grid_id, subject, actor, started_at, done_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (doc_id) DO UPDATE SET grid_id = excluded.grid_id, subject = excluded.subject,
+                    actor = excluded.actor, started_at = excluded.started_at, done_at = excluded.done_at,
+                    updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                m.doc_id,
+                r.kind.code(),
+                r.grid_id,
+                r.subject,
+                r.actor,
+                r.started_at_ms,
+                r.done_at_ms,
+                r.updated_at_ms
+            ])?;
+        }
+        let Some(r) = &m.row else {
+            return Ok(());
+        };
         tx.prepare_cached(
             "INSERT INTO cases (id, grid_id, village_id, town_id, category, source, status, level, assignee,
                                 reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events)

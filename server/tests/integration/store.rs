@@ -41,7 +41,8 @@ fn merge(doc: &mut CaseDoc, device: &str, changes: Vec<u8>) -> Merge {
         // Every key, as if new: keys the document already has are skipped by the store.
         new_scopes: case_scopes(&case, &place),
         scopes: case_scopes(&case, &place),
-        row: CaseRow::of(&case, &place, &Default::default()),
+        row: Some(CaseRow::of(&case, &place, &Default::default())),
+        record: None,
         compacted: None,
         photos: case.state.photos.clone(),
         scores: Vec::new(),
