@@ -23,13 +23,31 @@ pub fn grants_for(user: &gridlink_fixtures::User) -> Vec<ScopeKey> {
         Some(Role::GridInspector | Role::ProfessionalInspector) => {
             keys(ScopeKey::Grid, &user.grid_ids)
         }
-        Some(Role::GridChief | Role::Mediator) if !user.village_ids.is_empty() => {
+        // Mediators also hold the mediation keys of their area: mediation files reach them
+        // by those, never by the area's case keys.
+        Some(Role::Mediator) => {
+            let areas: &[String] = if !user.village_ids.is_empty() {
+                &user.village_ids
+            } else if !user.town_ids.is_empty() {
+                &user.town_ids
+            } else {
+                &user.grid_ids
+            };
+            let mut k = keys(ScopeKey::Mediation, areas);
+            k.extend(if !user.village_ids.is_empty() {
+                keys(ScopeKey::Village, areas)
+            } else if !user.town_ids.is_empty() {
+                keys(ScopeKey::Town, areas)
+            } else {
+                keys(ScopeKey::Grid, areas)
+            });
+            k
+        }
+        Some(Role::GridChief) if !user.village_ids.is_empty() => {
             keys(ScopeKey::Village, &user.village_ids)
         }
-        Some(Role::GridChief | Role::Mediator) if !user.town_ids.is_empty() => {
-            keys(ScopeKey::Town, &user.town_ids)
-        }
-        Some(Role::GridChief | Role::Mediator) => keys(ScopeKey::Grid, &user.grid_ids),
+        Some(Role::GridChief) if !user.town_ids.is_empty() => keys(ScopeKey::Town, &user.town_ids),
+        Some(Role::GridChief) => keys(ScopeKey::Grid, &user.grid_ids),
         Some(Role::DepartmentHandler) => user
             .department
             .iter()

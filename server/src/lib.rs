@@ -25,6 +25,7 @@ pub mod merge;
 pub mod metrics;
 pub mod overdue;
 pub mod photos;
+pub mod records;
 pub mod scores;
 pub mod store;
 
@@ -484,6 +485,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/cases/{id}/reporter", get(citizen::reporter))
         .route("/v1/scores", get(scores::scores))
         .route("/v1/cases/{id}/events", post(actions::record))
+        .route(
+            "/v1/templates",
+            get(records::list_templates).post(records::post_template),
+        )
+        .route("/v1/patrols/coverage", get(records::coverage))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

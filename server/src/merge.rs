@@ -40,7 +40,9 @@ struct Cached {
     chunks: u32,
 }
 
-/// A loaded document: a case with its fold, or a record.
+/// A loaded document: a case with its fold, or a record. (Cases are most of what is merged;
+/// keeping the fold inline saves an allocation per merge.)
+#[allow(clippy::large_enum_variant)]
 enum Held {
     Case { doc: CaseDoc, case: Case },
     Record(RecordDoc),
@@ -289,6 +291,39 @@ impl Merger {
     /// access checks, in one transaction.
     pub fn import(&mut self, docs: Vec<CaseDoc>) -> Result<(), StoreError> {
         self.import_from(docs, "server", Vec::new())
+    }
+
+    /// Stores record documents the server wrote (the register of standard addresses), without
+    /// access checks, in one transaction.
+    pub fn import_records(
+        &mut self,
+        docs: Vec<RecordDoc>,
+        device_id: &str,
+        audit: Vec<AuditEntry>,
+    ) -> Result<(), StoreError> {
+        let mut merges = Vec::with_capacity(docs.len());
+        for mut doc in docs {
+            let grids = &self.grids;
+            let (scopes, summary) =
+                gridlink_core::sync::records::summary(&doc, &|g| grids.get(g).cloned())
+                    .map_err(|r| StoreError::Conflict(r.message))?;
+            let bytes = doc.save();
+            merges.push(Merge {
+                doc_id: doc.id().to_owned(),
+                device_id: device_id.to_owned(),
+                changes: bytes.clone(),
+                heads: doc.heads(),
+                new_scopes: scopes.clone(),
+                scopes,
+                row: None,
+                record: Some(summary),
+                compacted: Some(bytes),
+                photos: Vec::new(),
+                scores: Vec::new(),
+            });
+            self.cache.pop(doc.id());
+        }
+        self.store.commit(&merges, &audit)
     }
 
     /// Stores documents the server wrote on behalf of a device (a citizen's report), with

@@ -16,10 +16,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use gridlink_core::case::{EventKind, Level, Role, Stamp};
 use gridlink_core::doc::CaseDoc;
-use gridlink_core::sync::access::Pusher;
-use gridlink_core::sync::scope::ScopeKey;
 use gridlink_core::sync::wire::PushDoc;
-use std::collections::BTreeSet;
 
 /// Most cases one escalation run handles (the next run takes the rest).
 const MAX_PER_RUN: u32 = 500;
@@ -58,12 +55,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 
 /// Escalates every overdue case still in a grid or a village one rung up; returns their ids.
 pub fn escalate_overdue(state: &AppState, now: i64) -> Result<Vec<String>, StoreError> {
-    let system = Pusher {
-        user_id: "system".into(),
-        role: Role::System,
-        device_id: gridlink_core::sync::access::PLATFORM_DEVICE.into(),
-        scopes: BTreeSet::from([ScopeKey::District]),
-    };
+    let system = crate::records::platform_pusher();
     let actor = gridlink_core::sync::device_actor(&crate::SERVER_ACTOR_PREFIX, 0);
     let mut escalated = Vec::new();
     for row in state.store().overdue_cases(now, None, MAX_PER_RUN)? {

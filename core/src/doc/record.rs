@@ -222,14 +222,13 @@ impl RecordDoc {
         existing: &[Entry<R::Body>],
     ) -> Result<Vec<Entry<R::Body>>> {
         let history = self.history_obj()?;
-        let mut len = self.doc.length(&history);
-        let mut seq = existing.iter().map(|e| e.seq).max().unwrap_or(0);
+        let len = self.doc.length(&history);
+        let last = existing.iter().map(|e| e.seq).max().unwrap_or(0);
         let mut written = Vec::with_capacity(bodies.len());
-        for body in bodies {
-            seq += 1;
+        for (i, body) in bodies.into_iter().enumerate() {
             let entry = Entry {
                 id: uuid::Uuid::new_v4().to_string(),
-                seq,
+                seq: last + 1 + i64::try_from(i).unwrap_or(i64::MAX - last - 1),
                 at_ms: stamp.at_ms,
                 actor: stamp.actor.clone(),
                 role: stamp.role,
@@ -238,9 +237,8 @@ impl RecordDoc {
                 body,
             };
             let value = serde_json::to_value(&entry).map_err(|e| self.malformed(e.to_string()))?;
-            put_json(&mut self.doc, &history, len.into(), &value)
+            put_json(&mut self.doc, &history, (len + i).into(), &value)
                 .map_err(|e| self.malformed(e.to_string()))?;
-            len += 1;
             written.push(entry);
         }
         Ok(written)

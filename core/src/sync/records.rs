@@ -27,6 +27,8 @@ pub struct RecordSummary {
     pub grid_id: Option<String>,
     /// What it is about: the address code of an address or a visit; the template id.
     pub subject: Option<String>,
+    /// One line for lists: the address text, the template title, the dispute summary.
+    pub title: String,
     /// The visit's inspector, or the mediation file's mediator.
     pub actor: Option<String>,
     /// When the visit was checked in (UTC ms).
@@ -105,6 +107,7 @@ pub fn inspect(
                     kind: DocKind::Address,
                     grid_id: Some(details.grid_id.clone()),
                     subject: Some(details.code.clone()),
+                    title: state.details.text.clone(),
                     actor: None,
                     started_at_ms: None,
                     done_at_ms: None,
@@ -127,6 +130,7 @@ pub fn inspect(
                     kind: DocKind::Visit,
                     grid_id: Some(details.grid_id.clone()),
                     subject: Some(details.address_code.clone()),
+                    title: details.template.title.clone(),
                     actor: Some(details.inspector.clone()),
                     started_at_ms: visit.checked_in_at_ms,
                     done_at_ms: visit.checked_out_at_ms,
@@ -149,6 +153,7 @@ pub fn inspect(
                     kind: DocKind::Mediation,
                     grid_id: Some(details.grid_id.clone()),
                     subject: details.case_id.clone(),
+                    title: details.summary.chars().take(60).collect(),
                     actor: Some(details.team.mediator.clone()),
                     started_at_ms: entries.first().map(|e| e.at_ms),
                     done_at_ms: ended.then_some(file.updated_at_ms),
@@ -169,6 +174,8 @@ pub fn inspect(
                     kind: DocKind::Template,
                     grid_id: None,
                     subject: Some(details.template_id.clone()),
+                    title: crate::checklist::current_template(&details, &entries)
+                        .map_or_else(|| details.template_id.clone(), |t| t.title),
                     actor: None,
                     started_at_ms: None,
                     done_at_ms: None,

@@ -187,6 +187,17 @@ pub struct Merge {
     pub scores: Vec<gridlink_core::case::ScoreLine>,
 }
 
+/// A standard address and its last completed visit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoverageRow {
+    /// Standard address code.
+    pub code: String,
+    /// Address text.
+    pub text: String,
+    /// Check-out time of the last completed visit.
+    pub last_visit_ms: Option<i64>,
+}
+
 /// Points of one unit over a period.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreTotal {
@@ -359,6 +370,11 @@ pub trait ServerStore: Send + Sync + 'static {
         scopes: Option<&BTreeSet<ScopeKey>>,
         limit: u32,
     ) -> StoreResult<Vec<CaseRow>>;
+    /// Ids of the record documents of a kind (`address`, `visit`, `mediation`, `template`).
+    fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>>;
+    /// The standard addresses of a grid with their last completed visit (check-out, UTC
+    /// ms), by address code.
+    fn coverage(&self, grid_id: &str) -> StoreResult<Vec<CoverageRow>>;
     /// A keyed setting.
     fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Sets a keyed setting.

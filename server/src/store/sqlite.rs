@@ -6,8 +6,8 @@
 //! survive a power cut.
 
 use super::{
-    AuditEntry, BlobRow, CaseRow, Citizen, DeviceAuth, Merge, NewDevice, PhotoCase, PullPage,
-    ScoreTotal, ServerStore, StoreError, StoreResult, StoredDoc, User,
+    AuditEntry, BlobRow, CaseRow, Citizen, CoverageRow, DeviceAuth, Merge, NewDevice, PhotoCase,
+    PullPage, ScoreTotal, ServerStore, StoreError, StoreResult, StoredDoc, User,
 };
 use crate::now_ms;
 use gridlink_core::case::{Role, ScoreReason, ScoreUnit};
@@ -316,9 +316,10 @@ impl SqliteStore {
         }
         if let Some(r) = &m.record {
             tx.prepare_cached(
-                "INSERT INTO records (doc_id, kind, grid_id, subject, actor, started_at, done_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO records (doc_id, kind, grid_id, subject, actor, started_at, done_at, updated_at, title)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (doc_id) DO UPDATE SET grid_id = excluded.grid_id, subject = excluded.subject,
+                    title = excluded.title,
                     actor = excluded.actor, started_at = excluded.started_at, done_at = excluded.done_at,
                     updated_at = excluded.updated_at",
             )?
@@ -330,7 +331,8 @@ impl SqliteStore {
                 r.actor,
                 r.started_at_ms,
                 r.done_at_ms,
-                r.updated_at_ms
+                r.updated_at_ms,
+                r.title
             ])?;
         }
         let Some(r) = &m.row else {
@@ -965,6 +967,34 @@ impl ServerStore for SqliteStore {
                 }
             };
             Ok(rows)
+        })
+    }
+
+    fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>> {
+        self.with_reader(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT doc_id FROM records WHERE kind = ?1 ORDER BY doc_id")?;
+            let ids = stmt.query_map([kind], |r| r.get(0))?;
+            Ok(ids.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn coverage(&self, grid_id: &str) -> StoreResult<Vec<CoverageRow>> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT a.subject, a.title,
+                        (SELECT MAX(v.done_at) FROM records v
+                         WHERE v.kind = 'visit' AND v.subject = a.subject AND v.done_at IS NOT NULL)
+                 FROM records a WHERE a.kind = 'address' AND a.grid_id = ?1 ORDER BY a.subject",
+            )?;
+            let rows = stmt.query_map([grid_id], |r| {
+                Ok(CoverageRow {
+                    code: r.get(0)?,
+                    text: r.get(1)?,
+                    last_visit_ms: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
 

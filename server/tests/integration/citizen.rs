@@ -15,13 +15,13 @@ use gridlink_server::limits::{Rate, RateLimits};
 
 const T0: i64 = 1_795_910_400_000;
 
-struct Citizen {
-    store: Store,
-    transport: HttpTransport,
+pub struct Citizen {
+    pub store: Store,
+    pub transport: HttpTransport,
     _dir: TempDir,
 }
 
-fn register(server: &TestServer, name: Option<&str>, phone: Option<&str>) -> Citizen {
+pub fn register(server: &TestServer, name: Option<&str>, phone: Option<&str>) -> Citizen {
     let device = uuid::Uuid::new_v4().to_string();
     let enrollment = register_citizen(
         &HttpTransport::new(&server.url).unwrap(),

@@ -165,6 +165,13 @@ impl TestServer {
         Phone::open(&self.url, device_id, enrollment)
     }
 
+    /// Imports the fixture district's standard addresses and publishes the standard
+    /// checklists.
+    pub fn with_base_data(&self) -> usize {
+        let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
+        gridlink_server::records::import_base_data(&self.state, &district).unwrap()
+    }
+
     /// The server's current copy of a document.
     pub fn doc(&self, id: &str) -> Option<gridlink_core::doc::CaseDoc> {
         let stored = self.state.store().load_doc(id).unwrap()?;
@@ -440,6 +447,12 @@ mod failing {
             limit: u32,
         ) -> StoreResult<Vec<CaseRow>> {
             self.inner.overdue_cases(now_ms, scopes, limit)
+        }
+        fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>> {
+            self.inner.record_ids(kind)
+        }
+        fn coverage(&self, grid_id: &str) -> StoreResult<Vec<CoverageRow>> {
+            self.inner.coverage(grid_id)
         }
         fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
             self.inner.setting(key)

@@ -20,6 +20,7 @@ mod http;
 mod merge;
 mod overdue;
 mod photos;
+mod records;
 mod scores;
 mod security;
 mod store;

@@ -220,18 +220,18 @@ fn three_phones_converge_whatever_the_order_of_syncs() {
 /// A transport that, for a while, drops requests or responses, delivers a request twice,
 /// delays, and hands back the response of an earlier request instead of this one (after
 /// delivering this one, or losing it).
-struct Faulty {
+pub struct Faulty {
     inner: gridlink_core::sync::HttpTransport,
     rng: Mutex<fastrand::Rng>,
-    faults_left: Mutex<u32>,
+    pub faults_left: Mutex<u32>,
     previous: Mutex<Option<Vec<u8>>>,
-    log: Mutex<Vec<&'static str>>,
+    pub log: Mutex<Vec<&'static str>>,
     /// Faults to inject first, in this order, before the random ones.
     script: Mutex<std::collections::VecDeque<&'static str>>,
 }
 
 impl Faulty {
-    fn new(inner: gridlink_core::sync::HttpTransport, seed: u64, faults: u32) -> Self {
+    pub fn new(inner: gridlink_core::sync::HttpTransport, seed: u64, faults: u32) -> Self {
         Faulty {
             inner,
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),

@@ -6,6 +6,7 @@ CREATE TABLE records (
     kind       TEXT NOT NULL,
     grid_id    TEXT,
     subject    TEXT,
+    title      TEXT NOT NULL,
     actor      TEXT,
     started_at INTEGER,
     done_at    INTEGER,
