@@ -4,7 +4,9 @@
 //!
 //! `GET /v1/scores?from=MS&to=MS` (operators): JSON, every unit as credited and every area with
 //! what it and the areas under it solved, over whole days (Asia/Shanghai): from the day holding
-//! `from` through the day holding the last millisecond before `to`.
+//! `from` through the day holding the last millisecond before `to`; with the cases reported
+//! in `[from, to)`: how many, how many closed (the completion rate), and the 721 split of the
+//! solved ones.
 
 use crate::error::ApiError;
 use crate::store::{ServerStore, StoreResult};
@@ -40,11 +42,18 @@ pub struct ScoreReport {
     pub units: Vec<UnitScore>,
     /// Villages with their grids, and towns with their villages and grids.
     pub areas: Vec<UnitScore>,
+    /// The cases reported in the period.
+    pub cases: crate::store::CaseStats,
+    /// Their completion rate (办结率).
+    pub completion_rate: f64,
+    /// Solved cases by share of the 721 split: grid side, departments, law enforcement.
+    pub split_721: [u64; 3],
 }
 
 /// Computes the report from the stored lines.
 pub fn report(store: &dyn ServerStore, from_ms: i64, to_ms: i64) -> StoreResult<ScoreReport> {
     let totals = store.score_totals(from_ms, to_ms)?;
+    let cases = store.case_stats(from_ms, to_ms)?;
     let grids = store.grids()?;
     let village_of: HashMap<&str, &str> = grids
         .iter()
@@ -103,6 +112,9 @@ pub fn report(store: &dyn ServerStore, from_ms: i64, to_ms: i64) -> StoreResult<
                 lines,
             })
             .collect(),
+        completion_rate: cases.completion_rate(),
+        split_721: cases.split_721(),
+        cases,
     })
 }
 

@@ -187,6 +187,44 @@ pub struct Merge {
     pub scores: Vec<gridlink_core::case::ScoreLine>,
 }
 
+/// The cases reported in a period (统计): the basis of the completion rate and the 721 split.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CaseStats {
+    /// Cases reported.
+    pub reported: u64,
+    /// Of those, closed (completed, or closed as invalid or duplicate).
+    pub closed: u64,
+    /// Of those, solved (resolved, verified or closed after a fix), by the level code that
+    /// solved them.
+    pub solved_by_level: std::collections::BTreeMap<String, u64>,
+}
+
+impl CaseStats {
+    /// Closed over reported (办结率); 1 when nothing was reported.
+    pub fn completion_rate(&self) -> f64 {
+        if self.reported == 0 {
+            1.0
+        } else {
+            self.closed as f64 / self.reported as f64
+        }
+    }
+
+    /// Solved cases per share of the "721" split: `[7, 2, 1]` → counts (grid side, departments,
+    /// law enforcement).
+    pub fn split_721(&self) -> [u64; 3] {
+        let mut split = [0; 3];
+        for (level, n) in &self.solved_by_level {
+            match gridlink_core::case::Level::from_code(level).map(|l| l.split_721()) {
+                Some(7) => split[0] += n,
+                Some(2) => split[1] += n,
+                Some(1) => split[2] += n,
+                _ => {}
+            }
+        }
+        split
+    }
+}
+
 /// A standard address and its last completed visit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoverageRow {
@@ -370,6 +408,9 @@ pub trait ServerStore: Send + Sync + 'static {
         scopes: Option<&BTreeSet<ScopeKey>>,
         limit: u32,
     ) -> StoreResult<Vec<CaseRow>>;
+    /// Cases reported in `[from_ms, to_ms)`: how many, how many are closed, and where the
+    /// solved ones were solved.
+    fn case_stats(&self, from_ms: i64, to_ms: i64) -> StoreResult<CaseStats>;
     /// Ids of the record documents of a kind (`address`, `visit`, `mediation`, `template`).
     fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>>;
     /// The standard addresses of a grid with their last completed visit (check-out, UTC

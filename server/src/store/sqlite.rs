@@ -6,8 +6,8 @@
 //! survive a power cut.
 
 use super::{
-    AuditEntry, BlobRow, CaseRow, Citizen, CoverageRow, DeviceAuth, Merge, NewDevice, PhotoCase,
-    PullPage, ScoreTotal, ServerStore, StoreError, StoreResult, StoredDoc, User,
+    AuditEntry, BlobRow, CaseRow, CaseStats, Citizen, CoverageRow, DeviceAuth, Merge, NewDevice,
+    PhotoCase, PullPage, ScoreTotal, ServerStore, StoreError, StoreResult, StoredDoc, User,
 };
 use crate::now_ms;
 use gridlink_core::case::{Role, ScoreReason, ScoreUnit};
@@ -967,6 +967,30 @@ impl ServerStore for SqliteStore {
                 }
             };
             Ok(rows)
+        })
+    }
+
+    fn case_stats(&self, from_ms: i64, to_ms: i64) -> StoreResult<CaseStats> {
+        self.with_reader(|conn| {
+            let mut stats = CaseStats::default();
+            let mut stmt = conn.prepare_cached(
+                "SELECT status = 'closed', solved_level, COUNT(*) FROM cases
+                 WHERE reported_at >= ?1 AND reported_at < ?2 GROUP BY 1, 2",
+            )?;
+            let mut rows = stmt.query(params![from_ms, to_ms])?;
+            while let Some(row) = rows.next()? {
+                let closed: bool = row.get(0)?;
+                let level: Option<String> = row.get(1)?;
+                let n = u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0);
+                stats.reported += n;
+                if closed {
+                    stats.closed += n;
+                }
+                if let Some(level) = level {
+                    *stats.solved_by_level.entry(level).or_default() += n;
+                }
+            }
+            Ok(stats)
         })
     }
 

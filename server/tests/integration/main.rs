@@ -16,6 +16,7 @@ mod actions;
 mod citizen;
 mod common;
 mod demo;
+mod field_day;
 mod http;
 mod merge;
 mod overdue;

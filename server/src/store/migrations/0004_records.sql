@@ -14,3 +14,6 @@ CREATE TABLE records (
 ) STRICT;
 CREATE INDEX records_by_grid ON records (kind, grid_id, subject);
 CREATE INDEX records_by_subject ON records (kind, subject, done_at);
+
+-- Cases by report time: the 721 split and completion rate of a period.
+CREATE INDEX cases_by_reported ON cases (reported_at, status, solved_level);
