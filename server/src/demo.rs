@@ -145,6 +145,18 @@ pub fn seed_cases(
     seed: u64,
     now_ms: i64,
 ) -> Result<usize, StoreError> {
+    seed_cases_over(state, district, count, seed, now_ms, 30)
+}
+
+/// [`seed_cases`] with the report times spread over the `days` before `now_ms`.
+pub fn seed_cases_over(
+    state: &AppState,
+    district: &District,
+    count: usize,
+    seed: u64,
+    now_ms: i64,
+    days: i64,
+) -> Result<usize, StoreError> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let actor = device_actor(&crate::SERVER_ACTOR_PREFIX, 0);
     let inspector = |grid: &str| {
@@ -175,7 +187,7 @@ pub fn seed_cases(
             continue;
         };
         let (category, title) = TITLES[rng.usize(..TITLES.len())];
-        let at = now_ms - rng.i64(3_600_000..30 * 86_400_000);
+        let at = now_ms - rng.i64(3_600_000..days.max(1) * 86_400_000);
         let centre = grid
             .ring
             .first()
@@ -331,4 +343,232 @@ pub fn bench_state(
     let district = District::generate(gridlink_fixtures::Scale::Small);
     import_district(&state, &district)?;
     Ok((store, state, district))
+}
+
+/// What [`seed_field_work`] added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FieldWork {
+    /// Standard addresses imported.
+    pub addresses: usize,
+    /// Completed patrol visits.
+    pub visits: usize,
+    /// Mediation files.
+    pub mediation_files: usize,
+}
+
+/// The demo's base data and field work: the register of standard addresses and the standard
+/// checklists ([`crate::records::import_base_data`]), a completed household visit to about
+/// one address in `1 / every` of each basic grid by its inspector over the last 30 days, and
+/// a mediation file in each of the first `files` villages (one agreed and awaiting judicial
+/// confirmation, the others at various rungs). Deterministic for a given `seed`.
+pub fn seed_field_work(
+    state: &AppState,
+    district: &District,
+    every: usize,
+    files: usize,
+    seed: u64,
+    now_ms: i64,
+) -> Result<FieldWork, StoreError> {
+    use gridlink_core::checklist::{
+        Answer, Item, ItemKind, VisitDetails, VisitRecord, VisitStep, visit_doc_id,
+    };
+    use gridlink_core::doc::RecordDoc;
+    use gridlink_core::mediation::{
+        DisputeType, MediationDetails, MediationRecord, MediationStep, Party, Rung, Side, Team,
+        mediation_doc_id,
+    };
+    let addresses = crate::records::import_base_data(state, district)?;
+    let conflict = |e: gridlink_core::Error| StoreError::Conflict(e.to_string());
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let actor = device_actor(&crate::SERVER_ACTOR_PREFIX, 0);
+    let household = gridlink_core::checklist::standard_templates()
+        .into_iter()
+        .find(|t| t.id == "household")
+        .ok_or_else(|| StoreError::NotFound("household template".into()))?;
+    let answer_for =
+        |item: &Item| match &item.kind {
+            // The answer that raises no hazard.
+            ItemKind::YesNo => Answer::YesNo(!item.hazard.as_ref().is_some_and(|h| {
+                matches!(h.when, gridlink_core::checklist::Trigger::Answer(true))
+            })),
+            ItemKind::Number { .. } => Answer::Number(3.0),
+            ItemKind::Choice { options } => {
+                Answer::Choice(options.first().cloned().unwrap_or_default())
+            }
+            ItemKind::Text => Answer::Text("正常".into()),
+            ItemKind::Photo => Answer::Photos(Vec::new()),
+        };
+    let inspector_of = |grid: &str| {
+        district
+            .users
+            .iter()
+            .find(|u| u.role == "grid_inspector" && u.grid_ids.iter().any(|g| g == grid))
+    };
+    let stamp = |user: &str, role: Role, at_ms: i64, point: Option<LatLon>| Stamp {
+        actor: user.to_owned(),
+        role,
+        device: "server-import".into(),
+        at_ms,
+        location: point.map(|point| Location {
+            point,
+            accuracy_m: 10.0,
+        }),
+    };
+    let mut visits = Vec::new();
+    for (i, address) in district.addresses.iter().enumerate() {
+        if i % every.max(1) != 0 {
+            continue;
+        }
+        let Some(inspector) = inspector_of(&address.grid_id) else {
+            continue;
+        };
+        let at = now_ms - rng.i64(3_600_000..30 * 86_400_000);
+        let point = LatLon::new(address.lat, address.lon);
+        let id = uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes())
+            .into_uuid()
+            .to_string();
+        let mut steps = vec![VisitStep::CheckedIn {
+            location: Location {
+                point,
+                accuracy_m: 10.0,
+            },
+            distance_m: 0.0,
+            off_site: false,
+        }];
+        steps.extend(
+            household
+                .items
+                .iter()
+                .filter(|item| !matches!(item.kind, ItemKind::Photo))
+                .map(|item| VisitStep::Answered {
+                    item_id: item.id.clone(),
+                    answer: answer_for(item),
+                }),
+        );
+        steps.push(VisitStep::CheckedOut);
+        let (doc, _) = RecordDoc::create::<VisitRecord>(
+            &visit_doc_id(&id),
+            &VisitDetails {
+                visit_id: id.clone(),
+                inspector: inspector.id.clone(),
+                address_code: address.code.clone(),
+                grid_id: address.grid_id.clone(),
+                template: household.clone(),
+            },
+            steps,
+            &stamp(&inspector.id, Role::GridInspector, at, Some(point)),
+            actor.clone(),
+        )
+        .map_err(conflict)?;
+        visits.push(doc);
+    }
+    let visit_count = visits.len();
+    for chunk in visits.chunks(500) {
+        let docs = chunk.to_vec();
+        state.with_merger(move |m| m.import_records(docs, "server", Vec::new()))??;
+    }
+
+    let mut files_made = Vec::new();
+    let people: Vec<&gridlink_fixtures::Person> =
+        district.addresses.iter().flat_map(|a| &a.people).collect();
+    for (n, village) in district.villages.iter().take(files).enumerate() {
+        let Some(mediator) = district
+            .users
+            .iter()
+            .find(|u| u.role == "mediator" && u.village_ids.contains(&village.id))
+        else {
+            continue;
+        };
+        let Some(grid) = district
+            .grids
+            .iter()
+            .find(|g| g.village_id == village.id && inspector_of(&g.id).is_some())
+        else {
+            continue;
+        };
+        let Some(inspector) = inspector_of(&grid.id) else {
+            continue;
+        };
+        let (a, b) = (
+            people[(2 * n) % people.len()],
+            people[(2 * n + 1) % people.len()],
+        );
+        let id = uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes())
+            .into_uuid()
+            .to_string();
+        let opened = now_ms - rng.i64(2 * 86_400_000..20 * 86_400_000);
+        let details = MediationDetails {
+            file_id: id.clone(),
+            grid_id: grid.id.clone(),
+            dispute_type: [
+                DisputeType::Neighbour,
+                DisputeType::Property,
+                DisputeType::Family,
+                DisputeType::Labour,
+            ][n % 4],
+            summary: [
+                "楼上漏水，双方就维修费用产生争执",
+                "物业费与停车位纠纷",
+                "赡养老人费用分担纠纷",
+                "装修工人工资拖欠纠纷",
+            ][n % 4]
+                .into(),
+            parties: vec![
+                Party {
+                    name: a.name.clone(),
+                    side: Side::Applicant,
+                    id_number: Some(a.id_number.clone()),
+                    phone: Some(a.phone.clone()),
+                },
+                Party {
+                    name: b.name.clone(),
+                    side: Side::Respondent,
+                    id_number: Some(b.id_number.clone()),
+                    phone: Some(b.phone.clone()),
+                },
+            ],
+            team: Team {
+                inspector: inspector.id.clone(),
+                mediator: mediator.id.clone(),
+                legal_adviser: None,
+                judge: None,
+            },
+            opened_at: Rung::Grid,
+            case_id: None,
+        };
+        let mut steps = vec![MediationStep::Session {
+            at_ms: opened,
+            place: format!("{}调解室", village.name),
+            attendees: vec![a.name.clone(), b.name.clone()],
+            notes: "双方陈述事实，调解员释法说理".into(),
+        }];
+        match n % 3 {
+            0 => steps.push(MediationStep::Agreed {
+                text: "双方自愿达成调解协议，按约定分担费用".into(),
+                signatures: vec!["aa".repeat(32), "bb".repeat(32)],
+                at_ms: opened + 86_400_000,
+            }),
+            1 => steps.push(MediationStep::Escalated {
+                to: Rung::Village,
+                reason: "网格内未能调解".into(),
+            }),
+            _ => {}
+        }
+        let (doc, _) = RecordDoc::create::<MediationRecord>(
+            &mediation_doc_id(&id),
+            &details,
+            steps,
+            &stamp(&mediator.id, Role::Mediator, opened, None),
+            actor.clone(),
+        )
+        .map_err(conflict)?;
+        files_made.push(doc);
+    }
+    let mediation_files = files_made.len();
+    state.with_merger(move |m| m.import_records(files_made, "server", Vec::new()))??;
+    Ok(FieldWork {
+        addresses,
+        visits: visit_count,
+        mediation_files,
+    })
 }

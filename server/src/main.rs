@@ -198,23 +198,31 @@ fn main() -> Result<()> {
             let district = District::generate(Scale::Small);
             let fresh = state.store().doc_count()? == 0;
             let imported = demo::import_district(&state, &district)?;
-            let created = if fresh {
-                demo::seed_cases(&state, &district, cases, 2026, gridlink_server::now_ms())?
+            let now = gridlink_server::now_ms();
+            let (created, work) = if fresh {
+                (
+                    demo::seed_cases(&state, &district, cases, 2026, now)?,
+                    demo::seed_field_work(&state, &district, 3, 12, 2026, now)?,
+                )
             } else {
-                0
+                (0, demo::FieldWork::default())
             };
             let mut banner = format!(
-                "gridlink 演示 / demo — {}\n  数据目录 / data directory: {}\n  {} 个网格, 新增 {} 名用户, 新建 {} 个案件 / grids, users added, cases created\n\n  演示设备登记码（一次有效，72 小时）/ demo enrollment codes (one-time, 72 h):\n",
+                "gridlink 演示 / demo — {}\n  数据目录 / data directory: {}\n  {} 个网格, 新增 {} 名用户, 新建 {} 个案件 / grids, users added, cases created\n  {} 个标准地址, {} 次巡查, {} 份调解卷宗 / standard addresses, patrol visits, mediation files\n  考核与 721 统计 / scores and the 721 split: GET /v1/scores（指挥中心 / operators）\n\n  演示设备登记码（一次有效，72 小时）/ demo enrollment codes (one-time, 72 h):\n",
                 district.name,
                 dir.display(),
                 imported.grids,
                 imported.users,
-                created
+                created,
+                work.addresses,
+                work.visits,
+                work.mediation_files
             );
             for user in [
                 "insp-0001",
                 "insp-0002",
                 "chief-0001",
+                "med-0001",
                 "dept-env-01",
                 "op-01",
             ] {

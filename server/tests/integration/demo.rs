@@ -18,13 +18,16 @@ fn the_demo_serves_the_fixture_district_to_an_enrolled_phone_and_stops_cleanly()
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut code, mut url) = (None, None);
+    let (mut code, mut mediator_code, mut url) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(120);
     while url.is_none() && Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
         let words: Vec<&str> = line.split_whitespace().collect();
         if words.first() == Some(&"insp-0001") {
             code = words.last().map(|c| c.to_string());
+        }
+        if words.first() == Some(&"med-0001") {
+            mediator_code = words.last().map(|c| c.to_string());
         }
         if let Some(at) = line.find("http://") {
             url = line[at..].split_whitespace().next().map(str::to_owned);
@@ -51,9 +54,28 @@ fn the_demo_serves_the_fixture_district_to_an_enrolled_phone_and_stops_cleanly()
         !held.is_empty(),
         "the demo history has cases in insp-0001's grid: {first:?}"
     );
+    // Base data, checklists and patrols came with it.
+    assert_eq!(phone.store.templates().unwrap().len(), 7);
+    let patrols = phone
+        .store
+        .patrol_list(GRID, 30, gridlink_server::now_ms())
+        .unwrap();
+    assert!(!patrols.is_empty());
     phone.report(GRID, "演示：上报一个新案件", T0);
     let second = phone.sync();
     assert_eq!(second.docs_accepted, 1);
+    // The village's mediator holds its mediation file.
+    let device = uuid::Uuid::new_v4().to_string();
+    let enrollment = enroll(
+        &HttpTransport::new(&url).unwrap(),
+        &mediator_code.expect("no mediator code printed"),
+        &device,
+        "调解员手机",
+    )
+    .unwrap();
+    let mediator = Phone::open(&url, device, enrollment);
+    mediator.sync();
+    assert!(!mediator.store.mediation_files().unwrap().is_empty());
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
