@@ -230,27 +230,14 @@ impl CaseDoc {
     /// Keys at the document's root that the case schema does not define (a well-formed case
     /// has none).
     pub fn unexpected_root_keys(&self) -> Vec<String> {
-        self.doc
-            .keys(automerge::ROOT)
-            .filter(|k| !matches!(k.as_str(), "schema" | "kind" | "details" | "history"))
-            .collect()
+        super::unexpected_root_keys(&self.doc)
     }
 
     /// The changes this document has beyond `heads` (every change when `heads` is empty):
     /// their distinct actor ids, and their bytes (change chunks that `load`/`apply` accept
     /// after the earlier bytes, like [`save_after`](Self::save_after)).
     pub fn changes_since(&mut self, heads: &[ChangeHash]) -> (Vec<automerge::ActorId>, Vec<u8>) {
-        let changes = self.doc.get_changes(heads);
-        let mut actors: Vec<automerge::ActorId> =
-            changes.iter().map(|c| c.actor_id().clone()).collect();
-        actors.sort();
-        actors.dedup();
-        // Uncompressed chunks: cheaper to produce, and whatever travels is compressed whole.
-        let mut bytes = Vec::with_capacity(changes.iter().map(|c| c.raw_bytes().len()).sum());
-        for change in &changes {
-            bytes.extend_from_slice(change.raw_bytes());
-        }
-        (actors, bytes)
+        super::changes_since(&mut self.doc, heads)
     }
 
     /// The underlying Automerge document, for the sync layer.

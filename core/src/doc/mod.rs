@@ -204,6 +204,33 @@ pub(crate) fn read_json(
     }
 }
 
+/// Keys at a document's root that the `{schema, kind, details, history}` shape every gridlink
+/// document has does not define.
+pub(crate) fn unexpected_root_keys(doc: &AutoCommit) -> Vec<String> {
+    doc.keys(automerge::ROOT)
+        .filter(|k| !matches!(k.as_str(), "schema" | "kind" | "details" | "history"))
+        .collect()
+}
+
+/// The changes a document has beyond `heads` (every change when `heads` is empty): their
+/// distinct actor ids, and their bytes (uncompressed change chunks that `load`/`apply` accept
+/// after the earlier bytes: cheaper to produce, and whatever travels is compressed whole).
+pub(crate) fn changes_since(
+    doc: &mut AutoCommit,
+    heads: &[automerge::ChangeHash],
+) -> (Vec<automerge::ActorId>, Vec<u8>) {
+    let changes = doc.get_changes(heads);
+    let mut actors: Vec<automerge::ActorId> =
+        changes.iter().map(|c| c.actor_id().clone()).collect();
+    actors.sort();
+    actors.dedup();
+    let mut bytes = Vec::with_capacity(changes.iter().map(|c| c.raw_bytes().len()).sum());
+    for change in &changes {
+        bytes.extend_from_slice(change.raw_bytes());
+    }
+    (actors, bytes)
+}
+
 /// Reads the root `schema` and `kind` and checks them against what this build reads.
 pub(crate) fn check_root(doc_id: &str, doc: &AutoCommit, kind: &str, supported: i64) -> Result<()> {
     let malformed = |detail: String| Error::Malformed {

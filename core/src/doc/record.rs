@@ -355,24 +355,12 @@ impl RecordDoc {
 
     /// Root keys the record shape does not define.
     pub fn unexpected_root_keys(&self) -> Vec<String> {
-        self.doc
-            .keys(automerge::ROOT)
-            .filter(|k| !matches!(k.as_str(), "schema" | "kind" | "details" | "history"))
-            .collect()
+        super::unexpected_root_keys(&self.doc)
     }
 
     /// The changes beyond `heads`: their distinct actors and their bytes.
     pub fn changes_since(&mut self, heads: &[ChangeHash]) -> (Vec<automerge::ActorId>, Vec<u8>) {
-        let changes = self.doc.get_changes(heads);
-        let mut actors: Vec<automerge::ActorId> =
-            changes.iter().map(|c| c.actor_id().clone()).collect();
-        actors.sort();
-        actors.dedup();
-        let mut bytes = Vec::with_capacity(changes.iter().map(|c| c.raw_bytes().len()).sum());
-        for change in &changes {
-            bytes.extend_from_slice(change.raw_bytes());
-        }
-        (actors, bytes)
+        super::changes_since(&mut self.doc, heads)
     }
 
     /// The underlying Automerge document, for the sync layer.

@@ -92,6 +92,28 @@ pub struct NewCase {
     pub priority: crate::case::Priority,
 }
 
+impl NewCase {
+    /// The case's reported facts (title trimmed; the reporter is the signed-in user, set by
+    /// the `reported` event) and its photos.
+    fn into_details(self) -> (CaseDetails, Vec<String>) {
+        (
+            CaseDetails {
+                id: self.id,
+                category: self.category,
+                source: self.source,
+                title: self.title.trim().to_owned(),
+                description: self.description,
+                location: self.location,
+                address_id: self.address_id,
+                grid_id: self.grid_id,
+                reporter: None,
+                priority: self.priority,
+            },
+            self.photos,
+        )
+    }
+}
+
 /// When and where the user acted (device clock, UTC ms; location if sampled).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Moment {
@@ -182,18 +204,7 @@ impl Store {
     /// case as it is (a retried tap is harmless) if the details match, and an error otherwise.
     pub fn report(&self, new: NewCase, at: Moment) -> Result<Case> {
         let mut conn = self.lock();
-        let details = CaseDetails {
-            id: new.id,
-            category: new.category,
-            source: new.source,
-            title: new.title.trim().to_owned(),
-            description: new.description,
-            location: new.location,
-            address_id: new.address_id,
-            grid_id: new.grid_id,
-            reporter: None,
-            priority: new.priority,
-        };
+        let (details, photos) = new.into_details();
         let (tx, existing) = self.begin_with(&mut conn, &details.id)?;
         if let Some(existing) = existing {
             let case = existing.case()?;
@@ -206,26 +217,15 @@ impl Store {
                 ))))
             };
         }
-        let case = self.create_case(&tx, details, new.photos, at)?;
+        let case = self.create_case(&tx, details, photos, at)?;
         tx.commit()?;
         Ok(case)
     }
 
     /// Opens a new case inside a transaction already begun (a hazard found on a visit).
     fn report_in(&self, tx: &Connection, new: NewCase, at: Moment) -> Result<Case> {
-        let details = CaseDetails {
-            id: new.id,
-            category: new.category,
-            source: new.source,
-            title: new.title.trim().to_owned(),
-            description: new.description,
-            location: new.location,
-            address_id: new.address_id,
-            grid_id: new.grid_id,
-            reporter: None,
-            priority: new.priority,
-        };
-        self.create_case(tx, details, new.photos, at)
+        let (details, photos) = new.into_details();
+        self.create_case(tx, details, photos, at)
     }
 
     fn create_case(

@@ -153,9 +153,7 @@ impl Store {
         let id = address_doc_id(code);
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let mut doc = self
-            .load_record(&tx, &id)?
-            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        let mut doc = self.existing_record(&tx, &id)?;
         let before = doc.heads();
         let added = doc.append::<AddressRecord>(changes, &self.stamp(at))?;
         let details = doc.details::<AddressRecord>()?;
@@ -406,9 +404,7 @@ impl Store {
         let id = visit_doc_id(visit_id);
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let mut doc = self
-            .load_record(&tx, &id)?
-            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        let mut doc = self.existing_record(&tx, &id)?;
         let details = doc.details::<VisitRecord>()?;
         let visit = fold_visit(&details, &doc.entries::<VisitRecord>()?);
         self.check_visit_open(&visit)?;
@@ -508,9 +504,7 @@ impl Store {
         let id = visit_doc_id(visit_id);
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let mut doc = self
-            .load_record(&tx, &id)?
-            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        let mut doc = self.existing_record(&tx, &id)?;
         let details = doc.details::<VisitRecord>()?;
         let visit = fold_visit(&details, &doc.entries::<VisitRecord>()?);
         self.check_visit_open(&visit)?;
@@ -590,9 +584,7 @@ impl Store {
         let id = mediation_doc_id(file_id);
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let mut doc = self
-            .load_record(&tx, &id)?
-            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        let mut doc = self.existing_record(&tx, &id)?;
         let details = doc.details::<MediationRecord>()?;
         let file = fold_mediation(&details, &doc.entries::<MediationRecord>()?);
         let mut state: MediationState = file.state.clone();
@@ -635,6 +627,12 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Loads a record that must exist, in a transaction.
+    fn existing_record(&self, tx: &Connection, doc_id: &str) -> Result<RecordDoc> {
+        self.load_record(tx, doc_id)?
+            .ok_or_else(|| Error::NotFound(doc_id.to_owned()))
     }
 
     /// Loads a record for reading.
