@@ -474,7 +474,14 @@ fn merge_group(
     };
     for item in items {
         let merged = match state {
-            Ok(current) => merge_one(current, grids, rule, item.pusher, item.prefix, item.push),
+            Ok(current) => merge_one(
+                current,
+                &Context { store, grids, rule },
+                item.pusher,
+                item.prefix,
+                item.push,
+                item.now_ms,
+            ),
             Err(refusal) => Err(refusal),
         };
         let (pusher, doc_id) = (item.pusher, &result.doc_id);
@@ -546,12 +553,13 @@ fn merge_group(
 /// new document). On refusal the working copy is consumed (it may be half-applied).
 fn merge_one(
     existing: Option<Cached>,
-    grids: &HashMap<String, GridPlace>,
-    rule: &ScoringRule,
+    context: &Context<'_>,
     pusher: &Pusher,
     actor_prefix: &[u8],
     push: &PushDoc,
+    now_ms: i64,
 ) -> Result<Merged, Refusal> {
+    let (grids, rule) = (context.grids, context.rule);
     if push.changes.len() > MAX_DOC_PUSH_BYTES {
         return Err(refusal(
             RejectCode::TooLarge,
@@ -562,7 +570,7 @@ fn merge_one(
         ));
     }
     if DocKind::of(&push.doc_id) != DocKind::Case {
-        return merge_record(existing, grids, pusher, actor_prefix, push);
+        return merge_record(existing, context, pusher, actor_prefix, push, now_ms);
     }
     let (mut doc, before, before_heads) = match existing {
         Some(Cached {
@@ -668,10 +676,11 @@ fn merge_one(
 /// [`merge_one`] for a record document (address, visit, mediation file, template).
 fn merge_record(
     existing: Option<Cached>,
-    grids: &HashMap<String, GridPlace>,
+    context: &Context<'_>,
     pusher: &Pusher,
     actor_prefix: &[u8],
     push: &PushDoc,
+    now_ms: i64,
 ) -> Result<Merged, Refusal> {
     let (mut doc, before, before_heads) = match existing {
         Some(Cached {
@@ -714,7 +723,8 @@ fn merge_record(
         pusher,
         before.as_ref().map(|(doc, scopes, _)| (doc, scopes)),
         &doc,
-        &|grid| grids.get(grid).cloned(),
+        context,
+        now_ms,
     )?;
     let chunks = before.as_ref().map_or(0, |b| b.2) + 1;
     let changes = if before.is_some() {
@@ -748,6 +758,47 @@ fn merge_record(
         merge: Box::new(merge),
         added: accepted.added,
     })
+}
+
+/// What a merge reads besides the document: the store, the grids, the scoring rule.
+struct Context<'a> {
+    store: &'a dyn ServerStore,
+    grids: &'a HashMap<String, GridPlace>,
+    rule: &'a ScoringRule,
+}
+
+impl Context<'_> {
+    fn record(&self, doc_id: &str) -> Option<RecordDoc> {
+        let stored = self.store.load_doc(doc_id).ok()??;
+        RecordDoc::load(doc_id, &stored.bytes).ok()
+    }
+}
+
+impl gridlink_core::sync::records::Lookup for Context<'_> {
+    fn place(&self, grid_id: &str) -> Option<GridPlace> {
+        self.grids.get(grid_id).cloned()
+    }
+
+    fn address_grid(&self, code: &str) -> Option<String> {
+        let doc = self.record(&gridlink_core::address::address_doc_id(code))?;
+        doc.details::<gridlink_core::address::AddressRecord>()
+            .ok()
+            .map(|d| d.grid_id)
+    }
+
+    fn is_published(&self, template: &gridlink_core::checklist::Template) -> bool {
+        use gridlink_core::checklist::{TemplateChange, TemplateRecord, template_doc_id};
+        self.record(&template_doc_id(&template.id))
+            .and_then(|doc| doc.entries::<TemplateRecord>().ok())
+            .is_some_and(|entries| {
+                entries.iter().any(|e| {
+                    let TemplateChange::Published {
+                        template: published,
+                    } = &e.body;
+                    published == template
+                })
+            })
+    }
 }
 
 /// Nothing new is acknowledged too, but only to a device that may read the document (an

@@ -26,7 +26,9 @@ pub(crate) use photos::DuePhoto;
 pub use photos::{PhotoBudget, PhotoInput, PhotoState, PhotoStatus};
 pub use query::{CaseFilter, CaseOrder, CasePage, CaseQuery, CaseSummary, PageCursor};
 pub use records::{AddressHit, DEFAULT_CHECK_IN_M, MediationSummary, PatrolItem, VisitAnswer};
-pub use sync::{Credentials, OutboxEntry, OutboxState, PushBatch, RejectedEdit, ResponseOutcome};
+pub use sync::{
+    Credentials, OutboxEntry, OutboxState, PushBatch, RejectedEdit, RejectedEntry, ResponseOutcome,
+};
 
 use crate::case::{Case, CaseDetails, Category, EventKind, Location, Role, Source, Stamp};
 use crate::doc::{CaseDoc, DocKind, RecordDoc, SyncedDoc, actor_for_device};

@@ -273,7 +273,8 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT a.subject, a.title,
                     (SELECT MAX(v.done_at) FROM records v
-                     WHERE v.kind = 'visit' AND v.subject = a.subject AND v.done_at IS NOT NULL)
+                     WHERE v.kind = 'visit' AND v.subject = a.subject AND v.grid_id = a.grid_id
+                       AND v.done_at IS NOT NULL)
              FROM records a WHERE a.kind = 'address' AND a.grid_id = ?1",
         )?;
         let mut items: Vec<PatrolItem> = stmt

@@ -70,6 +70,21 @@ pub struct RejectedEdit {
     pub at_ms: i64,
 }
 
+/// A record entry (or a whole new record) the server refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedEntry {
+    /// The record.
+    pub doc_id: String,
+    /// The entry as written (none when the refused record had no entries of this device).
+    pub entry: Option<serde_json::Value>,
+    /// The record's details, when the server holds no copy of it (a refused new record).
+    pub details: Option<serde_json::Value>,
+    /// Machine code of the reason.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
 /// The documents of one push, and the heads each was pushed at.
 #[derive(Debug, Clone, Default)]
 pub struct PushBatch {
@@ -597,17 +612,31 @@ impl Store {
             })
             .collect();
         let whole_push = server.is_none() || rejection.event_ids.is_empty();
-        let record_refusal = |entry: &serde_json::Value, code: &str, message: &str| -> Result<()> {
+        // A record the server does not hold at all leaves the phone with its details kept
+        // beside the refused entries, so that nothing typed in is lost.
+        let details = if server.is_none() {
+            local.details_json().ok()
+        } else {
+            None
+        };
+        let record_refusal = |entry: Option<&serde_json::Value>,
+                              code: &str,
+                              message: &str|
+         -> Result<()> {
+            let row = serde_json::json!({ "entry": entry, "details": details });
             tx.prepare_cached(
                 "INSERT INTO rejected_edits (doc_id, event, code, message, at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![doc_id, serde_json::json!({ "entry": entry }).to_string(), code, message, now])?;
+            .execute(params![doc_id, row.to_string(), code, message, now])?;
             Ok(())
         };
         delete_doc(tx, doc_id)?;
         let Some(mut doc) = server else {
+            if pending.is_empty() {
+                record_refusal(None, rejection.code.code(), &rejection.message)?;
+            }
             for entry in &pending {
-                record_refusal(entry, rejection.code.code(), &rejection.message)?;
+                record_refusal(Some(entry), rejection.code.code(), &rejection.message)?;
             }
             return Ok(0);
         };
@@ -617,7 +646,7 @@ impl Store {
         let mut reapplied = 0;
         for entry in &pending {
             if whole_push || rejection.event_ids.contains(&id_of(entry)) {
-                record_refusal(entry, rejection.code.code(), &rejection.message)?;
+                record_refusal(Some(entry), rejection.code.code(), &rejection.message)?;
                 continue;
             }
             let before = doc.heads();
@@ -631,7 +660,7 @@ impl Store {
                     reapplied += 1;
                 }
                 Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
-                Err(e) => record_refusal(entry, "not_allowed_after_reset", &e.to_string())?,
+                Err(e) => record_refusal(Some(entry), "not_allowed_after_reset", &e.to_string())?,
             }
         }
         set_outbox(
@@ -644,8 +673,8 @@ impl Store {
     }
 
     /// Entries of record documents (addresses, visits, mediation files) the server refused,
-    /// newest first: the entry as written, the reason's code and message.
-    pub fn rejected_entries(&self) -> Result<Vec<(String, serde_json::Value, String, String)>> {
+    /// newest first.
+    pub fn rejected_entries(&self) -> Result<Vec<RejectedEntry>> {
         let conn = self.lock();
         let mut stmt = conn.prepare(
             "SELECT doc_id, event, code, message FROM rejected_edits ORDER BY at DESC, id DESC",
@@ -663,7 +692,14 @@ impl Store {
             let (doc_id, json, code, message) = row?;
             let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
             if let Some(entry) = value.get("entry") {
-                out.push((doc_id, entry.clone(), code, message));
+                let some = |v: &serde_json::Value| (!v.is_null()).then(|| v.clone());
+                out.push(RejectedEntry {
+                    doc_id,
+                    entry: some(entry),
+                    details: value.get("details").and_then(some),
+                    code,
+                    message,
+                });
             }
         }
         Ok(out)
@@ -717,7 +753,8 @@ impl Store {
         for row in rows {
             let (doc_id, json, code, message, at_ms) = row?;
             // Record entries are listed by `rejected_entries`.
-            if json.starts_with("{\"entry\"") {
+            let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+            if value.get("entry").is_some() {
                 continue;
             }
             #[derive(serde::Deserialize)]

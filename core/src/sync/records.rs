@@ -80,6 +80,7 @@ fn grid_scopes(place: &GridPlace) -> BTreeSet<ScopeKey> {
 pub fn inspect(
     doc: &RecordDoc,
     place: &dyn Fn(&str) -> Option<GridPlace>,
+    today: u32,
 ) -> Result<(BTreeSet<ScopeKey>, RecordSummary, Vec<EntryHead>), Refusal> {
     let id = doc.id();
     let bad = |e: crate::Error| malformed(id, e);
@@ -113,7 +114,7 @@ pub fn inspect(
                     done_at_ms: None,
                     updated_at_ms: state.updated_at_ms,
                 },
-                entry_heads(&entries),
+                entry_heads(&entries, today),
             ))
         }
         DocKind::Visit => {
@@ -136,7 +137,7 @@ pub fn inspect(
                     done_at_ms: visit.checked_out_at_ms,
                     updated_at_ms: entries.iter().map(|e| e.at_ms).max().unwrap_or(0),
                 },
-                entry_heads(&entries),
+                entry_heads(&entries, today),
             ))
         }
         DocKind::Mediation => {
@@ -159,7 +160,7 @@ pub fn inspect(
                     done_at_ms: ended.then_some(file.updated_at_ms),
                     updated_at_ms: file.updated_at_ms,
                 },
-                entry_heads(&entries),
+                entry_heads(&entries, today),
             ))
         }
         DocKind::Template => {
@@ -181,7 +182,7 @@ pub fn inspect(
                     done_at_ms: None,
                     updated_at_ms: entries.iter().map(|e| e.at_ms).max().unwrap_or(0),
                 },
-                entry_heads(&entries),
+                entry_heads(&entries, today),
             ))
         }
     }
@@ -202,7 +203,7 @@ pub struct EntryHead {
     pub invalid: Option<String>,
 }
 
-fn entry_heads<B: EntryRule>(entries: &[Entry<B>]) -> Vec<EntryHead> {
+fn entry_heads<B: EntryRule>(entries: &[Entry<B>], today: u32) -> Vec<EntryHead> {
     entries
         .iter()
         .map(|e| EntryHead {
@@ -210,18 +211,19 @@ fn entry_heads<B: EntryRule>(entries: &[Entry<B>]) -> Vec<EntryHead> {
             actor: e.actor.clone(),
             device: e.device.clone(),
             role: e.role,
-            invalid: e.body.invalid(e),
+            invalid: e.body.invalid(e, today),
         })
         .collect()
 }
 
 /// A kind's check of one entry on its own.
 trait EntryRule: Sized {
-    fn invalid(&self, entry: &Entry<Self>) -> Option<String>;
+    /// Why the entry cannot stand, judged on `today` (YYYYMMDD, the server's date).
+    fn invalid(&self, entry: &Entry<Self>, today: u32) -> Option<String>;
 }
 
 impl EntryRule for crate::address::AddressChange {
-    fn invalid(&self, entry: &Entry<Self>) -> Option<String> {
+    fn invalid(&self, entry: &Entry<Self>, today: u32) -> Option<String> {
         if !may_edit_base(entry.role) {
             return Some(format!(
                 "{}不能修改基础数据 / the {} role cannot change base data",
@@ -229,14 +231,12 @@ impl EntryRule for crate::address::AddressChange {
                 entry.role.code()
             ));
         }
-        self.validate(yyyymmdd(entry.at_ms))
-            .err()
-            .map(|e| e.to_string())
+        self.validate(today).err().map(|e| e.to_string())
     }
 }
 
 impl EntryRule for crate::checklist::VisitStep {
-    fn invalid(&self, entry: &Entry<Self>) -> Option<String> {
+    fn invalid(&self, entry: &Entry<Self>, _today: u32) -> Option<String> {
         // Content is checked against the visit's template in `check_record_push`, which
         // has the details; here only the role.
         (!may_patrol(entry.role)).then(|| {
@@ -250,7 +250,7 @@ impl EntryRule for crate::checklist::VisitStep {
 }
 
 impl EntryRule for crate::mediation::MediationStep {
-    fn invalid(&self, entry: &Entry<Self>) -> Option<String> {
+    fn invalid(&self, entry: &Entry<Self>, _today: u32) -> Option<String> {
         (!may_mediate(entry.role)).then(|| {
             format!(
                 "{}不能记录调解 / the {} role cannot record mediation steps",
@@ -262,7 +262,7 @@ impl EntryRule for crate::mediation::MediationStep {
 }
 
 impl EntryRule for crate::checklist::TemplateChange {
-    fn invalid(&self, entry: &Entry<Self>) -> Option<String> {
+    fn invalid(&self, entry: &Entry<Self>, _today: u32) -> Option<String> {
         if !may_publish_templates(entry.role) {
             return Some(format!(
                 "{}不能发布巡查清单 / the {} role cannot publish checklists",
@@ -275,15 +275,28 @@ impl EntryRule for crate::checklist::TemplateChange {
     }
 }
 
+/// What the record checks need to know about the district beyond the record itself.
+pub trait Lookup {
+    /// Where a grid sits.
+    fn place(&self, grid_id: &str) -> Option<GridPlace>;
+    /// The grid of a standard address the server holds.
+    fn address_grid(&self, code: &str) -> Option<String>;
+    /// Whether this exact template version was published.
+    fn is_published(&self, template: &crate::checklist::Template) -> bool;
+}
+
 /// Checks a record push: `before` is the server's copy with its scope keys (none for a new
-/// record), `after` the record with the push merged.
+/// record), `after` the record with the push merged, `now_ms` the server's clock.
 pub fn check_record_push(
     pusher: &Pusher,
     before: Option<(&RecordDoc, &BTreeSet<ScopeKey>)>,
     after: &RecordDoc,
-    place: &dyn Fn(&str) -> Option<GridPlace>,
+    lookup: &dyn Lookup,
+    now_ms: i64,
 ) -> Result<Accepted, Refusal> {
     let id = after.id();
+    let today = yyyymmdd(now_ms);
+    let place = |grid: &str| lookup.place(grid);
     let platform = pusher.role == Role::System && pusher.device_id == PLATFORM_DEVICE;
     if pusher.role == Role::Citizen || (pusher.role == Role::System && !platform) {
         return Err(refuse(
@@ -296,9 +309,32 @@ pub fn check_record_push(
             ),
         ));
     }
-    let (after_scopes, summary, heads) = inspect(after, place)?;
-    let scopes = before.map_or(&after_scopes, |(_, s)| s);
-    if !pusher.may_write(scopes) {
+    let (after_scopes, summary, heads) = inspect(after, &place, today)?;
+    // One id, one entry: a second entry under a recorded id would slip past the checks of
+    // new entries and could displace the recorded one in the fold.
+    // (Read from the list as stored: the typed fold drops a duplicate.)
+    let raw = after.entries_json().map_err(|e| malformed(id, e))?;
+    let mut ids = std::collections::HashSet::new();
+    if let Some(twice) = raw
+        .iter()
+        .map(|e| {
+            e.get("id")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+        })
+        .find(|entry| !ids.insert(*entry))
+    {
+        return Err(Refusal {
+            code: RejectCode::Malformed,
+            message: format!("条目编号 {twice} 重复 / entry id {twice} appears twice"),
+            event_ids: vec![twice.to_owned()],
+        });
+    }
+    let scopes = match before {
+        Some((_, scopes)) => scopes.clone(),
+        None => creation_scopes(after, &after_scopes, &place)?,
+    };
+    if !pusher.may_write(&scopes) {
         return Err(refuse(
             RejectCode::OutOfScope,
             format!("{id} 不在您的范围内 / {id} is outside your scope"),
@@ -337,7 +373,7 @@ pub fn check_record_push(
             });
         }
     } else {
-        check_creation(pusher, after)?;
+        check_creation(pusher, after, lookup, today)?;
     }
     let mut added = 0;
     for head in heads.iter().filter(|h| !known.contains_key(&h.id)) {
@@ -373,8 +409,38 @@ pub fn check_record_push(
     })
 }
 
+/// The keys that allow opening a record: its own, except that a mediation file is opened
+/// by holding a key of its place (grid, village, town, district) or a mediation key of it —
+/// never by the `member:` key every user holds for themself.
+fn creation_scopes(
+    doc: &RecordDoc,
+    scopes: &BTreeSet<ScopeKey>,
+    place: &dyn Fn(&str) -> Option<GridPlace>,
+) -> Result<BTreeSet<ScopeKey>, Refusal> {
+    if doc.kind() != DocKind::Mediation {
+        return Ok(scopes.clone());
+    }
+    let details = doc
+        .details::<MediationRecord>()
+        .map_err(|e| malformed(doc.id(), e))?;
+    let mut keys: BTreeSet<ScopeKey> = scopes
+        .iter()
+        .filter(|k| !matches!(k, ScopeKey::Member(_)))
+        .cloned()
+        .collect();
+    if let Some(place) = place(&details.grid_id) {
+        keys.extend(grid_scopes(&place));
+    }
+    Ok(keys)
+}
+
 /// Who may open a record of each kind.
-fn check_creation(pusher: &Pusher, doc: &RecordDoc) -> Result<(), Refusal> {
+fn check_creation(
+    pusher: &Pusher,
+    doc: &RecordDoc,
+    lookup: &dyn Lookup,
+    today: u32,
+) -> Result<(), Refusal> {
     let id = doc.id();
     let bad = |e: crate::Error| malformed(id, e);
     let not_allowed = |what: &str| {
@@ -405,6 +471,30 @@ fn check_creation(pusher: &Pusher, doc: &RecordDoc) -> Result<(), Refusal> {
                     "巡查记录必须由巡查员本人创建 / a visit is opened by its own inspector".into(),
                 ));
             }
+            if lookup.address_grid(&details.address_code).as_deref() != Some(&details.grid_id) {
+                return Err(malformed(
+                    id,
+                    format!(
+                        "网格 {} 没有标准地址 {} / grid {} has no standard address {}",
+                        details.grid_id,
+                        details.address_code,
+                        details.grid_id,
+                        details.address_code
+                    ),
+                ));
+            }
+            if !lookup.is_published(&details.template) {
+                return Err(malformed(
+                    id,
+                    format!(
+                        "巡查清单 {} 第 {} 版未发布 / version {} of checklist {} was not published",
+                        details.template.id,
+                        details.template.version,
+                        details.template.version,
+                        details.template.id
+                    ),
+                ));
+            }
             Ok(())
         }
         DocKind::Mediation => {
@@ -413,14 +503,7 @@ fn check_creation(pusher: &Pusher, doc: &RecordDoc) -> Result<(), Refusal> {
             if !(member || pusher.role == Role::Mediator) || !may_mediate(pusher.role) {
                 return not_allowed("建立调解卷宗");
             }
-            let opened = doc
-                .entries::<MediationRecord>()
-                .map_err(bad)?
-                .first()
-                .map_or(0, |e| e.at_ms);
-            details
-                .validate(yyyymmdd(opened))
-                .map_err(|e| malformed(id, e))
+            details.validate(today).map_err(|e| malformed(id, e))
         }
         DocKind::Template => {
             if may_publish_templates(pusher.role) {
@@ -460,5 +543,5 @@ pub fn summary(
     doc: &RecordDoc,
     place: &dyn Fn(&str) -> Option<GridPlace>,
 ) -> Result<(BTreeSet<ScopeKey>, RecordSummary), Refusal> {
-    inspect(doc, place).map(|(s, r, _)| (s, r))
+    inspect(doc, place, u32::MAX).map(|(s, r, _)| (s, r))
 }

@@ -123,6 +123,9 @@ fn a_mediation_file_reaches_only_its_team_the_areas_mediators_and_supervisors() 
             moment(T0),
         )
         .unwrap();
+    // Pushed before any step: the parties' ID numbers are checked against the server's date.
+    let opened = mediator.sync();
+    assert_eq!(opened.docs_rejected, 0, "{opened:?}");
     mediator
         .store
         .record_mediation(
@@ -413,19 +416,129 @@ fn record_pushes_against_the_rules_are_refused_and_nothing_is_stored() {
             &stamp_of(&own, T0),
         )
         .unwrap();
-    for doc in [&mut impostor, &mut unknown_item] {
+    // A visit to another grid's address, and one on a template version never published.
+    let elsewhere = d.addresses.iter().find(|a| a.grid_id == GRID_2).unwrap();
+    let mut foreign_address = visit(own.user(), Vec::new());
+    foreign_address = {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut details = foreign_address.details::<VisitRecord>().unwrap();
+        details.visit_id = id.clone();
+        details.address_code = elsewhere.code.clone();
+        RecordDoc::create::<VisitRecord>(
+            &visit_doc_id(&id),
+            &details,
+            Vec::new(),
+            &stamp_of(&own, T0),
+            actor_of(&own),
+        )
+        .unwrap()
+        .0
+    };
+    let mut made_up = {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut lax = template.clone();
+        lax.version = 99;
+        lax.items.iter_mut().for_each(|i| i.required = false);
+        RecordDoc::create::<VisitRecord>(
+            &visit_doc_id(&id),
+            &VisitDetails {
+                visit_id: id,
+                inspector: own.user().to_owned(),
+                address_code: address.code.clone(),
+                grid_id: GRID.into(),
+                template: lax,
+            },
+            vec![VisitStep::CheckedOut],
+            &stamp_of(&own, T0),
+            actor_of(&own),
+        )
+        .unwrap()
+        .0
+    };
+    for doc in [
+        &mut impostor,
+        &mut unknown_item,
+        &mut foreign_address,
+        &mut made_up,
+    ] {
         forge(&own, doc, None);
     }
     forge(&own, &mut bad_id, Some(&before));
+    // A second entry under a recorded entry's id (it would skip the checks of new entries).
+    let mut twin = RecordDoc::load(&addr_id, &stored.bytes).unwrap();
+    twin.set_actor(actor_of(&own));
+    let twin_before = twin.heads();
+    let mut copy = twin.entries_json().unwrap()[0].clone();
+    copy["body"] = serde_json::json!({ "type": "person_moved_out", "person_id": "p0", "on": "2026-01-01", "to": null });
+    twin.append_entry_json(&copy).unwrap();
+    // A mediation file placed in another town, its opener naming themself on the team.
+    let file_id = uuid::Uuid::new_v4().to_string();
+    own.store
+        .open_mediation(
+            MediationDetails {
+                file_id: file_id.clone(),
+                grid_id: OTHER_TOWN_GRID.into(),
+                dispute_type: DisputeType::Other,
+                summary: "越界建档".into(),
+                parties: vec![
+                    Party {
+                        name: "甲".into(),
+                        side: Side::Applicant,
+                        id_number: None,
+                        phone: None,
+                    },
+                    Party {
+                        name: "乙".into(),
+                        side: Side::Respondent,
+                        id_number: None,
+                        phone: None,
+                    },
+                ],
+                team: Team {
+                    inspector: own.user().to_owned(),
+                    mediator: "med-9999".into(),
+                    legal_adviser: None,
+                    judge: None,
+                },
+                opened_at: Rung::Grid,
+                case_id: None,
+            },
+            moment(T0),
+        )
+        .unwrap();
 
     let r1 = other.sync();
     let r2 = own.sync();
     assert_eq!(r1.docs_rejected, 1, "{r1:?}");
-    assert_eq!(r2.docs_rejected, 3, "{r2:?}");
+    assert_eq!(r2.docs_rejected, 6, "{r2:?}");
+    // The twin goes last, alone, so that the address's own refusal above is not mixed in.
+    forge(&own, &mut twin, Some(&twin_before));
+    let r3 = own.sync();
+    assert_eq!(r3.docs_rejected, 1, "{r3:?}");
     let store = server.state.store();
-    for id in [doc.id(), impostor.id(), unknown_item.id()] {
+    let med_id = format!("med-{file_id}");
+    for id in [
+        doc.id(),
+        impostor.id(),
+        unknown_item.id(),
+        foreign_address.id(),
+        made_up.id(),
+        med_id.as_str(),
+    ] {
         assert!(store.load_doc(id).unwrap().is_none(), "{id} was stored");
     }
+    // The refused new file left the phone with what was typed in kept.
+    let refused = own.store.rejected_entries().unwrap();
+    let file = refused.iter().find(|r| r.doc_id == med_id).unwrap();
+    assert_eq!(file.code, "out_of_scope");
+    assert_eq!(file.details.as_ref().unwrap()["summary"], "越界建档");
+    let stored_entries =
+        RecordDoc::load(&addr_id, &store.load_doc(&addr_id).unwrap().unwrap().bytes)
+            .unwrap()
+            .entries_json()
+            .unwrap()
+            .len();
+    assert_eq!(stored_entries, twin.entries_json().unwrap().len() - 1);
     let mut kept =
         RecordDoc::load(&addr_id, &store.load_doc(&addr_id).unwrap().unwrap().bytes).unwrap();
     assert_eq!(kept.heads(), {
@@ -437,7 +550,7 @@ fn record_pushes_against_the_rules_are_refused_and_nothing_is_stored() {
     assert!(
         refused
             .iter()
-            .any(|(doc_id, _, code, _)| *doc_id == addr_id && code == "malformed"),
+            .any(|r| r.doc_id == addr_id && r.code == "malformed"),
         "{refused:?}"
     );
     assert_eq!(
