@@ -316,9 +316,9 @@ impl Merger {
                 new_scopes: scopes.clone(),
                 scopes,
                 row: None,
+                photos: summary.photos.clone(),
                 record: Some(summary),
                 compacted: Some(bytes),
-                photos: Vec::new(),
                 scores: Vec::new(),
             });
             self.cache.pop(doc.id());
@@ -744,9 +744,9 @@ fn merge_record(
             None => accepted.scopes.clone(),
         },
         row: None,
+        photos: accepted.summary.photos.clone(),
         record: Some(accepted.summary),
         compacted: compacted.clone(),
-        photos: Vec::new(),
         scores: Vec::new(),
     };
     Ok(Merged::Accepted {

@@ -177,7 +177,13 @@ impl Store {
         taken: Moment,
         free_space: Option<u64>,
     ) -> Result<PhotoStatus> {
-        if uuid::Uuid::parse_str(case_id).is_err() {
+        // A case (UUID), or a record whose entries reference photos: a visit's answers and
+        // findings, a mediation agreement's signatures.
+        let record = matches!(
+            crate::doc::DocKind::of(case_id),
+            crate::doc::DocKind::Visit | crate::doc::DocKind::Mediation
+        );
+        if !record && uuid::Uuid::parse_str(case_id).is_err() {
             return Err(Error::Config(format!(
                 "案件编号不是 UUID / case id is not a UUID: {case_id:?}"
             )));

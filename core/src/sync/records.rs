@@ -13,9 +13,10 @@ use super::scope::{GridPlace, ScopeKey};
 use super::wire::RejectCode;
 use crate::address::{AddressRecord, may_edit_base, yyyymmdd};
 use crate::case::Role;
+use crate::checklist::{Answer, VisitStep};
 use crate::checklist::{TemplateRecord, VisitRecord, may_patrol, may_publish_templates};
 use crate::doc::{DocKind, Entry, RecordDoc};
-use crate::mediation::{MediationRecord, may_mediate, mediation_scopes};
+use crate::mediation::{MediationRecord, MediationStep, may_mediate, mediation_scopes};
 use std::collections::{BTreeSet, HashMap};
 
 /// What the server keeps about a record beside its bytes.
@@ -37,6 +38,9 @@ pub struct RecordSummary {
     pub done_at_ms: Option<i64>,
     /// Latest entry time.
     pub updated_at_ms: i64,
+    /// Photo hashes its entries reference (a visit's answers and findings, a mediation
+    /// agreement's signatures): the record owns them for upload and reading.
+    pub photos: Vec<String>,
 }
 
 /// The outcome of an accepted record push.
@@ -48,6 +52,10 @@ pub struct Accepted {
     pub added: u64,
     /// Its index row.
     pub summary: RecordSummary,
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn refuse(code: RejectCode, message: String) -> Refusal {
@@ -113,6 +121,7 @@ pub fn inspect(
                     started_at_ms: None,
                     done_at_ms: None,
                     updated_at_ms: state.updated_at_ms,
+                    photos: Vec::new(),
                 },
                 entry_heads(&entries, today),
             ))
@@ -136,6 +145,17 @@ pub fn inspect(
                     started_at_ms: visit.checked_in_at_ms,
                     done_at_ms: visit.checked_out_at_ms,
                     updated_at_ms: entries.iter().map(|e| e.at_ms).max().unwrap_or(0),
+                    photos: entries
+                        .iter()
+                        .flat_map(|e| match &e.body {
+                            VisitStep::Answered {
+                                answer: Answer::Photos(p),
+                                ..
+                            }
+                            | VisitStep::Finding { photos: p, .. } => p.clone(),
+                            _ => Vec::new(),
+                        })
+                        .collect(),
                 },
                 entry_heads(&entries, today),
             ))
@@ -159,6 +179,13 @@ pub fn inspect(
                     started_at_ms: entries.first().map(|e| e.at_ms),
                     done_at_ms: ended.then_some(file.updated_at_ms),
                     updated_at_ms: file.updated_at_ms,
+                    photos: entries
+                        .iter()
+                        .flat_map(|e| match &e.body {
+                            MediationStep::Agreed { signatures, .. } => signatures.clone(),
+                            _ => Vec::new(),
+                        })
+                        .collect(),
                 },
                 entry_heads(&entries, today),
             ))
@@ -181,6 +208,7 @@ pub fn inspect(
                     started_at_ms: None,
                     done_at_ms: None,
                     updated_at_ms: entries.iter().map(|e| e.at_ms).max().unwrap_or(0),
+                    photos: Vec::new(),
                 },
                 entry_heads(&entries, today),
             ))
@@ -251,6 +279,13 @@ impl EntryRule for crate::checklist::VisitStep {
 
 impl EntryRule for crate::mediation::MediationStep {
     fn invalid(&self, entry: &Entry<Self>, _today: u32) -> Option<String> {
+        if let MediationStep::Agreed { signatures, .. } = self
+            && let Some(bad) = signatures.iter().find(|s| !is_sha256_hex(s))
+        {
+            return Some(format!(
+                "签名图片编号无效 / a signature is not a photo hash: {bad:?}"
+            ));
+        }
         (!may_mediate(entry.role)).then(|| {
             format!(
                 "{}不能记录调解 / the {} role cannot record mediation steps",

@@ -850,10 +850,10 @@ impl ServerStore for SqliteStore {
     fn photo_owner(&self, hash: &str) -> StoreResult<Option<PhotoCase>> {
         self.with_reader(|conn| {
             // The first reference is the owner (`case_photos` rows are only ever added, so
-            // the lowest rowid is the first).
+            // the lowest rowid is the first): a case, or a record (visit, mediation file).
             let owner: Option<(String, Option<String>)> = conn
                 .prepare_cached(
-                    "SELECT p.case_id, c.reporter FROM case_photos p JOIN cases c ON c.id = p.case_id
+                    "SELECT p.case_id, c.reporter FROM case_photos p LEFT JOIN cases c ON c.id = p.case_id
                      WHERE p.hash = ?1 ORDER BY p.rowid LIMIT 1",
                 )?
                 .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))

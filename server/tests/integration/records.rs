@@ -222,6 +222,60 @@ fn a_mediation_file_reaches_only_its_team_the_areas_mediators_and_supervisors() 
     let after = server.state.store().load_doc(&doc_id).unwrap().unwrap();
     let after = RecordDoc::load(&doc_id, &after.bytes).unwrap();
     assert_eq!(after.entries_json().unwrap().len(), 1);
+
+    // A signed agreement: the signature page is a photo the file owns, uploaded like a case's
+    // and served only to those who may read the file.
+    let page = mediator
+        .store
+        .capture_photo(
+            &doc_id,
+            gridlink_core::store::PhotoInput::Bytes(&crate::photos::camera_bytes(5)),
+            moment(T0 + 180_000),
+            None,
+        )
+        .unwrap();
+    mediator
+        .store
+        .record_mediation(
+            &file_id,
+            MediationStep::Agreed {
+                text: "物业公司减免三个月物业费".into(),
+                signatures: vec![page.hash.clone()],
+                at_ms: T0 + 180_000,
+            },
+            moment(T0 + 180_000),
+        )
+        .unwrap();
+    mediator.sync();
+    let up = mediator
+        .store
+        .upload_photos(
+            &mediator.transport,
+            &crate::photos::upload_options(64 << 10),
+            &(),
+        )
+        .unwrap();
+    assert_eq!(
+        (up.uploaded, up.failed, up.quarantined),
+        (1, 0, 0),
+        "{up:?}"
+    );
+    team.sync();
+    assert!(
+        !team
+            .store
+            .fetch_photo(&team.transport, &page.hash, false)
+            .unwrap()
+            .is_empty()
+    );
+    let err = neighbour
+        .store
+        .fetch_photo(&neighbour.transport, &page.hash, false)
+        .unwrap_err();
+    assert!(
+        matches!(err, gridlink_core::Error::Server { status: 404, .. }),
+        "{err}"
+    );
 }
 
 #[test]
