@@ -408,8 +408,8 @@ pub trait ServerStore: Send + Sync + 'static {
         scopes: Option<&BTreeSet<ScopeKey>>,
         limit: u32,
     ) -> StoreResult<Vec<CaseRow>>;
-    /// Cases reported in `[from_ms, to_ms)`: how many, how many are closed, and where the
-    /// solved ones were solved.
+    /// Cases reported on the days of `[from_ms, to_ms)` (whole days, Asia/Shanghai, as for
+    /// scores): how many, how many are closed, and where the solved ones were solved.
     fn case_stats(&self, from_ms: i64, to_ms: i64) -> StoreResult<CaseStats>;
     /// Ids of the record documents of a kind (`address`, `visit`, `mediation`, `template`).
     fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>>;

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_photos_citizens.sql"),
     include_str!("migrations/0003_scores.sql"),
     include_str!("migrations/0004_records.sql"),
+    include_str!("migrations/0005_rollups.sql"),
 ];
 const READERS: usize = 4;
 
@@ -101,6 +102,14 @@ fn require_user(conn: &Connection, user_id: &str) -> StoreResult<()> {
     } else {
         Err(StoreError::NotFound(user_id.to_owned()))
     }
+}
+
+/// The days (Asia/Shanghai, days since 1970-01-01) of a period: from the day holding
+/// `from_ms` up to and including the day holding the last millisecond before `to_ms`, as
+/// `[first, end)`.
+fn days(from_ms: i64, to_ms: i64) -> (i64, i64) {
+    let day = |ms: i64| ms.saturating_add(28_800_000).div_euclid(86_400_000);
+    (day(from_ms), day(to_ms.saturating_sub(1)) + 1)
 }
 
 /// A `users` row selected as `id, name, role`.
@@ -294,6 +303,13 @@ impl SqliteStore {
              WHERE score_days.unit = old.unit AND score_days.day = old.day",
         )?
         .execute([&m.doc_id])?;
+        tx.prepare_cached(
+            "UPDATE score_blocks SET points = score_blocks.points - old.points, lines = score_blocks.lines - old.n
+             FROM (SELECT unit, ((at + 28800000) / 86400000) / 30 AS block, SUM(points) AS points, COUNT(*) AS n
+                   FROM score_lines WHERE case_id = ?1 GROUP BY unit, block) AS old
+             WHERE score_blocks.unit = old.unit AND score_blocks.block = old.block",
+        )?
+        .execute([&m.doc_id])?;
         tx.prepare_cached("DELETE FROM score_lines WHERE case_id = ?1")?
             .execute([&m.doc_id])?;
         let mut line = tx.prepare_cached(
@@ -303,8 +319,13 @@ impl SqliteStore {
             "INSERT INTO score_days (unit, day, points, lines) VALUES (?1, (?2 + 28800000) / 86400000, ?3, 1)
              ON CONFLICT (unit, day) DO UPDATE SET points = points + excluded.points, lines = lines + 1",
         )?;
+        let mut block = tx.prepare_cached(
+            "INSERT INTO score_blocks (unit, block, points, lines) VALUES (?1, ((?2 + 28800000) / 86400000) / 30, ?3, 1)
+             ON CONFLICT (unit, block) DO UPDATE SET points = points + excluded.points, lines = lines + 1",
+        )?;
         for l in &m.scores {
             let unit = unit_key(&l.unit);
+            block.execute(params![unit, l.at_ms, l.points])?;
             line.execute(params![
                 m.doc_id,
                 unit,
@@ -338,6 +359,22 @@ impl SqliteStore {
         let Some(r) = &m.row else {
             return Ok(());
         };
+        // The case leaves its old count in case_days and enters its new one.
+        tx.prepare_cached(
+            "UPDATE case_days SET n = case_days.n - 1
+             FROM (SELECT (reported_at + 28800000) / 86400000 AS day, status = 'closed' AS closed,
+                          COALESCE(solved_level, '') AS solved_level
+                   FROM cases WHERE id = ?1) AS old
+             WHERE case_days.day = old.day AND case_days.closed = old.closed
+               AND case_days.solved_level = old.solved_level",
+        )?
+        .execute([&r.id])?;
+        tx.prepare_cached(
+            "INSERT INTO case_days (day, closed, solved_level, n)
+             VALUES ((?1 + 28800000) / 86400000, ?2, COALESCE(?3, ''), 1)
+             ON CONFLICT (day, closed, solved_level) DO UPDATE SET n = n + 1",
+        )?
+        .execute(params![r.reported_at, r.status == "closed", r.solved_level])?;
         tx.prepare_cached(
             "INSERT INTO cases (id, grid_id, village_id, town_id, category, source, status, level, assignee,
                                 reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events)
@@ -914,14 +951,25 @@ impl ServerStore for SqliteStore {
     }
 
     fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>> {
-        let day = |ms: i64| ms.saturating_add(28_800_000).div_euclid(86_400_000);
+        let (first, end) = days(from_ms, to_ms);
+        // Whole 30-day blocks from score_blocks, the days at either edge from score_days.
+        let (b0, b1) = (first.saturating_add(29).div_euclid(30), end.div_euclid(30));
+        let (head_end, tail_start, b1) = if b0 < b1 {
+            (b0 * 30, b1 * 30, b1)
+        } else {
+            (end, end, b0)
+        };
         self.with_reader(|conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT unit, SUM(points), SUM(lines) FROM score_days
-                     WHERE day >= ?1 AND day < ?2 GROUP BY unit HAVING SUM(lines) > 0 ORDER BY unit",
+                    "SELECT unit, SUM(points), SUM(lines) FROM (
+                         SELECT unit, points, lines FROM score_days
+                         WHERE (day >= ?1 AND day < ?2) OR (day >= ?3 AND day < ?4)
+                         UNION ALL
+                         SELECT unit, points, lines FROM score_blocks WHERE block >= ?5 AND block < ?6
+                     ) GROUP BY unit HAVING SUM(lines) > 0 ORDER BY unit",
                 )?
-                .query_map(params![day(from_ms), day(to_ms.saturating_sub(1)) + 1], |r| {
+                .query_map(params![first, head_end, tail_start, end, b0, b1], |r| {
                     Ok(ScoreTotal {
                         unit: r.get(0)?,
                         points: r.get(1)?,
@@ -971,13 +1019,14 @@ impl ServerStore for SqliteStore {
     }
 
     fn case_stats(&self, from_ms: i64, to_ms: i64) -> StoreResult<CaseStats> {
+        let (first, end) = days(from_ms, to_ms);
         self.with_reader(|conn| {
             let mut stats = CaseStats::default();
             let mut stmt = conn.prepare_cached(
-                "SELECT status = 'closed', solved_level, COUNT(*) FROM cases
-                 WHERE reported_at >= ?1 AND reported_at < ?2 GROUP BY 1, 2",
+                "SELECT closed, NULLIF(solved_level, ''), SUM(n) FROM case_days
+                 WHERE day >= ?1 AND day < ?2 GROUP BY 1, 2",
             )?;
-            let mut rows = stmt.query(params![from_ms, to_ms])?;
+            let mut rows = stmt.query(params![first, end])?;
             while let Some(row) = rows.next()? {
                 let closed: bool = row.get(0)?;
                 let level: Option<String> = row.get(1)?;

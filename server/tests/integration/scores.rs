@@ -110,3 +110,95 @@ fn a_verified_grid_fix_credits_the_grid_its_areas_and_people_and_a_reopening_rew
         Err(TransportError::Status { status: 400, .. })
     ));
 }
+
+/// The roll-ups (30-day blocks of score sums, case counts per day) give what the raw rows give,
+/// for periods that start and end anywhere, after cases changed under them.
+#[test]
+fn period_totals_and_case_statistics_agree_with_the_raw_rows_for_any_period() {
+    let server = crate::common::TestServer::start_with(crate::common::test_config(), 300);
+    let store = server.state.store();
+    let raw = rusqlite::Connection::open(server.data.path().join("gridlink.sqlite")).unwrap();
+    let day_ms = 86_400_000;
+    let now = crate::common::T0;
+    let mut rng = fastrand::Rng::with_seed(5);
+    for _ in 0..25 {
+        let from = now - rng.i64(0..40 * day_ms);
+        let to = from + rng.i64(1..45 * day_ms);
+        let (first, end) = (
+            (from + 28_800_000).div_euclid(day_ms),
+            (to - 1 + 28_800_000).div_euclid(day_ms) + 1,
+        );
+        let mut want: std::collections::BTreeMap<String, (f64, u64)> = Default::default();
+        let mut stmt = raw
+            .prepare(
+                "SELECT unit, points FROM score_lines
+                 WHERE (at + 28800000) / 86400000 >= ?1 AND (at + 28800000) / 86400000 < ?2",
+            )
+            .unwrap();
+        let mut rows = stmt.query([first, end]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            let e = want.entry(row.get(0).unwrap()).or_default();
+            e.0 += row.get::<_, f64>(1).unwrap();
+            e.1 += 1;
+        }
+        let got: std::collections::BTreeMap<String, (f64, u64)> = store
+            .score_totals(from, to)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.unit, (t.points, t.lines)))
+            .collect();
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>()
+        );
+        for (unit, (points, lines)) in &want {
+            assert!(
+                (got[unit].0 - points).abs() < 1e-6 && got[unit].1 == *lines,
+                "{unit}"
+            );
+        }
+        let stats = store.case_stats(from, to).unwrap();
+        let (reported, closed): (i64, i64) = raw
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(status = 'closed'), 0) FROM cases
+                 WHERE (reported_at + 28800000) / 86400000 >= ?1 AND (reported_at + 28800000) / 86400000 < ?2",
+                [first, end],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (stats.reported, stats.closed),
+            (reported as u64, closed as u64)
+        );
+    }
+    // After a case moves on (resolved, verified), the roll-ups follow.
+    let operator = server.phone("op-01");
+    operator.sync();
+    let case = operator
+        .store
+        .list(&Default::default())
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|c| {
+            c.status == gridlink_core::case::Status::Accepted
+                && c.level == gridlink_core::case::Level::Grid
+        })
+        .expect("an accepted case in a grid");
+    let before = store.case_stats(i64::MIN, i64::MAX).unwrap();
+    let recorded = operator.act(
+        &case.id,
+        gridlink_core::case::EventKind::Resolved {
+            note: "指挥中心协调处置".into(),
+        },
+        now,
+    );
+    assert!(recorded.is_some());
+    operator.sync();
+    let after = store.case_stats(i64::MIN, i64::MAX).unwrap();
+    assert_eq!(after.reported, before.reported);
+    assert_eq!(
+        after.solved_by_level.get("grid").copied().unwrap_or(0),
+        before.solved_by_level.get("grid").copied().unwrap_or(0) + 1
+    );
+}
