@@ -193,20 +193,50 @@ impl Merger {
                 .remove(&group.doc_id)
                 .or_else(|| self.cache.pop(&group.doc_id));
         }
-        let total: usize = groups.iter().map(|g| g.items.len()).sum();
         let (store, grids, rule) = (&*self.store, &self.grids, &self.rule);
         let mut in_flight: HashMap<&str, Vec<&Merge>> = HashMap::new();
         for m in self.in_flight.iter() {
             in_flight.entry(m.doc_id.as_str()).or_default().push(m);
         }
         let in_flight = &in_flight;
-        let run = |g: DocGroup<'_>| {
+        // Standard addresses not in the store yet (the batch being committed, and this one's):
+        // a visit pushed with a new address names it. Addresses go first for that.
+        let mut fresh: HashMap<String, String> = HashMap::new();
+        let note_addresses = |merges: &[Merge], fresh: &mut HashMap<String, String>| {
+            for summary in merges.iter().filter_map(|m| m.record.as_ref()) {
+                if let (DocKind::Address, Some(code), Some(grid)) =
+                    (summary.kind, &summary.subject, &summary.grid_id)
+                {
+                    fresh.insert(code.clone(), grid.clone());
+                }
+            }
+        };
+        note_addresses(&self.in_flight, &mut fresh);
+        let run = |g: DocGroup<'_>, fresh: &HashMap<String, String>| {
             let before = in_flight
                 .get(g.doc_id.as_str())
                 .map_or(&[][..], Vec::as_slice);
-            merge_group(store, grids, rule, before, g)
+            let context = Context {
+                store,
+                grids,
+                rule,
+                fresh,
+            };
+            merge_group(&context, before, g)
         };
-        let results: Vec<GroupResult> = if groups.len() < 2 || total < 8 {
+        let (addresses, groups): (Vec<_>, Vec<_>) = groups
+            .into_iter()
+            .partition(|g| DocKind::of(&g.doc_id) == DocKind::Address);
+        let mut results: Vec<GroupResult> = Vec::with_capacity(addresses.len() + groups.len());
+        for group in addresses {
+            let result = run(group, &fresh);
+            note_addresses(&result.merges, &mut fresh);
+            results.push(result);
+        }
+        let fresh = &fresh;
+        let run = |g: DocGroup<'_>| run(g, fresh);
+        let total: usize = groups.iter().map(|g| g.items.len()).sum();
+        let more: Vec<GroupResult> = if groups.len() < 2 || total < 8 {
             groups.into_iter().map(run).collect()
         } else {
             // Two halves of about equal work, one on a second thread.
@@ -231,6 +261,7 @@ impl Merger {
                 results
             })
         };
+        results.extend(more);
         let mut outcomes: Vec<PushOutcome> =
             pushes.iter().map(|_| PushOutcome::default()).collect();
         for result in results {
@@ -449,13 +480,8 @@ fn restore(
 }
 
 /// Merges every push of one document in a batch, in order.
-fn merge_group(
-    store: &dyn ServerStore,
-    grids: &HashMap<String, GridPlace>,
-    rule: &ScoringRule,
-    in_flight: &[&Merge],
-    group: DocGroup<'_>,
-) -> GroupResult {
+fn merge_group(context: &Context<'_>, in_flight: &[&Merge], group: DocGroup<'_>) -> GroupResult {
+    let store = context.store;
     let DocGroup {
         doc_id,
         state,
@@ -476,7 +502,7 @@ fn merge_group(
         let merged = match state {
             Ok(current) => merge_one(
                 current,
-                &Context { store, grids, rule },
+                context,
                 item.pusher,
                 item.prefix,
                 item.push,
@@ -765,6 +791,8 @@ struct Context<'a> {
     store: &'a dyn ServerStore,
     grids: &'a HashMap<String, GridPlace>,
     rule: &'a ScoringRule,
+    /// Addresses merged but not committed yet: code → grid.
+    fresh: &'a HashMap<String, String>,
 }
 
 impl Context<'_> {
@@ -780,6 +808,9 @@ impl gridlink_core::sync::records::Lookup for Context<'_> {
     }
 
     fn address_grid(&self, code: &str) -> Option<String> {
+        if let Some(grid) = self.fresh.get(code) {
+            return Some(grid.clone());
+        }
         let doc = self.record(&gridlink_core::address::address_doc_id(code))?;
         doc.details::<gridlink_core::address::AddressRecord>()
             .ok()

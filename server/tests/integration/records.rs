@@ -381,6 +381,50 @@ fn a_patrol_visit_and_its_hazard_case_reach_the_server_and_show_in_coverage() {
         .unwrap()
         .status();
     assert_eq!(status, 404);
+
+    // An address registered at the door and visited before the next sync: both go up in one
+    // push, and the visit finds its address in the same batch.
+    let new_code = "320509001001-01-9001";
+    inspector
+        .store
+        .register_address(
+            AddressDetails {
+                code: new_code.into(),
+                text: "新建小区 1 幢".into(),
+                point: address.details.point,
+                grid_id: GRID.into(),
+            },
+            at(10),
+        )
+        .unwrap();
+    let second = uuid::Uuid::new_v4().to_string();
+    inspector
+        .store
+        .start_visit(&second, new_code, "household", at(11), 200.0)
+        .unwrap();
+    for (item, answer) in [
+        ("residents_match", Answer::YesNo(true)),
+        ("residents", Answer::Number(2.0)),
+        ("ebike_indoor", Answer::YesNo(false)),
+        ("dispute", Answer::YesNo(false)),
+        ("needs_care", Answer::YesNo(false)),
+    ] {
+        inspector
+            .store
+            .answer_visit(&second, item, answer, at(12))
+            .unwrap();
+    }
+    inspector.store.finish_visit(&second, at(13)).unwrap();
+    let report = inspector.sync();
+    assert_eq!(report.docs_rejected, 0, "{report:?}");
+    assert!(
+        server
+            .state
+            .store()
+            .load_doc(&visit_doc_id(&second))
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[test]
