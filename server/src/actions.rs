@@ -24,6 +24,15 @@ use gridlink_core::sync::wire::PushDoc;
 /// The epoch of the actor the server records a device's actions under.
 pub const SERVER_EPOCH: u32 = u32::MAX;
 
+/// The actor the server records changes under for a device with this actor prefix (epoch
+/// [`SERVER_EPOCH`]).
+pub fn server_actor(prefix: &[u8]) -> Result<automerge::ActorId, ApiError> {
+    let prefix: [u8; gridlink_core::sync::ACTOR_PREFIX_LEN] = prefix
+        .try_into()
+        .map_err(|_| ApiError::Internal("bad actor prefix".into()))?;
+    Ok(gridlink_core::sync::device_actor(&prefix, SERVER_EPOCH))
+}
+
 /// `POST /v1/cases/{id}/events`.
 pub async fn record(
     State(state): State<AppState>,
@@ -63,12 +72,7 @@ fn record_blocking(
     }
     let mut doc = CaseDoc::load(case_id, &stored.bytes)
         .map_err(|e| ApiError::Internal(format!("{case_id}: {e}")))?;
-    let prefix: [u8; gridlink_core::sync::ACTOR_PREFIX_LEN] = device
-        .actor_prefix
-        .as_slice()
-        .try_into()
-        .map_err(|_| ApiError::Internal("bad actor prefix".into()))?;
-    doc.set_actor(gridlink_core::sync::device_actor(&prefix, SERVER_EPOCH));
+    doc.set_actor(server_actor(&device.actor_prefix)?);
     let before = doc.heads();
     let stamp = Stamp {
         actor: device.user.id.clone(),

@@ -27,7 +27,7 @@ use gridlink_core::checklist::{
 use gridlink_core::doc::RecordDoc;
 use gridlink_core::geo::LatLon;
 use gridlink_core::sync::access::{PLATFORM_DEVICE, Pusher};
-use gridlink_core::sync::scope::ScopeKey;
+use gridlink_core::sync::scope::{ScopeKey, grid_scopes};
 use gridlink_core::sync::wire::PushDoc;
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -62,7 +62,7 @@ pub fn publish_template(
 ) -> Result<u32, ApiError> {
     let doc_id = template_doc_id(&template.id);
     let stored = state.store().load_doc(&doc_id)?;
-    let actor = actor_of(prefix)?;
+    let actor = crate::actions::server_actor(prefix)?;
     let stamp = Stamp {
         actor: pusher.user_id.clone(),
         role: pusher.role,
@@ -122,16 +122,6 @@ pub fn publish_template(
         ));
     }
     Ok(template.version)
-}
-
-fn actor_of(prefix: &[u8]) -> Result<automerge::ActorId, ApiError> {
-    let prefix: [u8; gridlink_core::sync::ACTOR_PREFIX_LEN] = prefix
-        .try_into()
-        .map_err(|_| ApiError::Internal("bad actor prefix".into()))?;
-    Ok(gridlink_core::sync::device_actor(
-        &prefix,
-        crate::actions::SERVER_EPOCH,
-    ))
 }
 
 /// `POST /v1/templates`.
@@ -233,13 +223,7 @@ pub async fn coverage(
             .into_iter()
             .find(|g| g.grid_id == q.grid)
             .ok_or_else(not_found)?;
-        let keys = BTreeSet::from([
-            ScopeKey::District,
-            ScopeKey::Town(place.town_id.clone()),
-            ScopeKey::Village(place.village_id.clone()),
-            ScopeKey::Grid(place.grid_id.clone()),
-        ]);
-        if device.user.role == Role::Citizen || !pusher.may_read(&keys) {
+        if device.user.role == Role::Citizen || !pusher.may_read(&grid_scopes(&place)) {
             return Err(not_found());
         }
         let since = now_ms() - i64::from(days) * 86_400_000;

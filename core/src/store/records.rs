@@ -16,7 +16,7 @@ use crate::checklist::{
     Answer, ChecklistError, Template, TemplateRecord, Visit, VisitDetails, VisitRecord, VisitStep,
     check_in, current_template, fold_visit, may_patrol, template_doc_id, visit_doc_id,
 };
-use crate::doc::{DocKind, RecordDoc};
+use crate::doc::{DocKind, Entry, Record, RecordDoc};
 use crate::error::{Error, Result};
 use crate::geo::{LatLon, haversine_m};
 use crate::mediation::{
@@ -95,33 +95,51 @@ impl Store {
         if !may_edit_base(self.config.role) {
             return Err(BaseError::RoleNotAllowed(self.config.role.label_zh()).into());
         }
-        let id = address_doc_id(&details.code);
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        if let Some(doc) = self.load_record(&tx, &id)? {
-            let existing = doc.details::<AddressRecord>()?;
-            return if existing == details {
-                Ok(fold_address(&existing, &doc.entries::<AddressRecord>()?)
-                    .for_role(self.config.role))
-            } else {
-                Err(BaseError::Field {
-                    field: "地址编码 code",
-                    problem_zh: "已登记为另一个地址",
-                    problem_en: "already registered for another address",
-                }
-                .into())
-            };
-        }
-        let (mut doc, _) = RecordDoc::create::<AddressRecord>(
-            &id,
+        let role = self.config.role;
+        self.create_record::<AddressRecord, _>(
+            &address_doc_id(&details.code),
             &details,
             Vec::new(),
-            &self.stamp(at),
-            self.actor(),
-        )?;
+            at,
+            |doc| {
+                let existing = doc.details::<AddressRecord>()?;
+                if existing == details {
+                    Ok(fold_address(&existing, &doc.entries::<AddressRecord>()?).for_role(role))
+                } else {
+                    Err(BaseError::Field {
+                        field: "地址编码 code",
+                        problem_zh: "已登记为另一个地址",
+                        problem_en: "already registered for another address",
+                    }
+                    .into())
+                }
+            },
+            |_| fold_address(&details, &[]).for_role(role),
+        )
+    }
+
+    /// Creates a record with its first entries, or — when its id exists already (a retried
+    /// tap) — answers with `existing` (which runs with the connection held: it must not call
+    /// back into the store).
+    fn create_record<R: Record, T>(
+        &self,
+        id: &str,
+        details: &R::Details,
+        first: Vec<R::Body>,
+        at: Moment,
+        existing: impl FnOnce(RecordDoc) -> Result<T>,
+        created: impl FnOnce(Vec<Entry<R::Body>>) -> T,
+    ) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        if let Some(doc) = self.load_record(&tx, id)? {
+            return existing(doc);
+        }
+        let (mut doc, entries) =
+            RecordDoc::create::<R>(id, details, first, &self.stamp(at), self.actor())?;
         self.write_record(&tx, &mut doc, None)?;
         tx.commit()?;
-        Ok(fold_address(&details, &[]).for_role(self.config.role))
+        Ok(created(entries))
     }
 
     /// An address with its houses, people and enterprises, masked for the signed-in role.
@@ -355,31 +373,25 @@ impl Store {
             grid_id: address.details.grid_id.clone(),
             template,
         };
-        let id = visit_doc_id(visit_id);
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        if let Some(doc) = self.load_record(&tx, &id)? {
-            // A retried tap: the visit as it is.
-            return Ok(fold_visit(
-                &doc.details::<VisitRecord>()?,
-                &doc.entries::<VisitRecord>()?,
-            ));
-        }
         let first = VisitStep::CheckedIn {
             location,
             distance_m: checked.distance_m,
             off_site: checked.off_site,
         };
-        let (mut doc, entries) = RecordDoc::create::<VisitRecord>(
-            &id,
+        self.create_record::<VisitRecord, _>(
+            &visit_doc_id(visit_id),
             &details,
             vec![first],
-            &self.stamp(at),
-            self.actor(),
-        )?;
-        self.write_record(&tx, &mut doc, None)?;
-        tx.commit()?;
-        Ok(fold_visit(&details, &entries))
+            at,
+            // A retried tap: the visit as it is.
+            |doc| {
+                Ok(fold_visit(
+                    &doc.details::<VisitRecord>()?,
+                    &doc.entries::<VisitRecord>()?,
+                ))
+            },
+            |entries| fold_visit(&details, &entries),
+        )
     }
 
     /// A visit as it stands.
@@ -544,26 +556,21 @@ impl Store {
             ));
         }
         details.validate(yyyymmdd(at.at_ms))?;
-        let id = mediation_doc_id(&details.file_id);
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        if let Some(doc) = self.load_record(&tx, &id)? {
-            let file = fold_mediation(
-                &doc.details::<MediationRecord>()?,
-                &doc.entries::<MediationRecord>()?,
-            );
-            return Ok(file.for_role(self.config.role));
-        }
-        let (mut doc, _) = RecordDoc::create::<MediationRecord>(
-            &id,
+        let role = self.config.role;
+        self.create_record::<MediationRecord, _>(
+            &mediation_doc_id(&details.file_id),
             &details,
             Vec::new(),
-            &self.stamp(at),
-            self.actor(),
-        )?;
-        self.write_record(&tx, &mut doc, None)?;
-        tx.commit()?;
-        Ok(fold_mediation(&details, &[]).for_role(self.config.role))
+            at,
+            |doc| {
+                let file = fold_mediation(
+                    &doc.details::<MediationRecord>()?,
+                    &doc.entries::<MediationRecord>()?,
+                );
+                Ok(file.for_role(role))
+            },
+            |_| fold_mediation(&details, &[]).for_role(role),
+        )
     }
 
     /// Records a mediation step, checked against the file as it stands (the ladder one rung

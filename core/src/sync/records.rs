@@ -9,7 +9,7 @@
 //! a mediation ended) are accepted and left unapplied by the fold, as on every replica.
 
 use super::access::{PLATFORM_DEVICE, Pusher, Refusal};
-use super::scope::{GridPlace, ScopeKey};
+use super::scope::{GridPlace, ScopeKey, grid_scopes};
 use super::wire::RejectCode;
 use crate::address::{AddressRecord, may_edit_base, yyyymmdd};
 use crate::case::Role;
@@ -71,16 +71,6 @@ fn malformed(doc_id: &str, detail: impl std::fmt::Display) -> Refusal {
         RejectCode::Malformed,
         format!("记录 {doc_id} 无效：{detail} / record {doc_id} is invalid: {detail}"),
     )
-}
-
-/// The grid scope keys of a record placed in a grid.
-fn grid_scopes(place: &GridPlace) -> BTreeSet<ScopeKey> {
-    BTreeSet::from([
-        ScopeKey::District,
-        ScopeKey::Town(place.town_id.clone()),
-        ScopeKey::Village(place.village_id.clone()),
-        ScopeKey::Grid(place.grid_id.clone()),
-    ])
 }
 
 /// Reads a record's details, entries, scope keys and summary, checking what can be checked on
@@ -389,9 +379,8 @@ pub fn check_record_push(
             known.insert(key.to_owned(), entry);
         }
         let mut changed = Vec::new();
-        let after_entries = after.entries_json().map_err(bad)?;
         for (key, entry) in &known {
-            let same = after_entries
+            let same = raw
                 .iter()
                 .any(|e| e.get("id").and_then(|v| v.as_str()) == Some(key) && e == entry);
             if !same {

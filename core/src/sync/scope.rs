@@ -115,15 +115,21 @@ pub struct GridPlace {
     pub town_id: String,
 }
 
-/// The scope keys of a case: its place, its reporter, and every unit it was dispatched to by
-/// an event that the fold applied (a flagged dispatch grants nothing).
-pub fn case_scopes(case: &Case, place: &GridPlace) -> BTreeSet<ScopeKey> {
-    let mut keys = BTreeSet::from([
+/// The keys of a place: the district, its town, its village and the grid. A case, an
+/// address or a visit in that grid carries them; a user holding any of them covers the grid.
+pub fn grid_scopes(place: &GridPlace) -> BTreeSet<ScopeKey> {
+    BTreeSet::from([
         ScopeKey::District,
         ScopeKey::Town(place.town_id.clone()),
         ScopeKey::Village(place.village_id.clone()),
         ScopeKey::Grid(place.grid_id.clone()),
-    ]);
+    ])
+}
+
+/// The scope keys of a case: its place, its reporter, and every unit it was dispatched to by
+/// an event that the fold applied (a flagged dispatch grants nothing).
+pub fn case_scopes(case: &Case, place: &GridPlace) -> BTreeSet<ScopeKey> {
+    let mut keys = grid_scopes(place);
     if let Some(reporter) = &case.state.reporter {
         keys.insert(ScopeKey::Reporter(reporter.clone()));
     }

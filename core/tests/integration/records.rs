@@ -66,7 +66,10 @@ fn fixture_people() -> (
     Vec<gridlink_fixtures::Person>,
     Vec<gridlink_fixtures::Enterprise>,
 ) {
-    let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
+    // Generated once for every test of this module.
+    static DISTRICT: std::sync::OnceLock<gridlink_fixtures::District> = std::sync::OnceLock::new();
+    let district = DISTRICT
+        .get_or_init(|| gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small));
     let people = district
         .addresses
         .iter()

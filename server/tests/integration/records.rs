@@ -498,10 +498,9 @@ fn record_pushes_against_the_rules_are_refused_and_nothing_is_stored() {
     let mut bad_id = RecordDoc::load(&addr_id, &stored.bytes).unwrap();
     bad_id.set_actor(actor_of(&own));
     let before = bad_id.heads();
-    let person = address
-        .people
-        .first()
-        .map_or("p0".to_owned(), |_| "p0".to_owned());
+    // The register's first person (`p0`) is at every fixture address of the grid.
+    assert!(!address.people.is_empty());
+    let person = "p0".to_owned();
     bad_id
         .append::<AddressRecord>(
             vec![AddressChange::PersonCorrected {
