@@ -70,6 +70,41 @@ pub struct RejectedEdit {
     pub at_ms: i64,
 }
 
+/// A row of `rejected_edits`: a refused case event (`{event, details}`) or record entry
+/// (`{entry, details}`).
+struct RejectedRow {
+    doc_id: String,
+    value: serde_json::Value,
+    code: String,
+    message: String,
+    at_ms: i64,
+}
+
+/// The server's copy sent with a refusal, loaded: `Some(None)` when the server has none the
+/// device may read, `None` when it does not load here — then the local document is kept as it
+/// is, marked refused with why, and the next sync tries again.
+fn server_copy<D>(
+    tx: &Connection,
+    rejection: &Rejection,
+    load: impl Fn(&str, &[u8]) -> Result<D>,
+) -> Result<Option<Option<D>>> {
+    let Some(bytes) = &rejection.server_doc else {
+        return Ok(Some(None));
+    };
+    match load(&rejection.doc_id, bytes) {
+        Ok(doc) => Ok(Some(Some(doc))),
+        Err(e) => {
+            set_outbox(
+                tx,
+                &rejection.doc_id,
+                "rejected",
+                Some((rejection.code.code(), &e.to_string())),
+            )?;
+            Ok(None)
+        }
+    }
+}
+
 /// A record entry (or a whole new record) the server refused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RejectedEntry {
@@ -472,22 +507,8 @@ impl Store {
             Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
             Err(_) => return Ok(0),
         };
-        let server = match &rejection.server_doc {
-            Some(bytes) => match CaseDoc::load(doc_id, bytes) {
-                Ok(doc) => Some(doc),
-                // The server's copy does not load here: keep the local document as it is and
-                // say so; the next sync will try again.
-                Err(e) => {
-                    set_outbox(
-                        tx,
-                        doc_id,
-                        "rejected",
-                        Some((rejection.code.code(), &e.to_string())),
-                    )?;
-                    return Ok(0);
-                }
-            },
-            None => None,
+        let Some(server) = server_copy(tx, rejection, CaseDoc::load)? else {
+            return Ok(0);
         };
         let server_case = server.as_ref().map(CaseDoc::case).transpose()?;
         let known: HashSet<&str> = server_case
@@ -577,20 +598,8 @@ impl Store {
             Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
             Err(_) => return Ok(0),
         };
-        let server = match &rejection.server_doc {
-            Some(bytes) => match crate::doc::RecordDoc::load(doc_id, bytes) {
-                Ok(doc) => Some(doc),
-                Err(e) => {
-                    set_outbox(
-                        tx,
-                        doc_id,
-                        "rejected",
-                        Some((rejection.code.code(), &e.to_string())),
-                    )?;
-                    return Ok(0);
-                }
-            },
-            None => None,
+        let Some(server) = server_copy(tx, rejection, crate::doc::RecordDoc::load)? else {
+            return Ok(0);
         };
         let id_of = |e: &serde_json::Value| {
             e.get("id")
@@ -675,22 +684,15 @@ impl Store {
     /// Entries of record documents (addresses, visits, mediation files) the server refused,
     /// newest first.
     pub fn rejected_entries(&self) -> Result<Vec<RejectedEntry>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT doc_id, event, code, message FROM rejected_edits ORDER BY at DESC, id DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (doc_id, json, code, message) = row?;
-            let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        for RejectedRow {
+            doc_id,
+            value,
+            code,
+            message,
+            ..
+        } in self.rejected_rows()?
+        {
             if let Some(entry) = value.get("entry") {
                 let some = |v: &serde_json::Value| (!v.is_null()).then(|| v.clone());
                 out.push(RejectedEntry {
@@ -736,24 +738,16 @@ impl Store {
 
     /// Edits the server refused, newest first.
     pub fn rejected_edits(&self) -> Result<Vec<RejectedEdit>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT doc_id, event, code, message, at FROM rejected_edits ORDER BY at DESC, id DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (doc_id, json, code, message, at_ms) = row?;
+        for RejectedRow {
+            doc_id,
+            value,
+            code,
+            message,
+            at_ms,
+        } in self.rejected_rows()?
+        {
             // Record entries are listed by `rejected_entries`.
-            let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
             if value.get("entry").is_some() {
                 continue;
             }
@@ -762,7 +756,7 @@ impl Store {
                 event: Event,
                 details: Option<crate::case::CaseDetails>,
             }
-            let stored: Stored = serde_json::from_str(&json).map_err(|e| Error::Malformed {
+            let stored: Stored = serde_json::from_value(value).map_err(|e| Error::Malformed {
                 doc_id: doc_id.clone(),
                 detail: format!("rejected edit: {e}"),
             })?;
@@ -776,6 +770,24 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Every row of `rejected_edits`, newest first, its JSON parsed.
+    fn rejected_rows(&self) -> Result<Vec<RejectedRow>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT doc_id, event, code, message, at FROM rejected_edits ORDER BY at DESC, id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RejectedRow {
+                doc_id: r.get(0)?,
+                value: serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default(),
+                code: r.get(2)?,
+                message: r.get(3)?,
+                at_ms: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Current heads of a stored document.
