@@ -26,9 +26,11 @@ pub enum IdError {
         /// What is wrong.
         detail: String,
     },
-    /// The birth date in a resident ID is not a real date (or lies in the future).
+    /// The birth date in a resident ID is not a real date (or lies in the future). The
+    /// message does not repeat the date: error texts reach logs and screens, and a birth date
+    /// is personal data.
     #[error(
-        "身份证号中的出生日期 {0} 无效 / the birth date {0} in the ID number is not a valid date"
+        "身份证号中的出生日期无效（第 7–14 位）/ the birth date in the ID number (characters 7–14) is not a valid date"
     )]
     BadBirthDate(String),
     /// The check character does not match: a typo.
