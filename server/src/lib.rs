@@ -490,6 +490,7 @@ pub fn app(state: AppState) -> Router {
             get(records::list_templates).post(records::post_template),
         )
         .route("/v1/patrols/coverage", get(records::coverage))
+        .route("/v1/grids", get(records::grid_map))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -257,6 +257,31 @@ pub async fn coverage(
     .await
 }
 
+/// `GET /v1/grids`: the district's grid outlines (GeoJSON, WGS-84) for the phones' maps and
+/// their "which grid am I in". Any enrolled device may read them: outlines are public
+/// geography, not case data.
+pub async fn grid_map(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    crate::blocking(move || {
+        state.authenticate(&headers)?;
+        let shapes = state.store().setting("grid_shapes")?.ok_or_else(|| {
+            ApiError::refused(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "尚未导入网格地图 / no grid map has been imported",
+            )
+        })?;
+        Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/geo+json")],
+            shapes,
+        )
+            .into_response())
+    })
+    .await
+}
+
 /// A fixture address as an address document: the registered address, then its houses,
 /// people and enterprises as entries by the platform (the register's import).
 pub fn address_record(
