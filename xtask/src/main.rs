@@ -3,7 +3,12 @@
 //! - `ci`: everything CI checks — formatting, clippy with warnings denied (full and pure builds
 //!   of gridlink-core), the committed fixtures being up to date, and every test suite;
 //! - `fixtures [--check] [--scale small|full] [--out DIR]`: (re)generate the fixture district;
-//! - `bench <name> [args]`: run a benchmark; JSON lines on stdout.
+//! - `bench <name> [args]`: run a benchmark; JSON lines on stdout;
+//! - `bindings [--release]`: build the phone library and generate its Kotlin, Swift and Python
+//!   bindings into `target/bindings/`;
+//! - `android`, `ios`: the app libraries, where the Android NDK or Xcode exists.
+
+mod bindings;
 
 use anyhow::{Context, Result, bail};
 use gridlink_fixtures::{District, Scale};
@@ -16,9 +21,12 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("fixtures") => fixtures(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("bindings") => bindings::bindings(&args[1..]).map(drop),
+        Some("android") => bindings::android(),
+        Some("ios") => bindings::ios(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full]>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench ffi | bindings [--release] | android | ios>"
             );
             std::process::exit(2);
         }
@@ -71,6 +79,11 @@ fn ci() -> Result<()> {
     fixtures(&["--check".to_owned()])?;
     run(&cargo, &["test", "--workspace", "--all-targets"])?;
     run(&cargo, &["test", "--workspace", "--doc"])?;
+    // The bindings, generated from the library as built now, each driven from its language
+    // against a real server (Swift is generated only: no Swift compiler here).
+    let generated = bindings::bindings(&[])?;
+    bindings::python_suite(&generated)?;
+    bindings::kotlin_suite(&generated)?;
     eprintln!("\nci: all checks passed");
     Ok(())
 }

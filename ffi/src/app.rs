@@ -1,0 +1,896 @@
+//! `FieldApp`: the one object an app holds. It owns the phone's store for the signed-in user,
+//! the HTTP transport, the grid map and the library's network thread.
+//!
+//! Database calls are blocking (the apps call them off the main thread). `start_sync` runs on
+//! the library's own network thread and reports through a [`SyncObserver`]; `sync` is the same
+//! work, blocking, for background jobs (WorkManager, BGTaskScheduler) that already run off the
+//! main thread.
+
+use crate::error::{ApiError, ApiResult};
+use crate::observe::{PhotoAdapter, PhotoQueueObserver, SyncAdapter, SyncObserver};
+use crate::views::{
+    AddressView, AnswerOutcome, CaseListItem, CaseListPage, CaseListQuery, CaseView, GridView,
+    MediationFileView, NewCaseInput, PhotoView, RejectedItem, Session, SyncSummary, VisitView,
+};
+use gridlink_core::address::{AddressChange, AddressDetails};
+use gridlink_core::case::{Category, EventKind, Location, Role, Source};
+use gridlink_core::checklist::{Answer, Template};
+use gridlink_core::geo::{GridIndex, LatLon};
+use gridlink_core::mediation::{MediationDetails, MediationStep};
+use gridlink_core::store::{
+    AddressHit, CaseFilter, CaseQuery, CitizenReportView, DEFAULT_CHECK_IN_M, MediationSummary,
+    Moment, NewCase, NewCitizenReport, OutboxState, PageCursor, PatrolItem, PhotoInput, Store,
+    StoreConfig,
+};
+use gridlink_core::sync::wire::EnrollResponse;
+use gridlink_core::sync::{Backoff, HttpTransport, SyncOptions, Transport, UploadOptions};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+
+/// How the app opens the library.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct AppConfig {
+    /// The SQLite file (in the app's private storage).
+    pub database_path: String,
+    /// Where the camera writes photos before they are processed (`new_photo_path`).
+    pub photo_dir: String,
+    /// The district server, e.g. `https://grid.wujiang.example.cn`.
+    pub server_url: String,
+    /// This installation's id, a UUID made once (`new_id()`) and kept by the app.
+    pub device_id: String,
+    /// A name for the device list on the server (e.g. the phone model).
+    pub device_name: String,
+    /// Attempts per request before a sync gives up for now (back-off with jitter between).
+    #[uniffi(default = 8)]
+    pub max_attempts: u32,
+}
+
+/// The signed-in user's store and transport.
+struct Signed {
+    session: Session,
+    store: Arc<Store>,
+    transport: Arc<HttpTransport>,
+}
+
+/// What is kept beside the database to reopen it for the same user.
+#[derive(Serialize, Deserialize)]
+struct SessionFile {
+    user_id: String,
+    user_name: String,
+    role: Role,
+    device_id: String,
+    scopes: Vec<String>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The library, as an app holds it: open once at start and keep.
+#[derive(uniffi::Object)]
+pub struct FieldApp {
+    config: AppConfig,
+    signed: RwLock<Option<Arc<Signed>>>,
+    grids: RwLock<Option<Arc<GridIndex>>>,
+    photo_observer: RwLock<Option<Arc<dyn PhotoQueueObserver>>>,
+    network: Mutex<Option<mpsc::Sender<Job>>>,
+    /// The server refused the signed-in device's credentials (revoked): a new enrollment
+    /// of the same user is allowed over the existing store, keeping its unsent work.
+    refused: AtomicBool,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn moment(location: Option<Location>) -> Moment {
+    Moment {
+        at_ms: now_ms(),
+        location,
+    }
+}
+
+fn storage(message: String) -> ApiError {
+    ApiError::Storage { detail: message }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> ApiResult<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| storage(format!("无法写入 / cannot write {}: {e}", path.display())))
+}
+
+impl FieldApp {
+    fn session_path(&self) -> PathBuf {
+        PathBuf::from(format!("{}.session.json", self.config.database_path))
+    }
+
+    fn grids_path(&self) -> PathBuf {
+        PathBuf::from(format!("{}.grids.geojson", self.config.database_path))
+    }
+
+    fn signed(&self) -> ApiResult<Arc<Signed>> {
+        self.signed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| ApiError::SignInAgain {
+                detail:
+                    "尚未登录，请先用登记码登录 / not signed in: sign in with an enrollment code"
+                        .into(),
+            })
+    }
+
+    fn store(&self) -> ApiResult<Arc<Store>> {
+        Ok(self.signed()?.store.clone())
+    }
+
+    fn sync_options(&self) -> SyncOptions {
+        SyncOptions {
+            backoff: Backoff {
+                attempts: self.config.max_attempts.max(1),
+                ..Backoff::default()
+            },
+            ..SyncOptions::default()
+        }
+    }
+
+    fn upload_options(&self) -> UploadOptions {
+        UploadOptions {
+            backoff: self.sync_options().backoff,
+            ..UploadOptions::default()
+        }
+    }
+
+    /// Opens the store for `session` and keeps it as the signed-in state.
+    fn sign_in(&self, session: Session, enrollment: Option<&EnrollResponse>) -> ApiResult<()> {
+        let config = StoreConfig::new(&self.config.device_id, &session.user_id, session.role);
+        let store = Store::open(&self.config.database_path, config)?;
+        if let Some(enrollment) = enrollment {
+            store.set_enrollment(enrollment)?;
+        }
+        let token = store
+            .credentials()?
+            .ok_or_else(|| ApiError::SignInAgain {
+                detail: "本机登记信息缺失，请重新登录 / this phone's enrollment is missing: sign in again"
+                    .into(),
+            })?
+            .token;
+        let transport = HttpTransport::new(&self.config.server_url)?.with_token(&token);
+        *self.signed.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Signed {
+            session,
+            store: Arc::new(store),
+            transport: Arc::new(transport),
+        }));
+        Ok(())
+    }
+
+    /// Refuses a new enrollment over a signed-in phone before any code is spent, unless the
+    /// server refused this phone's credentials.
+    fn may_enroll(&self) -> ApiResult<()> {
+        if self.signed().is_ok() && !self.refused.load(Ordering::Relaxed) {
+            return Err(ApiError::NotAllowed {
+                detail: "本机已登录，如需换人请先退出 / this phone is signed in: sign out first to change user".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Keeps an enrollment (from a code or a citizen registration) and signs in with it.
+    fn accept_enrollment(&self, response: EnrollResponse) -> ApiResult<Session> {
+        if let Ok(current) = self.signed()
+            && current.session.user_id != response.user_id
+        {
+            return Err(ApiError::NotAllowed {
+                detail: "本机已有其他用户登录，请先退出 / another user is signed in on this phone: sign out first".into(),
+            });
+        }
+        let session = Session {
+            user_id: response.user_id.clone(),
+            user_name: response.user_name.clone(),
+            role: response.role,
+            role_label: response.role.label_zh().to_owned(),
+            device_id: response.device_id.clone(),
+            scopes: response.scopes.clone(),
+        };
+        self.sign_in(session.clone(), Some(&response))?;
+        self.refused.store(false, Ordering::Relaxed);
+        let file = SessionFile {
+            user_id: session.user_id.clone(),
+            user_name: session.user_name.clone(),
+            role: session.role,
+            device_id: session.device_id.clone(),
+            scopes: session.scopes.clone(),
+        };
+        let bytes = serde_json::to_vec(&file).map_err(|e| storage(e.to_string()))?;
+        write_atomically(&self.session_path(), &bytes)?;
+        Ok(session)
+    }
+
+    fn run_sync(&self, observer: Option<Arc<dyn SyncObserver>>) -> ApiResult<SyncSummary> {
+        let result = self.sync_once(observer);
+        if let Err(ApiError::SignInAgain { .. }) = &result
+            && self.signed().is_ok()
+        {
+            self.refused.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn sync_once(&self, observer: Option<Arc<dyn SyncObserver>>) -> ApiResult<SyncSummary> {
+        let signed = self.signed()?;
+        let store = &signed.store;
+        let transport = signed.transport.as_ref();
+        let photos = PhotoAdapter(
+            self.photo_observer
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        );
+        let mut summary = SyncSummary::default();
+        if signed.session.role == Role::Citizen {
+            let r = store.sync_citizen(
+                transport,
+                &self.sync_options(),
+                &self.upload_options(),
+                &photos,
+            )?;
+            summary.reports_submitted = r.submitted;
+            summary.reports_refused = r.refused;
+            summary.photos_uploaded = r.photos.uploaded;
+            summary.photos_waiting = r.photos.waiting;
+            summary.photos_failed = r.photos.failed;
+            summary.retries = r.photos.retries;
+            return Ok(summary);
+        }
+        let p = store.sync(transport, &self.sync_options(), &SyncAdapter(observer))?;
+        let u = store.upload_photos(transport, &self.upload_options(), &photos)?;
+        summary.round_trips = p.round_trips;
+        summary.docs_sent = p.docs_sent;
+        summary.docs_received = p.docs_received;
+        summary.docs_accepted = p.docs_accepted;
+        summary.docs_rejected = p.docs_rejected;
+        summary.docs_removed = p.docs_removed;
+        summary.retries = p.retries + u.retries;
+        summary.photos_uploaded = u.uploaded;
+        summary.photos_waiting = u.waiting;
+        summary.photos_failed = u.failed;
+        Ok(summary)
+    }
+
+    /// Runs `job` on the library's network thread (started on first use).
+    fn on_network_thread(&self, job: Job) -> ApiResult<()> {
+        let mut network = self.network.lock().unwrap_or_else(|p| p.into_inner());
+        if network.is_none() {
+            let (tx, rx) = mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name("gridlink-network".into())
+                .spawn(move || {
+                    for job in rx {
+                        job();
+                    }
+                })
+                .map_err(|e| {
+                    storage(format!(
+                        "无法启动网络线程 / cannot start the network thread: {e}"
+                    ))
+                })?;
+            *network = Some(tx);
+        }
+        let sender = network
+            .as_ref()
+            .ok_or_else(|| storage("network thread".into()))?;
+        sender.send(job).map_err(|_| ApiError::Network {
+            detail: "网络线程已停止 / the network thread has stopped".into(),
+        })
+    }
+
+    fn signed_grids(&self) -> Vec<String> {
+        self.signed().map(|s| s.session.grids()).unwrap_or_default()
+    }
+}
+
+#[uniffi::export]
+impl FieldApp {
+    /// Opens the library: the signed-in user's store if there is one, and the grid map if
+    /// one was loaded before.
+    #[uniffi::constructor]
+    pub fn open(config: AppConfig) -> ApiResult<Arc<FieldApp>> {
+        if uuid::Uuid::parse_str(&config.device_id).is_err() {
+            return Err(ApiError::Validation {
+                detail: "设备编号必须是 UUID（用 new_id() 生成一次并保存）/ the device id must be a UUID (make one with new_id() and keep it)".into(),
+            });
+        }
+        std::fs::create_dir_all(&config.photo_dir).map_err(|e| {
+            storage(format!(
+                "无法创建照片目录 / cannot create the photo directory: {e}"
+            ))
+        })?;
+        let app = FieldApp {
+            config,
+            signed: RwLock::new(None),
+            grids: RwLock::new(None),
+            photo_observer: RwLock::new(None),
+            network: Mutex::new(None),
+            refused: AtomicBool::new(false),
+        };
+        if let Ok(bytes) = std::fs::read(app.session_path()) {
+            let file: SessionFile = serde_json::from_slice(&bytes).map_err(|e| {
+                storage(format!(
+                    "登录信息已损坏，请重新登录 / the sign-in file is damaged, sign in again: {e}"
+                ))
+            })?;
+            if file.device_id == app.config.device_id {
+                let session = Session {
+                    role_label: file.role.label_zh().to_owned(),
+                    user_id: file.user_id,
+                    user_name: file.user_name,
+                    role: file.role,
+                    device_id: file.device_id,
+                    scopes: file.scopes,
+                };
+                app.sign_in(session, None)?;
+            }
+        }
+        if let Ok(text) = std::fs::read_to_string(app.grids_path()) {
+            // A damaged map file only costs the map: it is loaded again at the next refresh.
+            if let Ok(index) = GridIndex::from_geojson(&text) {
+                *app.grids.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(index));
+            }
+        }
+        Ok(Arc::new(app))
+    }
+
+    /// Who is signed in, if anyone.
+    pub fn session(&self) -> Option<Session> {
+        self.signed().ok().map(|s| s.session.clone())
+    }
+
+    /// Signs in with a one-time enrollment code from the district (network).
+    pub fn enroll(&self, code: String) -> ApiResult<Session> {
+        self.may_enroll()?;
+        let transport = HttpTransport::new(&self.config.server_url)?;
+        let response = gridlink_core::sync::enroll(
+            &transport,
+            &code,
+            &self.config.device_id,
+            &self.config.device_name,
+        )?;
+        self.accept_enrollment(response)
+    }
+
+    /// Registers this phone anonymously as a citizen (随手拍), optionally with a name and
+    /// phone for call-backs (network).
+    pub fn register_citizen(
+        &self,
+        name: Option<String>,
+        phone: Option<String>,
+    ) -> ApiResult<Session> {
+        self.may_enroll()?;
+        let transport = HttpTransport::new(&self.config.server_url)?;
+        let response = gridlink_core::sync::register_citizen(
+            &transport,
+            &self.config.device_id,
+            &self.config.device_name,
+            name.as_deref(),
+            phone.as_deref(),
+        )?;
+        self.accept_enrollment(response)
+    }
+
+    /// Signs out and removes the user's data from the phone. Refused while work has not
+    /// reached the server, unless `discard_unsent`.
+    pub fn sign_out(&self, discard_unsent: bool) -> ApiResult<()> {
+        let signed = self.signed()?;
+        let unsent = signed.store.unacknowledged()?.len();
+        if unsent > 0 && !discard_unsent {
+            return Err(ApiError::NotAllowed {
+                detail: format!(
+                    "还有 {unsent} 项工作未同步，请先同步 / {unsent} items have not reached the server: sync first"
+                ),
+            });
+        }
+        *self.signed.write().unwrap_or_else(|p| p.into_inner()) = None;
+        drop(signed);
+        let db = &self.config.database_path;
+        for path in [
+            self.session_path(),
+            PathBuf::from(db),
+            PathBuf::from(format!("{db}-wal")),
+            PathBuf::from(format!("{db}-shm")),
+        ] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(storage(format!(
+                        "无法删除 / cannot remove {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- Sync ----
+
+    /// Syncs now, blocking: pushes the work done offline, pulls the user's scope, uploads
+    /// photos (citizens: submits reports and refreshes "my reports").
+    pub fn sync(&self, observer: Option<Arc<dyn SyncObserver>>) -> ApiResult<SyncSummary> {
+        self.run_sync(observer)
+    }
+
+    /// Starts a sync on the library's network thread and returns at once; `observer` hears
+    /// progress, retries and the end. Syncs started together run one after the other.
+    pub fn start_sync(self: Arc<Self>, observer: Arc<dyn SyncObserver>) -> ApiResult<()> {
+        let app = self.clone();
+        self.on_network_thread(Box::new(move || {
+            match app.run_sync(Some(observer.clone())) {
+                Ok(summary) => observer.finished(summary),
+                Err(e) => observer.failed(e),
+            }
+        }))
+    }
+
+    /// Told of every photo queue change during syncs (none: stop telling).
+    pub fn set_photo_observer(&self, observer: Option<Arc<dyn PhotoQueueObserver>>) {
+        *self
+            .photo_observer
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = observer;
+    }
+
+    /// Documents the server refused at the last syncs, for the "needs attention" screen.
+    pub fn rejected_items(&self) -> ApiResult<Vec<RejectedItem>> {
+        Ok(self
+            .store()?
+            .outbox()?
+            .into_iter()
+            .filter_map(|e| match e.state {
+                OutboxState::Rejected { code, message } => Some(RejectedItem {
+                    doc_id: e.doc_id,
+                    code,
+                    message,
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Work not yet on the server (documents with unsent or unconfirmed changes).
+    pub fn unsent_count(&self) -> ApiResult<u32> {
+        Ok(u32::try_from(self.store()?.unacknowledged()?.len()).unwrap_or(u32::MAX))
+    }
+
+    // ---- Cases ----
+
+    /// Reports a case (inspectors, chiefs), offline.
+    pub fn report_case(&self, input: NewCaseInput) -> ApiResult<CaseView> {
+        let signed = self.signed()?;
+        let source = match signed.session.role {
+            Role::ProfessionalInspector => Source::ProfessionalInspector,
+            Role::Citizen => {
+                return Err(ApiError::NotAllowed {
+                    detail: "市民请用随手拍上报 / citizens report with 随手拍".into(),
+                });
+            }
+            _ => Source::GridInspector,
+        };
+        let grid_id = input
+            .grid_id
+            .or_else(|| signed.session.grids().into_iter().next())
+            .ok_or_else(|| ApiError::Validation {
+                detail: "请选择网格 / choose a grid".into(),
+            })?;
+        let new = NewCase {
+            id: input.id,
+            category: input.category,
+            source,
+            title: input.title,
+            description: input.description,
+            location: input.location,
+            address_id: input.address_id,
+            grid_id,
+            photos: input.photos,
+            priority: input.priority.unwrap_or_default(),
+        };
+        Ok(signed.store.report(new, moment(input.location))?.into())
+    }
+
+    /// A case with its whole timeline.
+    pub fn case(&self, case_id: String) -> ApiResult<CaseView> {
+        Ok(self.store()?.case(&case_id)?.into())
+    }
+
+    /// A page of the case list.
+    pub fn list_cases(&self, query: CaseListQuery) -> ApiResult<CaseListPage> {
+        let after = match query.after.as_deref() {
+            None => None,
+            Some(token) => Some(decode_cursor(token)?),
+        };
+        let page = self.store()?.list(&CaseQuery {
+            filter: CaseFilter {
+                statuses: query.statuses,
+                open_only: query.open_only,
+                grid_ids: query.grid_ids,
+                category: query.category,
+                assignee: None,
+                assigned_to_me: query.assigned_to_me,
+                reported_by_me: query.reported_by_me,
+                due_before_ms: None,
+                text: query.text,
+            },
+            limit: query.limit,
+            after,
+            ..CaseQuery::default()
+        })?;
+        Ok(CaseListPage {
+            items: page.items.into_iter().map(CaseListItem::from).collect(),
+            next: page.next.map(|c| format!("{}:{}", c.key, c.id)),
+        })
+    }
+
+    /// Records a step of the closed loop as the signed-in user: a chief accepts, resolves in
+    /// the grid or escalates; a handler resolves; the reporter side verifies; anyone comments.
+    /// Checked against the case and the role offline; the server checks it again.
+    pub fn record(
+        &self,
+        case_id: String,
+        kind: EventKind,
+        location: Option<Location>,
+    ) -> ApiResult<CaseView> {
+        Ok(self
+            .store()?
+            .record(&case_id, kind, moment(location))?
+            .into())
+    }
+
+    // ---- Photos ----
+
+    /// A fresh path in the photo directory for the camera to write a photo to.
+    pub fn new_photo_path(&self) -> String {
+        Path::new(&self.config.photo_dir)
+            .join(format!("{}.jpg", uuid::Uuid::new_v4()))
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Captures a photo (JPEG or PNG bytes) for a case, citizen report, visit or mediation
+    /// file: processed (oriented, resized, metadata removed) and queued for upload.
+    /// `free_space_bytes` is what the OS reports free for the app.
+    pub fn capture_photo(
+        &self,
+        owner_id: String,
+        bytes: Vec<u8>,
+        location: Option<Location>,
+        free_space_bytes: Option<u64>,
+    ) -> ApiResult<PhotoView> {
+        Ok(self
+            .store()?
+            .capture_photo(
+                &owner_id,
+                PhotoInput::Bytes(&bytes),
+                moment(location),
+                free_space_bytes,
+            )?
+            .into())
+    }
+
+    /// Captures the photo the camera wrote to `path` (from `new_photo_path`); the file is
+    /// deleted once the processed photo is safely queued.
+    pub fn capture_photo_file(
+        &self,
+        owner_id: String,
+        path: String,
+        location: Option<Location>,
+        free_space_bytes: Option<u64>,
+    ) -> ApiResult<PhotoView> {
+        Ok(self
+            .store()?
+            .capture_photo(
+                &owner_id,
+                PhotoInput::File(Path::new(&path)),
+                moment(location),
+                free_space_bytes,
+            )?
+            .into())
+    }
+
+    /// Every photo in the queue, newest first.
+    pub fn photo_queue(&self) -> ApiResult<Vec<PhotoView>> {
+        Ok(self
+            .store()?
+            .photo_queue()?
+            .into_iter()
+            .map(PhotoView::from)
+            .collect())
+    }
+
+    /// The photos of one case, report, visit or mediation file.
+    pub fn photos_of(&self, owner_id: String) -> ApiResult<Vec<PhotoView>> {
+        Ok(self
+            .store()?
+            .photos_of_case(&owner_id)?
+            .into_iter()
+            .map(PhotoView::from)
+            .collect())
+    }
+
+    /// A photo's JPEG bytes if they are on the phone (none: use `fetch_photo`).
+    pub fn photo_bytes(&self, hash: String, thumbnail: bool) -> ApiResult<Option<Vec<u8>>> {
+        Ok(self.store()?.photo_bytes(&hash, thumbnail)?)
+    }
+
+    /// A photo's JPEG bytes, downloaded and checked if not on the phone (network).
+    pub fn fetch_photo(&self, hash: String, thumbnail: bool) -> ApiResult<Vec<u8>> {
+        let signed = self.signed()?;
+        Ok(signed
+            .store
+            .fetch_photo(signed.transport.as_ref(), &hash, thumbnail)?)
+    }
+
+    /// Makes every failed photo due now ("retry" button); returns how many.
+    pub fn retry_photos_now(&self) -> ApiResult<u32> {
+        let n = self.store()?.retry_all_photos_now()?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    // ---- Citizens (随手拍) ----
+
+    /// Keeps a citizen's report for submission at the next sync (offline). Capture its
+    /// photos first with the same `id`.
+    pub fn submit_citizen_report(
+        &self,
+        id: String,
+        category: Category,
+        text: String,
+        location: Location,
+        photos: Vec<String>,
+    ) -> ApiResult<CitizenReportView> {
+        let report = NewCitizenReport {
+            id,
+            category,
+            text,
+            location,
+            photos,
+        };
+        Ok(self
+            .store()?
+            .submit_citizen_report(report, moment(Some(location)))?)
+    }
+
+    /// The citizen's reports with their status and closing note.
+    pub fn my_reports(&self) -> ApiResult<Vec<CitizenReportView>> {
+        Ok(self.store()?.citizen_reports()?)
+    }
+
+    // ---- Patrol ----
+
+    /// Today's patrol list of a grid (the user's first grid when absent): every address with
+    /// its last visit, those not visited in `days` days first.
+    pub fn patrol_list(&self, grid_id: Option<String>, days: u32) -> ApiResult<Vec<PatrolItem>> {
+        let grid = grid_id
+            .or_else(|| self.signed_grids().into_iter().next())
+            .ok_or_else(|| ApiError::Validation {
+                detail: "请选择网格 / choose a grid".into(),
+            })?;
+        Ok(self.store()?.patrol_list(&grid, days, now_ms())?)
+    }
+
+    /// The checklist templates (current versions).
+    pub fn templates(&self) -> ApiResult<Vec<Template>> {
+        Ok(self.store()?.templates()?)
+    }
+
+    /// Checks in at an address with a checklist. Without a location the check-in is
+    /// refused; farther than `max_distance_m` (default 200 m) it is kept and flagged off-site.
+    pub fn start_visit(
+        &self,
+        visit_id: String,
+        address_code: String,
+        template_id: String,
+        location: Option<Location>,
+        max_distance_m: Option<f64>,
+    ) -> ApiResult<VisitView> {
+        Ok(self
+            .store()?
+            .start_visit(
+                &visit_id,
+                &address_code,
+                &template_id,
+                moment(location),
+                max_distance_m.unwrap_or(DEFAULT_CHECK_IN_M),
+            )?
+            .into())
+    }
+
+    /// A visit as it stands.
+    pub fn visit(&self, visit_id: String) -> ApiResult<VisitView> {
+        Ok(self.store()?.visit(&visit_id)?.into())
+    }
+
+    /// Answers a checklist item; a hazard answer opens a case at once.
+    pub fn answer_visit(
+        &self,
+        visit_id: String,
+        item_id: String,
+        answer: Answer,
+        location: Option<Location>,
+    ) -> ApiResult<AnswerOutcome> {
+        let outcome = self
+            .store()?
+            .answer_visit(&visit_id, &item_id, answer, moment(location))?;
+        Ok(AnswerOutcome {
+            visit: outcome.visit.into(),
+            hazard_case: outcome.hazard_case.map(CaseView::from),
+        })
+    }
+
+    /// Notes something outside the checklist, with photos captured for the visit.
+    pub fn add_finding(
+        &self,
+        visit_id: String,
+        text: String,
+        photos: Vec<String>,
+        location: Option<Location>,
+    ) -> ApiResult<VisitView> {
+        Ok(self
+            .store()?
+            .add_finding(&visit_id, &text, photos, moment(location))?
+            .into())
+    }
+
+    /// Checks out; refused while required items are unanswered.
+    pub fn finish_visit(
+        &self,
+        visit_id: String,
+        location: Option<Location>,
+    ) -> ApiResult<VisitView> {
+        Ok(self
+            .store()?
+            .finish_visit(&visit_id, moment(location))?
+            .into())
+    }
+
+    // ---- Base data (一标多实) ----
+
+    /// An address with its houses, people and enterprises (masked by role).
+    pub fn address(&self, code: String) -> ApiResult<AddressView> {
+        Ok(self.store()?.address(&code)?.into())
+    }
+
+    /// Registers a new standard address at the door (grid chiefs and inspectors).
+    pub fn register_address(
+        &self,
+        details: AddressDetails,
+        location: Option<Location>,
+    ) -> ApiResult<AddressView> {
+        Ok(self
+            .store()?
+            .register_address(details, moment(location))?
+            .into())
+    }
+
+    /// Adds and corrects people, houses and enterprises; all changes land or none.
+    pub fn change_address(
+        &self,
+        code: String,
+        changes: Vec<AddressChange>,
+        location: Option<Location>,
+    ) -> ApiResult<AddressView> {
+        Ok(self
+            .store()?
+            .change_address(&code, changes, moment(location))?
+            .into())
+    }
+
+    /// Addresses by address text, resident name or enterprise name.
+    pub fn search_addresses(&self, text: String, limit: u32) -> ApiResult<Vec<AddressHit>> {
+        Ok(self.store()?.search_addresses(&text, limit)?)
+    }
+
+    /// Addresses within `radius_m` of a point, nearest first.
+    pub fn addresses_near(
+        &self,
+        point: LatLon,
+        radius_m: f64,
+        limit: u32,
+    ) -> ApiResult<Vec<AddressHit>> {
+        Ok(self.store()?.addresses_near(point, radius_m, limit)?)
+    }
+
+    // ---- Mediation (人民调解) ----
+
+    /// Opens a mediation file, offline.
+    pub fn open_mediation(
+        &self,
+        details: MediationDetails,
+        location: Option<Location>,
+    ) -> ApiResult<MediationFileView> {
+        Ok(self
+            .store()?
+            .open_mediation(details, moment(location))?
+            .into())
+    }
+
+    /// Records a session, escalation, agreement, refusal, withdrawal or judicial
+    /// confirmation step.
+    pub fn record_mediation(
+        &self,
+        file_id: String,
+        step: MediationStep,
+        location: Option<Location>,
+    ) -> ApiResult<MediationFileView> {
+        Ok(self
+            .store()?
+            .record_mediation(&file_id, step, moment(location))?
+            .into())
+    }
+
+    /// A mediation file with every step.
+    pub fn mediation_file(&self, file_id: String) -> ApiResult<MediationFileView> {
+        Ok(self.store()?.mediation_file(&file_id)?.into())
+    }
+
+    /// The mediation files on the phone, latest first.
+    pub fn mediation_files(&self) -> ApiResult<Vec<MediationSummary>> {
+        Ok(self.store()?.mediation_files()?)
+    }
+
+    // ---- Map ----
+
+    /// Loads the district's grid map (GeoJSON of grid polygons, WGS-84) and keeps it for the
+    /// next start.
+    pub fn load_grids(&self, geojson: String) -> ApiResult<u32> {
+        let index = GridIndex::from_geojson(&geojson).map_err(|e| ApiError::Validation {
+            detail: format!("网格地图无效 / the grid map is invalid: {e}"),
+        })?;
+        write_atomically(&self.grids_path(), geojson.as_bytes())?;
+        let n = u32::try_from(index.len()).unwrap_or(u32::MAX);
+        *self.grids.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(index));
+        Ok(n)
+    }
+
+    /// Downloads the district's grid map from the server and keeps it (network).
+    pub fn refresh_grids(&self) -> ApiResult<u32> {
+        let bytes = self.signed()?.transport.get("/v1/grids")?;
+        let text = String::from_utf8(bytes).map_err(|_| ApiError::Network {
+            detail: "服务器返回的网格地图不是 UTF-8 / the server's grid map is not UTF-8".into(),
+        })?;
+        self.load_grids(text)
+    }
+
+    /// The grid at a WGS-84 point, if the map is loaded and the point is in the district.
+    pub fn grid_at(&self, point: LatLon) -> Option<GridView> {
+        let grids = self
+            .grids
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        grids.grid_at(point).map(|g| GridView {
+            id: g.id.clone(),
+            name: g.name.clone(),
+            town_id: g.town_id.clone(),
+            village_id: g.village_id.clone(),
+        })
+    }
+}
+
+/// Reads a list cursor made by `list_cases` (`key:id`).
+fn decode_cursor(token: &str) -> ApiResult<PageCursor> {
+    let bad = || {
+        ApiError::Validation {
+        detail: "翻页标记无效，请从第一页重新加载 / the page marker is invalid: reload from the first page".into(),
+    }
+    };
+    let (key, id) = token.split_once(':').ok_or_else(bad)?;
+    Ok(PageCursor {
+        key: key.parse().map_err(|_| bad())?,
+        id: id.to_owned(),
+    })
+}

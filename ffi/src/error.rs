@@ -1,0 +1,127 @@
+//! The one error the apps see. Its variants are what a screen does about it: show the message
+//! beside the field (`Validation`), say the thing is gone (`NotFound`), hide the action
+//! (`NotAllowed`), show "offline, will retry" (`Network`), ask to free space (`StorageFull`),
+//! show the server's refusal (`Rejected`), send the user back to sign-in (`SignInAgain`), or
+//! report a broken local database (`Storage`). Messages are zh-CN first, English second, and
+//! carry no personal data (the core's messages never repeat names, ID numbers or phones).
+
+use gridlink_core::Error;
+
+/// What went wrong, as the apps act on it. The text is in `detail` (a field named `message`
+/// would clash with the Kotlin and Swift exceptions' own).
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum ApiError {
+    /// What the user entered does not fit (a field, an answer, a photo, a mediation step).
+    #[error("{detail}")]
+    Validation {
+        /// For the user.
+        detail: String,
+    },
+    /// No such case, address, visit, template or file on this phone.
+    #[error("{detail}")]
+    NotFound {
+        /// For the user.
+        detail: String,
+    },
+    /// The user's role, or the case's state, does not allow this action.
+    #[error("{detail}")]
+    NotAllowed {
+        /// For the user.
+        detail: String,
+    },
+    /// The server cannot be reached; the work is kept and sent later.
+    #[error("{detail}")]
+    Network {
+        /// For the user.
+        detail: String,
+    },
+    /// The phone or the photo budget is full.
+    #[error("{detail}")]
+    StorageFull {
+        /// For the user.
+        detail: String,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
+    /// The server refused the request (or this phone's copy conflicts with it).
+    #[error("{detail}")]
+    Rejected {
+        /// The server's machine code (`forbidden`, `bad_request`, …).
+        code: String,
+        /// For the user.
+        detail: String,
+    },
+    /// The device is not enrolled, or its credentials were revoked: sign in again.
+    #[error("{detail}")]
+    SignInAgain {
+        /// For the user.
+        detail: String,
+    },
+    /// The local database cannot be read or written (corrupt file, newer app version).
+    #[error("{detail}")]
+    Storage {
+        /// For the user.
+        detail: String,
+    },
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let message = e.to_string();
+        match e {
+            Error::Invalid(_)
+            | Error::Photo(_)
+            | Error::Base(gridlink_core::address::BaseError::Id(_))
+            | Error::Base(gridlink_core::address::BaseError::Field { .. })
+            | Error::Checklist(_)
+            | Error::Mediation(_) => ApiError::Validation { detail: message },
+            Error::Base(gridlink_core::address::BaseError::Unknown(_)) | Error::NotFound(_) => {
+                ApiError::NotFound { detail: message }
+            }
+            Error::Base(gridlink_core::address::BaseError::RoleNotAllowed(_))
+            | Error::NotAllowed { .. } => ApiError::NotAllowed { detail: message },
+            Error::Network(_) | Error::Wire(_) => ApiError::Network { detail: message },
+            Error::Server { status: 401, .. } => ApiError::SignInAgain { detail: message },
+            Error::Server { code, .. } => ApiError::Rejected {
+                code,
+                detail: message,
+            },
+            Error::StorageFull { needed, available } => ApiError::StorageFull {
+                detail: message,
+                needed,
+                available,
+            },
+            Error::Config(_) => ApiError::SignInAgain { detail: message },
+            Error::Corrupt { .. }
+            | Error::UnsupportedSchema { .. }
+            | Error::Malformed { .. }
+            | Error::Sqlite(_)
+            | Error::DatabaseTooNew { .. } => ApiError::Storage { detail: message },
+        }
+    }
+}
+
+impl From<gridlink_core::sync::TransportError> for ApiError {
+    fn from(e: gridlink_core::sync::TransportError) -> Self {
+        use gridlink_core::sync::TransportError;
+        match e {
+            TransportError::Unreachable(m) => ApiError::Network {
+                detail: format!(
+                    "无法连接服务器，稍后会自动重试 / the server cannot be reached (will retry later): {m}"
+                ),
+            },
+            TransportError::Status { status: 401, body } => ApiError::SignInAgain {
+                detail: body.message,
+            },
+            TransportError::Status { body, .. } => ApiError::Rejected {
+                code: body.code,
+                detail: body.message,
+            },
+        }
+    }
+}
+
+/// The result of every fallible call.
+pub type ApiResult<T> = Result<T, ApiError>;
