@@ -294,6 +294,15 @@ impl FieldApp {
     }
 }
 
+impl FieldApp {
+    /// Signs in with an enrollment obtained elsewhere (Rust callers: tests and benchmarks
+    /// that enroll without a server). The apps use `enroll` and `register_citizen`.
+    pub fn adopt_enrollment(&self, enrollment: EnrollResponse) -> ApiResult<Session> {
+        self.may_enroll()?;
+        self.accept_enrollment(enrollment)
+    }
+}
+
 #[uniffi::export]
 impl FieldApp {
     /// Opens the library: the signed-in user's store if there is one, and the grid map if

@@ -56,7 +56,8 @@ pub(crate) fn bindings(args: &[String]) -> Result<PathBuf> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
-        run(
+        // The bindgen reports on stdout; keep stdout for benchmark lines.
+        run_to_stderr(
             &bindgen.to_string_lossy(),
             &[
                 "generate",
@@ -80,6 +81,33 @@ pub(crate) fn bindings(args: &[String]) -> Result<PathBuf> {
     }
     eprintln!("bindings: Kotlin, Swift and Python in {}", out.display());
     Ok(out)
+}
+
+/// Runs a command whose output goes to stderr, whatever stream it writes.
+fn run_to_stderr(program: &str, args: &[&str]) -> Result<()> {
+    eprintln!("\n==> {program} {}", args.join(" "));
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .with_context(|| format!("could not start {program}"))?;
+    eprint!("{}", String::from_utf8_lossy(&output.stdout));
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        bail!("`{program} {}` failed ({})", args.join(" "), output.status);
+    }
+    Ok(())
+}
+
+/// Debian's JNA (package libjna-java).
+const JNA: &str = "/usr/share/java/jna.jar";
+
+/// Compiled classes, JNA and the Kotlin standard library.
+fn jvm_classpath(classes: &Path, kotlin_home: &Path) -> String {
+    let stdlib = kotlin_home.join("lib").join("kotlin-stdlib.jar");
+    [classes, Path::new(JNA), stdlib.as_path()]
+        .map(|p| p.to_string_lossy().into_owned())
+        .join(":")
 }
 
 /// Says loudly that a suite cannot run here, or fails in CI (where it must run).
@@ -170,7 +198,7 @@ pub(crate) fn kotlin_suite(bindings: &Path) -> Result<()> {
     let Some(home) = kotlin_home() else {
         return missing("Kotlin binding suite", "kotlinc", INSTALL);
     };
-    let jna = PathBuf::from("/usr/share/java/jna.jar");
+    let jna = PathBuf::from(JNA);
     if !jna.exists() {
         return missing(
             "Kotlin binding suite",
@@ -198,10 +226,7 @@ pub(crate) fn kotlin_suite(bindings: &Path) -> Result<()> {
             &test.to_string_lossy(),
         ],
     )?;
-    let stdlib = home.join("lib").join("kotlin-stdlib.jar");
-    let classpath = [classes.as_path(), jna.as_path(), stdlib.as_path()]
-        .map(|p| p.to_string_lossy().into_owned())
-        .join(":");
+    let classpath = jvm_classpath(&classes, &home);
     let status = Command::new("java")
         .arg(format!(
             "-Djna.library.path={}",
@@ -345,5 +370,78 @@ pub(crate) fn ios() -> Result<()> {
         "ios: {} and Sources/GridLink/gridlink.swift are ready; open ios/App in Xcode",
         framework.display()
     );
+    Ok(())
+}
+
+/// `cargo xtask bench ffi`: the screen call timed in Rust and from Python on the same phone
+/// database (release library), and the size of the stripped release library.
+pub(crate) fn bench_ffi(args: &[String]) -> Result<()> {
+    let bindings = bindings(&["--release".to_owned()])?;
+    let dir = target_dir().join("bench-ffi");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let mut cmd = vec![
+        "bench",
+        "--quiet",
+        "-p",
+        "gridlink-ffi",
+        "--bench",
+        "ffi",
+        "--",
+        "--dir",
+        &dir_arg,
+    ];
+    cmd.extend(args.iter().map(String::as_str));
+    run(&cargo(), &cmd)?;
+    let status = Command::new("python3")
+        .arg(root().join("ffi/benches/list_cases.py"))
+        .arg(&dir)
+        .env("GRIDLINK_BINDINGS", bindings.join("python"))
+        .status()
+        .context("starting python3")?;
+    if !status.success() {
+        bail!("the Python half of the ffi benchmark failed ({status})");
+    }
+    // The same call from Kotlin on the JVM, as the Android app makes it (where kotlinc is).
+    match (kotlin_home(), Path::new(JNA).exists()) {
+        (Some(home), true) => {
+            let classes = dir.join("kotlin-classes");
+            let generated = bindings.join("kotlin/cn/gridlink/ffi/gridlink.kt");
+            run_to_stderr(
+                &home.join("bin/kotlinc").to_string_lossy(),
+                &[
+                    "-nowarn",
+                    "-classpath",
+                    JNA,
+                    "-d",
+                    &classes.to_string_lossy(),
+                    &generated.to_string_lossy(),
+                    &root().join("ffi/benches/ListCases.kt").to_string_lossy(),
+                ],
+            )?;
+            let status = Command::new("java")
+                .arg(format!(
+                    "-Djna.library.path={}",
+                    bindings.join("kotlin").display()
+                ))
+                .args([
+                    "-cp",
+                    &jvm_classpath(&classes, &home),
+                    "cn.gridlink.ffi.bench.ListCasesKt",
+                ])
+                .arg(&dir)
+                .status()
+                .context("starting java")?;
+            if !status.success() {
+                bail!("the Kotlin half of the ffi benchmark failed ({status})");
+            }
+        }
+        _ => eprintln!("bench ffi: kotlinc or JNA missing, kotlin_list_ms not measured"),
+    }
+    let stripped = dir.join("libgridlink_ffi.stripped");
+    std::fs::copy(library_file("release"), &stripped)?;
+    run("strip", &["--strip-all", &stripped.to_string_lossy()])?;
+    let bytes = std::fs::metadata(&stripped)?.len();
+    println!("{{\"bench\":\"ffi\",\"metric\":\"so_bytes\",\"value\":{bytes},\"unit\":\"bytes\"}}");
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

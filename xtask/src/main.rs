@@ -165,14 +165,17 @@ fn fixtures(args: &[String]) -> Result<()> {
 fn bench(args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let Some(name) = args.first() else {
-        bail!("usage: cargo xtask bench <store | sync | photo | workflows> [args]")
+        bail!("usage: cargo xtask bench <store | sync | photo | workflows | ffi> [args]")
     };
+    if name == "ffi" {
+        return bindings::bench_ffi(&args[1..]);
+    }
     let (package, target) = match name.as_str() {
         "store" => ("gridlink-core", "store"),
         "sync" => ("gridlink-server", "sync"),
         "photo" => ("gridlink-server", "photo"),
         "workflows" => ("gridlink-server", "workflows"),
-        other => bail!("unknown benchmark {other:?}; known: store, sync, photo, workflows"),
+        other => bail!("unknown benchmark {other:?}; known: store, sync, photo, workflows, ffi"),
     };
     let mut cmd = vec!["bench", "--quiet", "-p", package, "--bench", target, "--"];
     cmd.extend(args[1..].iter().map(String::as_str));
