@@ -213,3 +213,24 @@ fn health_and_metrics_are_served() {
     assert!(text.contains("gridlink_docs_merged_total 1"), "{text}");
     assert!(text.contains("gridlink_sync_seconds_bucket"), "{text}");
 }
+
+#[test]
+fn the_grid_map_is_served_to_enrolled_devices_only() {
+    let server = TestServer::start();
+    let get = |token: Option<&str>| {
+        let mut request = reqwest::blocking::Client::new().get(format!("{}/v1/grids", server.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().unwrap();
+        (response.status().as_u16(), response.text().unwrap())
+    };
+    assert_eq!(get(None).0, 401);
+    assert_eq!(get(Some("not-a-token")).0, 401);
+    let phone = server.phone("insp-0001");
+    let (status, text) = get(Some(&phone.enrollment.token));
+    assert_eq!(status, 200);
+    let index = gridlink_core::geo::GridIndex::from_geojson(&text).unwrap();
+    assert_eq!(index.len(), 1059);
+    assert!(index.get(GRID).is_some());
+}
