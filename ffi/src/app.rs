@@ -26,7 +26,6 @@ use gridlink_core::sync::wire::EnrollResponse;
 use gridlink_core::sync::{Backoff, HttpTransport, SyncOptions, Transport, UploadOptions};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 
 /// How the app opens the library.
@@ -74,9 +73,9 @@ pub struct FieldApp {
     grids: RwLock<Option<Arc<GridIndex>>>,
     photo_observer: RwLock<Option<Arc<dyn PhotoQueueObserver>>>,
     network: Mutex<Option<mpsc::Sender<Job>>>,
-    /// The server refused the signed-in device's credentials (revoked): a new enrollment
-    /// of the same user is allowed over the existing store, keeping its unsent work.
-    refused: AtomicBool,
+    /// Held by every sync (blocking or on the network thread) and by sign-out: syncs run one
+    /// at a time, and the database is never deleted under one.
+    sync_lock: Mutex<()>,
 }
 
 fn now_ms() -> i64 {
@@ -97,11 +96,46 @@ fn storage(message: String) -> ApiError {
     ApiError::Storage { detail: message }
 }
 
+/// Writes a small file so that a power cut leaves the old content or the new, never a torn
+/// or empty file: written and synced beside it, then renamed over it.
 fn write_atomically(path: &Path, bytes: &[u8]) -> ApiResult<()> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| storage(format!("无法写入 / cannot write {}: {e}", path.display())))
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    write().map_err(|e| storage(format!("无法写入 / cannot write {}: {e}", path.display())))
+}
+
+/// Work on the phone that has not reached the server: documents with unconfirmed changes,
+/// photos still to upload, citizen reports still to submit.
+fn unsent(store: &Store) -> ApiResult<usize> {
+    use gridlink_core::store::{CitizenReportState, PhotoState};
+    let docs = store.unacknowledged()?.len();
+    let photos = store
+        .photo_queue()?
+        .iter()
+        .filter(|p| !matches!(p.state, PhotoState::Uploaded | PhotoState::Quarantined))
+        .count();
+    let reports = store
+        .citizen_reports()?
+        .iter()
+        .filter(|r| r.state == CitizenReportState::Pending)
+        .count();
+    Ok(docs + photos + reports)
+}
+
+/// A job for the network thread that survives a panic (in the library or in a foreign
+/// observer that throws): the thread lives on for the next job.
+fn run_job(job: Job) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
 }
 
 impl FieldApp {
@@ -111,6 +145,68 @@ impl FieldApp {
 
     fn grids_path(&self) -> PathBuf {
         PathBuf::from(format!("{}.grids.geojson", self.config.database_path))
+    }
+
+    fn device_id_path(&self) -> PathBuf {
+        PathBuf::from(format!("{}.device-id", self.config.database_path))
+    }
+
+    /// The device id the next enrollment registers: the installation's, until a sign-out
+    /// retires it (the server ties a device id to one user), then a fresh one.
+    fn next_device_id(&self) -> String {
+        std::fs::read_to_string(self.device_id_path())
+            .ok()
+            .map(|id| id.trim().to_owned())
+            .filter(|id| uuid::Uuid::parse_str(id).is_ok())
+            .unwrap_or_else(|| self.config.device_id.clone())
+    }
+
+    /// The database and its companions, as one set of paths.
+    fn database_files(&self) -> [PathBuf; 4] {
+        let db = &self.config.database_path;
+        [
+            self.session_path(),
+            PathBuf::from(db),
+            PathBuf::from(format!("{db}-wal")),
+            PathBuf::from(format!("{db}-shm")),
+        ]
+    }
+
+    /// Moves an unusable sign-in (damaged session file, database without credentials) aside,
+    /// kept for support rather than deleted, so the phone can sign in again and nobody else's
+    /// data is ever opened for the next user.
+    fn set_aside(&self) -> ApiResult<()> {
+        let suffix = format!("unreadable-{}", now_ms());
+        for path in self.database_files() {
+            if path.exists() {
+                let aside = PathBuf::from(format!("{}.{suffix}", path.display()));
+                std::fs::rename(&path, &aside).map_err(|e| {
+                    storage(format!(
+                        "无法移开 / cannot move {} aside: {e}",
+                        path.display()
+                    ))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reopens the store of the user signed in before, from the session file.
+    fn restore(&self, bytes: &[u8]) -> ApiResult<()> {
+        let file: SessionFile =
+            serde_json::from_slice(bytes).map_err(|_| ApiError::SignInAgain {
+                detail: "登录信息已损坏，请重新登录 / the sign-in record is damaged: sign in again"
+                    .into(),
+            })?;
+        let session = Session {
+            role_label: file.role.label_zh().to_owned(),
+            user_id: file.user_id,
+            user_name: file.user_name,
+            role: file.role,
+            device_id: file.device_id,
+            scopes: file.scopes,
+        };
+        self.sign_in(session, None)
     }
 
     fn signed(&self) -> ApiResult<Arc<Signed>> {
@@ -148,7 +244,7 @@ impl FieldApp {
 
     /// Opens the store for `session` and keeps it as the signed-in state.
     fn sign_in(&self, session: Session, enrollment: Option<&EnrollResponse>) -> ApiResult<()> {
-        let config = StoreConfig::new(&self.config.device_id, &session.user_id, session.role);
+        let config = StoreConfig::new(&session.device_id, &session.user_id, session.role);
         let store = Store::open(&self.config.database_path, config)?;
         if let Some(enrollment) = enrollment {
             store.set_enrollment(enrollment)?;
@@ -169,10 +265,11 @@ impl FieldApp {
         Ok(())
     }
 
-    /// Refuses a new enrollment over a signed-in phone before any code is spent, unless the
-    /// server refused this phone's credentials.
+    /// Refuses a new enrollment over a signed-in phone before any code is spent. A phone
+    /// whose device was revoked signs out first (`sign_out(true)`): a revoked device's
+    /// unsent work is not trusted by the server, by design.
     fn may_enroll(&self) -> ApiResult<()> {
-        if self.signed().is_ok() && !self.refused.load(Ordering::Relaxed) {
+        if self.signed().is_ok() {
             return Err(ApiError::NotAllowed {
                 detail: "本机已登录，如需换人请先退出 / this phone is signed in: sign out first to change user".into(),
             });
@@ -198,7 +295,6 @@ impl FieldApp {
             scopes: response.scopes.clone(),
         };
         self.sign_in(session.clone(), Some(&response))?;
-        self.refused.store(false, Ordering::Relaxed);
         let file = SessionFile {
             user_id: session.user_id.clone(),
             user_name: session.user_name.clone(),
@@ -212,16 +308,7 @@ impl FieldApp {
     }
 
     fn run_sync(&self, observer: Option<Arc<dyn SyncObserver>>) -> ApiResult<SyncSummary> {
-        let result = self.sync_once(observer);
-        if let Err(ApiError::SignInAgain { .. }) = &result
-            && self.signed().is_ok()
-        {
-            self.refused.store(true, Ordering::Relaxed);
-        }
-        result
-    }
-
-    fn sync_once(&self, observer: Option<Arc<dyn SyncObserver>>) -> ApiResult<SyncSummary> {
+        let _one_at_a_time = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
         let signed = self.signed()?;
         let store = &signed.store;
         let transport = signed.transport.as_ref();
@@ -262,31 +349,35 @@ impl FieldApp {
         Ok(summary)
     }
 
-    /// Runs `job` on the library's network thread (started on first use).
+    /// Runs `job` on the library's network thread (started on first use, and again if it
+    /// ever stopped).
     fn on_network_thread(&self, job: Job) -> ApiResult<()> {
         let mut network = self.network.lock().unwrap_or_else(|p| p.into_inner());
-        if network.is_none() {
-            let (tx, rx) = mpsc::channel::<Job>();
-            std::thread::Builder::new()
-                .name("gridlink-network".into())
-                .spawn(move || {
-                    for job in rx {
-                        job();
-                    }
-                })
-                .map_err(|e| {
-                    storage(format!(
-                        "无法启动网络线程 / cannot start the network thread: {e}"
-                    ))
-                })?;
-            *network = Some(tx);
-        }
-        let sender = network
-            .as_ref()
-            .ok_or_else(|| storage("network thread".into()))?;
-        sender.send(job).map_err(|_| ApiError::Network {
+        let job = match network.as_ref() {
+            Some(sender) => match sender.send(job) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("gridlink-network".into())
+            .spawn(move || {
+                for job in rx {
+                    run_job(job);
+                }
+            })
+            .map_err(|e| {
+                storage(format!(
+                    "无法启动网络线程 / cannot start the network thread: {e}"
+                ))
+            })?;
+        tx.send(job).map_err(|_| ApiError::Network {
             detail: "网络线程已停止 / the network thread has stopped".into(),
-        })
+        })?;
+        *network = Some(tx);
+        Ok(())
     }
 
     fn signed_grids(&self) -> Vec<String> {
@@ -325,25 +416,20 @@ impl FieldApp {
             grids: RwLock::new(None),
             photo_observer: RwLock::new(None),
             network: Mutex::new(None),
-            refused: AtomicBool::new(false),
+            sync_lock: Mutex::new(()),
         };
-        if let Ok(bytes) = std::fs::read(app.session_path()) {
-            let file: SessionFile = serde_json::from_slice(&bytes).map_err(|e| {
-                storage(format!(
-                    "登录信息已损坏，请重新登录 / the sign-in file is damaged, sign in again: {e}"
-                ))
-            })?;
-            if file.device_id == app.config.device_id {
-                let session = Session {
-                    role_label: file.role.label_zh().to_owned(),
-                    user_id: file.user_id,
-                    user_name: file.user_name,
-                    role: file.role,
-                    device_id: file.device_id,
-                    scopes: file.scopes,
-                };
-                app.sign_in(session, None)?;
-            }
+        match std::fs::read(app.session_path()) {
+            Ok(bytes) => match app.restore(&bytes) {
+                Ok(()) => {}
+                // A database this build cannot read (a newer app's, a damaged file) is not
+                // moved: the app shows the message (update the app, call support).
+                Err(e @ ApiError::Storage { .. }) => return Err(e),
+                Err(_) => app.set_aside()?,
+            },
+            // A database with no sign-in record cannot be attributed to anyone: set aside
+            // before somebody else signs in over it.
+            Err(_) if Path::new(&app.config.database_path).exists() => app.set_aside()?,
+            Err(_) => {}
         }
         if let Ok(text) = std::fs::read_to_string(app.grids_path()) {
             // A damaged map file only costs the map: it is loaded again at the next refresh.
@@ -366,7 +452,7 @@ impl FieldApp {
         let response = gridlink_core::sync::enroll(
             &transport,
             &code,
-            &self.config.device_id,
+            &self.next_device_id(),
             &self.config.device_name,
         )?;
         self.accept_enrollment(response)
@@ -383,7 +469,7 @@ impl FieldApp {
         let transport = HttpTransport::new(&self.config.server_url)?;
         let response = gridlink_core::sync::register_citizen(
             &transport,
-            &self.config.device_id,
+            &self.next_device_id(),
             &self.config.device_name,
             name.as_deref(),
             phone.as_deref(),
@@ -392,26 +478,53 @@ impl FieldApp {
     }
 
     /// Signs out and removes the user's data from the phone. Refused while work has not
-    /// reached the server, unless `discard_unsent`.
+    /// reached the server (documents, photos, citizen reports), unless `discard_unsent`. Waits
+    /// for a running sync to end; the next sign-in registers a fresh device id (the server
+    /// ties a device to one user).
     pub fn sign_out(&self, discard_unsent: bool) -> ApiResult<()> {
-        let signed = self.signed()?;
-        let unsent = signed.store.unacknowledged()?.len();
-        if unsent > 0 && !discard_unsent {
-            return Err(ApiError::NotAllowed {
-                detail: format!(
-                    "还有 {unsent} 项工作未同步，请先同步 / {unsent} items have not reached the server: sync first"
-                ),
-            });
+        let _no_sync = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let signed = self
+            .signed
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| ApiError::SignInAgain {
+                detail: "尚未登录 / not signed in".into(),
+            })?;
+        let put_back = |signed: Arc<Signed>, error: ApiError| {
+            *self.signed.write().unwrap_or_else(|p| p.into_inner()) = Some(signed);
+            Err(error)
+        };
+        // Calls in flight keep the store open: wait for them (new calls see no sign-in).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while Arc::strong_count(&signed) > 1 || Arc::strong_count(&signed.store) > 1 {
+            if std::time::Instant::now() > deadline {
+                return put_back(
+                    signed,
+                    ApiError::NotAllowed {
+                        detail: "手机仍在处理数据，请稍后再退出 / the phone is still working: sign out again in a moment".into(),
+                    },
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        *self.signed.write().unwrap_or_else(|p| p.into_inner()) = None;
+        let pending = match unsent(&signed.store) {
+            Ok(n) => n,
+            Err(e) => return put_back(signed, e),
+        };
+        if pending > 0 && !discard_unsent {
+            return put_back(
+                signed,
+                ApiError::NotAllowed {
+                    detail: format!(
+                        "还有 {pending} 项工作未同步，请先同步 / {pending} items have not reached the server: sync first"
+                    ),
+                },
+            );
+        }
+        // The last holder: dropping it closes the database before its files go.
         drop(signed);
-        let db = &self.config.database_path;
-        for path in [
-            self.session_path(),
-            PathBuf::from(db),
-            PathBuf::from(format!("{db}-wal")),
-            PathBuf::from(format!("{db}-shm")),
-        ] {
+        for path in self.database_files() {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -423,7 +536,10 @@ impl FieldApp {
                 }
             }
         }
-        Ok(())
+        write_atomically(
+            &self.device_id_path(),
+            uuid::Uuid::new_v4().to_string().as_bytes(),
+        )
     }
 
     // ---- Sync ----
@@ -439,9 +555,15 @@ impl FieldApp {
     pub fn start_sync(self: Arc<Self>, observer: Arc<dyn SyncObserver>) -> ApiResult<()> {
         let app = self.clone();
         self.on_network_thread(Box::new(move || {
-            match app.run_sync(Some(observer.clone())) {
-                Ok(summary) => observer.finished(summary),
-                Err(e) => observer.failed(e),
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                app.run_sync(Some(observer.clone()))
+            }));
+            match run {
+                Ok(Ok(summary)) => observer.finished(summary),
+                Ok(Err(e)) => observer.failed(e),
+                Err(_) => observer.failed(storage(
+                    "同步时发生内部错误，已保存的工作不受影响 / an internal error stopped the sync; saved work is unaffected".into(),
+                )),
             }
         }))
     }
@@ -471,9 +593,11 @@ impl FieldApp {
             .collect())
     }
 
-    /// Work not yet on the server (documents with unsent or unconfirmed changes).
+    /// Work not yet on the server: documents with unconfirmed changes, photos to upload,
+    /// citizen reports to submit.
     pub fn unsent_count(&self) -> ApiResult<u32> {
-        Ok(u32::try_from(self.store()?.unacknowledged()?.len()).unwrap_or(u32::MAX))
+        let store = self.store()?;
+        Ok(u32::try_from(unsent(&store)?).unwrap_or(u32::MAX))
     }
 
     // ---- Cases ----
@@ -599,6 +723,16 @@ impl FieldApp {
         location: Option<Location>,
         free_space_bytes: Option<u64>,
     ) -> ApiResult<PhotoView> {
+        // The file is deleted once queued: only files the camera wrote where we told it.
+        let inside = std::fs::canonicalize(&path)
+            .ok()
+            .zip(std::fs::canonicalize(&self.config.photo_dir).ok())
+            .is_some_and(|(file, dir)| file.starts_with(dir));
+        if !inside {
+            return Err(ApiError::Validation {
+                detail: "照片文件须在照片目录中（用 new_photo_path()）/ the photo file must be in the photo directory (use new_photo_path())".into(),
+            });
+        }
         Ok(self
             .store()?
             .capture_photo(
@@ -706,6 +840,12 @@ impl FieldApp {
         location: Option<Location>,
         max_distance_m: Option<f64>,
     ) -> ApiResult<VisitView> {
+        let max_m = max_distance_m.unwrap_or(DEFAULT_CHECK_IN_M);
+        if !(max_m.is_finite() && max_m > 0.0) {
+            return Err(ApiError::Validation {
+                detail: "签到距离须为正数（米）/ the check-in distance must be a positive number of metres".into(),
+            });
+        }
         Ok(self
             .store()?
             .start_visit(
@@ -713,7 +853,7 @@ impl FieldApp {
                 &address_code,
                 &template_id,
                 moment(location),
-                max_distance_m.unwrap_or(DEFAULT_CHECK_IN_M),
+                max_m,
             )?
             .into())
     }

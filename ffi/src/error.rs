@@ -82,6 +82,12 @@ impl From<Error> for ApiError {
             }
             Error::Base(gridlink_core::address::BaseError::RoleNotAllowed(_))
             | Error::NotAllowed { .. } => ApiError::NotAllowed { detail: message },
+            Error::Wire(gridlink_core::sync::wire::WireError::UnsupportedProtocol { .. }) => {
+                ApiError::Rejected {
+                    code: "unsupported_protocol".into(),
+                    detail: message,
+                }
+            }
             Error::Network(_) | Error::Wire(_) => ApiError::Network { detail: message },
             Error::Server { status: 401, .. } => ApiError::SignInAgain { detail: message },
             Error::Server { code, .. } => ApiError::Rejected {
@@ -93,7 +99,17 @@ impl From<Error> for ApiError {
                 needed,
                 available,
             },
-            Error::Config(_) => ApiError::SignInAgain { detail: message },
+            // Configuration the app passed (an id that is not a UUID, a bad server URL).
+            Error::Config(_) => ApiError::Validation { detail: message },
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DiskFull =>
+            {
+                ApiError::StorageFull {
+                    detail: "手机存储空间已满，请清理后重试 / the phone's storage is full: free some space and retry".into(),
+                    needed: 0,
+                    available: 0,
+                }
+            }
             Error::Corrupt { .. }
             | Error::UnsupportedSchema { .. }
             | Error::Malformed { .. }

@@ -50,7 +50,7 @@ final class AppModel: ObservableObject {
         guard let session else { return }
         call({
             let f = AppModel.field
-            let patrol = session.role == .citizen ? [] : try f.patrolList(gridId: nil, days: 30)
+            let patrol: [PatrolItem] = try (session.role == .citizen ? [] : f.patrolList(gridId: nil, days: 30))
             let cases = try f.listCases(query: CaseListQuery(reportedByMe: session.role != .gridChief)).items
             return (patrol, cases, try f.photoQueue())
         }) { patrol, cases, queue in

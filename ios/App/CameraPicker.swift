@@ -33,7 +33,12 @@ struct CameraPicker: UIViewControllerRepresentable {
                     .resourceValues(forKeys: [.volumeAvailableCapacityForImportantUsageKey])
                     .volumeAvailableCapacityForImportantUsage).flatMap { $0 }.map { UInt64($0) }
                 parent.model.call({
-                    try AppModel.field.capturePhoto(ownerId: owner, bytes: jpeg, location: here, freeSpaceBytes: free)
+                    let photo = try AppModel.field.capturePhoto(ownerId: owner, bytes: jpeg, location: here, freeSpaceBytes: free)
+                    // A visit's photo is attached to the visit as a finding.
+                    if owner.hasPrefix("visit-") {
+                        _ = try AppModel.field.addFinding(visitId: String(owner.dropFirst("visit-".count)),
+                                                          text: "现场照片 / site photo", photos: [photo.hash], location: here)
+                    }
                 })
             }
             parent.dismiss()

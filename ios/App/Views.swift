@@ -39,7 +39,7 @@ struct HomeView: View {
 
     var body: some View {
         TabView {
-            NavigationStack {
+            NavigationView {
                 List(model.patrol, id: \.code) { item in
                     NavigationLink(destination: AddressScreen(code: item.code)) {
                         VStack(alignment: .leading) {
@@ -52,7 +52,7 @@ struct HomeView: View {
             }
             .tabItem { Label("巡查", systemImage: "map") }
 
-            NavigationStack {
+            NavigationView {
                 List(model.myCases, id: \.id) { c in
                     VStack(alignment: .leading) {
                         Text(c.title)

@@ -43,11 +43,15 @@ pub(crate) fn bindings(args: &[String]) -> Result<PathBuf> {
         other => bail!("usage: cargo xtask bindings [--release], not {other:?}"),
     };
     let profile = if release { "release" } else { "debug" };
-    let mut build = vec!["build", "-p", "gridlink-ffi", "-p", "gridlink-bindgen"];
-    if release {
-        build.push("--release");
+    // Two builds, not one: built together, cargo would unify features and the tested library
+    // would link uniffi's bindgen, unlike the apps' library.
+    for package in ["gridlink-ffi", "gridlink-bindgen"] {
+        let mut build = vec!["build", "-p", package];
+        if release {
+            build.push("--release");
+        }
+        run(&cargo(), &build)?;
     }
-    run(&cargo(), &build)?;
     let library = library_file(profile);
     let bindgen = target_dir().join(profile).join("uniffi-bindgen");
     let out = target_dir().join("bindings");
@@ -187,7 +191,9 @@ fn kotlin_home() -> Option<PathBuf> {
         .filter(|o| o.status.success())?;
     let path = PathBuf::from(String::from_utf8_lossy(&found.stdout).trim());
     let real = std::fs::canonicalize(path).ok()?;
-    real.parent()?.parent().map(Path::to_path_buf)
+    // The layout of the official zip and the npm package: bin/kotlinc beside lib/*.jar.
+    let home = real.parent()?.parent()?.to_path_buf();
+    home.join("lib/kotlin-stdlib.jar").exists().then_some(home)
 }
 
 /// The Kotlin suite: compiles the generated Kotlin with the scenario and runs it on the JVM

@@ -42,6 +42,12 @@ class Server(private val bin: String, private val dataDir: File) {
             .redirectError(ProcessBuilder.Redirect.DISCARD)
             .start()
         process = p
+        // A server that never says it is serving is killed, so the suite fails instead of hanging.
+        val started = java.util.concurrent.atomic.AtomicBoolean(false)
+        Thread {
+            Thread.sleep(300_000)
+            if (!started.get()) p.destroyForcibly()
+        }.apply { isDaemon = true }.start()
         val reader = p.inputStream.bufferedReader()
         while (true) {
             val line = reader.readLine() ?: throw IllegalStateException("the server exited: ${p.waitFor()}")
@@ -49,6 +55,7 @@ class Server(private val bin: String, private val dataDir: File) {
             if (line.startsWith("    ") && parts.size >= 4 && parts[0].contains('-')) codes[parts[0]] = parts.last()
             if (line.contains("serving on")) break
         }
+        started.set(true)
         // Keep draining stdout so the child never blocks on a full pipe.
         Thread { reader.forEachLine { } }.apply { isDaemon = true }.start()
         repeat(100) {

@@ -7,12 +7,14 @@ beside it; `cargo xtask ci` runs this suite with GRIDLINK_BINDINGS and GRIDLINK_
 """
 
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -40,26 +42,28 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
-        self.codes = {}
 
     def start(self):
+        self.log = open(os.path.join(os.path.dirname(self.data_dir), "server.log"), "a")
         self.proc = subprocess.Popen(
             [SERVER_BIN, "demo", "--data", self.data_dir, "--cases", "20",
              "--addr", f"127.0.0.1:{self.port}"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            stdout=subprocess.PIPE, stderr=self.log, text=True,
         )
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(l) for l in self.proc.stdout] + [lines.put(None)],
+                         daemon=True).start()
         deadline = time.monotonic() + 300
-        for line in self.proc.stdout:
-            parts = line.split()
-            # "    insp-0001    name    role    CODE"
-            if line.startswith("    ") and len(parts) >= 4 and "-" in parts[0]:
-                self.codes[parts[0]] = parts[-1]
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop()
+                raise RuntimeError("the server did not start in 300 s (see server.log)")
+            if line is None:
+                raise RuntimeError(f"the server exited: {self.proc.wait()} (see server.log)")
             if "serving on" in line:
                 break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start in time")
-        else:
-            raise RuntimeError(f"the server exited: {self.proc.wait()}")
         for _ in range(100):
             try:
                 urllib.request.urlopen(self.url + "/healthz", timeout=2).read()
@@ -67,6 +71,12 @@ class Server:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("the server does not answer /healthz")
+
+    def code(self, user):
+        """A fresh one-time enrollment code, made as an operator makes one (the CLI)."""
+        out = subprocess.run([SERVER_BIN, "enroll-code", "--data", self.data_dir, "--user", user],
+                             check=True, capture_output=True, text=True, timeout=120)
+        return out.stdout.split()[-1]
 
     def stop(self):
         if self.proc is None:
@@ -77,8 +87,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.proc.stdout.close()
         self.proc = None
+        self.log.close()
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ PLENTY = 50 * 1024**3  # free space the OS reports
 @pytest.fixture(scope="module")
 def inspector(server, workdir):
     app, config = open_app(workdir, server, "inspector")
-    session = app.enroll(server.codes["insp-0001"])
+    session = app.enroll(server.code("insp-0001"))
     assert session.role == g.Role.GRID_INSPECTOR
     assert session.user_id == "insp-0001"
     assert f"grid:{GRID}" in session.scopes
@@ -78,7 +78,7 @@ def test_offline_report_with_photo_reaches_the_chief_who_handles_it(server, work
     assert [p.state for p in inspector.photos_of(case_id)] == [g.PhotoState.UPLOADED]
 
     chief, _ = open_app(workdir, server, "chief")
-    assert chief.enroll(server.codes["chief-0001"]).role == g.Role.GRID_CHIEF
+    assert chief.enroll(server.code("chief-0001")).role == g.Role.GRID_CHIEF
     chief.sync(None)
     page = chief.list_cases(case_query(open_only=True, grid_ids=[GRID], text="漂浮"))
     assert case_id in [c.id for c in page.items]
@@ -145,7 +145,7 @@ def test_a_hazard_answer_on_patrol_opens_a_case(inspector, spot):
 
 def test_a_mediator_keeps_a_file_offline_and_the_ladder_is_checked(server, workdir, spot):
     mediator, _ = open_app(workdir, server, "mediator")
-    assert mediator.enroll(server.codes["med-0001"]).role == g.Role.MEDIATOR
+    assert mediator.enroll(server.code("med-0001")).role == g.Role.MEDIATOR
     file_id = g.new_id()
     details = g.MediationDetails(
         file_id=file_id, grid_id=GRID, dispute_type=g.DisputeType.NEIGHBOUR,
@@ -181,22 +181,25 @@ def test_errors_arrive_as_typed_exceptions_without_personal_data(server, workdir
             id=g.new_id(), category=g.Category.OTHER, title="   ", location=spot))
     with pytest.raises(g.ApiError.Validation):
         inspector.list_cases(case_query(after="not a cursor"))
-    # A resident ID with a wrong check digit: refused, and the message does not repeat it.
-    bad_id = "32050919800101123X"
+    # ID numbers with a wrong check digit, or a birth date in the future: refused, and the
+    # message repeats neither the number nor the date.
     code = inspector.patrol_list(None, 30)[0].code
-    with pytest.raises((g.ApiError.Validation, g.ApiError.NotAllowed)) as e:
-        inspector.change_address(code, [g.AddressChange.PERSON_ADDED(
-            person_id=g.new_id(),
-            person=g.Person(name="赵六", id_number=bad_id, phone=None,
-                            residency=g.Residency.REGISTERED_RESIDENT, house_id=None, moved_in=None))], spot)
-    assert bad_id not in str(e.value) and "19800101" not in str(e.value)
-    # A used or made-up enrollment code is refused by the server.
+    for bad_id, secret in (("32050919800101123X", "19800101123X"), ("320509209901011234", "20990101")):
+        with pytest.raises(g.ApiError.Validation) as e:
+            inspector.change_address(code, [g.AddressChange.PERSON_ADDED(
+                person_id=g.new_id(),
+                person=g.Person(name="赵六", id_number=bad_id, phone=None,
+                                residency=g.Residency.REGISTERED_RESIDENT, house_id=None, moved_in=None))], spot)
+        assert secret not in str(e.value), str(e.value)
+        assert "赵六" not in str(e.value)
+    # A made-up enrollment code is refused by the server, and says so.
     other, _ = open_app(workdir, server, "stranger")
-    with pytest.raises((g.ApiError.SignInAgain, g.ApiError.Rejected)):
+    with pytest.raises(g.ApiError.Rejected) as refused:
         other.enroll("NOT-A-CODE")
+    assert refused.value.code == "forbidden"
     # Another user cannot sign in over a signed-in phone.
     with pytest.raises(g.ApiError.NotAllowed):
-        inspector.enroll(server.codes["insp-0002"])
+        inspector.enroll(server.code("insp-0002"))
     # Signing out with work not yet on the server is refused.
     pending_id = g.new_id()
     inspector.report_case(g.NewCaseInput(
@@ -273,14 +276,60 @@ def test_the_grid_map_finds_the_grid_and_converts_for_chinese_maps(inspector, sp
 
 def test_a_reopened_app_is_still_signed_in(server, workdir):
     app, config = open_app(workdir, server, "reopen")
-    app.enroll(server.codes["insp-0002"])
+    app.enroll(server.code("insp-0002"))
     del app
     again = g.FieldApp.open(config)
     session = again.session()
     assert session is not None and session.user_id == "insp-0002"
-    assert again.sync(None).round_trips >= 1
-    again.sign_out(False)
+    assert again.sync(None).docs_received > 0
+    # A photo not yet uploaded is unsent work: sign-out refuses until told to discard it.
+    again.capture_photo(g.new_id(), camera(1), None, PLENTY)
+    assert again.unsent_count() == 1
+    with pytest.raises(g.ApiError.NotAllowed):
+        again.sign_out(False)
+    again.sign_out(True)
     assert again.session() is None
+    assert not os.path.exists(config.database_path)
+    # Another user signs in on the same phone (a fresh device id), and sees their own data.
+    other = again.enroll(server.code("chief-0001"))
+    assert other.user_id == "chief-0001" and other.device_id != config.device_id
+    assert again.sync(None).docs_received > 0
+    assert again.photo_queue() == []
+
+
+def test_a_damaged_sign_in_record_is_set_aside_not_opened(server, workdir):
+    app, config = open_app(workdir, server, "damaged")
+    app.enroll(server.code("med-0001"))
+    del app
+    with open(config.database_path + ".session.json", "w") as f:
+        f.write("{not json")
+    reopened = g.FieldApp.open(config)
+    assert reopened.session() is None
+    assert not os.path.exists(config.database_path)
+    aside = [n for n in os.listdir(os.path.dirname(config.database_path)) if ".unreadable-" in n]
+    assert any(n.startswith("gridlink.sqlite.unreadable-") for n in aside), aside
+
+
+class Throwing(g.SyncObserver):
+    def progress(self, progress):
+        raise RuntimeError("an app bug")
+
+    def retrying(self, attempt, delay_ms, message):
+        raise RuntimeError("an app bug")
+
+    def finished(self, summary):
+        raise RuntimeError("an app bug")
+
+    def failed(self, error):
+        raise RuntimeError("an app bug")
+
+
+def test_an_observer_that_throws_does_not_stop_later_syncs(inspector):
+    inspector.start_sync(Throwing())
+    after = SyncWatcher()
+    inspector.start_sync(after)
+    assert after.done.wait(120), "the network thread stopped"
+    assert after.error is None and after.summary is not None
 
 
 def test_a_panic_in_rust_is_an_exception_not_a_crash():

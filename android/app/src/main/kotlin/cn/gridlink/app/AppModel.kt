@@ -29,6 +29,8 @@ class AppModel(application: Application) : AndroidViewModel(application) {
     var syncState by mutableStateOf("")
         private set
     var message by mutableStateOf<String?>(null)
+    /** The server no longer accepts this phone (revoked): offer to sign out and in again. */
+    var signInAgain by mutableStateOf(false)
 
     /** Runs a library call off the main thread; an ApiException becomes the message. */
     fun <T> call(block: () -> T, then: (T) -> Unit = {}) {
@@ -36,8 +38,13 @@ class AppModel(application: Application) : AndroidViewModel(application) {
             try {
                 val result = withContext(Dispatchers.IO) { block() }
                 then(result)
+            } catch (e: ApiException.SignInAgain) {
+                signInAgain = true
+                message = e.detail()
             } catch (e: ApiException) {
                 message = e.detail()
+            } catch (e: InternalException) {
+                message = "内部错误，已保存的工作不受影响 / internal error; saved work is safe"
             }
         }
     }
@@ -45,6 +52,9 @@ class AppModel(application: Application) : AndroidViewModel(application) {
     fun enroll(code: String) = call({ field.enroll(code) }) { session = it; refresh() }
 
     fun registerCitizen() = call({ field.registerCitizen(null, null) }) { session = it; refresh() }
+
+    /** Signs out, dropping what a revoked device still holds, so the user can sign in again. */
+    fun signOutDiscarding() = call({ field.signOut(true) }) { session = null; signInAgain = false }
 
     fun refresh() {
         val s = session ?: return
@@ -78,6 +88,7 @@ class AppModel(application: Application) : AndroidViewModel(application) {
                 }
                 override fun failed(error: ApiException) = onMain {
                     syncState = error.detail()
+                    if (error is ApiException.SignInAgain) signInAgain = true
                 }
             })
         })

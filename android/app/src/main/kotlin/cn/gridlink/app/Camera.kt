@@ -43,9 +43,14 @@ fun CameraCapture(model: AppModel, ownerId: String, onCaptured: (String) -> Unit
                     object : ImageCapture.OnImageSavedCallback {
                         override fun onImageSaved(result: ImageCapture.OutputFileResults) {
                             val free = context.filesDir.usableSpace.toULong()
-                            model.call({ model.field.capturePhotoFile(ownerId, path, null, free) }) {
-                                onCaptured(it.hash)
-                            }
+                            model.call({
+                                val photo = model.field.capturePhotoFile(ownerId, path, null, free)
+                                // A visit's photo is attached to the visit as a finding.
+                                if (ownerId.startsWith("visit-")) {
+                                    model.field.addFinding(ownerId.removePrefix("visit-"), "现场照片 / site photo", listOf(photo.hash), null)
+                                }
+                                photo
+                            }) { onCaptured(it.hash) }
                         }
                         override fun onError(e: ImageCaptureException) {
                             model.message = "拍照失败 / the photo failed: ${e.message}"

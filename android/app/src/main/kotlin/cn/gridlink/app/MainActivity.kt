@@ -40,6 +40,16 @@ fun GridLinkScreens(model: AppModel = viewModel()) {
         model.message?.let { snackbar.showSnackbar(it); model.message = null }
     }
     LaunchedEffect(model.session) { model.refresh() }
+    if (model.signInAgain) {
+        AlertDialog(
+            onDismissRequest = {},
+            title = { Text("请重新登录 / Sign in again") },
+            text = { Text("本机已被停用，未同步的工作无法再上传。/ This phone was revoked; unsent work can no longer be sent.") },
+            confirmButton = {
+                TextButton({ model.signOutDiscarding(); nav.navigate("login") }) { Text("重新登录 / Sign in") }
+            },
+        )
+    }
     Scaffold(snackbarHost = { SnackbarHost(snackbar) }) { padding ->
         NavHost(nav, startDestination = if (model.session == null) "login" else "home", Modifier.padding(padding)) {
             composable("login") { LoginScreen(model) { nav.navigate("home") { popUpTo("login") { inclusive = true } } } }
