@@ -24,7 +24,6 @@ use gridlink_core::store::{
 };
 use gridlink_core::sync::wire::EnrollResponse;
 use gridlink_core::sync::{Backoff, HttpTransport, SyncOptions, Transport, UploadOptions};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 
@@ -51,16 +50,6 @@ struct Signed {
     session: Session,
     store: Arc<Store>,
     transport: Arc<HttpTransport>,
-}
-
-/// What is kept beside the database to reopen it for the same user.
-#[derive(Serialize, Deserialize)]
-struct SessionFile {
-    user_id: String,
-    user_name: String,
-    role: Role,
-    device_id: String,
-    scopes: Vec<String>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -193,19 +182,12 @@ impl FieldApp {
 
     /// Reopens the store of the user signed in before, from the session file.
     fn restore(&self, bytes: &[u8]) -> ApiResult<()> {
-        let file: SessionFile =
+        let mut session: Session =
             serde_json::from_slice(bytes).map_err(|_| ApiError::SignInAgain {
                 detail: "登录信息已损坏，请重新登录 / the sign-in record is damaged: sign in again"
                     .into(),
             })?;
-        let session = Session {
-            role_label: file.role.label_zh().to_owned(),
-            user_id: file.user_id,
-            user_name: file.user_name,
-            role: file.role,
-            device_id: file.device_id,
-            scopes: file.scopes,
-        };
+        session.role_label = session.role.label_zh().to_owned();
         self.sign_in(session, None)
     }
 
@@ -279,13 +261,6 @@ impl FieldApp {
 
     /// Keeps an enrollment (from a code or a citizen registration) and signs in with it.
     fn accept_enrollment(&self, response: EnrollResponse) -> ApiResult<Session> {
-        if let Ok(current) = self.signed()
-            && current.session.user_id != response.user_id
-        {
-            return Err(ApiError::NotAllowed {
-                detail: "本机已有其他用户登录，请先退出 / another user is signed in on this phone: sign out first".into(),
-            });
-        }
         let session = Session {
             user_id: response.user_id.clone(),
             user_name: response.user_name.clone(),
@@ -295,14 +270,7 @@ impl FieldApp {
             scopes: response.scopes.clone(),
         };
         self.sign_in(session.clone(), Some(&response))?;
-        let file = SessionFile {
-            user_id: session.user_id.clone(),
-            user_name: session.user_name.clone(),
-            role: session.role,
-            device_id: session.device_id.clone(),
-            scopes: session.scopes.clone(),
-        };
-        let bytes = serde_json::to_vec(&file).map_err(|e| storage(e.to_string()))?;
+        let bytes = serde_json::to_vec(&session).map_err(|e| storage(e.to_string()))?;
         write_atomically(&self.session_path(), &bytes)?;
         Ok(session)
     }

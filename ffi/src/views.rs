@@ -104,8 +104,9 @@ pub enum PhotoState {
     Quarantined,
 }
 
-/// Who is signed in on this phone.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+/// Who is signed in on this phone (kept beside the database as `<db>.session.json` to reopen
+/// it for the same user).
+#[derive(Debug, Clone, PartialEq, uniffi::Record, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     /// The user.
     pub user_id: String,
@@ -113,7 +114,8 @@ pub struct Session {
     pub user_name: String,
     /// The role.
     pub role: Role,
-    /// The role for display (网格长 …).
+    /// The role for display (网格长 …); not stored, it follows the role.
+    #[serde(skip)]
     pub role_label: String,
     /// This device.
     pub device_id: String,
