@@ -23,6 +23,7 @@ pub mod identity;
 pub mod limits;
 pub mod merge;
 pub mod metrics;
+pub mod open311;
 pub mod overdue;
 pub mod photos;
 pub mod records;
@@ -491,6 +492,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/patrols/coverage", get(records::coverage))
         .route("/v1/grids", get(records::grid_map))
+        .route("/open311/v2/{file}", get(open311::resource))
+        .route("/open311/v2/services/{file}", get(open311::service))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

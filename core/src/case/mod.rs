@@ -82,6 +82,22 @@ impl Category {
         Category::ALL.into_iter().find(|c| c.code() == code)
     }
 
+    /// English name, for the English pages and Open311 clients that ask for it.
+    pub fn label_en(self) -> &'static str {
+        match self {
+            Category::Environment => "Environmental protection",
+            Category::FireHazard => "Fire hazard",
+            Category::IllegalConstruction => "Illegal construction",
+            Category::GroupRental => "Group rental",
+            Category::Sanitation => "Sanitation",
+            Category::RoadMunicipal => "Roads and municipal facilities",
+            Category::PublicSecurity => "Public security",
+            Category::Dispute => "Dispute",
+            Category::EnterpriseSafety => "Enterprise work safety",
+            Category::Other => "Other",
+        }
+    }
+
     /// Simplified Chinese label for screens.
     pub fn label_zh(self) -> &'static str {
         match self {

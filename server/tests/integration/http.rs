@@ -234,3 +234,73 @@ fn the_grid_map_is_served_to_enrolled_devices_only() {
     assert_eq!(index.len(), 1059);
     assert!(index.get(GRID).is_some());
 }
+
+#[test]
+fn open311_discovery_and_services_answer_in_xml_and_json_with_the_specs_errors() {
+    let server = TestServer::start();
+    let get = |path: &str| {
+        let response = reqwest::blocking::get(format!("{}/open311/v2/{path}", server.url)).unwrap();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (
+            response.status().as_u16(),
+            content_type,
+            response.text().unwrap(),
+        )
+    };
+    let (status, content_type, body) = get("discovery.json");
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "application/json; charset=utf-8")
+    );
+    let discovery: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        discovery["endpoints"][0]["url"],
+        format!("http://{}/open311/v2", server.addr)
+    );
+    let (status, content_type, body) = get("discovery.xml");
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "text/xml; charset=utf-8")
+    );
+    assert!(body.contains("<specification>http://wiki.open311.org/GeoReport_v2</specification>"));
+
+    let services: serde_json::Value = serde_json::from_str(&get("services.json").2).unwrap();
+    let codes: Vec<&str> = services
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    assert!(codes.contains(&"fire_hazard"));
+    let xml = get("services.xml").2;
+    assert_eq!(xml.matches("<service>").count(), 10);
+    assert!(xml.contains("<service_name>消防隐患 / Fire hazard</service_name>"));
+
+    let definition: serde_json::Value =
+        serde_json::from_str(&get("services/fire_hazard.json").2).unwrap();
+    assert_eq!(definition["service_code"], "fire_hazard");
+    assert_eq!(definition["attributes"], serde_json::json!([]));
+
+    // Errors: the spec's shape in the asked format; an unknown extension is answered in XML.
+    let (status, _, body) = get("services/no_such_service.json");
+    assert_eq!(status, 404);
+    let errors: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(errors[0]["code"], 404);
+    assert!(
+        errors[0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("no service")
+    );
+    let (status, content_type, body) = get("services.html");
+    assert_eq!(
+        (status, content_type.as_str()),
+        (400, "text/xml; charset=utf-8")
+    );
+    assert!(body.contains("<errors><error><code>400</code><description>"));
+    assert_eq!(get("nothing_here.xml").0, 404);
+}

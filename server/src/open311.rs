@@ -1,0 +1,364 @@
+//! Open311 GeoReport v2 under `/open311/v2/` (<http://wiki.open311.org/GeoReport_v2>), the
+//! open standard outside systems (city hotlines, other districts, civic apps) speak.
+//!
+//! Every resource is served as XML (the spec requires it) and JSON, chosen by the file
+//! extension (`services.xml`, `services.json`). One response tree ([`Node`]) renders to both,
+//! so the two formats cannot drift apart: lists become JSON arrays, elements become objects.
+//! Errors have the spec's shape in the requested format (`<errors><error><code>…`, or
+//! `[{"code","description"}]`); an unknown extension is answered in XML, the required format.
+//!
+//! Served so far: `discovery`, `services` (our case categories are the services) and
+//! `services/{code}` (no extra attributes: a category needs none).
+
+use axum::extract::Path;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gridlink_core::case::Category;
+
+/// The API's last change, as `changeset` in discovery (ISO 8601 with time zone).
+const CHANGESET: &str = "2026-11-28T00:00:00+08:00";
+
+/// The two formats of GeoReport v2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `text/xml`, required by the spec.
+    Xml,
+    /// `application/json`.
+    Json,
+}
+
+/// A scalar value of a response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    /// Text.
+    Str(String),
+    /// A whole number.
+    Int(i64),
+    /// `true` / `false`.
+    Bool(bool),
+    /// Absent: `null` in JSON, an empty element in XML.
+    Null,
+}
+
+/// A response tree: renders to the spec's XML and JSON shapes alike.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    /// `<name>value</name>`; a JSON member (or array item) `value`.
+    Leaf(&'static str, Scalar),
+    /// `<name>…children…</name>`; a JSON object of the children.
+    Object(&'static str, Vec<Node>),
+    /// `<name>…items…</name>`; a JSON array of the items.
+    List(&'static str, Vec<Node>),
+}
+
+fn text(name: &'static str, value: impl Into<String>) -> Node {
+    Node::Leaf(name, Scalar::Str(value.into()))
+}
+
+fn xml_escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Characters XML 1.0 cannot carry at all are dropped rather than sent broken.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+}
+
+impl Node {
+    fn name(&self) -> &'static str {
+        match self {
+            Node::Leaf(n, _) | Node::Object(n, _) | Node::List(n, _) => n,
+        }
+    }
+
+    fn write_xml(&self, out: &mut String) {
+        out.push('<');
+        out.push_str(self.name());
+        out.push('>');
+        match self {
+            Node::Leaf(_, Scalar::Str(s)) => xml_escape(s, out),
+            Node::Leaf(_, Scalar::Int(n)) => out.push_str(&n.to_string()),
+            Node::Leaf(_, Scalar::Bool(b)) => out.push_str(if *b { "true" } else { "false" }),
+            Node::Leaf(_, Scalar::Null) => {}
+            Node::Object(_, children) | Node::List(_, children) => {
+                for child in children {
+                    child.write_xml(out);
+                }
+            }
+        }
+        out.push_str("</");
+        out.push_str(self.name());
+        out.push('>');
+    }
+
+    fn json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Node::Leaf(_, Scalar::Str(s)) => Value::String(s.clone()),
+            Node::Leaf(_, Scalar::Int(n)) => Value::from(*n),
+            Node::Leaf(_, Scalar::Bool(b)) => Value::Bool(*b),
+            Node::Leaf(_, Scalar::Null) => Value::Null,
+            Node::Object(_, children) => Value::Object(
+                children
+                    .iter()
+                    .map(|c| (c.name().to_owned(), c.json()))
+                    .collect(),
+            ),
+            Node::List(_, items) => Value::Array(items.iter().map(Node::json).collect()),
+        }
+    }
+
+    /// The document in `format`, UTF-8.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Xml => {
+                let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
+                self.write_xml(&mut out);
+                out
+            }
+            Format::Json => self.json().to_string(),
+        }
+    }
+}
+
+fn respond(status: StatusCode, format: Format, body: &Node) -> Response {
+    let content_type = match format {
+        Format::Xml => "text/xml; charset=utf-8",
+        Format::Json => "application/json; charset=utf-8",
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, content_type)],
+        body.render(format),
+    )
+        .into_response()
+}
+
+/// An error in the spec's shape: `[{code, description}]`; the code is the HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Open311Error {
+    /// HTTP status (also the `code` in the body).
+    pub status: StatusCode,
+    /// For people, zh-CN first, English second.
+    pub description: String,
+}
+
+impl Open311Error {
+    fn new(status: StatusCode, description: impl Into<String>) -> Self {
+        Open311Error {
+            status,
+            description: description.into(),
+        }
+    }
+
+    fn not_found(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, description)
+    }
+
+    /// The error as a response in `format`.
+    pub fn into_response(self, format: Format) -> Response {
+        let body = Node::List(
+            "errors",
+            vec![Node::Object(
+                "error",
+                vec![
+                    Node::Leaf("code", Scalar::Int(i64::from(self.status.as_u16()))),
+                    text("description", self.description),
+                ],
+            )],
+        );
+        respond(self.status, format, &body)
+    }
+}
+
+/// Splits `name.ext` into the name and the format. An unknown or missing extension is an
+/// error, answered in XML.
+pub fn split_format(file: &str) -> Result<(&str, Format), Open311Error> {
+    let (name, ext) = file.rsplit_once('.').ok_or_else(|| {
+        Open311Error::new(
+            StatusCode::BAD_REQUEST,
+            "缺少格式扩展名（.xml 或 .json）/ the format extension is missing (.xml or .json)",
+        )
+    })?;
+    let format = match ext {
+        "xml" => Format::Xml,
+        "json" => Format::Json,
+        other => {
+            return Err(Open311Error::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "不支持的格式 {other:?}（.xml 或 .json）/ unsupported format {other:?} (.xml or .json)"
+                ),
+            ));
+        }
+    };
+    Ok((name, format))
+}
+
+/// The base URL clients reach this API at, from the request's `Host`.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+        .unwrap_or("localhost");
+    format!("http://{host}/open311/v2")
+}
+
+/// `discovery`: where the API is and what it speaks.
+pub fn discovery(base: &str) -> Node {
+    Node::Object(
+        "discovery",
+        vec![
+            text("changeset", CHANGESET),
+            text(
+                "contact",
+                "区联动指挥中心 / the district's linked command centre",
+            ),
+            text(
+                "key_service",
+                "API 密钥由指挥中心操作员签发 / API keys are issued by the command centre's operators",
+            ),
+            Node::List(
+                "endpoints",
+                vec![Node::Object(
+                    "endpoint",
+                    vec![
+                        text("specification", "http://wiki.open311.org/GeoReport_v2"),
+                        text("url", base),
+                        text("changeset", CHANGESET),
+                        text("type", "production"),
+                        Node::List(
+                            "formats",
+                            vec![
+                                text("format", "text/xml"),
+                                text("format", "application/json"),
+                            ],
+                        ),
+                    ],
+                )],
+            ),
+        ],
+    )
+}
+
+fn service_node(category: Category) -> Node {
+    Node::Object(
+        "service",
+        vec![
+            text("service_code", category.code()),
+            text(
+                "service_name",
+                format!("{} / {}", category.label_zh(), category.label_en()),
+            ),
+            text(
+                "description",
+                format!(
+                    "{}：由所在网格受理，按 721 逐级处置 / {}: taken on by the grid where it is, and handled up the 721 ladder",
+                    category.label_zh(),
+                    category.label_en()
+                ),
+            ),
+            Node::Leaf("metadata", Scalar::Bool(false)),
+            text("type", "realtime"),
+            text("keywords", category.code().replace('_', ",")),
+            text("group", "网格化社会治理 / grid governance"),
+        ],
+    )
+}
+
+/// `services`: our case categories.
+pub fn services() -> Node {
+    Node::List(
+        "services",
+        Category::ALL.into_iter().map(service_node).collect(),
+    )
+}
+
+/// `services/{code}`: a category's definition (no extra attributes).
+pub fn service_definition(code: &str) -> Result<Node, Open311Error> {
+    let category = Category::from_code(code).ok_or_else(|| {
+        Open311Error::not_found(format!("没有服务 {code:?} / no service {code:?}"))
+    })?;
+    Ok(Node::Object(
+        "service_definition",
+        vec![
+            text("service_code", category.code()),
+            Node::List("attributes", Vec::new()),
+        ],
+    ))
+}
+
+/// `GET /open311/v2/{file}`: `discovery.{fmt}`, `services.{fmt}`.
+pub async fn resource(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let (name, format) = match split_format(&file) {
+        Ok(split) => split,
+        Err(e) => return e.into_response(Format::Xml),
+    };
+    match name {
+        "discovery" => respond(StatusCode::OK, format, &discovery(&base_url(&headers))),
+        "services" => respond(StatusCode::OK, format, &services()),
+        _ => Open311Error::not_found(format!("没有这个资源 {name:?} / no resource {name:?}"))
+            .into_response(format),
+    }
+}
+
+/// `GET /open311/v2/services/{code}.{fmt}`.
+pub async fn service(Path(file): Path<String>) -> Response {
+    let (code, format) = match split_format(&file) {
+        Ok(split) => split,
+        Err(e) => return e.into_response(Format::Xml),
+    };
+    match service_definition(code) {
+        Ok(body) => respond(StatusCode::OK, format, &body),
+        Err(e) => e.into_response(format),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_tree_renders_the_specs_xml_and_json_shapes() {
+        let body = services();
+        let xml = body.render(Format::Xml);
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?><services><service><service_code>environment</service_code>"));
+        let json: serde_json::Value = serde_json::from_str(&body.render(Format::Json)).unwrap();
+        assert_eq!(json.as_array().unwrap().len(), Category::ALL.len());
+        assert_eq!(json[0]["metadata"], false);
+        let d: serde_json::Value =
+            serde_json::from_str(&discovery("http://x/open311/v2").render(Format::Json)).unwrap();
+        assert_eq!(d["endpoints"][0]["formats"][1], "application/json");
+    }
+
+    #[test]
+    fn text_is_escaped_and_control_characters_dropped() {
+        let node = text("description", "a<b & \"c\" \u{1}d");
+        assert_eq!(
+            node.render(Format::Xml),
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><description>a&lt;b &amp; &quot;c&quot; d</description>"
+        );
+    }
+
+    #[test]
+    fn formats_come_from_the_extension_only() {
+        assert_eq!(
+            split_format("services.json").unwrap(),
+            ("services", Format::Json)
+        );
+        assert_eq!(split_format("a.b.xml").unwrap(), ("a.b", Format::Xml));
+        for bad in ["services", "services.html", "services."] {
+            assert_eq!(
+                split_format(bad).unwrap_err().status,
+                StatusCode::BAD_REQUEST
+            );
+        }
+    }
+}
