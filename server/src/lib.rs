@@ -494,6 +494,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/grids", get(records::grid_map))
         .route("/open311/v2/{file}", get(open311::resource))
         .route("/open311/v2/services/{file}", get(open311::service))
+        .route("/open311/v2/requests/{file}", get(open311::request))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -89,6 +89,17 @@ enum Command {
         #[arg(long, default_value_t = 72)]
         hours: i64,
     },
+    /// Issue an Open311 API key for an outside system (printed once).
+    ApiKey {
+        #[command(flatten)]
+        data: DataDir,
+        /// Who the key is for, e.g. "12345 市民热线".
+        #[arg(long)]
+        name: String,
+        /// What it may read and write: district or town:ID.
+        #[arg(long, default_value = "district")]
+        scope: String,
+    },
     /// Revoke a device: its token stops working at once.
     RevokeDevice {
         #[command(flatten)]
@@ -252,6 +263,18 @@ fn main() -> Result<()> {
                 bail!("没有用户 {user} / no user {user}");
             }
             println!("{}", demo::enroll_code(&state, &user, hours, &operator())?);
+            Ok(())
+        }
+        Command::ApiKey { data, name, scope } => {
+            let state = AppState::new(
+                open(&data.data)?,
+                &data.data.join("blobs"),
+                ServerConfig::default(),
+            )?;
+            println!(
+                "{}",
+                gridlink_server::open311::issue_key(&state, &name, &scope, &operator())?
+            );
             Ok(())
         }
         Command::RevokeDevice { data, device } => {

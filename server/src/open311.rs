@@ -7,13 +7,25 @@
 //! Errors have the spec's shape in the requested format (`<errors><error><code>…`, or
 //! `[{"code","description"}]`); an unknown extension is answered in XML, the required format.
 //!
-//! Served so far: `discovery`, `services` (our case categories are the services) and
-//! `services/{code}` (no extra attributes: a category needs none).
+//! Served: `discovery`, `services` (our case categories are the services), `services/{code}`
+//! (no extra attributes: a category needs none), and `requests` / `requests/{id}` for holders
+//! of an API key (our cases are governance data, not public): a key is scoped to the district
+//! or one town, and never sees another town's cases.
 
-use axum::extract::Path;
+use crate::AppState;
+use crate::store::{ApiKey, CaseRow, RequestQuery};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gridlink_core::case::Category;
+use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone};
+use gridlink_core::case::{Category, Level, Status};
+use gridlink_core::sync::scope::ScopeKey;
+use std::collections::HashMap;
+
+/// The most requests one `GET requests` returns, and its default period (the spec's).
+const MAX_REQUESTS: u32 = 1000;
+const DEFAULT_DAYS: i64 = 90;
+const DAY_MS: i64 = 86_400_000;
 
 /// The API's last change, as `changeset` in discovery (ISO 8601 with time zone).
 const CHANGESET: &str = "2026-11-28T00:00:00+08:00";
@@ -295,8 +307,266 @@ pub fn service_definition(code: &str) -> Result<Node, Open311Error> {
     ))
 }
 
-/// `GET /open311/v2/{file}`: `discovery.{fmt}`, `services.{fmt}`.
-pub async fn resource(Path(file): Path<String>, headers: HeaderMap) -> Response {
+/// Issues an API key (shown once; only its hash is kept). `scope` is `district` or `town:ID`.
+pub fn issue_key(state: &AppState, name: &str, scope: &str, by: &str) -> anyhow::Result<String> {
+    let scope: ScopeKey = scope.parse().map_err(|_| {
+        anyhow::anyhow!("范围应为 district 或 town:ID / scope must be district or town:ID")
+    })?;
+    if !matches!(scope, ScopeKey::District | ScopeKey::Town(_)) {
+        anyhow::bail!("范围应为 district 或 town:ID / scope must be district or town:ID");
+    }
+    if name.trim().is_empty() {
+        anyhow::bail!("请给密钥起名（对方系统）/ name the key (the system it is for)");
+    }
+    let secret = crate::identity::new_token().map_err(anyhow::Error::msg)?;
+    let key = ApiKey {
+        name: name.trim().to_owned(),
+        scope,
+        created_at: crate::now_ms(),
+        revoked: false,
+    };
+    state
+        .store()
+        .add_api_key(&crate::identity::hash_secret(&secret), &key, by)?;
+    Ok(secret)
+}
+
+fn forbidden() -> Open311Error {
+    Open311Error::new(
+        StatusCode::FORBIDDEN,
+        "缺少或无效的 api_key / api_key missing or invalid",
+    )
+}
+
+fn bad(description: impl Into<String>) -> Open311Error {
+    Open311Error::new(StatusCode::BAD_REQUEST, description)
+}
+
+/// The key of a request, or 403.
+fn authorize(state: &AppState, params: &HashMap<String, String>) -> Result<ApiKey, Open311Error> {
+    let secret = params
+        .get("api_key")
+        .filter(|k| !k.is_empty())
+        .ok_or_else(forbidden)?;
+    let key = state
+        .store()
+        .api_key(&crate::identity::hash_secret(secret))
+        .map_err(|_| {
+            Open311Error::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "存储错误 / storage error",
+            )
+        })?
+        .filter(|k| !k.revoked)
+        .ok_or_else(forbidden)?;
+    Ok(key)
+}
+
+/// ISO 8601 with the district's time zone (UTC+8).
+fn datetime(ms: i64) -> String {
+    FixedOffset::east_opt(8 * 3600)
+        .and_then(|tz| tz.timestamp_millis_opt(ms).single())
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, false))
+        .unwrap_or_default()
+}
+
+/// A W3C/ISO 8601 date-time with a time zone, as UTC ms.
+fn parse_datetime(name: &str, value: &str) -> Result<i64, Open311Error> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            bad(format!(
+                "{name} 应为带时区的 ISO 8601 时间，如 2026-06-15T08:00:00+08:00 / {name} must be an ISO 8601 date-time with a time zone"
+            ))
+        })
+}
+
+/// Comma-separated values of a parameter; an empty parameter counts as absent.
+fn list(params: &HashMap<String, String>, name: &str) -> Vec<String> {
+    params
+        .get(name)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The query of a `GET requests`, checked against the spec's rules.
+fn request_query(
+    params: &HashMap<String, String>,
+    key: &ApiKey,
+    now_ms: i64,
+) -> Result<RequestQuery, Open311Error> {
+    let date = |name: &str| {
+        params
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| parse_datetime(name, v))
+            .transpose()
+    };
+    let (from_ms, to_ms) = match (date("start_date")?, date("end_date")?) {
+        (Some(from), Some(to)) => (from, to),
+        (Some(from), None) => (from, from + DEFAULT_DAYS * DAY_MS),
+        (None, Some(to)) => (to - DEFAULT_DAYS * DAY_MS, to),
+        (None, None) => (now_ms - DEFAULT_DAYS * DAY_MS, now_ms + 1),
+    };
+    if to_ms < from_ms {
+        return Err(bad(
+            "end_date 早于 start_date / end_date is before start_date",
+        ));
+    }
+    if to_ms - from_ms > DEFAULT_DAYS * DAY_MS + 1 {
+        return Err(bad(
+            "时间范围不能超过 90 天 / the date range may not exceed 90 days",
+        ));
+    }
+    let categories = list(params, "service_code");
+    if let Some(unknown) = categories.iter().find(|c| Category::from_code(c).is_none()) {
+        return Err(bad(format!(
+            "未知的 service_code {unknown:?} / unknown service_code {unknown:?}"
+        )));
+    }
+    let statuses = list(params, "status");
+    let open = match (
+        statuses.iter().any(|s| s == "open"),
+        statuses.iter().any(|s| s == "closed"),
+    ) {
+        _ if statuses.iter().any(|s| s != "open" && s != "closed") => {
+            return Err(bad(
+                "status 应为 open 或 closed / status must be open or closed",
+            ));
+        }
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        _ => None,
+    };
+    let ids = list(params, "service_request_id");
+    if ids.len() > MAX_REQUESTS as usize {
+        return Err(bad(
+            "service_request_id 过多 / too many service_request_id values",
+        ));
+    }
+    Ok(RequestQuery {
+        ids,
+        categories,
+        from_ms,
+        to_ms,
+        open,
+        town_id: match &key.scope {
+            ScopeKey::Town(town) => Some(town.clone()),
+            _ => None,
+        },
+        limit: MAX_REQUESTS,
+    })
+}
+
+/// A case as an Open311 request. Location, address and description come from the document.
+fn request_node(state: &AppState, row: &CaseRow) -> Node {
+    let case = state
+        .store()
+        .load_doc(&row.id)
+        .ok()
+        .flatten()
+        .and_then(|stored| gridlink_core::doc::CaseDoc::load(&row.id, &stored.bytes).ok())
+        .and_then(|doc| doc.case().ok());
+    let details = case.as_ref().map(|c| &c.details);
+    let category = Category::from_code(&row.category);
+    let status = Status::from_code(&row.status);
+    let level = Level::from_code(&row.level);
+    let status_note = status.map_or(row.status.clone(), |s| s.label_zh().to_owned());
+    let agency = match (&row.assignee, level) {
+        (Some(assignee), Some(Level::Department | Level::LawEnforcement)) => assignee.clone(),
+        (_, Some(level)) => format!("{}（{}）", level.label_zh(), row.place.grid_id),
+        _ => row.level.clone(),
+    };
+    let point = details.and_then(|d| d.location).map(|l| l.point);
+    let description = details
+        .map(|d| {
+            if d.description.trim().is_empty() {
+                d.title.clone()
+            } else {
+                format!("{}：{}", d.title, d.description)
+            }
+        })
+        .unwrap_or_else(|| row.title.clone());
+    let or_null = |v: Option<String>| v.map_or(Scalar::Null, Scalar::Str);
+    Node::Object(
+        "request",
+        vec![
+            text("service_request_id", row.id.clone()),
+            text(
+                "status",
+                if status == Some(Status::Closed) {
+                    "closed"
+                } else {
+                    "open"
+                },
+            ),
+            text("status_notes", status_note),
+            text(
+                "service_name",
+                category.map_or(row.category.clone(), |c| {
+                    format!("{} / {}", c.label_zh(), c.label_en())
+                }),
+            ),
+            text("service_code", row.category.clone()),
+            text("description", description),
+            text("agency_responsible", agency),
+            Node::Leaf("service_notice", Scalar::Null),
+            text("requested_datetime", datetime(row.reported_at)),
+            text("updated_datetime", datetime(row.updated_at)),
+            Node::Leaf("expected_datetime", or_null(row.due_at.map(datetime))),
+            Node::Leaf("address", Scalar::Null),
+            Node::Leaf(
+                "address_id",
+                or_null(details.and_then(|d| d.address_id.clone())),
+            ),
+            Node::Leaf("zipcode", Scalar::Null),
+            Node::Leaf("lat", or_null(point.map(|p| p.lat.to_string()))),
+            Node::Leaf("long", or_null(point.map(|p| p.lon.to_string()))),
+            Node::Leaf("media_url", Scalar::Null),
+        ],
+    )
+}
+
+fn requests_list(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    ids: Option<Vec<String>>,
+) -> Result<Node, Open311Error> {
+    let key = authorize(state, params)?;
+    let mut query = request_query(params, &key, crate::now_ms())?;
+    let single = ids.is_some();
+    if let Some(ids) = ids {
+        query.ids = ids;
+    }
+    let rows = state.store().requests(&query).map_err(|_| {
+        Open311Error::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "存储错误 / storage error",
+        )
+    })?;
+    if single && rows.is_empty() {
+        // Another town's case is as absent as a case that does not exist.
+        return Err(Open311Error::not_found("没有这个请求 / no such request"));
+    }
+    Ok(Node::List(
+        "service_requests",
+        rows.iter().map(|row| request_node(state, row)).collect(),
+    ))
+}
+
+/// `GET /open311/v2/{file}`: `discovery.{fmt}`, `services.{fmt}`, `requests.{fmt}`.
+pub async fn resource(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     let (name, format) = match split_format(&file) {
         Ok(split) => split,
         Err(e) => return e.into_response(Format::Xml),
@@ -304,6 +574,18 @@ pub async fn resource(Path(file): Path<String>, headers: HeaderMap) -> Response 
     match name {
         "discovery" => respond(StatusCode::OK, format, &discovery(&base_url(&headers))),
         "services" => respond(StatusCode::OK, format, &services()),
+        "requests" => {
+            let result = crate::blocking(move || Ok(requests_list(&state, &params, None))).await;
+            match result {
+                Ok(Ok(body)) => respond(StatusCode::OK, format, &body),
+                Ok(Err(e)) => e.into_response(format),
+                Err(_) => Open311Error::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "内部错误 / internal error",
+                )
+                .into_response(format),
+            }
+        }
         _ => Open311Error::not_found(format!("没有这个资源 {name:?} / no resource {name:?}"))
             .into_response(format),
     }
@@ -318,6 +600,29 @@ pub async fn service(Path(file): Path<String>) -> Response {
     match service_definition(code) {
         Ok(body) => respond(StatusCode::OK, format, &body),
         Err(e) => e.into_response(format),
+    }
+}
+
+/// `GET /open311/v2/requests/{id}.{fmt}`: one request, as a one-element list.
+pub async fn request(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let (id, format) = match split_format(&file) {
+        Ok(split) => split,
+        Err(e) => return e.into_response(Format::Xml),
+    };
+    let id = id.to_owned();
+    let result = crate::blocking(move || Ok(requests_list(&state, &params, Some(vec![id])))).await;
+    match result {
+        Ok(Ok(body)) => respond(StatusCode::OK, format, &body),
+        Ok(Err(e)) => e.into_response(format),
+        Err(_) => Open311Error::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "内部错误 / internal error",
+        )
+        .into_response(format),
     }
 }
 

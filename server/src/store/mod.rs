@@ -187,6 +187,38 @@ pub struct Merge {
     pub scores: Vec<gridlink_core::case::ScoreLine>,
 }
 
+/// An Open311 API key (only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Who the key is for (a hotline, another district's system).
+    pub name: String,
+    /// What it may read and write: `district` or `town:ID`.
+    pub scope: ScopeKey,
+    /// Issued, UTC ms.
+    pub created_at: i64,
+    /// Revoked keys are refused.
+    pub revoked: bool,
+}
+
+/// Which cases an Open311 `GET requests` returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestQuery {
+    /// Only these case ids (when given, the other filters except the town are ignored).
+    pub ids: Vec<String>,
+    /// Only these category codes (none: all).
+    pub categories: Vec<String>,
+    /// Reported at or after, UTC ms.
+    pub from_ms: i64,
+    /// Reported before, UTC ms.
+    pub to_ms: i64,
+    /// Only open (`Some(true)`) or only closed (`Some(false)`) cases.
+    pub open: Option<bool>,
+    /// Only cases of this town (a town-scoped key).
+    pub town_id: Option<String>,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
 /// The cases reported in a period (统计): the basis of the completion rate and the 721 split.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CaseStats {
@@ -411,6 +443,15 @@ pub trait ServerStore: Send + Sync + 'static {
     /// Cases reported on the days of `[from_ms, to_ms)` (whole days, Asia/Shanghai, as for
     /// scores): how many, how many are closed, and where the solved ones were solved.
     fn case_stats(&self, from_ms: i64, to_ms: i64) -> StoreResult<CaseStats>;
+
+    /// Keeps an Open311 API key by the SHA-256 of its secret.
+    fn add_api_key(&self, key_hash: &str, key: &ApiKey, by: &str) -> StoreResult<()>;
+
+    /// The API key with this hash.
+    fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
+
+    /// The case rows an Open311 `GET requests` returns, newest first.
+    fn requests(&self, query: &RequestQuery) -> StoreResult<Vec<CaseRow>>;
     /// Ids of the record documents of a kind (`address`, `visit`, `mediation`, `template`).
     fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>>;
     /// The standard addresses of a grid with their last completed visit (check-out, UTC

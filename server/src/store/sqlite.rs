@@ -6,8 +6,9 @@
 //! survive a power cut.
 
 use super::{
-    AuditEntry, BlobRow, CaseRow, CaseStats, Citizen, CoverageRow, DeviceAuth, Merge, NewDevice,
-    PhotoCase, PullPage, ScoreTotal, ServerStore, StoreError, StoreResult, StoredDoc, User,
+    ApiKey, AuditEntry, BlobRow, CaseRow, CaseStats, Citizen, CoverageRow, DeviceAuth, Merge,
+    NewDevice, PhotoCase, PullPage, RequestQuery, ScoreTotal, ServerStore, StoreError, StoreResult,
+    StoredDoc, User,
 };
 use crate::now_ms;
 use gridlink_core::case::{Role, ScoreReason, ScoreUnit};
@@ -25,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_scores.sql"),
     include_str!("migrations/0004_records.sql"),
     include_str!("migrations/0005_rollups.sql"),
+    include_str!("migrations/0006_api_keys.sql"),
 ];
 const READERS: usize = 4;
 
@@ -1089,6 +1091,100 @@ impl ServerStore for SqliteStore {
             params![key, value],
         )?;
         Ok(())
+    }
+    fn add_api_key(&self, key_hash: &str, key: &ApiKey, by: &str) -> StoreResult<()> {
+        let writer = lock(&self.writer);
+        writer.execute(
+            "INSERT INTO api_keys (key_hash, name, scope, created_at, created_by, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+            params![
+                key_hash,
+                key.name,
+                key.scope.to_string(),
+                key.created_at,
+                by
+            ],
+        )?;
+        writer.execute(
+            "INSERT INTO audit (at, actor, device, action, subject, detail)
+             VALUES (?1, ?2, NULL, 'api_key', ?3, ?4)",
+            params![key.created_at, by, key.name, key.scope.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        self.with_reader(|conn| {
+            let row: Option<(String, String, i64, Option<i64>)> = conn
+                .prepare_cached(
+                    "SELECT name, scope, created_at, revoked_at FROM api_keys WHERE key_hash = ?1",
+                )?
+                .query_row([key_hash], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            let Some((name, scope, created_at, revoked_at)) = row else {
+                return Ok(None);
+            };
+            let scope = scope
+                .parse()
+                .map_err(|_| StoreError::Database(format!("api key scope {scope:?}")))?;
+            Ok(Some(ApiKey {
+                name,
+                scope,
+                created_at,
+                revoked: revoked_at.is_some(),
+            }))
+        })
+    }
+
+    fn requests(&self, query: &RequestQuery) -> StoreResult<Vec<CaseRow>> {
+        self.with_reader(|conn| {
+            let mut clauses: Vec<String> = Vec::new();
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            let arg = |v: rusqlite::types::Value, args: &mut Vec<_>| {
+                args.push(v);
+                format!("?{}", args.len())
+            };
+            if let Some(town) = &query.town_id {
+                let p = arg(town.clone().into(), &mut args);
+                clauses.push(format!("town_id = {p}"));
+            }
+            if query.ids.is_empty() {
+                let from = arg(query.from_ms.into(), &mut args);
+                let to = arg(query.to_ms.into(), &mut args);
+                clauses.push(format!("reported_at >= {from} AND reported_at < {to}"));
+                if !query.categories.is_empty() {
+                    let list: Vec<String> = query
+                        .categories
+                        .iter()
+                        .map(|c| arg(c.clone().into(), &mut args))
+                        .collect();
+                    clauses.push(format!("category IN ({})", list.join(", ")));
+                }
+                match query.open {
+                    Some(true) => clauses.push("status <> 'closed'".into()),
+                    Some(false) => clauses.push("status = 'closed'".into()),
+                    None => {}
+                }
+            } else {
+                let list: Vec<String> = query
+                    .ids
+                    .iter()
+                    .map(|id| arg(id.clone().into(), &mut args))
+                    .collect();
+                clauses.push(format!("id IN ({})", list.join(", ")));
+            }
+            let limit = arg(i64::from(query.limit).into(), &mut args);
+            let sql = format!(
+                "SELECT {CASE_COLUMNS} FROM cases WHERE {} ORDER BY reported_at DESC, id LIMIT {limit}",
+                clauses.join(" AND ")
+            );
+            Ok(conn
+                .prepare(&sql)?
+                .query_map(rusqlite::params_from_iter(args), case_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
     }
 }
 

@@ -408,6 +408,15 @@ mod failing {
         fn case_row(&self, id: &str) -> StoreResult<Option<CaseRow>> {
             self.inner.case_row(id)
         }
+        fn add_api_key(&self, key_hash: &str, key: &ApiKey, by: &str) -> StoreResult<()> {
+            self.inner.add_api_key(key_hash, key, by)
+        }
+        fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+            self.inner.api_key(key_hash)
+        }
+        fn requests(&self, query: &RequestQuery) -> StoreResult<Vec<CaseRow>> {
+            self.inner.requests(query)
+        }
         fn doc_count(&self) -> StoreResult<u64> {
             self.inner.doc_count()
         }

@@ -19,6 +19,7 @@ mod demo;
 mod field_day;
 mod http;
 mod merge;
+mod open311;
 mod overdue;
 mod photos;
 mod records;

@@ -23,7 +23,7 @@ fn district() -> gridlink_fixtures::District {
     gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small)
 }
 
-fn inspector_of(district: &gridlink_fixtures::District, grid: &str) -> String {
+pub(crate) fn inspector_of(district: &gridlink_fixtures::District, grid: &str) -> String {
     district
         .users
         .iter()
