@@ -492,9 +492,13 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/patrols/coverage", get(records::coverage))
         .route("/v1/grids", get(records::grid_map))
-        .route("/open311/v2/{file}", get(open311::resource))
+        .route(
+            "/open311/v2/{file}",
+            get(open311::resource).post(open311::post_request),
+        )
         .route("/open311/v2/services/{file}", get(open311::service))
         .route("/open311/v2/requests/{file}", get(open311::request))
+        .route("/open311/v2/tokens/{file}", get(open311::token))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

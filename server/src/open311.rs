@@ -10,7 +10,9 @@
 //! Served: `discovery`, `services` (our case categories are the services), `services/{code}`
 //! (no extra attributes: a category needs none), and `requests` / `requests/{id}` for holders
 //! of an API key (our cases are governance data, not public): a key is scoped to the district
-//! or one town, and never sees another town's cases.
+//! or one town, and never sees another town's cases. `POST requests` opens a case the way a
+//! citizen's report does (placed in its grid by location) and answers with its id at once, so
+//! `tokens/{token}` never has a token to resolve.
 
 use crate::AppState;
 use crate::store::{ApiKey, CaseRow, RequestQuery};
@@ -600,6 +602,181 @@ pub async fn service(Path(file): Path<String>) -> Response {
     match service_definition(code) {
         Ok(body) => respond(StatusCode::OK, format, &body),
         Err(e) => e.into_response(format),
+    }
+}
+
+/// Longest accepted `description` (the spec's limit).
+const MAX_DESCRIPTION: usize = 4000;
+/// Largest accepted form body.
+const MAX_FORM_BYTES: usize = 64 << 10;
+
+/// Opens a case from a `POST requests` form; returns the response list.
+fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
+    use gridlink_core::case::{CaseDetails, Location, Role, Source, Stamp};
+    use gridlink_core::geo::LatLon;
+    if body.len() > MAX_FORM_BYTES {
+        return Err(bad("请求体过大 / the form is too large"));
+    }
+    let params: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    let key = authorize(state, &params)?;
+    let field = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let code =
+        field("service_code").ok_or_else(|| bad("缺少 service_code / service_code is missing"))?;
+    let category = Category::from_code(code).ok_or_else(|| {
+        Open311Error::not_found(format!("没有服务 {code:?} / no service {code:?}"))
+    })?;
+    let coordinate = |name: &str| {
+        field(name)
+            .map(|v| {
+                v.parse::<f64>()
+                    .map_err(|_| bad(format!("{name} 不是数字 / {name} is not a number")))
+            })
+            .transpose()
+    };
+    let point = match (coordinate("lat")?, coordinate("long")?) {
+        (Some(lat), Some(lon)) => LatLon { lat, lon },
+        _ => {
+            return Err(bad(
+                "需要位置：lat 和 long / a location is needed: lat and long",
+            ));
+        }
+    };
+    if !point.is_valid() {
+        return Err(bad("位置无效 / the location is invalid"));
+    }
+    let description = field("description").unwrap_or_default();
+    if description.chars().count() > MAX_DESCRIPTION {
+        return Err(bad(format!(
+            "description 超过 {MAX_DESCRIPTION} 字 / description is longer than {MAX_DESCRIPTION} characters"
+        )));
+    }
+    let grid_id = state.grid_at(point).ok_or_else(|| {
+        bad("该位置不在本区网格内 / this location is outside the district's grids")
+    })?;
+    let place = state
+        .store()
+        .grids()
+        .map_err(|_| {
+            Open311Error::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "存储错误 / storage error",
+            )
+        })?
+        .into_iter()
+        .find(|g| g.grid_id == grid_id)
+        .ok_or_else(|| {
+            bad("该位置不在本区网格内 / this location is outside the district's grids")
+        })?;
+    if let ScopeKey::Town(town) = &key.scope
+        && *town != place.town_id
+    {
+        return Err(Open311Error::new(
+            StatusCode::FORBIDDEN,
+            "该位置不在此密钥所属的镇 / this location is outside the key's town",
+        ));
+    }
+    // The first line is the title; a request without a description is titled by its service.
+    let title: String = description
+        .lines()
+        .next()
+        .filter(|l| !l.trim().is_empty())
+        .unwrap_or(category.label_zh())
+        .chars()
+        .take(gridlink_core::case::MAX_TITLE_CHARS)
+        .collect();
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = crate::now_ms();
+    let location = Location {
+        point,
+        accuracy_m: 0.0,
+    };
+    let details = CaseDetails {
+        id: id.clone(),
+        category,
+        source: Source::Open311,
+        title,
+        description: description.to_owned(),
+        location: Some(location),
+        address_id: field("address_id").map(str::to_owned),
+        grid_id,
+        reporter: Some(format!("Open311: {}", key.name)),
+        priority: Default::default(),
+    };
+    let stamp = Stamp {
+        actor: format!("open311:{}", key.name),
+        role: Role::System,
+        device: "open311".into(),
+        at_ms: now,
+        location: Some(location),
+    };
+    let internal = |e: String| Open311Error::new(StatusCode::INTERNAL_SERVER_ERROR, e);
+    let actor = crate::actions::server_actor(&crate::SERVER_ACTOR_PREFIX)
+        .map_err(|e| internal(e.to_string()))?;
+    let (doc, _) = gridlink_core::doc::CaseDoc::create(details, Vec::new(), stamp, actor)
+        .map_err(|e| bad(e.to_string()))?;
+    let audit = crate::store::AuditEntry {
+        at_ms: now,
+        actor: format!("open311:{}", key.name),
+        device: None,
+        action: "open311_request".into(),
+        subject: id.clone(),
+        detail: place.grid_id.clone(),
+    };
+    state
+        .with_merger(move |m| m.import_from(vec![doc], "open311", vec![audit]))
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(Node::List(
+        "service_requests",
+        vec![Node::Object(
+            "request",
+            vec![
+                text("service_request_id", id),
+                text(
+                    "service_notice",
+                    "已转交所在网格受理 / passed to the grid where it is",
+                ),
+                Node::Leaf("account_id", Scalar::Null),
+            ],
+        )],
+    ))
+}
+
+/// `POST /open311/v2/requests.{fmt}` (form-encoded).
+pub async fn post_request(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let format = match split_format(&file) {
+        Ok(("requests", format)) => format,
+        Ok((_, format)) => {
+            return Open311Error::not_found("只能向 requests 提交 / only requests accepts a POST")
+                .into_response(format);
+        }
+        Err(e) => return e.into_response(Format::Xml),
+    };
+    let result = crate::blocking(move || Ok(create_request(&state, &body))).await;
+    match result {
+        Ok(Ok(body)) => respond(StatusCode::CREATED, format, &body),
+        Ok(Err(e)) => e.into_response(format),
+        Err(_) => Open311Error::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "内部错误 / internal error",
+        )
+        .into_response(format),
+    }
+}
+
+/// `GET /open311/v2/tokens/{token}.{fmt}`: requests are answered with their id at once, so no
+/// token is ever pending.
+pub async fn token(Path(file): Path<String>) -> Response {
+    match split_format(&file) {
+        Ok((_, format)) => Open311Error::not_found(
+            "没有这个令牌：请求提交时已直接返回编号 / no such token: requests are answered with their id",
+        )
+        .into_response(format),
+        Err(e) => e.into_response(Format::Xml),
     }
 }
 

@@ -143,3 +143,143 @@ fn open311_requests_need_a_key_and_a_town_key_sees_only_its_town() {
         400
     );
 }
+
+fn post(server: &TestServer, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/open311/v2/{path}", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .unwrap();
+    (response.status().as_u16(), response.text().unwrap())
+}
+
+#[test]
+fn an_open311_post_becomes_a_case_the_grids_inspector_receives() {
+    let server = TestServer::start();
+    let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
+    let spot = district
+        .addresses
+        .iter()
+        .find(|a| a.grid_id == GRID)
+        .unwrap();
+    let far_spot = district
+        .addresses
+        .iter()
+        .find(|a| a.grid_id.starts_with("320509002"))
+        .unwrap();
+    let (lat, lon) = (spot.lat.to_string(), spot.lon.to_string());
+    let hotline = issue_key(&server.state, "12345 市民热线", "district", "test").unwrap();
+    let town = server
+        .state
+        .store()
+        .grids()
+        .unwrap()
+        .into_iter()
+        .find(|g| g.grid_id == GRID)
+        .unwrap()
+        .town_id;
+    let town_app = issue_key(&server.state, "镇平台", &format!("town:{town}"), "test").unwrap();
+
+    let (status, body) = post(
+        &server,
+        "requests.json",
+        &[
+            ("api_key", &hotline),
+            ("service_code", "sanitation"),
+            ("lat", &lat),
+            ("long", &lon),
+            ("description", "小区门口垃圾堆放三天无人清运\n热线来电转办"),
+        ],
+    );
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = created[0]["service_request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The grid's inspector receives it at the next sync, as an Open311 case in the grid.
+    let inspector = server.phone("insp-0001");
+    inspector.sync();
+    let case = inspector.store.case(&id).unwrap();
+    assert_eq!(case.details.grid_id, GRID);
+    assert_eq!(case.details.source, gridlink_core::case::Source::Open311);
+    assert_eq!(case.details.title, "小区门口垃圾堆放三天无人清运");
+    // And the hotline reads it back in XML.
+    let (status, xml) = get(&server, &format!("requests/{id}.xml?api_key={hotline}"));
+    assert_eq!(status, 200);
+    assert!(xml.contains("<status>open</status>"), "{xml}");
+
+    // Refused, with nothing created: no key, an unknown service, no location, outside the
+    // district, too long, and a town's key writing in another town.
+    let long = "长".repeat(4001);
+    let far = (far_spot.lat.to_string(), far_spot.lon.to_string());
+    let cases: Vec<(Vec<(&str, &str)>, u16)> = vec![
+        (
+            vec![
+                ("service_code", "sanitation"),
+                ("lat", &lat),
+                ("long", &lon),
+            ],
+            403,
+        ),
+        (
+            vec![("api_key", &hotline), ("lat", &lat), ("long", &lon)],
+            400,
+        ),
+        (
+            vec![
+                ("api_key", &hotline),
+                ("service_code", "nope"),
+                ("lat", &lat),
+                ("long", &lon),
+            ],
+            404,
+        ),
+        (
+            vec![("api_key", &hotline), ("service_code", "sanitation")],
+            400,
+        ),
+        (
+            vec![
+                ("api_key", &hotline),
+                ("service_code", "sanitation"),
+                ("lat", "0"),
+                ("long", "0"),
+            ],
+            400,
+        ),
+        (
+            vec![
+                ("api_key", &hotline),
+                ("service_code", "sanitation"),
+                ("lat", &lat),
+                ("long", &lon),
+                ("description", &long),
+            ],
+            400,
+        ),
+        (
+            vec![
+                ("api_key", &town_app),
+                ("service_code", "sanitation"),
+                ("lat", &far.0),
+                ("long", &far.1),
+            ],
+            403,
+        ),
+    ];
+    let before = server.state.store().doc_count().unwrap();
+    for (form, expected) in cases {
+        let (status, body) = post(&server, "requests.xml", &form);
+        assert_eq!(status, expected, "{form:?}: {body}");
+        assert!(body.contains("<errors><error><code>"), "{body}");
+    }
+    assert_eq!(server.state.store().doc_count().unwrap(), before);
+    // No token is ever pending: requests are answered with their id.
+    assert_eq!(get(&server, "tokens/abc.json").0, 404);
+}
