@@ -562,6 +562,23 @@ fn requests_list(
     ))
 }
 
+/// Runs store work on the blocking pool and answers with its tree or its error, in `format`.
+async fn off_the_runtime(
+    format: Format,
+    status: StatusCode,
+    work: impl FnOnce() -> Result<Node, Open311Error> + Send + 'static,
+) -> Response {
+    match crate::blocking(move || Ok(work())).await {
+        Ok(Ok(body)) => respond(status, format, &body),
+        Ok(Err(e)) => e.into_response(format),
+        Err(_) => Open311Error::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "内部错误 / internal error",
+        )
+        .into_response(format),
+    }
+}
+
 /// `GET /open311/v2/{file}`: `discovery.{fmt}`, `services.{fmt}`, `requests.{fmt}`.
 pub async fn resource(
     State(state): State<AppState>,
@@ -577,16 +594,10 @@ pub async fn resource(
         "discovery" => respond(StatusCode::OK, format, &discovery(&base_url(&headers))),
         "services" => respond(StatusCode::OK, format, &services()),
         "requests" => {
-            let result = crate::blocking(move || Ok(requests_list(&state, &params, None))).await;
-            match result {
-                Ok(Ok(body)) => respond(StatusCode::OK, format, &body),
-                Ok(Err(e)) => e.into_response(format),
-                Err(_) => Open311Error::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "内部错误 / internal error",
-                )
-                .into_response(format),
-            }
+            off_the_runtime(format, StatusCode::OK, move || {
+                requests_list(&state, &params, None)
+            })
+            .await
         }
         _ => Open311Error::not_found(format!("没有这个资源 {name:?} / no resource {name:?}"))
             .into_response(format),
@@ -756,16 +767,10 @@ pub async fn post_request(
         }
         Err(e) => return e.into_response(Format::Xml),
     };
-    let result = crate::blocking(move || Ok(create_request(&state, &body))).await;
-    match result {
-        Ok(Ok(body)) => respond(StatusCode::CREATED, format, &body),
-        Ok(Err(e)) => e.into_response(format),
-        Err(_) => Open311Error::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "内部错误 / internal error",
-        )
-        .into_response(format),
-    }
+    off_the_runtime(format, StatusCode::CREATED, move || {
+        create_request(&state, &body)
+    })
+    .await
 }
 
 /// `GET /open311/v2/tokens/{token}.{fmt}`: requests are answered with their id at once, so no
@@ -791,16 +796,10 @@ pub async fn request(
         Err(e) => return e.into_response(Format::Xml),
     };
     let id = id.to_owned();
-    let result = crate::blocking(move || Ok(requests_list(&state, &params, Some(vec![id])))).await;
-    match result {
-        Ok(Ok(body)) => respond(StatusCode::OK, format, &body),
-        Ok(Err(e)) => e.into_response(format),
-        Err(_) => Open311Error::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "内部错误 / internal error",
-        )
-        .into_response(format),
-    }
+    off_the_runtime(format, StatusCode::OK, move || {
+        requests_list(&state, &params, Some(vec![id]))
+    })
+    .await
 }
 
 #[cfg(test)]

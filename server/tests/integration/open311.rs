@@ -19,6 +19,15 @@ fn json(server: &TestServer, path: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
+fn town_of(server: &TestServer, grid: &str) -> String {
+    let grids = server.state.store().grids().unwrap();
+    grids
+        .into_iter()
+        .find(|g| g.grid_id == grid)
+        .unwrap()
+        .town_id
+}
+
 fn ids(list: &serde_json::Value) -> Vec<String> {
     let mut ids: Vec<String> = list
         .as_array()
@@ -41,15 +50,7 @@ fn open311_requests_need_a_key_and_a_town_key_sees_only_its_town() {
     let far = server.phone(&inspector_of(&district, OTHER_TOWN_GRID));
     let c = far.report(OTHER_TOWN_GRID, "占道经营", T0 + 120_000);
     far.sync();
-    let town = server
-        .state
-        .store()
-        .grids()
-        .unwrap()
-        .into_iter()
-        .find(|g| g.grid_id == GRID)
-        .unwrap()
-        .town_id;
+    let town = town_of(&server, GRID);
     let hotline = issue_key(&server.state, "12345 市民热线", "district", "test").unwrap();
     let town_app = issue_key(&server.state, "镇平台", &format!("town:{town}"), "test").unwrap();
     assert!(issue_key(&server.state, "x", "grid:1", "test").is_err());
@@ -173,15 +174,7 @@ fn an_open311_post_becomes_a_case_the_grids_inspector_receives() {
         .unwrap();
     let (lat, lon) = (spot.lat.to_string(), spot.lon.to_string());
     let hotline = issue_key(&server.state, "12345 市民热线", "district", "test").unwrap();
-    let town = server
-        .state
-        .store()
-        .grids()
-        .unwrap()
-        .into_iter()
-        .find(|g| g.grid_id == GRID)
-        .unwrap()
-        .town_id;
+    let town = town_of(&server, GRID);
     let town_app = issue_key(&server.state, "镇平台", &format!("town:{town}"), "test").unwrap();
 
     let (status, body) = post(
