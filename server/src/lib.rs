@@ -38,7 +38,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use blobs::BlobStore;
 use error::ApiError;
-use gridlink_core::geo::{GridIndex, LatLon};
+use gridlink_core::geo::{GridIndex, GridInfo, LatLon};
 use gridlink_core::sync::access::Pusher;
 use gridlink_core::sync::scope::ScopeKey;
 use gridlink_core::sync::wire::{
@@ -191,13 +191,18 @@ impl AppState {
 
     /// The grid containing a point.
     pub fn grid_at(&self, point: LatLon) -> Option<String> {
+        self.place_at(point).map(|g| g.id)
+    }
+
+    /// The grid containing a point, with its village and town (from the in-memory index).
+    pub fn place_at(&self, point: LatLon) -> Option<GridInfo> {
         let index = self
             .inner
             .grid_index
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()?;
-        index.grid_at(point).map(|g| g.id.clone())
+        index.grid_at(point).cloned()
     }
 
     /// The store.

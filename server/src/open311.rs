@@ -433,15 +433,16 @@ fn request_query(
         )));
     }
     let statuses = list(params, "status");
+    if statuses.iter().any(|s| s != "open" && s != "closed") {
+        return Err(bad(
+            "status 应为 open 或 closed / status must be open or closed",
+        ));
+    }
+    // Both or neither: no filter.
     let open = match (
         statuses.iter().any(|s| s == "open"),
         statuses.iter().any(|s| s == "closed"),
     ) {
-        _ if statuses.iter().any(|s| s != "open" && s != "closed") => {
-            return Err(bad(
-                "status 应为 open 或 closed / status must be open or closed",
-            ));
-        }
         (true, false) => Some(true),
         (false, true) => Some(false),
         _ => None,
@@ -661,23 +662,10 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
             "description 超过 {MAX_DESCRIPTION} 字 / description is longer than {MAX_DESCRIPTION} characters"
         )));
     }
-    let grid_id = state.grid_at(point).ok_or_else(|| {
+    // The grid index in memory places the point (no grid table read per request).
+    let place = state.place_at(point).ok_or_else(|| {
         bad("该位置不在本区网格内 / this location is outside the district's grids")
     })?;
-    let place = state
-        .store()
-        .grids()
-        .map_err(|_| {
-            Open311Error::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "存储错误 / storage error",
-            )
-        })?
-        .into_iter()
-        .find(|g| g.grid_id == grid_id)
-        .ok_or_else(|| {
-            bad("该位置不在本区网格内 / this location is outside the district's grids")
-        })?;
     if let ScopeKey::Town(town) = &key.scope
         && *town != place.town_id
     {
@@ -709,7 +697,7 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
         description: description.to_owned(),
         location: Some(location),
         address_id: field("address_id").map(str::to_owned),
-        grid_id,
+        grid_id: place.id.clone(),
         reporter: Some(format!("Open311: {}", key.name)),
         priority: Default::default(),
     };
@@ -731,7 +719,7 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
         device: None,
         action: "open311_request".into(),
         subject: id.clone(),
-        detail: place.grid_id.clone(),
+        detail: place.id.clone(),
     };
     state
         .with_merger(move |m| m.import_from(vec![doc], "open311", vec![audit]))

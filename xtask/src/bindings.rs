@@ -129,13 +129,14 @@ fn missing(suite: &str, what: &str, install: &str) -> Result<()> {
     Ok(())
 }
 
-fn server_binary() -> Result<PathBuf> {
+/// The debug server the suites start as a child process (built once for both).
+pub(crate) fn server_binary() -> Result<PathBuf> {
     run(&cargo(), &["build", "-p", "gridlink-server"])?;
     Ok(target_dir().join("debug").join("gridlink-server"))
 }
 
 /// The Python suite (pytest from the venv `.ci/run` makes, or any Python with pytest).
-pub(crate) fn python_suite(bindings: &Path) -> Result<()> {
+pub(crate) fn python_suite(bindings: &Path, server: &Path) -> Result<()> {
     let venv = target_dir().join("python-venv").join("bin").join("python");
     let python = if venv.exists() {
         venv.to_string_lossy().into_owned()
@@ -153,7 +154,6 @@ pub(crate) fn python_suite(bindings: &Path) -> Result<()> {
             "python3 -m venv target/python-venv && target/python-venv/bin/pip install pytest",
         );
     }
-    let server = server_binary()?;
     let status = Command::new(&python)
         .args([
             "-m",
@@ -164,7 +164,7 @@ pub(crate) fn python_suite(bindings: &Path) -> Result<()> {
             "ffi/tests/python",
         ])
         .env("GRIDLINK_BINDINGS", bindings.join("python"))
-        .env("GRIDLINK_SERVER_BIN", &server)
+        .env("GRIDLINK_SERVER_BIN", server)
         .current_dir(root())
         .status()
         .context("starting pytest")?;
@@ -198,7 +198,7 @@ fn kotlin_home() -> Option<PathBuf> {
 
 /// The Kotlin suite: compiles the generated Kotlin with the scenario and runs it on the JVM
 /// with JNA against the host library.
-pub(crate) fn kotlin_suite(bindings: &Path) -> Result<()> {
+pub(crate) fn kotlin_suite(bindings: &Path, server: &Path) -> Result<()> {
     const INSTALL: &str =
         "npm install --prefix target/kotlin kotlin-compiler && apt-get install libjna-java";
     let Some(home) = kotlin_home() else {
@@ -212,7 +212,6 @@ pub(crate) fn kotlin_suite(bindings: &Path) -> Result<()> {
             INSTALL,
         );
     }
-    let server = server_binary()?;
     let classes = target_dir().join("kotlin-test");
     if classes.exists() {
         std::fs::remove_dir_all(&classes)?;
@@ -239,7 +238,7 @@ pub(crate) fn kotlin_suite(bindings: &Path) -> Result<()> {
             bindings.join("kotlin").display()
         ))
         .args(["-cp", &classpath, "cn.gridlink.ffi.test.ScenarioKt"])
-        .env("GRIDLINK_SERVER_BIN", &server)
+        .env("GRIDLINK_SERVER_BIN", server)
         .env("GRIDLINK_ROOT", root())
         .current_dir(root())
         .status()

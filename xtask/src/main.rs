@@ -82,8 +82,9 @@ fn ci() -> Result<()> {
     // The bindings, generated from the library as built now, each driven from its language
     // against a real server (Swift is generated only: no Swift compiler here).
     let generated = bindings::bindings(&[])?;
-    bindings::python_suite(&generated)?;
-    bindings::kotlin_suite(&generated)?;
+    let server = bindings::server_binary()?;
+    bindings::python_suite(&generated, &server)?;
+    bindings::kotlin_suite(&generated, &server)?;
     eprintln!("\nci: all checks passed");
     Ok(())
 }
