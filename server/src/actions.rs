@@ -5,11 +5,12 @@
 //! For the command centre (and any phone role that is online): the server loads its copy of
 //! the case, records the event with the caller's identity exactly as a phone would (the same
 //! validation, role table and fold), and pushes the change through the ordinary merge under
-//! the caller's device — so the same access checks apply and the event reaches every phone in
+//! the caller's device ([`record_event`], which the command centre's pages use too) — so the same access checks apply and the event reaches every phone in
 //! scope by sync. Its Automerge actor is the device's prefix with the reserved epoch
 //! `u32::MAX`, which a phone never reaches.
 
 use crate::error::ApiError;
+use crate::store::DeviceAuth;
 use crate::{AppState, now_ms};
 use axum::Json;
 use axum::body::Bytes;
@@ -17,7 +18,7 @@ use axum::extract::{Path, State, rejection::BytesRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gridlink_core::Error as CoreError;
-use gridlink_core::case::{EventKind, Stamp};
+use gridlink_core::case::{Case, Event, EventKind, Stamp};
 use gridlink_core::doc::CaseDoc;
 use gridlink_core::sync::wire::PushDoc;
 
@@ -53,12 +54,33 @@ fn record_blocking(
     let device = state.authenticate(headers)?;
     let kind: EventKind = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("事件格式不对 / the event is malformed: {e}")))?;
+    let (event, case) = record_event(state, &device, case_id, kind)?;
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({
+            "case_id": case_id,
+            "event_id": event.id,
+            "status": case.state.status.code(),
+            "level": case.state.level.code(),
+        })),
+    )
+        .into_response())
+}
+
+/// Records an event on a case as a device's user (the API and the command centre's pages):
+/// validated by the same rules as on a phone, then merged like a push from that device.
+pub fn record_event(
+    state: &AppState,
+    device: &DeviceAuth,
+    case_id: &str,
+    kind: EventKind,
+) -> Result<(Event, Case), ApiError> {
     if matches!(kind, EventKind::Reported { .. }) {
         return Err(ApiError::BadRequest(
             "案件已上报 / the case is already reported".into(),
         ));
     }
-    let pusher = state.pusher(&device)?;
+    let pusher = state.pusher(device)?;
     let not_found = || {
         ApiError::refused(
             StatusCode::NOT_FOUND,
@@ -108,14 +130,5 @@ fn record_blocking(
             format!("{} ({})", rejection.message, rejection.code.code()),
         ));
     }
-    Ok((
-        StatusCode::OK,
-        Json(serde_json::json!({
-            "case_id": case_id,
-            "event_id": event.id,
-            "status": case.state.status.code(),
-            "level": case.state.level.code(),
-        })),
-    )
-        .into_response())
+    Ok((event, case))
 }

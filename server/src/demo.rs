@@ -95,6 +95,10 @@ pub fn import_district(state: &AppState, district: &District) -> Result<Imported
         "grid_shapes",
         district.grids_geojson().to_string().as_bytes(),
     )?;
+    store.put_setting(
+        "district_admin",
+        district.admin_json().to_string().as_bytes(),
+    )?;
     state.reload_grid_index()?;
     state.with_merger(|m| m.reload_grids())??;
     let mut users = 0;
@@ -308,6 +312,63 @@ pub fn seed_cases_over(
     }
     state.with_merger(move |m| m.import(docs))??;
     Ok(created)
+}
+
+/// A command-centre sign-in the demo prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebLogin {
+    /// User id.
+    pub user: String,
+    /// The password just set.
+    pub password: String,
+    /// What they see: `district` or `town:ID`.
+    pub scope: String,
+}
+
+/// Gives the demo's command centre two operators with fresh random passwords: the fixture's
+/// first operator (the whole district) and an operator of the first town only (created on
+/// first use as `op-town-01`), to show that a town sees only its own cases.
+pub fn web_logins(
+    state: &AppState,
+    district: &District,
+    by: &str,
+) -> anyhow::Result<Vec<WebLogin>> {
+    let store = state.store();
+    let mut logins = Vec::new();
+    let password =
+        || -> anyhow::Result<String> { identity::new_enroll_code().map_err(anyhow::Error::msg) };
+    if let Some(op) = district.users.iter().find(|u| u.role == "operator") {
+        let pw = password()?;
+        crate::web::set_password(state, &op.id, &pw, by)?;
+        logins.push(WebLogin {
+            user: op.id.clone(),
+            password: pw,
+            scope: "district".into(),
+        });
+    }
+    if let Some(town) = district.towns.first() {
+        let id = "op-town-01";
+        if store.user(id)?.is_none() {
+            store.add_user(
+                &User {
+                    id: id.into(),
+                    name: format!("{}指挥分中心", town.name),
+                    role: Role::Operator,
+                },
+                by,
+            )?;
+        }
+        let scope = ScopeKey::Town(town.id.clone());
+        store.grant(id, &scope, by)?;
+        let pw = password()?;
+        crate::web::set_password(state, id, &pw, by)?;
+        logins.push(WebLogin {
+            user: id.into(),
+            password: pw,
+            scope: scope.to_string(),
+        });
+    }
+    Ok(logins)
 }
 
 /// Creates a one-time enrollment code for a user, valid for `hours`, and returns it.

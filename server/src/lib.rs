@@ -8,7 +8,8 @@
 //!
 //! Endpoints: `POST /v1/enroll`, `POST /v1/sync` (zlib-compressed CBOR, see
 //! `gridlink_core::sync::wire`), photo upload and download ([`photos`]), citizen registration
-//! and reports ([`citizen`]), `GET /healthz`, `GET /metrics`. Every request passes the abuse
+//! and reports ([`citizen`]), Open311 GeoReport v2 ([`open311`]), the command centre's pages
+//! ([`web`]), `GET /healthz`, `GET /metrics`. Every request passes the abuse
 //! limits ([`limits`]) first.
 
 #![forbid(unsafe_code)]
@@ -29,6 +30,7 @@ pub mod photos;
 pub mod records;
 pub mod scores;
 pub mod store;
+pub mod web;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -110,6 +112,8 @@ struct Inner {
     /// The grid polygons, for placing citizen reports (none until a district is imported).
     grid_index: RwLock<Option<Arc<GridIndex>>>,
     limiter: limits::Limiter,
+    /// The command centre's sessions, names and cached statistics.
+    web: web::WebState,
 }
 
 impl std::fmt::Debug for AppState {
@@ -147,6 +151,7 @@ impl AppState {
                 blobs,
                 grid_index: RwLock::new(None),
                 limiter: limits::Limiter::default(),
+                web: web::WebState::default(),
             }),
         };
         state.reload_grid_index()?;
@@ -169,7 +174,8 @@ impl AppState {
     }
 
     /// Reads the grid polygons (setting `grid_shapes`) into the index used to place citizen
-    /// reports.
+    /// reports, and the names the command centre shows (settings `grid_shapes` and
+    /// `district_admin`).
     pub fn reload_grid_index(&self) -> Result<(), StoreError> {
         let index = match self.inner.store.setting("grid_shapes")? {
             Some(bytes) => {
@@ -186,7 +192,15 @@ impl AppState {
             .grid_index
             .write()
             .unwrap_or_else(|p| p.into_inner()) = index;
+        self.inner
+            .web
+            .set_directory(web::Directory::load(self.inner.store.as_ref())?);
         Ok(())
+    }
+
+    /// The command centre's state.
+    pub fn web(&self) -> &web::WebState {
+        &self.inner.web
     }
 
     /// The grid containing a point.
@@ -504,6 +518,7 @@ pub fn app(state: AppState) -> Router {
         .route("/open311/v2/services/{file}", get(open311::service))
         .route("/open311/v2/requests/{file}", get(open311::request))
         .route("/open311/v2/tokens/{file}", get(open311::token))
+        .merge(web::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

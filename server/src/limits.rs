@@ -179,7 +179,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     }
 }
 
-fn client_address(request: &Request, trust_forwarded: bool) -> String {
+pub(crate) fn client_address(request: &Request, trust_forwarded: bool) -> String {
     // The rightmost entry is the one the proxy added; entries to its left are whatever the
     // client sent.
     if trust_forwarded

@@ -100,6 +100,15 @@ enum Command {
         #[arg(long, default_value = "district")]
         scope: String,
     },
+    /// Set an operator's password for the command centre's web pages (read from the first
+    /// line of standard input; at least 10 characters). Signs them out everywhere.
+    WebPassword {
+        #[command(flatten)]
+        data: DataDir,
+        /// The operator's user id.
+        #[arg(long)]
+        user: String,
+    },
     /// Revoke a device: its token stops working at once.
     RevokeDevice {
         #[command(flatten)]
@@ -248,6 +257,15 @@ fn main() -> Result<()> {
                 }
             }
             banner.push_str(
+                "\n  指挥中心网页登录（网址见下）/ command centre sign-in (address below):\n",
+            );
+            for login in demo::web_logins(&state, &district, "demo")? {
+                banner.push_str(&format!(
+                    "    web {:<12} {:<18} {}\n",
+                    login.user, login.scope, login.password
+                ));
+            }
+            banner.push_str(
                 "\n  市民随手拍无需登记码：App 内匿名注册 / citizens need no code: they register anonymously in the app (POST /v1/citizen/register)\n",
             );
             run(state, serve.addr, Some(banner))
@@ -275,6 +293,21 @@ fn main() -> Result<()> {
                 "{}",
                 gridlink_server::open311::issue_key(&state, &name, &scope, &operator())?
             );
+            Ok(())
+        }
+        Command::WebPassword { data, user } => {
+            let state = AppState::new(
+                open(&data.data)?,
+                &data.data.join("blobs"),
+                ServerConfig::default(),
+            )?;
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            gridlink_server::web::set_password(&state, &user, password, &operator())?;
+            println!("已设置 {user} 的网页登录密码 / web password set for {user}");
             Ok(())
         }
         Command::RevokeDevice { data, device } => {
@@ -354,6 +387,7 @@ fn run(state: AppState, addr: SocketAddr, banner: Option<String>) -> Result<()> 
             println!("{banner}");
         }
         println!("gridlink 服务器已启动 / serving on http://{local}  (Ctrl-C 停止 / to stop)");
+        println!("  指挥中心网页 / command centre: http://{local}/web/");
         tracing::info!(%local, "listening");
         gridlink_server::serve(listener, state, shutdown_signal()).await?;
         tracing::info!("stopped after finishing requests in flight");

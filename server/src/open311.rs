@@ -453,6 +453,26 @@ fn request_query(
             "service_request_id 过多 / too many service_request_id values",
         ));
     }
+    // Paging beyond the spec (as SeeClickFix's GeoReport does): `page_size` up to 1000,
+    // `page` from 1.
+    let number = |name: &str, max: u32| -> Result<Option<u32>, Open311Error> {
+        params
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "{name} 应为 1 到 {max} 的整数 / {name} must be a whole number from 1 to {max}"
+                        ))
+                    })
+            })
+            .transpose()
+    };
+    let limit = number("page_size", MAX_REQUESTS)?.unwrap_or(MAX_REQUESTS);
+    let page = number("page", 100_000)?.unwrap_or(1);
     Ok(RequestQuery {
         ids,
         categories,
@@ -463,20 +483,13 @@ fn request_query(
             ScopeKey::Town(town) => Some(town.clone()),
             _ => None,
         },
-        limit: MAX_REQUESTS,
+        limit,
+        offset: (page - 1).saturating_mul(limit),
     })
 }
 
-/// A case as an Open311 request. Location, address and description come from the document.
-fn request_node(state: &AppState, row: &CaseRow) -> Node {
-    let case = state
-        .store()
-        .load_doc(&row.id)
-        .ok()
-        .flatten()
-        .and_then(|stored| gridlink_core::doc::CaseDoc::load(&row.id, &stored.bytes).ok())
-        .and_then(|doc| doc.case().ok());
-    let details = case.as_ref().map(|c| &c.details);
+/// A case as an Open311 request, from its row alone.
+fn request_node(row: &CaseRow) -> Node {
     let category = Category::from_code(&row.category);
     let status = Status::from_code(&row.status);
     let level = Level::from_code(&row.level);
@@ -486,16 +499,12 @@ fn request_node(state: &AppState, row: &CaseRow) -> Node {
         (_, Some(level)) => format!("{}（{}）", level.label_zh(), row.place.grid_id),
         _ => row.level.clone(),
     };
-    let point = details.and_then(|d| d.location).map(|l| l.point);
-    let description = details
-        .map(|d| {
-            if d.description.trim().is_empty() {
-                d.title.clone()
-            } else {
-                format!("{}：{}", d.title, d.description)
-            }
-        })
-        .unwrap_or_else(|| row.title.clone());
+    let point = row.point;
+    let description = if row.description.trim().is_empty() {
+        row.title.clone()
+    } else {
+        format!("{}：{}", row.title, row.description)
+    };
     let or_null = |v: Option<String>| v.map_or(Scalar::Null, Scalar::Str);
     Node::Object(
         "request",
@@ -524,10 +533,7 @@ fn request_node(state: &AppState, row: &CaseRow) -> Node {
             text("updated_datetime", datetime(row.updated_at)),
             Node::Leaf("expected_datetime", or_null(row.due_at.map(datetime))),
             Node::Leaf("address", Scalar::Null),
-            Node::Leaf(
-                "address_id",
-                or_null(details.and_then(|d| d.address_id.clone())),
-            ),
+            Node::Leaf("address_id", or_null(row.address_id.clone())),
             Node::Leaf("zipcode", Scalar::Null),
             Node::Leaf("lat", or_null(point.map(|p| p.lat.to_string()))),
             Node::Leaf("long", or_null(point.map(|p| p.lon.to_string()))),
@@ -559,7 +565,7 @@ fn requests_list(
     }
     Ok(Node::List(
         "service_requests",
-        rows.iter().map(|row| request_node(state, row)).collect(),
+        rows.iter().map(request_node).collect(),
     ))
 }
 

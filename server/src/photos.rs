@@ -383,6 +383,17 @@ fn serve_photo(
     thumb: bool,
 ) -> Result<Response, ApiError> {
     let device = state.authenticate(headers)?;
+    let pusher = state.pusher(&device)?;
+    send_photo(state, &pusher, hash, thumb)
+}
+
+/// A photo (or its thumbnail) for someone whose keys let them see its case.
+pub(crate) fn send_photo(
+    state: &AppState,
+    pusher: &Pusher,
+    hash: &str,
+    thumb: bool,
+) -> Result<Response, ApiError> {
     let not_found = || {
         ApiError::refused(
             StatusCode::NOT_FOUND,
@@ -393,11 +404,10 @@ fn serve_photo(
     if !is_hash(hash) {
         return Err(not_found());
     }
-    let pusher = state.pusher(&device)?;
     let owner = state.store().photo_owner(hash)?;
     // Operators of the district see everything; everyone else what their grants cover. An
     // unknown hash and a forbidden one look the same.
-    if !owner.is_some_and(|c| case_allows(&pusher, &c, false)) {
+    if !owner.is_some_and(|c| case_allows(pusher, &c, false)) {
         return Err(not_found());
     }
     let blob = if thumb {

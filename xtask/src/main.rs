@@ -26,7 +26,7 @@ fn main() -> Result<()> {
         Some("ios") => bindings::ios(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench ffi | bindings [--release] | android | ios>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench ffi | bindings [--release] | android | ios>"
             );
             std::process::exit(2);
         }
@@ -166,7 +166,7 @@ fn fixtures(args: &[String]) -> Result<()> {
 fn bench(args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let Some(name) = args.first() else {
-        bail!("usage: cargo xtask bench <store | sync | photo | workflows | ffi> [args]")
+        bail!("usage: cargo xtask bench <store | sync | photo | workflows | web | ffi> [args]")
     };
     if name == "ffi" {
         return bindings::bench_ffi(&args[1..]);
@@ -176,7 +176,10 @@ fn bench(args: &[String]) -> Result<()> {
         "sync" => ("gridlink-server", "sync"),
         "photo" => ("gridlink-server", "photo"),
         "workflows" => ("gridlink-server", "workflows"),
-        other => bail!("unknown benchmark {other:?}; known: store, sync, photo, workflows, ffi"),
+        "web" => ("gridlink-server", "web"),
+        other => {
+            bail!("unknown benchmark {other:?}; known: store, sync, photo, workflows, web, ffi")
+        }
     };
     let mut cmd = vec!["bench", "--quiet", "-p", package, "--bench", target, "--"];
     cmd.extend(args[1..].iter().map(String::as_str));

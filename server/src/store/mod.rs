@@ -97,7 +97,7 @@ pub struct StoredDoc {
 }
 
 /// The query row of a case, rewritten with every merge.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CaseRow {
     /// Case id.
     pub id: String,
@@ -131,6 +131,12 @@ pub struct CaseRow {
     pub flagged: i64,
     /// Events in the history.
     pub events: i64,
+    /// Where it is (WGS-84), if located.
+    pub point: Option<gridlink_core::geo::LatLon>,
+    /// Standard address code.
+    pub address_id: Option<String>,
+    /// Free text.
+    pub description: String,
 }
 
 impl CaseRow {
@@ -155,6 +161,9 @@ impl CaseRow {
             solved_level: s.solved_level.map(|l| l.code().to_owned()),
             flagged: i64::try_from(s.flagged.len()).unwrap_or(i64::MAX),
             events: i64::try_from(case.history.len()).unwrap_or(i64::MAX),
+            point: d.location.map(|l| l.point),
+            address_id: d.address_id.clone(),
+            description: d.description.clone(),
         }
     }
 }
@@ -217,6 +226,113 @@ pub struct RequestQuery {
     pub town_id: Option<String>,
     /// At most this many, newest first.
     pub limit: u32,
+    /// After skipping this many.
+    pub offset: u32,
+}
+
+/// The part of the district a user may see in the command centre, from their grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Area {
+    /// The whole district.
+    pub district: bool,
+    /// Towns.
+    pub towns: Vec<String>,
+    /// Villages.
+    pub villages: Vec<String>,
+    /// Grids.
+    pub grids: Vec<String>,
+}
+
+impl Area {
+    /// The area the place keys among `scopes` cover.
+    pub fn of(scopes: &BTreeSet<ScopeKey>) -> Area {
+        let mut area = Area::default();
+        for key in scopes {
+            match key {
+                ScopeKey::District => area.district = true,
+                ScopeKey::Town(t) => area.towns.push(t.clone()),
+                ScopeKey::Village(v) => area.villages.push(v.clone()),
+                ScopeKey::Grid(g) => area.grids.push(g.clone()),
+                _ => {}
+            }
+        }
+        area
+    }
+
+    /// Whether it covers nothing.
+    pub fn is_empty(&self) -> bool {
+        !self.district && self.towns.is_empty() && self.villages.is_empty() && self.grids.is_empty()
+    }
+
+    /// Whether a place lies in it.
+    pub fn contains(&self, place: &GridPlace) -> bool {
+        self.district
+            || self.towns.contains(&place.town_id)
+            || self.villages.contains(&place.village_id)
+            || self.grids.contains(&place.grid_id)
+    }
+}
+
+/// Which cases the command centre's list shows: always within `area`; every other field
+/// narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseFilter {
+    /// What the viewer may see.
+    pub area: Area,
+    /// Status codes (none: any).
+    pub statuses: Vec<String>,
+    /// Category code.
+    pub category: Option<String>,
+    /// Level code.
+    pub level: Option<String>,
+    /// Source code.
+    pub source: Option<String>,
+    /// Town.
+    pub town_id: Option<String>,
+    /// Grid.
+    pub grid_id: Option<String>,
+    /// Only open cases whose deadline passed before this time, UTC ms.
+    pub overdue_at: Option<i64>,
+    /// Reported at or after, UTC ms.
+    pub from_ms: Option<i64>,
+    /// Reported before, UTC ms.
+    pub to_ms: Option<i64>,
+    /// At most this many, newest report first.
+    pub limit: u32,
+    /// After skipping this many.
+    pub offset: u32,
+}
+
+/// Cases reported on one day in one town and category, by outcome (the statistics page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseCount {
+    /// Day (Asia/Shanghai, days since 1970-01-01).
+    pub day: i64,
+    /// Town.
+    pub town_id: String,
+    /// Category code.
+    pub category: String,
+    /// Closed.
+    pub closed: bool,
+    /// The level that solved them, if solved.
+    pub solved_level: Option<String>,
+    /// How many.
+    pub n: u64,
+}
+
+/// A signed-in operator's web session (the cookie itself is kept only as SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// SHA-256 (hex) of the cookie value.
+    pub token_hash: String,
+    /// The user.
+    pub user_id: String,
+    /// The session's CSRF token, sent back in every form.
+    pub csrf: String,
+    /// Opened, UTC ms.
+    pub created_at: i64,
+    /// Ends, UTC ms.
+    pub expires_at: i64,
 }
 
 /// The cases reported in a period (统计): the basis of the completion rate and the 721 split.
@@ -457,6 +573,32 @@ pub trait ServerStore: Send + Sync + 'static {
     /// The standard addresses of a grid with their last completed visit (check-out, UTC
     /// ms), by address code.
     fn coverage(&self, grid_id: &str) -> StoreResult<Vec<CoverageRow>>;
+    /// Sets a user's web password (an argon2 PHC string).
+    fn set_web_password(&self, user_id: &str, hash: &str, by: &str) -> StoreResult<()>;
+    /// A user's web password (an argon2 PHC string).
+    fn web_password(&self, user_id: &str) -> StoreResult<Option<String>>;
+    /// Keeps a new web session, removing the expired ones.
+    fn add_web_session(&self, session: &WebSession) -> StoreResult<()>;
+    /// The unexpired session with this token hash, and its user.
+    fn web_session(&self, token_hash: &str, now_ms: i64)
+    -> StoreResult<Option<(WebSession, User)>>;
+    /// Ends a session (signing out).
+    fn end_web_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// The device the server records a web user's actions under, registered on first use
+    /// with `actor_prefix` (it has no usable token: it never syncs).
+    fn web_device(&self, user_id: &str, actor_prefix: &[u8]) -> StoreResult<DeviceAuth>;
+    /// The command centre's case list.
+    fn case_list(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>>;
+    /// Cases per day, town, category and outcome, reported on the days of `[from_ms, to_ms)`
+    /// (Asia/Shanghai), in `area`.
+    fn case_counts(&self, from_ms: i64, to_ms: i64, area: &Area) -> StoreResult<Vec<CaseCount>>;
+    /// Open cases (still to be solved) per grid.
+    fn open_by_grid(&self) -> StoreResult<Vec<(String, u64)>>;
+    /// The sequence number of the newest stored change: it grows with every commit, so a
+    /// view computed at one value is current while it stays the same.
+    fn change_seq(&self) -> StoreResult<i64>;
+    /// How many open cases in `area` passed their deadline before `now_ms`.
+    fn overdue_count(&self, now_ms: i64, area: &Area) -> StoreResult<u64>;
     /// A keyed setting.
     fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Sets a keyed setting.

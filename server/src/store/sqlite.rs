@@ -6,12 +6,12 @@
 //! survive a power cut.
 
 use super::{
-    ApiKey, AuditEntry, BlobRow, CaseRow, CaseStats, Citizen, CoverageRow, DeviceAuth, Merge,
-    NewDevice, PhotoCase, PullPage, RequestQuery, ScoreTotal, ServerStore, StoreError, StoreResult,
-    StoredDoc, User,
+    ApiKey, Area, AuditEntry, BlobRow, CaseCount, CaseFilter, CaseRow, CaseStats, Citizen,
+    CoverageRow, DeviceAuth, Merge, NewDevice, PhotoCase, PullPage, RequestQuery, ScoreTotal,
+    ServerStore, StoreError, StoreResult, StoredDoc, User, WebSession,
 };
 use crate::now_ms;
-use gridlink_core::case::{Role, ScoreReason, ScoreUnit};
+use gridlink_core::case::{Role, ScoreReason, ScoreUnit, Status};
 use gridlink_core::doc::DocKind;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey};
 use gridlink_core::sync::wire::{Hash, PulledDoc};
@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_records.sql"),
     include_str!("migrations/0005_rollups.sql"),
     include_str!("migrations/0006_api_keys.sql"),
+    include_str!("migrations/0007_command_centre.sql"),
 ];
 const READERS: usize = 4;
 
@@ -114,9 +115,56 @@ fn days(from_ms: i64, to_ms: i64) -> (i64, i64) {
     (day(from_ms), day(to_ms.saturating_sub(1)) + 1)
 }
 
+/// Arguments of a query built clause by clause: each value gets the next `?N`.
+#[derive(Default)]
+struct Args(Vec<rusqlite::types::Value>);
+
+impl Args {
+    fn push(&mut self, v: impl Into<rusqlite::types::Value>) -> String {
+        self.0.push(v.into());
+        format!("?{}", self.0.len())
+    }
+
+    fn list(&mut self, values: &[String]) -> String {
+        values
+            .iter()
+            .map(|v| self.push(v.clone()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The clause keeping rows of `cases` (or of a table with `town_id`, and `village_id` and
+/// `grid_id` unless `towns_only`) within an area; `None` for the district.
+fn area_clause(area: &Area, args: &mut Args, towns_only: bool) -> Option<String> {
+    if area.district {
+        return None;
+    }
+    let mut any = Vec::new();
+    if !area.towns.is_empty() {
+        any.push(format!("town_id IN ({})", args.list(&area.towns)));
+    }
+    if !towns_only {
+        if !area.villages.is_empty() {
+            any.push(format!("village_id IN ({})", args.list(&area.villages)));
+        }
+        if !area.grids.is_empty() {
+            any.push(format!("grid_id IN ({})", args.list(&area.grids)));
+        }
+    }
+    Some(if any.is_empty() {
+        "0".to_owned()
+    } else {
+        format!("({})", any.join(" OR "))
+    })
+}
+
+/// Statuses of a case still to be solved (what can be overdue).
+const OPEN_STATUSES: &str = "status IN ('reported', 'accepted', 'dispatched', 'handling')";
+
 /// A `users` row selected as `id, name, role`.
 const CASE_COLUMNS: &str = "id, grid_id, village_id, town_id, category, source, status, level, \
-    assignee, reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events";
+    assignee, reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events, lat, lon, address_id, description";
 
 fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
     Ok(CaseRow {
@@ -140,6 +188,12 @@ fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
         solved_level: r.get(15)?,
         flagged: r.get(16)?,
         events: r.get(17)?,
+        point: match (r.get::<_, Option<f64>>(18)?, r.get::<_, Option<f64>>(19)?) {
+            (Some(lat), Some(lon)) => Some(gridlink_core::geo::LatLon::new(lat, lon)),
+            _ => None,
+        },
+        address_id: r.get(20)?,
+        description: r.get(21)?,
     })
 }
 
@@ -378,16 +432,52 @@ impl SqliteStore {
         )?
         .execute(params![r.reported_at, r.status == "closed", r.solved_level])?;
         tx.prepare_cached(
+            "UPDATE case_counts SET n = case_counts.n - 1
+             FROM (SELECT (reported_at + 28800000) / 86400000 AS day, town_id, category,
+                          status = 'closed' AS closed, COALESCE(solved_level, '') AS solved_level
+                   FROM cases WHERE id = ?1) AS old
+             WHERE case_counts.day = old.day AND case_counts.town_id = old.town_id
+               AND case_counts.category = old.category AND case_counts.closed = old.closed
+               AND case_counts.solved_level = old.solved_level",
+        )?
+        .execute([&r.id])?;
+        tx.prepare_cached(&format!(
+            "UPDATE grid_open SET n = n - 1
+             WHERE grid_id = (SELECT grid_id FROM cases WHERE id = ?1 AND {OPEN_STATUSES})"
+        ))?
+        .execute([&r.id])?;
+        if Status::from_code(&r.status).is_some_and(Status::is_open) {
+            tx.prepare_cached(
+                "INSERT INTO grid_open (grid_id, n) VALUES (?1, 1)
+                 ON CONFLICT (grid_id) DO UPDATE SET n = n + 1",
+            )?
+            .execute([&r.place.grid_id])?;
+        }
+        tx.prepare_cached(
+            "INSERT INTO case_counts (day, town_id, category, closed, solved_level, n)
+             VALUES ((?1 + 28800000) / 86400000, ?2, ?3, ?4, COALESCE(?5, ''), 1)
+             ON CONFLICT (day, town_id, category, closed, solved_level) DO UPDATE SET n = n + 1",
+        )?
+        .execute(params![
+            r.reported_at,
+            r.place.town_id,
+            r.category,
+            r.status == "closed",
+            r.solved_level
+        ])?;
+        tx.prepare_cached(
             "INSERT INTO cases (id, grid_id, village_id, town_id, category, source, status, level, assignee,
-                                reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                                reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events,
+                                lat, lon, address_id, description)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
              ON CONFLICT (id) DO UPDATE SET
                 grid_id = excluded.grid_id, village_id = excluded.village_id, town_id = excluded.town_id,
                 category = excluded.category, source = excluded.source, status = excluded.status,
                 level = excluded.level, assignee = excluded.assignee, reporter = excluded.reporter,
                 title = excluded.title, reported_at = excluded.reported_at, updated_at = excluded.updated_at,
                 due_at = excluded.due_at, closed_at = excluded.closed_at, solved_level = excluded.solved_level,
-                flagged = excluded.flagged, events = excluded.events",
+                flagged = excluded.flagged, events = excluded.events, lat = excluded.lat, lon = excluded.lon,
+                address_id = excluded.address_id, description = excluded.description",
         )?
         .execute(params![
             r.id,
@@ -407,7 +497,11 @@ impl SqliteStore {
             r.closed_at,
             r.solved_level,
             r.flagged,
-            r.events
+            r.events,
+            r.point.map(|p| p.lat),
+            r.point.map(|p| p.lon),
+            r.address_id,
+            r.description
         ])?;
         Ok(())
     }
@@ -1074,6 +1168,255 @@ impl ServerStore for SqliteStore {
         })
     }
 
+    fn set_web_password(&self, user_id: &str, hash: &str, by: &str) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        require_user(&tx, user_id)?;
+        tx.execute(
+            "INSERT INTO web_passwords (user_id, hash, set_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at",
+            params![user_id, hash, now_ms()],
+        )?;
+        // A new password signs the user out everywhere.
+        tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [user_id])?;
+        insert_audit(&tx, &admin(by, "web_password", user_id, String::new()))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn web_password(&self, user_id: &str) -> StoreResult<Option<String>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT hash FROM web_passwords WHERE user_id = ?1")?
+                .query_row([user_id], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn add_web_session(&self, session: &WebSession) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM web_sessions WHERE expires_at <= ?1",
+            [session.created_at],
+        )?;
+        tx.execute(
+            "INSERT INTO web_sessions (token_hash, user_id, csrf, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                session.token_hash,
+                session.user_id,
+                session.csrf,
+                session.created_at,
+                session.expires_at
+            ],
+        )?;
+        insert_audit(
+            &tx,
+            &admin(
+                &session.user_id,
+                "web_sign_in",
+                &session.user_id,
+                String::new(),
+            ),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn web_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<(WebSession, User)>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT s.token_hash, s.user_id, s.csrf, s.created_at, s.expires_at, u.id, u.name, u.role
+                     FROM web_sessions s JOIN users u ON u.id = s.user_id
+                     WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                )?
+                .query_row(params![token_hash, now_ms], |r| {
+                    Ok((
+                        WebSession {
+                            token_hash: r.get(0)?,
+                            user_id: r.get(1)?,
+                            csrf: r.get(2)?,
+                            created_at: r.get(3)?,
+                            expires_at: r.get(4)?,
+                        },
+                        User {
+                            id: r.get(5)?,
+                            name: r.get(6)?,
+                            role: role_of(&r.get::<_, String>(7)?)?,
+                        },
+                    ))
+                })
+                .optional()?)
+        })
+    }
+
+    fn end_web_session(&self, token_hash: &str) -> StoreResult<()> {
+        lock(&self.writer).execute(
+            "DELETE FROM web_sessions WHERE token_hash = ?1",
+            [token_hash],
+        )?;
+        Ok(())
+    }
+
+    fn web_device(&self, user_id: &str, actor_prefix: &[u8]) -> StoreResult<DeviceAuth> {
+        let device_id = format!("web-{user_id}");
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        require_user(&tx, user_id)?;
+        // The token column holds a value no token hashes to (hashes are 64 hex digits).
+        tx.execute(
+            "INSERT INTO devices (id, user_id, name, token_hash, actor_prefix, enrolled_at)
+             VALUES (?1, ?2, '指挥中心网页 / command centre web', ?3, ?4, ?5)
+             ON CONFLICT (id) DO NOTHING",
+            params![
+                device_id,
+                user_id,
+                format!("web:{device_id}"),
+                actor_prefix,
+                now_ms()
+            ],
+        )?;
+        let device = tx.query_row(
+            "SELECT d.id, d.actor_prefix, u.id, u.name, u.role FROM devices d JOIN users u ON u.id = d.user_id
+             WHERE d.id = ?1 AND d.user_id = ?2",
+            params![device_id, user_id],
+            |r| {
+                Ok(DeviceAuth {
+                    device_id: r.get(0)?,
+                    actor_prefix: r.get(1)?,
+                    user: User {
+                        id: r.get(2)?,
+                        name: r.get(3)?,
+                        role: role_of(&r.get::<_, String>(4)?)?,
+                    },
+                })
+            },
+        )?;
+        tx.commit()?;
+        Ok(device)
+    }
+
+    fn case_list(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>> {
+        let mut args = Args::default();
+        let mut clauses: Vec<String> = Vec::new();
+        clauses.extend(area_clause(&filter.area, &mut args, false));
+        if !filter.statuses.is_empty() {
+            clauses.push(format!("status IN ({})", args.list(&filter.statuses)));
+        }
+        for (column, value) in [
+            ("category", &filter.category),
+            ("level", &filter.level),
+            ("source", &filter.source),
+            ("town_id", &filter.town_id),
+            ("grid_id", &filter.grid_id),
+        ] {
+            if let Some(v) = value {
+                clauses.push(format!("{column} = {}", args.push(v.clone())));
+            }
+        }
+        if let Some(now) = filter.overdue_at {
+            clauses.push(format!(
+                "{OPEN_STATUSES} AND due_at IS NOT NULL AND due_at < {}",
+                args.push(now)
+            ));
+        }
+        if let Some(from) = filter.from_ms {
+            clauses.push(format!("reported_at >= {}", args.push(from)));
+        }
+        if let Some(to) = filter.to_ms {
+            clauses.push(format!("reported_at < {}", args.push(to)));
+        }
+        let limit = args.push(i64::from(filter.limit));
+        let offset = args.push(i64::from(filter.offset));
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {CASE_COLUMNS} FROM cases {filter} ORDER BY reported_at DESC, id LIMIT {limit} OFFSET {offset}"
+        );
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(args.0), case_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn case_counts(&self, from_ms: i64, to_ms: i64, area: &Area) -> StoreResult<Vec<CaseCount>> {
+        let (first, end) = days(from_ms, to_ms);
+        let mut args = Args::default();
+        let mut clauses = vec![format!(
+            "day >= {} AND day < {}",
+            args.push(first),
+            args.push(end)
+        )];
+        // Counts are kept per town: an area narrower than a town sees none of them here.
+        clauses.extend(area_clause(area, &mut args, true));
+        let sql = format!(
+            "SELECT day, town_id, category, closed, NULLIF(solved_level, ''), n FROM case_counts
+             WHERE {} AND n > 0",
+            clauses.join(" AND ")
+        );
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(args.0), |r| {
+                    Ok(CaseCount {
+                        day: r.get(0)?,
+                        town_id: r.get(1)?,
+                        category: r.get(2)?,
+                        closed: r.get(3)?,
+                        solved_level: r.get(4)?,
+                        n: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn open_by_grid(&self) -> StoreResult<Vec<(String, u64)>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT grid_id, n FROM grid_open WHERE n > 0")?
+                .query_map([], |r| {
+                    Ok((r.get(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0)))
+                })?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn change_seq(&self) -> StoreResult<i64> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM changes")?
+                .query_row([], |r| r.get(0))?)
+        })
+    }
+
+    fn overdue_count(&self, now_ms: i64, area: &Area) -> StoreResult<u64> {
+        let mut args = Args::default();
+        let mut clauses = vec![format!(
+            "{OPEN_STATUSES} AND due_at IS NOT NULL AND due_at < {}",
+            args.push(now_ms)
+        )];
+        clauses.extend(area_clause(area, &mut args, false));
+        let sql = format!("SELECT COUNT(*) FROM cases WHERE {}", clauses.join(" AND "));
+        self.with_reader(|conn| {
+            let n: i64 = conn
+                .prepare_cached(&sql)?
+                .query_row(rusqlite::params_from_iter(args.0), |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
     fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         self.with_reader(|conn| {
             Ok(conn
@@ -1176,8 +1519,9 @@ impl ServerStore for SqliteStore {
                 clauses.push(format!("id IN ({})", list.join(", ")));
             }
             let limit = arg(i64::from(query.limit).into(), &mut args);
+            let offset = arg(i64::from(query.offset).into(), &mut args);
             let sql = format!(
-                "SELECT {CASE_COLUMNS} FROM cases WHERE {} ORDER BY reported_at DESC, id LIMIT {limit}",
+                "SELECT {CASE_COLUMNS} FROM cases WHERE {} ORDER BY reported_at DESC, id LIMIT {limit} OFFSET {offset}",
                 clauses.join(" AND ")
             );
             Ok(conn

@@ -466,6 +466,48 @@ mod failing {
         fn coverage(&self, grid_id: &str) -> StoreResult<Vec<CoverageRow>> {
             self.inner.coverage(grid_id)
         }
+        fn set_web_password(&self, user_id: &str, hash: &str, by: &str) -> StoreResult<()> {
+            self.inner.set_web_password(user_id, hash, by)
+        }
+        fn web_password(&self, user_id: &str) -> StoreResult<Option<String>> {
+            self.inner.web_password(user_id)
+        }
+        fn add_web_session(&self, session: &WebSession) -> StoreResult<()> {
+            self.inner.add_web_session(session)
+        }
+        fn web_session(
+            &self,
+            token_hash: &str,
+            now_ms: i64,
+        ) -> StoreResult<Option<(WebSession, User)>> {
+            self.inner.web_session(token_hash, now_ms)
+        }
+        fn end_web_session(&self, token_hash: &str) -> StoreResult<()> {
+            self.inner.end_web_session(token_hash)
+        }
+        fn web_device(&self, user_id: &str, actor_prefix: &[u8]) -> StoreResult<DeviceAuth> {
+            self.inner.web_device(user_id, actor_prefix)
+        }
+        fn case_list(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>> {
+            self.inner.case_list(filter)
+        }
+        fn case_counts(
+            &self,
+            from_ms: i64,
+            to_ms: i64,
+            area: &Area,
+        ) -> StoreResult<Vec<CaseCount>> {
+            self.inner.case_counts(from_ms, to_ms, area)
+        }
+        fn open_by_grid(&self) -> StoreResult<Vec<(String, u64)>> {
+            self.inner.open_by_grid()
+        }
+        fn change_seq(&self) -> StoreResult<i64> {
+            self.inner.change_seq()
+        }
+        fn overdue_count(&self, now_ms: i64, area: &Area) -> StoreResult<u64> {
+            self.inner.overdue_count(now_ms, area)
+        }
         fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
             self.inner.setting(key)
         }

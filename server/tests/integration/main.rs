@@ -27,3 +27,4 @@ mod scores;
 mod security;
 mod store;
 mod sync;
+mod web;

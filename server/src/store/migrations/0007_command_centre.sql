@@ -1,0 +1,54 @@
+-- 0007: the command centre (web pages for operators) and Open311 read from the case rows
+-- alone, never from the documents, however many cases a page lists.
+--
+-- The case row carries where the case is and what was written about it. Rows written before
+-- this migration get them at their next merge; until then they show no location.
+ALTER TABLE cases ADD COLUMN lat REAL;
+ALTER TABLE cases ADD COLUMN lon REAL;
+ALTER TABLE cases ADD COLUMN address_id TEXT;
+ALTER TABLE cases ADD COLUMN description TEXT NOT NULL DEFAULT '';
+CREATE INDEX cases_by_town_reported ON cases (town_id, reported_at);
+CREATE INDEX cases_open_due ON cases (due_at) WHERE status IN ('reported', 'accepted', 'dispatched', 'handling');
+
+-- case_counts: cases per report day (Asia/Shanghai), town and category, closed or not, and
+-- the level that solved them: the statistics page of a town or of the district, for any
+-- period, without reading the case rows.
+CREATE TABLE case_counts (
+    day          INTEGER NOT NULL,
+    town_id      TEXT NOT NULL,
+    category     TEXT NOT NULL,
+    closed       INTEGER NOT NULL,
+    solved_level TEXT NOT NULL,
+    n            INTEGER NOT NULL,
+    PRIMARY KEY (day, town_id, category, closed, solved_level)
+) STRICT, WITHOUT ROWID;
+INSERT INTO case_counts (day, town_id, category, closed, solved_level, n)
+    SELECT (reported_at + 28800000) / 86400000, town_id, category, status = 'closed',
+           COALESCE(solved_level, ''), COUNT(*)
+    FROM cases GROUP BY 1, 2, 3, 4, 5;
+
+-- grid_open: open cases (still to be solved) per grid, for the district map's shading.
+CREATE TABLE grid_open (
+    grid_id TEXT PRIMARY KEY,
+    n       INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO grid_open (grid_id, n)
+    SELECT grid_id, COUNT(*) FROM cases
+    WHERE status IN ('reported', 'accepted', 'dispatched', 'handling') GROUP BY grid_id;
+
+-- Operators' web passwords (argon2id PHC strings) and their sessions. A session is kept by
+-- the SHA-256 of its cookie; the CSRF token is per session.
+CREATE TABLE web_passwords (
+    user_id TEXT PRIMARY KEY REFERENCES users (id),
+    hash    TEXT NOT NULL,
+    set_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE web_sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users (id),
+    csrf       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX web_sessions_by_user ON web_sessions (user_id);

@@ -1,0 +1,231 @@
+//! The district map: grid outlines drawn as SVG (no tiles: the network may be closed), shaded
+//! by open cases, with the newest open cases as points. Positions are shown in GCJ-02.
+
+use super::page::{Lang, frame, page as html_page};
+use super::{Directory, GridShape, WebError, blocking, here, viewer};
+use crate::AppState;
+use crate::store::CaseFilter;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::Uri;
+use axum::response::Response;
+use gridlink_core::case::Status;
+use gridlink_core::geo::LatLon;
+use gridlink_core::sync::scope::GridPlace;
+use maud::{Markup, html};
+use std::collections::HashMap;
+
+/// Open cases drawn as points on the district map (the newest first).
+const MAX_POINTS: u32 = 2_000;
+
+/// Shades of the density classes, lightest first.
+const SHADES: [&str; 5] = ["#f1f5e9", "#fde9b8", "#f9c27c", "#ef8a4c", "#d2482c"];
+
+/// Maps GCJ-02 positions onto an SVG canvas `width` wide, north up, keeping distances true
+/// at the middle latitude.
+struct Projection {
+    west: f64,
+    north: f64,
+    scale: f64,
+    squeeze: f64,
+    width: f64,
+    height: f64,
+}
+
+impl Projection {
+    fn fit(points: impl Iterator<Item = LatLon>, width: f64, margin: f64) -> Option<Projection> {
+        let (mut w, mut e, mut s, mut n) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for p in points {
+            w = w.min(p.lon);
+            e = e.max(p.lon);
+            s = s.min(p.lat);
+            n = n.max(p.lat);
+        }
+        if w > e {
+            return None;
+        }
+        let squeeze = ((s + n) / 2.0).to_radians().cos();
+        let span_x = ((e - w) * squeeze).max(1e-6);
+        let span_y = (n - s).max(1e-6);
+        let scale = (width - 2.0 * margin) / span_x;
+        Some(Projection {
+            west: w - margin / scale / squeeze,
+            north: n + margin / scale,
+            scale,
+            squeeze,
+            width,
+            height: span_y * scale + 2.0 * margin,
+        })
+    }
+
+    fn xy(&self, p: LatLon) -> (f64, f64) {
+        (
+            (p.lon - self.west) * self.squeeze * self.scale,
+            (self.north - p.lat) * self.scale,
+        )
+    }
+
+    fn path(&self, ring: &[[f64; 2]]) -> String {
+        let mut d = String::with_capacity(ring.len() * 16);
+        for (i, xy) in ring.iter().enumerate() {
+            let (x, y) = self.xy(gcj(xy));
+            d.push_str(&format!("{}{x:.1},{y:.1}", if i == 0 { "M" } else { "L" }));
+        }
+        d.push('Z');
+        d
+    }
+}
+
+/// A `[lon, lat]` WGS-84 pair in GCJ-02.
+fn gcj(xy: &[f64; 2]) -> LatLon {
+    super::gcj02::from_wgs84(LatLon::new(xy[1], xy[0]))
+}
+
+fn place(g: &GridShape) -> GridPlace {
+    GridPlace {
+        grid_id: g.id.clone(),
+        village_id: g.village_id.clone(),
+        town_id: g.town_id.clone(),
+    }
+}
+
+/// The small map of a case page: its grid's outline and the case's point, with the
+/// coordinates in GCJ-02 (and the stored WGS-84 beside them).
+pub(super) fn case_location(
+    l: Lang,
+    dir: &Directory,
+    grid_id: &str,
+    point: Option<LatLon>,
+) -> Markup {
+    let grid = dir.grid(grid_id);
+    let outline: Vec<LatLon> = grid
+        .map(|g| g.ring.iter().map(gcj).collect())
+        .unwrap_or_default();
+    let shown = point.map(super::gcj02::from_wgs84);
+    let projection = Projection::fit(outline.iter().copied().chain(shown), 320.0, 16.0);
+    html! {
+        figure.case-map {
+            @if let Some(p) = projection {
+                svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (p.width) " " (format!("{:.0}", p.height)) } role="img" aria-label=(l.t("案件位置", "Case location")) {
+                    @if let Some(g) = grid {
+                        path.grid d=(p.path(&g.ring)) {}
+                    }
+                    @if let Some(pt) = shown {
+                        @let (x, y) = p.xy(pt);
+                        circle.case-point cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="6" {}
+                    }
+                }
+            }
+            figcaption {
+                @match (shown, point) {
+                    (Some(g), Some(w)) => {
+                        (format!("GCJ-02 {:.6}, {:.6}", g.lat, g.lon))
+                        br;
+                        span.muted { (format!("WGS-84 {:.6}, {:.6}", w.lat, w.lon)) }
+                    }
+                    _ => { (l.t("无定位", "No location")) }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /web/map`.
+pub(super) async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, WebError> {
+    blocking(move || {
+        let viewer = viewer(&state, &headers, &here(uri.path(), uri.query()))?;
+        let l = viewer.lang;
+        let dir = state.web().directory();
+        let grids: Vec<&GridShape> = dir
+            .grids
+            .iter()
+            .filter(|g| viewer.area.contains(&place(g)))
+            .collect();
+        let open: HashMap<String, u64> = state.store().open_by_grid()?.into_iter().collect();
+        let points = state.store().case_list(&CaseFilter {
+            area: viewer.area.clone(),
+            statuses: Status::ALL
+                .into_iter()
+                .filter(|s| s.is_open())
+                .map(|s| s.code().to_owned())
+                .collect(),
+            limit: MAX_POINTS,
+            ..CaseFilter::default()
+        })?;
+        let max = grids
+            .iter()
+            .map(|g| open.get(&g.id).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let class = |n: u64| -> usize {
+            if n == 0 || max == 0 {
+                0
+            } else {
+                // Four classes of equal width above zero.
+                1 + usize::try_from((n * 4 - 1) / max).unwrap_or(3).min(3)
+            }
+        };
+        let projection = Projection::fit(
+            grids.iter().flat_map(|g| g.ring.iter().map(gcj)),
+            960.0,
+            12.0,
+        );
+        let total: u64 = grids
+            .iter()
+            .map(|g| open.get(&g.id).copied().unwrap_or(0))
+            .sum();
+        let body = html! {
+            h1 { (l.t("区域地图", "District map")) }
+            p.muted {
+                (grids.len()) (l.t(" 个网格，未办结案件 ", " grids, open cases: ")) (total)
+                (l.t("。圆点为最新的 ", ". Points: the newest "))
+                (points.len()) (l.t(" 个未办结案件（坐标系 GCJ-02）。", " open cases (coordinates in GCJ-02)."))
+            }
+            @if let Some(p) = &projection {
+                figure.district-map {
+                    svg id="district-map" xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (p.width) " " (format!("{:.0}", p.height)) } role="img" aria-label=(l.t("网格与未办结案件分布", "Grids and open cases")) {
+                        g.grids {
+                            @for g in &grids {
+                                @let n = open.get(&g.id).copied().unwrap_or(0);
+                                a href={ "/web/cases?status=open&grid=" (g.id) } {
+                                    path.grid d=(p.path(&g.ring)) fill=(SHADES[class(n)]) data-open=(n) {
+                                        title { (g.name) " · " (dir.name(&g.town_id)) " · " (l.t("未办结 ", "open ")) (n) }
+                                    }
+                                }
+                            }
+                        }
+                        g.points {
+                            @for r in &points {
+                                @if let Some(pt) = r.point {
+                                    @let (x, y) = p.xy(super::gcj02::from_wgs84(pt));
+                                    a href={ "/web/cases/" (r.id) } {
+                                        circle.case-point cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="2.5" {
+                                            title { (r.title) " · " (l.status(&r.status)) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    figcaption.legend {
+                        (l.t("未办结案件数", "Open cases")) ": "
+                        @for (i, shade) in SHADES.iter().enumerate() {
+                            span.swatch style={ "background:" (shade) } {}
+                            @if i == 0 { "0 " } @else {
+                                (format!("≤{} ", (max * i as u64).div_ceil(4)))
+                            }
+                        }
+                    }
+                }
+            } @else {
+                p.empty { (l.t("尚未导入网格", "No grids imported yet")) }
+            }
+        };
+        Ok(html_page(frame(&viewer, l.t("区域地图", "District map"), "map", body)))
+    })
+    .await
+}
