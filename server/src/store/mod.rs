@@ -594,6 +594,8 @@ pub trait ServerStore: Send + Sync + 'static {
     fn case_counts(&self, from_ms: i64, to_ms: i64, area: &Area) -> StoreResult<Vec<CaseCount>>;
     /// Open cases (still to be solved) per grid.
     fn open_by_grid(&self) -> StoreResult<Vec<(String, u64)>>;
+    /// Open cases in `area` per level holding them.
+    fn open_by_level(&self, area: &Area) -> StoreResult<Vec<(String, u64)>>;
     /// The sequence number of the newest stored change: it grows with every commit, so a
     /// view computed at one value is current while it stays the same.
     fn change_seq(&self) -> StoreResult<i64>;

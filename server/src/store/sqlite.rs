@@ -442,16 +442,17 @@ impl SqliteStore {
         )?
         .execute([&r.id])?;
         tx.prepare_cached(&format!(
-            "UPDATE grid_open SET n = n - 1
-             WHERE grid_id = (SELECT grid_id FROM cases WHERE id = ?1 AND {OPEN_STATUSES})"
+            "UPDATE open_cases SET n = open_cases.n - 1
+             FROM (SELECT grid_id, level FROM cases WHERE id = ?1 AND {OPEN_STATUSES}) AS old
+             WHERE open_cases.grid_id = old.grid_id AND open_cases.level = old.level"
         ))?
         .execute([&r.id])?;
         if Status::from_code(&r.status).is_some_and(Status::is_open) {
             tx.prepare_cached(
-                "INSERT INTO grid_open (grid_id, n) VALUES (?1, 1)
-                 ON CONFLICT (grid_id) DO UPDATE SET n = n + 1",
+                "INSERT INTO open_cases (grid_id, level, n) VALUES (?1, ?2, 1)
+                 ON CONFLICT (grid_id, level) DO UPDATE SET n = n + 1",
             )?
-            .execute([&r.place.grid_id])?;
+            .execute([&r.place.grid_id, &r.level])?;
         }
         tx.prepare_cached(
             "INSERT INTO case_counts (day, town_id, category, closed, solved_level, n)
@@ -1385,8 +1386,31 @@ impl ServerStore for SqliteStore {
     fn open_by_grid(&self) -> StoreResult<Vec<(String, u64)>> {
         self.with_reader(|conn| {
             Ok(conn
-                .prepare_cached("SELECT grid_id, n FROM grid_open WHERE n > 0")?
+                .prepare_cached(
+                    "SELECT grid_id, SUM(n) FROM open_cases GROUP BY grid_id HAVING SUM(n) > 0",
+                )?
                 .query_map([], |r| {
+                    Ok((r.get(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0)))
+                })?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn open_by_level(&self, area: &Area) -> StoreResult<Vec<(String, u64)>> {
+        let mut args = Args::default();
+        let within = area_clause(area, &mut args, false)
+            .map(|c| format!("WHERE {c}"))
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT level, SUM(n) FROM (
+                 SELECT o.level, o.n, g.id AS grid_id, g.village_id, g.town_id
+                 FROM open_cases o JOIN grids g ON g.id = o.grid_id)
+             {within} GROUP BY level HAVING SUM(n) > 0"
+        );
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(args.0), |r| {
                     Ok((r.get(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0)))
                 })?
                 .collect::<rusqlite::Result<_>>()?)

@@ -14,6 +14,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::http::Uri;
 use axum::response::Response;
+use gridlink_core::case::Level;
 use gridlink_core::sync::scope::GridPlace;
 use maud::{Markup, html};
 use std::collections::{BTreeMap, HashMap};
@@ -43,6 +44,8 @@ pub(super) struct StatsData {
     pub towns: Vec<(String, u64, u64)>,
     /// Open cases past their deadline now.
     pub overdue: u64,
+    /// Open cases now, by the level holding them (all of the area's, whenever reported).
+    pub open_by_level: Vec<(String, u64)>,
     /// Town scores, best first.
     pub town_scores: Vec<UnitScore>,
     /// Grid scores, best first.
@@ -93,6 +96,16 @@ fn compute(state: &AppState, viewer: &Viewer, days: i64, now: i64) -> Result<Sta
         .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     data.towns = towns.into_iter().map(|(k, (r, c))| (k, r, c)).collect();
     data.overdue = store.overdue_count(now, &viewer.area)?;
+    let open: HashMap<String, u64> = store.open_by_level(&viewer.area)?.into_iter().collect();
+    data.open_by_level = Level::ALL
+        .into_iter()
+        .map(|l| {
+            (
+                l.code().to_owned(),
+                open.get(l.code()).copied().unwrap_or(0),
+            )
+        })
+        .collect();
 
     let report = crate::scores::report(store.as_ref(), from, now + 1)?;
     let grids: HashMap<String, GridPlace> = store
@@ -316,6 +329,15 @@ fn render(state: &AppState, viewer: &Viewer, days: i64, data: &StatsData) -> Mar
         h2 { (l.t("每日案件量", "Cases per day")) }
         p.legend { span.swatch.reported {} (l.t("上报", "reported")) " " span.swatch.closed {} (l.t("其中已结案", "of which closed")) }
         (per_day_chart(viewer, data))
+        h2 { (l.t("在办案件（按当前层级）", "Open cases now, by the level holding them")) }
+        table id="table-open-levels" {
+            thead { tr { th { (l.t("层级", "Level")) } th.num { (l.t("在办", "Open")) } } }
+            tbody {
+                @for (level, n) in &data.open_by_level {
+                    tr data-level=(level) { td { (l.level(level)) } td.num { (n) } }
+                }
+            }
+        }
         h2 { (l.t("“721”分布（已解决案件）", "The 721 split (solved cases)")) }
         (split_chart(viewer, split))
         table id="table-721" {

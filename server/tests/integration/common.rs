@@ -502,6 +502,9 @@ mod failing {
         fn open_by_grid(&self) -> StoreResult<Vec<(String, u64)>> {
             self.inner.open_by_grid()
         }
+        fn open_by_level(&self, area: &Area) -> StoreResult<Vec<(String, u64)>> {
+            self.inner.open_by_level(area)
+        }
         fn change_seq(&self) -> StoreResult<i64> {
             self.inner.change_seq()
         }

@@ -201,4 +201,92 @@ fn period_totals_and_case_statistics_agree_with_the_raw_rows_for_any_period() {
         after.solved_by_level.get("grid").copied().unwrap_or(0),
         before.solved_by_level.get("grid").copied().unwrap_or(0) + 1
     );
+    command_centre_rollups_agree_with_the_raw_rows(store.as_ref(), &raw);
+}
+
+/// The command centre's roll-ups (cases per day, town, category and outcome; open cases per
+/// grid and level) equal the same figures counted from the case rows.
+fn command_centre_rollups_agree_with_the_raw_rows(
+    store: &dyn gridlink_server::store::ServerStore,
+    raw: &rusqlite::Connection,
+) {
+    use gridlink_server::store::Area;
+    use std::collections::BTreeMap;
+    let district = Area {
+        district: true,
+        ..Area::default()
+    };
+    let mut got: BTreeMap<(i64, String, String, bool, Option<String>), u64> = BTreeMap::new();
+    for c in store
+        .case_counts(i64::MIN / 2, i64::MAX / 2, &district)
+        .unwrap()
+    {
+        *got.entry((c.day, c.town_id, c.category, c.closed, c.solved_level))
+            .or_default() += c.n;
+    }
+    let want: BTreeMap<(i64, String, String, bool, Option<String>), u64> = raw
+        .prepare(
+            "SELECT (reported_at + 28800000) / 86400000, town_id, category, status = 'closed',
+                    solved_level, COUNT(*) FROM cases GROUP BY 1, 2, 3, 4, 5",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                r.get::<_, i64>(5)? as u64,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got, want);
+    let open = "status IN ('reported', 'accepted', 'dispatched', 'handling')";
+    let count = |sql: &str| -> BTreeMap<String, u64> {
+        raw.prepare(sql)
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let by_grid: BTreeMap<String, u64> = store.open_by_grid().unwrap().into_iter().collect();
+    assert_eq!(
+        by_grid,
+        count(&format!(
+            "SELECT grid_id, COUNT(*) FROM cases WHERE {open} GROUP BY 1"
+        ))
+    );
+    let by_level: BTreeMap<String, u64> = store
+        .open_by_level(&district)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        by_level,
+        count(&format!(
+            "SELECT level, COUNT(*) FROM cases WHERE {open} GROUP BY 1"
+        ))
+    );
+    // A town's share: only its rows.
+    let (town, _): (String, i64) = raw
+        .query_row(
+            "SELECT town_id, COUNT(*) FROM cases GROUP BY 1 LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let of_town: BTreeMap<String, u64> = store
+        .open_by_level(&Area {
+            towns: vec![town.clone()],
+            ..Area::default()
+        })
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        of_town,
+        count(&format!(
+            "SELECT level, COUNT(*) FROM cases WHERE {open} AND town_id = '{town}' GROUP BY 1"
+        ))
+    );
 }

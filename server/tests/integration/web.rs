@@ -360,9 +360,12 @@ fn an_operator_filters_opens_a_case_dispatches_it_and_sees_it_everywhere() {
     );
     assert_eq!(status, 409);
 
-    // Statistics (the cases were reported half a year ago: the 365-day period).
+    // Statistics (the cases were reported half a year ago: the 365-day period): the
+    // dispatched case is open at the department level.
     let (status, html) = op.get("/web/stats?days=365");
     assert_eq!(status, 200);
+    assert!(html.contains(r#"data-level="department"><td>职能部门</td><td class="num">1<"#));
+    assert!(html.contains(r#"data-level="grid"><td>网格</td><td class="num">1<"#));
     assert!(html.contains("id=\"chart-per-day\"") && html.contains("id=\"chart-721\""));
     assert!(html.contains("id=\"stat-reported\"><span class=\"big\">2<"));
     assert_eq!(op.get("/web/stats?days=12").0, 400);

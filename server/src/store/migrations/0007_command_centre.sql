@@ -27,14 +27,17 @@ INSERT INTO case_counts (day, town_id, category, closed, solved_level, n)
            COALESCE(solved_level, ''), COUNT(*)
     FROM cases GROUP BY 1, 2, 3, 4, 5;
 
--- grid_open: open cases (still to be solved) per grid, for the district map's shading.
-CREATE TABLE grid_open (
-    grid_id TEXT PRIMARY KEY,
-    n       INTEGER NOT NULL
+-- open_cases: cases still to be solved per grid and the level holding them, for the district
+-- map's shading and the statistics page's "open by level".
+CREATE TABLE open_cases (
+    grid_id TEXT NOT NULL,
+    level   TEXT NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (grid_id, level)
 ) STRICT, WITHOUT ROWID;
-INSERT INTO grid_open (grid_id, n)
-    SELECT grid_id, COUNT(*) FROM cases
-    WHERE status IN ('reported', 'accepted', 'dispatched', 'handling') GROUP BY grid_id;
+INSERT INTO open_cases (grid_id, level, n)
+    SELECT grid_id, level, COUNT(*) FROM cases
+    WHERE status IN ('reported', 'accepted', 'dispatched', 'handling') GROUP BY grid_id, level;
 
 -- Operators' web passwords (argon2id PHC strings) and their sessions. A session is kept by
 -- the SHA-256 of its cookie; the CSRF token is per session.
