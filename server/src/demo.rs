@@ -192,10 +192,7 @@ pub fn seed_cases_over(
         };
         let (category, title) = TITLES[rng.usize(..TITLES.len())];
         let at = now_ms - rng.i64(3_600_000..days.max(1) * 86_400_000);
-        let centre = grid
-            .ring
-            .first()
-            .map_or(LatLon::new(31.16, 120.64), |p| LatLon::new(p[1], p[0]));
+        let centre = point_in(&grid.ring, &mut rng);
         let stamp = |user: &gridlink_fixtures::User, role: Role, at_ms: i64| Stamp {
             actor: user.id.clone(),
             role,
@@ -312,6 +309,22 @@ pub fn seed_cases_over(
     }
     state.with_merger(move |m| m.import(docs))??;
     Ok(created)
+}
+
+/// A random point inside a grid's ring (`[lon, lat]`, closed): between its centroid and one
+/// of its corners (the fixture's grids are convex).
+fn point_in(ring: &[[f64; 2]], rng: &mut fastrand::Rng) -> LatLon {
+    let corners = &ring[..ring.len().saturating_sub(1).max(1).min(ring.len())];
+    if corners.is_empty() {
+        return LatLon::new(31.16, 120.64);
+    }
+    let n = corners.len() as f64;
+    let (lon, lat) = corners
+        .iter()
+        .fold((0.0, 0.0), |(x, y), p| (x + p[0] / n, y + p[1] / n));
+    let corner = corners[rng.usize(..corners.len())];
+    let t = rng.f64() * 0.8;
+    LatLon::new(lat + t * (corner[1] - lat), lon + t * (corner[0] - lon))
 }
 
 /// A command-centre sign-in the demo prints.

@@ -115,7 +115,7 @@ fn jvm_classpath(classes: &Path, kotlin_home: &Path) -> String {
 }
 
 /// Says loudly that a suite cannot run here, or fails in CI (where it must run).
-fn missing(suite: &str, what: &str, install: &str) -> Result<()> {
+pub(crate) fn missing(suite: &str, what: &str, install: &str) -> Result<()> {
     if in_ci() {
         bail!("{suite}: {what} is missing in CI; `.ci/run` installs it ({install})");
     }

@@ -6,9 +6,11 @@
 //! - `bench <name> [args]`: run a benchmark; JSON lines on stdout;
 //! - `bindings [--release]`: build the phone library and generate its Kotlin, Swift and Python
 //!   bindings into `target/bindings/`;
-//! - `android`, `ios`: the app libraries, where the Android NDK or Xcode exists.
+//! - `android`, `ios`: the app libraries, where the Android NDK or Xcode exists;
+//! - `browser`: the command centre's browser suite alone (headless Chromium, Playwright).
 
 mod bindings;
+mod browser;
 
 use anyhow::{Context, Result, bail};
 use gridlink_fixtures::{District, Scale};
@@ -24,9 +26,10 @@ fn main() -> Result<()> {
         Some("bindings") => bindings::bindings(&args[1..]).map(drop),
         Some("android") => bindings::android(),
         Some("ios") => bindings::ios(),
+        Some("browser") => browser::browser_suite(&bindings::server_binary()?),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench ffi | bindings [--release] | android | ios>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench ffi | bindings [--release] | android | ios | browser>"
             );
             std::process::exit(2);
         }
@@ -85,6 +88,8 @@ fn ci() -> Result<()> {
     let server = bindings::server_binary()?;
     bindings::python_suite(&generated, &server)?;
     bindings::kotlin_suite(&generated, &server)?;
+    // The command centre in a real browser, against the demo server.
+    browser::browser_suite(&server)?;
     eprintln!("\nci: all checks passed");
     Ok(())
 }

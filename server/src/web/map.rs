@@ -18,9 +18,6 @@ use std::collections::HashMap;
 /// Open cases drawn as points on the district map (the newest first).
 const MAX_POINTS: u32 = 2_000;
 
-/// Shades of the density classes, lightest first.
-const SHADES: [&str; 5] = ["#f1f5e9", "#fde9b8", "#f9c27c", "#ef8a4c", "#d2482c"];
-
 /// Maps GCJ-02 positions onto an SVG canvas `width` wide, north up, keeping distances true
 /// at the middle latitude.
 struct Projection {
@@ -161,14 +158,16 @@ pub(super) async fn page(
             .map(|g| open.get(&g.id).copied().unwrap_or(0))
             .max()
             .unwrap_or(0);
+        // Four classes of equal width above zero: class i holds counts in
+        // ((i - 1) * max / 4, i * max / 4].
         let class = |n: u64| -> usize {
             if n == 0 || max == 0 {
                 0
             } else {
-                // Four classes of equal width above zero.
-                1 + usize::try_from((n * 4 - 1) / max).unwrap_or(3).min(3)
+                usize::try_from((n * 4).div_ceil(max)).unwrap_or(4).min(4)
             }
         };
+        let range = |i: u64| ((i - 1) * max / 4 + 1, i * max / 4);
         let projection = Projection::fit(
             grids.iter().flat_map(|g| g.ring.iter().map(gcj)),
             960.0,
@@ -192,7 +191,7 @@ pub(super) async fn page(
                             @for g in &grids {
                                 @let n = open.get(&g.id).copied().unwrap_or(0);
                                 a href={ "/web/cases?status=open&grid=" (g.id) } {
-                                    path.grid d=(p.path(&g.ring)) fill=(SHADES[class(n)]) data-open=(n) {
+                                    path class={ "grid d" (class(n)) } d=(p.path(&g.ring)) data-open=(n) {
                                         title { (g.name) " · " (dir.name(&g.town_id)) " · " (l.t("未办结 ", "open ")) (n) }
                                     }
                                 }
@@ -213,10 +212,12 @@ pub(super) async fn page(
                     }
                     figcaption.legend {
                         (l.t("未办结案件数", "Open cases")) ": "
-                        @for (i, shade) in SHADES.iter().enumerate() {
-                            span.swatch style={ "background:" (shade) } {}
-                            @if i == 0 { "0 " } @else {
-                                (format!("≤{} ", (max * i as u64).div_ceil(4)))
+                        span.swatch.d0 {} "0 "
+                        @for i in 1..=4u64 {
+                            @let (low, high) = range(i);
+                            @if low <= high {
+                                span class={ "swatch d" (i) } {}
+                                @if low == high { (low) " " } @else { (low) "–" (high) " " }
                             }
                         }
                     }
