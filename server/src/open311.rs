@@ -12,7 +12,9 @@
 //! of an API key (our cases are governance data, not public): a key is scoped to the district
 //! or one town, and never sees another town's cases. `POST requests` opens a case the way a
 //! citizen's report does (placed in its grid by location) and answers with its id at once, so
-//! `tokens/{token}` never has a token to resolve.
+//! `tokens/{token}` never has a token to resolve. `extensions=true` adds FixMyStreet-style
+//! `extended_attributes` (the finer state, level, grid and town) to each request; `page_size`
+//! and `page` page through more than the spec's 1,000.
 
 use crate::AppState;
 use crate::store::{ApiKey, CaseRow, RequestQuery};
@@ -488,8 +490,25 @@ fn request_query(
     })
 }
 
-/// A case as an Open311 request, from its row alone.
-fn request_node(row: &CaseRow) -> Node {
+/// The FixMyStreet-style extended state of a case (`extensions=true`): finer than open/closed,
+/// in the vocabulary Open311 clients of FixMyStreet already understand.
+pub fn extended_status(row: &CaseRow) -> &'static str {
+    match Status::from_code(&row.status) {
+        Some(Status::Reported) => "open",
+        Some(Status::Accepted) => "investigating",
+        Some(Status::Dispatched) => "internal_referral",
+        Some(Status::Handling) => "in_progress",
+        Some(Status::Resolved | Status::Verified) => "fixed",
+        // Closed after a fix, or closed without one (invalid, duplicate).
+        Some(Status::Closed) if row.solved_level.is_some() => "closed",
+        Some(Status::Closed) => "no_further_action",
+        None => "open",
+    }
+}
+
+/// A case as an Open311 request, from its row alone; with `extensions`, also its extended
+/// state, level and grid (`extended_attributes`, as FixMyStreet's Open311 does).
+fn request_node(row: &CaseRow, extensions: bool) -> Node {
     let category = Category::from_code(&row.category);
     let status = Status::from_code(&row.status);
     let level = Level::from_code(&row.level);
@@ -538,7 +557,21 @@ fn request_node(row: &CaseRow) -> Node {
             Node::Leaf("lat", or_null(point.map(|p| p.lat.to_string()))),
             Node::Leaf("long", or_null(point.map(|p| p.lon.to_string()))),
             Node::Leaf("media_url", Scalar::Null),
-        ],
+        ]
+        .into_iter()
+        .chain(extensions.then(|| {
+            Node::Object(
+                "extended_attributes",
+                vec![
+                    text("fms_extended_status", extended_status(row)),
+                    text("status_code", row.status.clone()),
+                    text("level", row.level.clone()),
+                    text("grid_id", row.place.grid_id.clone()),
+                    text("town_id", row.place.town_id.clone()),
+                ],
+            )
+        }))
+        .collect(),
     )
 }
 
@@ -563,9 +596,18 @@ fn requests_list(
         // Another town's case is as absent as a case that does not exist.
         return Err(Open311Error::not_found("没有这个请求 / no such request"));
     }
+    let extensions = match params.get("extensions").map(String::as_str) {
+        None | Some("" | "false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(bad(
+                "extensions 应为 true 或 false / extensions must be true or false",
+            ));
+        }
+    };
     Ok(Node::List(
         "service_requests",
-        rows.iter().map(request_node).collect(),
+        rows.iter().map(|r| request_node(r, extensions)).collect(),
     ))
 }
 

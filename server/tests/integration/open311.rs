@@ -121,11 +121,41 @@ fn open311_requests_need_a_key_and_a_town_key_sees_only_its_town() {
         &format!("requests.json?{RANGE}&service_code=fire_hazard&api_key={hotline}"),
     );
     assert_eq!(none.as_array().unwrap().len(), 0);
+    // Paging beyond the spec: two per page, newest first.
+    let page = |n: u32| {
+        ids(&json(
+            &server,
+            &format!("requests.json?{RANGE}&page_size=2&page={n}&api_key={hotline}"),
+        ))
+    };
+    let (first_page, second_page) = (page(1), page(2));
+    assert_eq!(first_page.len(), 2);
+    assert_eq!(second_page, vec![a.clone()]);
+    // FixMyStreet-style extended states, when asked (and only then).
+    assert!(all[0].get("extended_attributes").is_none());
+    let extended = json(
+        &server,
+        &format!("requests.json?{RANGE}&extensions=true&api_key={hotline}"),
+    );
+    let attributes = &extended[0]["extended_attributes"];
+    assert_eq!(attributes["fms_extended_status"], "open");
+    assert_eq!(attributes["status_code"], "reported");
+    assert_eq!(attributes["level"], "grid");
+    assert_eq!(attributes["grid_id"], OTHER_TOWN_GRID);
+    let (_, xml) = get(
+        &server,
+        &format!("requests/{a}.xml?extensions=true&api_key={hotline}"),
+    );
+    assert!(xml.contains("<extended_attributes><fms_extended_status>open</fms_extended_status>"));
 
     // Bad input: 400 with the reason, nothing else changes.
     for bad in [
         format!("requests.json?{RANGE}&service_code=no_such&api_key={hotline}"),
         format!("requests.json?{RANGE}&status=pending&api_key={hotline}"),
+        format!("requests.json?{RANGE}&extensions=yes&api_key={hotline}"),
+        format!("requests.json?{RANGE}&page_size=0&api_key={hotline}"),
+        format!("requests.json?{RANGE}&page_size=1001&api_key={hotline}"),
+        format!("requests.json?{RANGE}&page=x&api_key={hotline}"),
         format!("requests.json?start_date=yesterday&api_key={hotline}"),
         format!(
             "requests.json?start_date=2026-06-10T00:00:00%2B08:00&end_date=2026-05-20T00:00:00%2B08:00&api_key={hotline}"
