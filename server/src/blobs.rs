@@ -160,6 +160,14 @@ impl BlobStore {
         std::fs::metadata(self.partial_path(hash)).map_or(0, |m| m.len())
     }
 
+    /// Drops what a partial upload holds, so it starts over from byte 0.
+    pub fn discard_partial(&self, _guard: &UploadGuard, hash: &str) -> Result<(), BlobError> {
+        match std::fs::remove_file(self.partial_path(hash)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
     /// Appends `bytes` at `offset` (which must equal what is held) and flushes them to disk.
     /// Returns the bytes now held.
     pub fn append(

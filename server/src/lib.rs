@@ -22,6 +22,7 @@ pub mod error;
 pub mod faults;
 pub mod identity;
 pub mod limits;
+pub mod media;
 pub mod merge;
 pub mod metrics;
 pub mod open311;

@@ -100,6 +100,15 @@ enum Command {
         #[arg(long, default_value = "district")]
         scope: String,
     },
+    /// The hosts Open311 `media_url` photos may be fetched from (`host` or `host:port`,
+    /// comma-separated; `--hosts ""` refuses all, the default). Prints the list.
+    Open311MediaHosts {
+        #[command(flatten)]
+        data: DataDir,
+        /// The new list; without it, the current one is printed.
+        #[arg(long)]
+        hosts: Option<String>,
+    },
     /// Set an operator's password for the command centre's web pages (read from the first
     /// line of standard input; at least 10 characters). Signs them out everywhere.
     WebPassword {
@@ -293,6 +302,26 @@ fn main() -> Result<()> {
                 "{}",
                 gridlink_server::open311::issue_key(&state, &name, &scope, &operator())?
             );
+            Ok(())
+        }
+        Command::Open311MediaHosts { data, hosts } => {
+            let state = AppState::new(
+                open(&data.data)?,
+                &data.data.join("blobs"),
+                ServerConfig::default(),
+            )?;
+            let list = match hosts {
+                Some(hosts) => gridlink_server::media::set_allowed_hosts(
+                    &state,
+                    &hosts.split(',').map(str::to_owned).collect::<Vec<_>>(),
+                )?,
+                None => gridlink_server::media::allowed_hosts(&state)?,
+            };
+            if list.is_empty() {
+                println!("不接受任何 media_url / no media_url is accepted");
+            } else {
+                println!("{}", list.join("\n"));
+            }
             Ok(())
         }
         Command::WebPassword { data, user } => {

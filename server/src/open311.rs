@@ -11,7 +11,8 @@
 //! (no extra attributes: a category needs none), and `requests` / `requests/{id}` for holders
 //! of an API key (our cases are governance data, not public): a key is scoped to the district
 //! or one town, and never sees another town's cases. `POST requests` opens a case the way a
-//! citizen's report does (placed in its grid by location) and answers with its id at once, so
+//! citizen's report does (placed in its grid by location, with the photo at `media_url` when
+//! its host is on the operators' list: [`crate::media`]) and answers with its id at once, so
 //! `tokens/{token}` never has a token to resolve. `extensions=true` adds FixMyStreet-style
 //! `extended_attributes` (the finer state, level, grid and town) to each request; `page_size`
 //! and `page` page through more than the spec's 1,000.
@@ -704,6 +705,10 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
     if !point.is_valid() {
         return Err(bad("位置无效 / the location is invalid"));
     }
+    let media_url = field("media_url");
+    if media_url.is_some_and(|u| u.len() > 2048) {
+        return Err(bad("media_url 过长 / media_url is too long"));
+    }
     let description = field("description").unwrap_or_default();
     if description.chars().count() > MAX_DESCRIPTION {
         return Err(bad(format!(
@@ -731,6 +736,17 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
         .chars()
         .take(gridlink_core::case::MAX_TITLE_CHARS)
         .collect();
+    // The photo, fetched and stored before the case that names it (the case is refused whole
+    // if its photo cannot be had).
+    let photos = match media_url {
+        Some(url) => vec![crate::media::fetch_photo(state, url).map_err(|e| match e {
+            crate::media::MediaError::Storage(_) => {
+                Open311Error::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+            other => bad(other.to_string()),
+        })?],
+        None => Vec::new(),
+    };
     let id = uuid::Uuid::new_v4().to_string();
     let now = crate::now_ms();
     let location = Location {
@@ -759,7 +775,7 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
     let internal = |e: String| Open311Error::new(StatusCode::INTERNAL_SERVER_ERROR, e);
     let actor = crate::actions::server_actor(&crate::SERVER_ACTOR_PREFIX)
         .map_err(|e| internal(e.to_string()))?;
-    let (doc, _) = gridlink_core::doc::CaseDoc::create(details, Vec::new(), stamp, actor)
+    let (doc, _) = gridlink_core::doc::CaseDoc::create(details, photos, stamp, actor)
         .map_err(|e| bad(e.to_string()))?;
     let audit = crate::store::AuditEntry {
         at_ms: now,

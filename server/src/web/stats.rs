@@ -241,18 +241,25 @@ fn split_chart(viewer: &Viewer, split: [u64; 3]) -> Markup {
         l.t("职能部门", "Departments"),
         l.t("综合执法", "Law enforcement"),
     ];
-    let mut x = 0.0;
+    // Each share's left edge and width.
+    let bars: Vec<(f64, f64)> = split
+        .iter()
+        .scan(0.0, |x, n| {
+            let w = *n as f64 / total * 600.0;
+            let at = *x;
+            *x += w;
+            Some((at, w))
+        })
+        .collect();
     html! {
         svg.chart id="chart-721" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 600 60" role="img" aria-label="721" {
-            @for (i, n) in split.iter().enumerate() {
-                @let w = *n as f64 / total * 600.0;
+            @for (i, (n, (x, w))) in split.iter().zip(&bars).enumerate() {
                 rect class={ "share s" (i) } x=(format!("{x:.1}")) y="0" width=(format!("{w:.1}")) height="36" {
                     title { (labels[i]) " " (n) }
                 }
-                @if w > 60.0 {
+                @if *w > 60.0 {
                     text.share-label x=(format!("{:.1}", x + 6.0)) y="23" { (labels[i]) " " (percent(*n as f64 / total)) }
                 }
-                @let _ = { x += w; };
             }
         }
     }

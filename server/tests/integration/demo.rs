@@ -124,10 +124,16 @@ fn the_demo_serves_the_fixture_district_to_an_enrolled_phone_and_stops_cleanly()
         .unwrap();
     assert_eq!(list.status(), 200);
     let list = list.text().unwrap();
-    assert!(list.contains("演示：上报一个新案件"), "the case just synced is listed");
+    assert!(
+        list.contains("演示：上报一个新案件"),
+        "the case just synced is listed"
+    );
     let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
     let grid_name = &district.grids.iter().find(|g| g.id == GRID).unwrap().name;
-    assert!(list.contains(grid_name.as_str()), "with the district's names");
+    assert!(
+        list.contains(grid_name.as_str()),
+        "with the district's names"
+    );
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -306,3 +306,133 @@ fn an_open311_post_becomes_a_case_the_grids_inspector_receives() {
     // No token is ever pending: requests are answered with their id.
     assert_eq!(get(&server, "tokens/abc.json").0, 404);
 }
+
+/// A media server on 127.0.0.1 for `media_url`: answers exactly `requests` requests, then stops.
+fn media_server(requests: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let photo = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/photos/orientation-6.jpg"),
+    )
+    .unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut paths = Vec::new();
+        for _ in 0..requests {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            let line = String::from_utf8_lossy(&request)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let (head, body): (&str, Vec<u8>) = match path.as_str() {
+                "/photo.jpg" => ("200 OK\r\nContent-Type: image/jpeg", photo.clone()),
+                "/text" => (
+                    "200 OK\r\nContent-Type: text/plain",
+                    b"not a photo".to_vec(),
+                ),
+                "/moved" => ("302 Found\r\nLocation: /photo.jpg", Vec::new()),
+                _ => ("404 Not Found", Vec::new()),
+            };
+            let _ = stream.write_all(
+                format!(
+                    "HTTP/1.1 {head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            let _ = stream.write_all(&body);
+            paths.push(path);
+        }
+        paths
+    });
+    (host, handle)
+}
+
+#[test]
+fn a_media_url_photo_comes_with_the_case_only_from_a_listed_host() {
+    let server = TestServer::start();
+    let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
+    let spot = district
+        .addresses
+        .iter()
+        .find(|a| a.grid_id == GRID)
+        .unwrap();
+    let (lat, lon) = (spot.lat.to_string(), spot.lon.to_string());
+    let hotline = issue_key(&server.state, "12345 市民热线", "district", "test").unwrap();
+    let (host, media) = media_server(4);
+    let request = |media_url: &str| {
+        post(
+            &server,
+            "requests.json",
+            &[
+                ("api_key", &hotline),
+                ("service_code", "sanitation"),
+                ("lat", &lat),
+                ("long", &lon),
+                ("description", "井盖破损"),
+                ("media_url", media_url),
+            ],
+        )
+    };
+    let docs = || server.state.store().doc_count().unwrap();
+    let before = docs();
+
+    // No host is listed yet: refused, nothing fetched, nothing created.
+    let (status, body) = request(&format!("http://{host}/photo.jpg"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not accepted"), "{body}");
+    gridlink_server::media::set_allowed_hosts(&server.state, std::slice::from_ref(&host)).unwrap();
+    // Other hosts, schemes and ports stay refused.
+    for url in [
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+        "file:///etc/passwd".to_owned(),
+        "http://127.0.0.1:1/photo.jpg".to_owned(),
+    ] {
+        assert_eq!(request(&url).0, 400, "{url}");
+    }
+    // A listed host that answers 404, a redirect (not followed) or no photo: refused whole.
+    for path in ["/missing", "/moved", "/text"] {
+        let (status, body) = request(&format!("http://{host}{path}"));
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    assert_eq!(docs(), before, "no case was created by a refused request");
+
+    // The photo: processed like a phone's, stored with its thumbnail, named by the case.
+    let (status, body) = request(&format!("http://{host}/photo.jpg"));
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = created[0]["service_request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let case = server.doc(&id).unwrap().case().unwrap();
+    assert_eq!(case.state.photos.len(), 1);
+    let hash = &case.state.photos[0];
+    let stored = server.state.blobs().read(hash).unwrap().unwrap();
+    assert!(stored.starts_with(&[0xFF, 0xD8, 0xFF]));
+    assert!(server.state.store().thumbnail_of(hash).unwrap().is_some());
+    // The redirect was not followed: the media server saw exactly these paths.
+    assert_eq!(
+        media.join().unwrap(),
+        vec!["/missing", "/moved", "/text", "/photo.jpg"]
+    );
+    // The grid's inspector receives the case with the photo, and may fetch it.
+    let inspector = server.phone("insp-0001");
+    inspector.sync();
+    assert_eq!(
+        inspector.store.case(&id).unwrap().state.photos,
+        vec![hash.clone()]
+    );
+}
