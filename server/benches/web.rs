@@ -15,6 +15,9 @@
 //!   to 1,000 requests).
 //!
 //! Latency is measured by the clients, from sending the request to the last byte of the body.
+//! `*_first_ms` is the first request of each page alone, before the warm-up: for the
+//! statistics page, the cost of computing its figures (cached afterwards until a change is
+//! stored, or for a minute).
 //! Without `--bench` (as `cargo test --all-targets` runs it) it is a quiet smoke test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -163,6 +166,12 @@ fn main() {
                 assert!(status.is_success(), "{url}: {status}");
                 (started.elapsed().as_secs_f64() * 1e3, body.len())
             };
+            // The first request alone, cold (the statistics page computes its figures here;
+            // later requests find them cached until a change is stored).
+            let (first, _) = get(client.clone(), url.clone(), cookie.clone()).await;
+            if measuring {
+                emit(&format!("{name}_first_ms"), first, "ms");
+            }
             // Warm-up: one round of every client.
             let warm: Vec<_> = (0..clients)
                 .map(|_| tokio::spawn(get(client.clone(), url.clone(), cookie.clone())))
