@@ -1,13 +1,12 @@
 //! The case list, the case page and the actions taken from it.
 
 use super::page::{SOURCES, frame, page, when};
-use super::{Viewer, WebError, blocking, check_csrf, form, here, viewer};
+use super::{Viewer, WebError, blocking, check_csrf, form};
 use crate::AppState;
 use crate::store::{CaseFilter, CaseRow};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::Uri;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use gridlink_core::case::{
     Case, Category, DispatchTarget, Event, EventKind, Level, Stamp, Status, fold,
@@ -96,12 +95,10 @@ pub(super) fn filter_of(
 /// `GET /web/cases`.
 pub(super) async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
     blocking(move || {
-        let viewer = viewer(&state, &headers, &here(uri.path(), uri.query()))?;
         let mut filter = filter_of(&viewer, &q)?;
         filter.limit = PAGE_ROWS + 1;
         let mut rows = state.store().case_list(&filter)?;
@@ -294,12 +291,10 @@ fn load_case(state: &AppState, viewer: &Viewer, id: &str) -> Result<Case, WebErr
 /// `GET /web/cases/{id}`.
 pub(super) async fn case_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     blocking(move || {
-        let viewer = viewer(&state, &headers, &here(uri.path(), uri.query()))?;
         let case = load_case(&state, &viewer, &id)?;
         let row = state.store().case_row(&id)?;
         Ok(page(case_markup(&state, &viewer, &case, row.as_ref())))
@@ -602,7 +597,7 @@ fn case_markup(state: &AppState, viewer: &Viewer, case: &Case, row: Option<&Case
                     div.who {
                         (e.actor) " · " (l.role(e.role)) " · " (l.t("设备", "device")) " " span.mono { (e.device) }
                         @if let Some(loc) = e.location {
-                            @let g = super::gcj02::from_wgs84(loc.point);
+                            @let g = gridlink_core::geo::wgs84_to_gcj02(loc.point);
                             " · " (format!("{:.5}, {:.5}", g.lat, g.lon)) " (GCJ-02)"
                         }
                     }
@@ -619,12 +614,11 @@ fn case_markup(state: &AppState, viewer: &Viewer, case: &Case, row: Option<&Case
 /// `POST /web/cases/{id}/events`: records the chosen action as the operator.
 pub(super) async fn act(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    viewer: Viewer,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
     blocking(move || {
-        let viewer = viewer(&state, &headers, &format!("/web/cases/{id}"))?;
         let f = form(&body);
         check_csrf(&viewer, &f)?;
         // Only a case the viewer may see; the merge checks writing against the grants again.
@@ -644,29 +638,28 @@ pub(super) async fn act(
 /// `GET /web/photos/{hash}`.
 pub(super) async fn photo(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    viewer: Viewer,
     Path(hash): Path<String>,
 ) -> Result<Response, WebError> {
-    serve_photo(state, headers, hash, false).await
+    serve_photo(state, viewer, hash, false).await
 }
 
 /// `GET /web/photos/{hash}/thumb`.
 pub(super) async fn thumbnail(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    viewer: Viewer,
     Path(hash): Path<String>,
 ) -> Result<Response, WebError> {
-    serve_photo(state, headers, hash, true).await
+    serve_photo(state, viewer, hash, true).await
 }
 
 async fn serve_photo(
     state: AppState,
-    headers: HeaderMap,
+    viewer: Viewer,
     hash: String,
     thumb: bool,
 ) -> Result<Response, WebError> {
     blocking(move || {
-        let viewer = viewer(&state, &headers, "/web/cases")?;
         let pusher = gridlink_core::sync::access::Pusher {
             user_id: viewer.user.id.clone(),
             role: viewer.user.role,

@@ -4,12 +4,11 @@
 
 use super::cases::{MAX_EXPORT_ROWS, assignee_name, filter_of};
 use super::page::when;
-use super::{Viewer, WebError, blocking, here, viewer};
+use super::{Viewer, WebError, blocking};
 use crate::AppState;
 use crate::store::CaseRow;
 use axum::extract::{Path, Query, State};
-use axum::http::Uri;
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use gridlink_core::geo::LatLon;
 use gridlink_core::sync::scope::GridPlace;
@@ -26,7 +25,11 @@ fn wants_gcj02(q: &HashMap<String, String>) -> Result<bool, WebError> {
 }
 
 fn position(p: LatLon, gcj: bool) -> serde_json::Value {
-    let p = if gcj { super::gcj02::from_wgs84(p) } else { p };
+    let p = if gcj {
+        gridlink_core::geo::wgs84_to_gcj02(p)
+    } else {
+        p
+    };
     serde_json::json!([p.lon, p.lat])
 }
 
@@ -178,13 +181,11 @@ fn cases_geojson(viewer: &Viewer, dir: &super::Directory, rows: &[CaseRow], gcj:
 /// `GET /web/cases/export/cases.{csv,xlsx,geojson}` with the list's filters.
 pub(super) async fn cases(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Path(file): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
     blocking(move || {
-        let viewer = viewer(&state, &headers, &here(uri.path(), uri.query()))?;
         let ext = match file.rsplit_once('.') {
             Some(("cases", ext @ ("csv" | "xlsx" | "geojson"))) => ext.to_owned(),
             _ => return Err(WebError::NotFound),
@@ -217,12 +218,10 @@ pub(super) async fn cases(
 /// `GET /web/grids.geojson`: the viewer's grids with their open cases.
 pub(super) async fn grids(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
     blocking(move || {
-        let viewer = viewer(&state, &headers, &here(uri.path(), uri.query()))?;
         let gcj = wants_gcj02(&q)?;
         let dir = state.web().directory();
         let open: HashMap<String, u64> = state.store().open_by_grid()?.into_iter().collect();

@@ -2,12 +2,10 @@
 //! by open cases, with the newest open cases as points. Positions are shown in GCJ-02.
 
 use super::page::{Lang, frame, page as html_page};
-use super::{Directory, GridShape, WebError, blocking, here, viewer};
+use super::{Directory, GridShape, Viewer, WebError, blocking};
 use crate::AppState;
 use crate::store::CaseFilter;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::http::Uri;
 use axum::response::Response;
 use gridlink_core::case::Status;
 use gridlink_core::geo::LatLon;
@@ -75,7 +73,7 @@ impl Projection {
 
 /// A `[lon, lat]` WGS-84 pair in GCJ-02.
 fn gcj(xy: &[f64; 2]) -> LatLon {
-    super::gcj02::from_wgs84(LatLon::new(xy[1], xy[0]))
+    gridlink_core::geo::wgs84_to_gcj02(LatLon::new(xy[1], xy[0]))
 }
 
 fn place(g: &GridShape) -> GridPlace {
@@ -98,7 +96,7 @@ pub(super) fn case_location(
     let outline: Vec<LatLon> = grid
         .map(|g| g.ring.iter().map(gcj).collect())
         .unwrap_or_default();
-    let shown = point.map(super::gcj02::from_wgs84);
+    let shown = point.map(gridlink_core::geo::wgs84_to_gcj02);
     let projection = Projection::fit(outline.iter().copied().chain(shown), 320.0, 16.0);
     html! {
         figure.case-map {
@@ -130,11 +128,9 @@ pub(super) fn case_location(
 /// `GET /web/map`.
 pub(super) async fn page(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
 ) -> Result<Response, WebError> {
     blocking(move || {
-        let viewer = viewer(&state, &headers, &here(uri.path(), uri.query()))?;
         let l = viewer.lang;
         let dir = state.web().directory();
         let grids: Vec<&GridShape> = dir
@@ -200,7 +196,7 @@ pub(super) async fn page(
                         g.points {
                             @for r in &points {
                                 @if let Some(pt) = r.point {
-                                    @let (x, y) = p.xy(super::gcj02::from_wgs84(pt));
+                                    @let (x, y) = p.xy(gridlink_core::geo::wgs84_to_gcj02(pt));
                                     a href={ "/web/cases/" (r.id) } {
                                         circle.case-point cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="2.5" {
                                             title { (r.title) " · " (l.status(&r.status)) }

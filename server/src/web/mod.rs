@@ -17,7 +17,6 @@
 mod cases;
 mod directory;
 mod export;
-mod gcj02;
 mod map;
 mod page;
 mod session;
@@ -82,6 +81,8 @@ pub struct Viewer {
     pub session: String,
     /// The page language.
     pub lang: Lang,
+    /// The page asked for (path and query), to come back to.
+    pub here: String,
 }
 
 impl Viewer {
@@ -144,7 +145,32 @@ fn viewer(state: &AppState, headers: &HeaderMap, next: &str) -> Result<Viewer, W
         csrf: session.csrf,
         session: session.token_hash,
         lang: Lang::of(headers),
+        here: next.to_owned(),
     })
+}
+
+impl axum::extract::FromRequestParts<AppState> for Viewer {
+    type Rejection = WebError;
+
+    /// The signed-in operator, or a redirect to the sign-in page that comes back here (to the
+    /// case page after a form on it was posted).
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Viewer, WebError> {
+        let next = if parts.method == axum::http::Method::GET {
+            here(parts.uri.path(), parts.uri.query())
+        } else {
+            parts
+                .uri
+                .path()
+                .strip_suffix("/events")
+                .unwrap_or("/web/cases")
+                .to_owned()
+        };
+        let (state, headers) = (state.clone(), parts.headers.clone());
+        blocking(move || viewer(&state, &headers, &next)).await
+    }
 }
 
 /// Checks a form's CSRF token against the session's.
@@ -315,9 +341,8 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
     }
 }
 
-async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn logout(State(state): State<AppState>, viewer: Viewer, body: Bytes) -> Response {
     let result = blocking(move || {
-        let viewer = viewer(&state, &headers, "/web/cases")?;
         check_csrf(&viewer, &form(&body))?;
         state.store().end_web_session(&viewer.session)?;
         Ok(())

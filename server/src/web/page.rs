@@ -154,13 +154,7 @@ pub(super) fn frame(viewer: &Viewer, title: &str, current: &str, body: Markup) -
     html! {
         (DOCTYPE)
         html lang=(l.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · " (l.t("联动指挥中心", "Command centre")) }
-                link rel="stylesheet" href="/web/assets/app.css";
-                script src="/web/assets/app.js" defer {}
-            }
+            (head(&format!("{title} · {}", l.t("联动指挥中心", "Command centre")), true))
             body {
                 header.top {
                     span.brand { (l.t("gridlink 联动指挥中心", "gridlink command centre")) }
@@ -172,7 +166,7 @@ pub(super) fn frame(viewer: &Viewer, title: &str, current: &str, body: Markup) -
                     span.who {
                         (viewer.user.name) " · " (viewer.scope_label())
                         " · "
-                        a href={ "/web/lang/" (l.t("en", "zh")) } { (l.t("English", "中文")) }
+                        a href={ "/web/lang/" (l.t("en", "zh")) "?next=" (form_urlencoded::byte_serialize(viewer.here.as_bytes()).collect::<String>()) } { (l.t("English", "中文")) }
                         form.inline method="post" action="/web/logout" {
                             input type="hidden" name="csrf" value=(viewer.csrf);
                             button type="submit" { (l.t("退出", "Sign out")) }
@@ -185,17 +179,25 @@ pub(super) fn frame(viewer: &Viewer, title: &str, current: &str, body: Markup) -
     }
 }
 
+/// The `<head>` of every page; the script only where someone is signed in.
+fn head(title: &str, script: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) }
+            link rel="stylesheet" href="/web/assets/app.css";
+            @if script { script src="/web/assets/app.js" defer {} }
+        }
+    }
+}
+
 /// A page outside the session (sign-in, errors).
 pub(super) fn bare(lang: Lang, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(lang.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) }
-                link rel="stylesheet" href="/web/assets/app.css";
-            }
+            (head(title, false))
             body.bare { main { (body) } }
         }
     }

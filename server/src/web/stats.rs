@@ -7,12 +7,10 @@
 //! with the clock), so a room of operators reloading the page costs one computation.
 
 use super::page::{frame, page as html_page, when};
-use super::{Viewer, WebError, blocking, here, viewer};
+use super::{Viewer, WebError, blocking};
 use crate::AppState;
 use crate::scores::UnitScore;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::http::Uri;
 use axum::response::Response;
 use gridlink_core::case::Level;
 use gridlink_core::sync::scope::GridPlace;
@@ -175,12 +173,10 @@ fn figures(state: &AppState, viewer: &Viewer, days: i64) -> Result<Arc<StatsData
 /// `GET /web/stats?days=30`.
 pub(super) async fn page(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
     blocking(move || {
-        let viewer = viewer(&state, &headers, &here(uri.path(), uri.query()))?;
         let days = match q.get("days").map(String::as_str) {
             None | Some("") => 30,
             Some(d) => d
