@@ -437,6 +437,7 @@ pub(crate) fn send_photo(
                 "private, max-age=31536000, immutable".to_owned(),
             ),
             (header::ETAG, format!("\"{hash}\"")),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
         ],
         bytes,
     )

@@ -30,6 +30,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_command_centre.sql"),
 ];
 const READERS: usize = 4;
+/// The setting asking for [`SqliteStore::refresh_case_details`] (`1`), set by migration 0007.
+const REFRESH_CASE_ROWS: &str = "refresh_case_rows";
 
 /// The SQLite backend. See the module docs.
 #[derive(Debug)]
@@ -272,11 +274,69 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
-        Ok(SqliteStore {
+        let store = SqliteStore {
             path,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
-        })
+        };
+        if store.setting(REFRESH_CASE_ROWS)?.as_deref() == Some(&[1][..]) {
+            store.refresh_case_details()?;
+        }
+        Ok(store)
+    }
+
+    /// Fills the location, address and description of case rows written before the case row
+    /// carried them (migration 0007), from their documents, a batch per transaction; then
+    /// clears the request. Runs once, when the store opens.
+    fn refresh_case_details(&self) -> StoreResult<()> {
+        let started = std::time::Instant::now();
+        let (mut after, mut filled) = (String::new(), 0usize);
+        loop {
+            let ids: Vec<String> = lock(&self.writer)
+                .prepare_cached(
+                    "SELECT id FROM cases WHERE lat IS NULL AND description = '' AND id > ?1
+                     ORDER BY id LIMIT 500",
+                )?
+                .query_map([&after], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let Some(last) = ids.last() else { break };
+            after = last.clone();
+            let mut rows = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let Some(stored) = self.load_doc(id)? else {
+                    continue;
+                };
+                // A document that does not fold keeps its row as it is (it is logged).
+                match gridlink_core::doc::CaseDoc::load(id, &stored.bytes).and_then(|d| d.case()) {
+                    Ok(case) => rows.push((id.clone(), case.details)),
+                    Err(e) => tracing::warn!(case = %id, error = %e, "case row not refreshed"),
+                }
+            }
+            let mut conn = lock(&self.writer);
+            let tx = conn.transaction()?;
+            for (id, d) in &rows {
+                let point = d.location.map(|l| l.point);
+                tx.prepare_cached(
+                    "UPDATE cases SET lat = ?2, lon = ?3, address_id = ?4, description = ?5 WHERE id = ?1",
+                )?
+                .execute(params![
+                    id,
+                    point.map(|p| p.lat),
+                    point.map(|p| p.lon),
+                    d.address_id,
+                    d.description
+                ])?;
+            }
+            tx.commit()?;
+            filled += rows.len();
+        }
+        self.put_setting(REFRESH_CASE_ROWS, &[0])?;
+        tracing::info!(
+            cases = filled,
+            seconds = started.elapsed().as_secs_f64(),
+            "case rows refreshed from their documents"
+        );
+        Ok(())
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
@@ -1285,7 +1345,7 @@ impl ServerStore for SqliteStore {
         )?;
         let device = tx.query_row(
             "SELECT d.id, d.actor_prefix, u.id, u.name, u.role FROM devices d JOIN users u ON u.id = d.user_id
-             WHERE d.id = ?1 AND d.user_id = ?2",
+             WHERE d.id = ?1 AND d.user_id = ?2 AND d.revoked_at IS NULL",
             params![device_id, user_id],
             |r| {
                 Ok(DeviceAuth {
@@ -1298,7 +1358,13 @@ impl ServerStore for SqliteStore {
                     },
                 })
             },
-        )?;
+        )
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::Conflict(format!(
+                    "{device_id} 已停用 / the web device {device_id} was revoked"
+                ))
+            })?;
         tx.commit()?;
         Ok(device)
     }

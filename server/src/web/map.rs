@@ -186,7 +186,7 @@ pub(super) async fn page(
                         g.grids {
                             @for g in &grids {
                                 @let n = open.get(&g.id).copied().unwrap_or(0);
-                                a href={ "/web/cases?status=open&grid=" (g.id) } {
+                                a href={ "/web/cases?status=open&grid=" (form_urlencoded::byte_serialize(g.id.as_bytes()).collect::<String>()) } {
                                     path class={ "grid d" (class(n)) } d=(p.path(&g.ring)) data-open=(n) {
                                         title { (g.name) " · " (dir.name(&g.town_id)) " · " (l.t("未办结 ", "open ")) (n) }
                                     }
@@ -207,6 +207,7 @@ pub(super) async fn page(
                         }
                     }
                     figcaption.legend {
+                        span.hovered {}
                         (l.t("未办结案件数", "Open cases")) ": "
                         span.swatch.d0 {} "0 "
                         @for i in 1..=4u64 {

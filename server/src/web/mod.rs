@@ -219,33 +219,62 @@ pub fn routes() -> Router<AppState> {
 /// cookie must agree, so another site cannot sign a browser in to an account of its choice).
 const LOGIN_CSRF_COOKIE: &str = "gridlink_login";
 
-fn cookie_header(name: &str, value: &str, max_age_s: i64) -> HeaderValue {
+/// A cookie of these pages: `HttpOnly`, `SameSite=Lax` (a link to a case from a message opens
+/// signed in; every change needs the form's token anyway), and `Secure` when the request came
+/// through HTTPS at a proxy the server trusts.
+fn cookie_header(name: &str, value: &str, max_age_s: i64, secure: bool) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/web; HttpOnly; SameSite=Strict; Max-Age={max_age_s}"
+        "{name}={value}; Path=/web; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{}",
+        if secure { "; Secure" } else { "" }
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Whether the browser reached us over HTTPS (as a trusted proxy says).
+fn over_https(state: &AppState, headers: &HeaderMap) -> bool {
+    state.config().rate_limits.trust_forwarded
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"))
 }
 
 /// Only paths of these pages are followed after sign-in (no open redirect).
 fn safe_next(next: Option<&String>) -> String {
     match next {
-        Some(n) if n.starts_with("/web/") && !n.starts_with("/web//") && !n.contains('\\') => {
+        Some(n)
+            if n.starts_with("/web/")
+                && !n.starts_with("/web//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
             n.clone()
         }
         _ => "/web/cases".to_owned(),
     }
 }
 
-async fn login_page(headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let secure = over_https(&state, &headers);
     login_form(
         Lang::of(&headers),
         &safe_next(q.get("next")),
         None,
         StatusCode::OK,
+        secure,
     )
 }
 
-fn login_form(lang: Lang, next: &str, error: Option<&str>, status: StatusCode) -> Response {
+fn login_form(
+    lang: Lang,
+    next: &str,
+    error: Option<&str>,
+    status: StatusCode,
+    secure: bool,
+) -> Response {
     let token = crate::identity::new_token().unwrap_or_default();
     let l = lang;
     let body = bare(
@@ -270,7 +299,7 @@ fn login_form(lang: Lang, next: &str, error: Option<&str>, status: StatusCode) -
     let mut response = (status, page(body)).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
-        cookie_header(LOGIN_CSRF_COOKIE, &token, 3600),
+        cookie_header(LOGIN_CSRF_COOKIE, &token, 3600, secure),
     );
     response
 }
@@ -280,6 +309,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
     let address =
         crate::limits::client_address(&request, state.config().rate_limits.trust_forwarded);
     let headers = request.headers().clone();
+    let secure = over_https(&state, &headers);
     let body = match axum::body::to_bytes(request.into_body(), 16 << 10).await {
         Ok(b) => b,
         Err(_) => {
@@ -315,9 +345,9 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
             let headers = response.headers_mut();
             headers.append(
                 header::SET_COOKIE,
-                cookie_header(SESSION_COOKIE, &token, session::SESSION_HOURS * 3600),
+                cookie_header(SESSION_COOKIE, &token, session::SESSION_HOURS * 3600, secure),
             );
-            headers.append(header::SET_COOKIE, cookie_header(LOGIN_CSRF_COOKIE, "", 0));
+            headers.append(header::SET_COOKIE, cookie_header(LOGIN_CSRF_COOKIE, "", 0, secure));
             *response.status_mut() = StatusCode::SEE_OTHER;
             response
         }
@@ -326,6 +356,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
             &next,
             Some(lang.t("账号或密码不正确 / wrong user id or password", "Wrong user id or password / 账号或密码不正确")),
             StatusCode::UNAUTHORIZED,
+            secure,
         ),
         Ok(Ok(SignIn::Locked)) => login_form(
             lang,
@@ -335,6 +366,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
                 "Too many failed attempts: try again in 15 minutes / 登录失败次数过多，请 15 分钟后再试",
             )),
             StatusCode::TOO_MANY_REQUESTS,
+            secure,
         ),
         Ok(Err(e)) => WebError::from(e).into_response(),
         Err(e) => WebError::Internal(e.to_string()).into_response(),
@@ -352,9 +384,10 @@ async fn logout(State(state): State<AppState>, viewer: Viewer, body: Bytes) -> R
         Ok(()) => {
             let mut response = Redirect::to("/web/login").into_response();
             *response.status_mut() = StatusCode::SEE_OTHER;
-            response
-                .headers_mut()
-                .append(header::SET_COOKIE, cookie_header(SESSION_COOKIE, "", 0));
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                cookie_header(SESSION_COOKIE, "", 0, false),
+            );
             response
         }
         Err(e) => e.into_response(),
@@ -405,5 +438,28 @@ fn here(path: &str, query: Option<&str>) -> String {
     match query {
         Some(q) if !q.is_empty() => format!("{path}?{q}"),
         _ => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_of_these_pages_are_followed_after_sign_in() {
+        let next = |n: &str| safe_next(Some(&n.to_owned()));
+        assert_eq!(next("/web/cases?status=open"), "/web/cases?status=open");
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/web/",
+            "/web//evil.example",
+            "/web/\\evil",
+            "/web/cases\nSet-Cookie: x=y",
+            "/web/案件",
+            "/v1/sync",
+        ] {
+            assert_eq!(next(bad), "/web/cases", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/web/cases");
     }
 }

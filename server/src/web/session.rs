@@ -4,8 +4,8 @@
 //! only as its SHA-256, with a per-session CSRF token that every form sends back; it lasts
 //! [`SESSION_HOURS`] and ends at sign-out or when the password changes.
 //!
-//! Sign-in failures are counted per submitted name and per client address: after
-//! [`MAX_FAILURES`] within [`FAILURE_WINDOW_MS`] further attempts are refused before any
+//! Sign-in failures are counted per name and address, per name and per address ([`Failures`]):
+//! past their limits within [`FAILURE_WINDOW_MS`] further attempts are refused before any
 //! password is checked. Unknown names are hashed against a fixed dummy hash, so the answer
 //! and its timing do not tell which names exist.
 
@@ -132,34 +132,66 @@ pub enum SignIn {
     Locked,
 }
 
-/// Failed sign-ins per key (`name:…`, `addr:…`): their times, ms.
+/// Failed sign-ins, by the name tried from one address, by the name from anywhere, and by
+/// the address: their times, ms. A name is locked from an address after [`MAX_FAILURES`]
+/// failures there, and everywhere after ten times as many from all addresses (so one
+/// address alone cannot lock an operator out); an address after four times as many for any
+/// names. Keys are bounded (names cut to 64 characters) and so is the map.
 #[derive(Debug, Default)]
 pub struct Failures {
     recent: Mutex<HashMap<String, Vec<i64>>>,
 }
 
+/// Most keys kept; beyond it new keys are not added until old ones expire.
+const MAX_KEYS: usize = 100_000;
+
 impl Failures {
-    fn count(&self, key: &str, now: i64) -> u32 {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let times = recent.entry(key.to_owned()).or_default();
-        times.retain(|t| now - t < FAILURE_WINDOW_MS);
-        u32::try_from(times.len()).unwrap_or(u32::MAX)
+    fn keys(name: &str, address: &str) -> [(String, u32); 3] {
+        let name: String = name.chars().take(64).collect();
+        [
+            (format!("pair:{address}|{name}"), MAX_FAILURES),
+            (format!("name:{name}"), MAX_FAILURES * 10),
+            (format!("addr:{address}"), MAX_FAILURES * 4),
+        ]
     }
 
-    fn add(&self, key: &str, now: i64) {
+    /// Whether attempts for `name` from `address` are refused now (before any password is
+    /// checked).
+    pub(super) fn locked(&self, name: &str, address: &str, now: i64) -> bool {
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        // Keep the map bounded: forget keys whose failures have all expired.
-        if recent.len() > 100_000 {
+        Self::keys(name, address).iter().any(|(key, limit)| {
+            recent.get_mut(key).is_some_and(|times| {
+                times.retain(|t| now - t < FAILURE_WINDOW_MS);
+                u32::try_from(times.len()).unwrap_or(u32::MAX) >= *limit
+            })
+        })
+    }
+
+    /// Counts a failed attempt.
+    pub(super) fn failed(&self, name: &str, address: &str, now: i64) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() >= MAX_KEYS {
             recent.retain(|_, times| times.iter().any(|t| now - t < FAILURE_WINDOW_MS));
         }
-        recent.entry(key.to_owned()).or_default().push(now);
+        for (key, _) in Self::keys(name, address) {
+            let room = recent.len() < MAX_KEYS;
+            match recent.get_mut(&key) {
+                Some(times) => times.push(now),
+                None if room => {
+                    recent.insert(key, vec![now]);
+                }
+                None => {}
+            }
+        }
     }
 
-    fn clear(&self, key: &str) {
+    /// Forgets the failures of a name from an address after it signed in there.
+    pub(super) fn succeeded(&self, name: &str, address: &str) {
+        let [(pair, _), ..] = Self::keys(name, address);
         self.recent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+            .remove(&pair);
     }
 }
 
@@ -187,10 +219,7 @@ pub fn sign_in(
     address: &str,
 ) -> Result<SignIn, StoreError> {
     let now = crate::now_ms();
-    let (by_name, by_address) = (format!("name:{name}"), format!("addr:{address}"));
-    if failures.count(&by_name, now) >= MAX_FAILURES
-        || failures.count(&by_address, now) >= MAX_FAILURES * 4
-    {
+    if failures.locked(name, address, now) {
         return Ok(SignIn::Locked);
     }
     let user = state.store().user(name)?.filter(|u| may_use_web(u.role));
@@ -206,13 +235,63 @@ pub fn sign_in(
     });
     match user {
         Some(user) if matches && stored.is_some() => {
-            failures.clear(&by_name);
+            failures.succeeded(name, address);
             Ok(SignIn::Ok(open_session(state, &user.id)?))
         }
         _ => {
-            failures.add(&by_name, now);
-            failures.add(&by_address, now);
+            failures.failed(name, address, now);
             Ok(SignIn::Refused)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_locks_from_one_address_first_and_from_everywhere_only_after_many() {
+        let f = Failures::default();
+        for _ in 0..MAX_FAILURES {
+            assert!(!f.locked("op-01", "10.0.0.1", 0));
+            f.failed("op-01", "10.0.0.1", 0);
+        }
+        assert!(f.locked("op-01", "10.0.0.1", 1));
+        // The operator at their own desk is not locked out by someone else's guesses.
+        assert!(!f.locked("op-01", "10.0.0.2", 1));
+        // Nor after the window.
+        assert!(!f.locked("op-01", "10.0.0.1", FAILURE_WINDOW_MS + 1));
+        // Guesses from many addresses lock the name everywhere.
+        for i in 0..MAX_FAILURES * 10 {
+            f.failed("op-02", &format!("10.1.{}.{}", i / 200, i % 200), 0);
+        }
+        assert!(f.locked("op-02", "10.0.0.9", 1));
+        // One address guessing many names is stopped too.
+        for i in 0..MAX_FAILURES * 4 {
+            f.failed(&format!("user-{i}"), "10.2.0.1", 0);
+        }
+        assert!(f.locked("someone-else", "10.2.0.1", 1));
+        // A success from an address forgets that address's failures for the name.
+        f.failed("op-03", "10.3.0.1", 0);
+        f.succeeded("op-03", "10.3.0.1");
+        assert_eq!(
+            f.recent
+                .lock()
+                .unwrap()
+                .get("pair:10.3.0.1|op-03")
+                .map(Vec::len),
+            None
+        );
+    }
+
+    #[test]
+    fn long_names_and_many_keys_stay_bounded() {
+        let f = Failures::default();
+        let long = "x".repeat(16 << 10);
+        f.failed(&long, "10.0.0.1", 0);
+        assert!(f.recent.lock().unwrap().keys().all(|k| k.len() < 200));
+        // Checking never adds keys.
+        assert!(!f.locked("never-tried", "10.9.9.9", 0));
+        assert_eq!(f.recent.lock().unwrap().len(), 3);
     }
 }

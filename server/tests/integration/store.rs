@@ -275,3 +275,36 @@ fn sqlite_store_refuses_a_newer_data_directory() {
         Err(StoreError::TooNew { found: 99, .. })
     ));
 }
+
+#[test]
+fn case_rows_written_before_they_carried_details_are_filled_when_the_store_opens() {
+    let mut server = crate::common::TestServer::start();
+    let phone = server.phone("insp-0001");
+    let case = phone.report(crate::common::GRID, "旧版本写入的案件", crate::common::T0);
+    phone.sync();
+    let data = server.data.path().to_path_buf();
+    server.stop();
+    // As a version-6 server left it: no location, address or description in the row, and the
+    // request migration 0007 makes when it finds cases.
+    let raw = rusqlite::Connection::open(data.join("gridlink.sqlite")).unwrap();
+    raw.execute(
+        "UPDATE cases SET lat = NULL, lon = NULL, address_id = NULL, description = ''",
+        [],
+    )
+    .unwrap();
+    raw.execute(
+        "INSERT INTO settings (key, value) VALUES ('refresh_case_rows', X'01')
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [],
+    )
+    .unwrap();
+    drop(raw);
+    let store = SqliteStore::open(&data).unwrap();
+    let row = store.case_row(&case).unwrap().unwrap();
+    let point = row.point.expect("the location is back");
+    assert!((point.lat - 31.16).abs() < 1e-9 && (point.lon - 120.64).abs() < 1e-9);
+    assert_eq!(
+        store.setting("refresh_case_rows").unwrap().as_deref(),
+        Some(&[0][..])
+    );
+}

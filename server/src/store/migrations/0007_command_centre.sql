@@ -2,12 +2,13 @@
 -- alone, never from the documents, however many cases a page lists.
 --
 -- The case row carries where the case is and what was written about it. Rows written before
--- this migration get them at their next merge; until then they show no location.
+-- this migration are filled from their documents when the store opens (`refresh_case_rows`).
 ALTER TABLE cases ADD COLUMN lat REAL;
 ALTER TABLE cases ADD COLUMN lon REAL;
 ALTER TABLE cases ADD COLUMN address_id TEXT;
 ALTER TABLE cases ADD COLUMN description TEXT NOT NULL DEFAULT '';
 CREATE INDEX cases_by_town_reported ON cases (town_id, reported_at);
+INSERT INTO settings (key, value) SELECT 'refresh_case_rows', X'01' WHERE EXISTS (SELECT 1 FROM cases);
 CREATE INDEX cases_open_due ON cases (due_at) WHERE status IN ('reported', 'accepted', 'dispatched', 'handling');
 
 -- case_counts: cases per report day (Asia/Shanghai), town and category, closed or not, and

@@ -19,15 +19,14 @@ document.addEventListener("DOMContentLoaded", () => {
       last.scrollIntoView({ block: "center" });
     }
   }
-  // Map: the grid under the pointer is named in the caption.
+  // Map: the grid or case under the pointer is named beside the legend.
   const map = document.getElementById("district-map");
-  const caption = document.querySelector("figure.district-map figcaption");
-  if (map && caption) {
-    const base = caption.textContent;
+  const hovered = document.querySelector("figure.district-map figcaption .hovered");
+  if (map && hovered) {
     map.addEventListener("mouseover", (e) => {
       const title = e.target.querySelector && e.target.querySelector("title");
-      caption.textContent = title ? title.textContent : base;
+      hovered.textContent = title ? title.textContent + " · " : "";
     });
-    map.addEventListener("mouseleave", () => { caption.textContent = base; });
+    map.addEventListener("mouseleave", () => { hovered.textContent = ""; });
   }
 });
