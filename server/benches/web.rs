@@ -12,7 +12,7 @@
 //! - `case_list_*_ms`: the case list's first page (`/web/cases`), as a district operator;
 //! - `stats_*_ms`: the statistics page (`/web/stats`, the last 30 days);
 //! - `open311_*_ms`: Open311 `GET requests.json` (the spec's defaults: the last 90 days, up
-//!   to 1,000 requests).
+//!   to 1,000 requests); `open311_page100_*` the same with `page_size=100`.
 //!
 //! Latency is measured by the clients, from sending the request to the last byte of the body.
 //! `*_first_ms` is the first request of each page alone, before the warm-up: for the
@@ -150,6 +150,11 @@ fn main() {
             (
                 "open311",
                 format!("{base}/open311/v2/requests.json?api_key={key}"),
+                false,
+            ),
+            (
+                "open311_page100",
+                format!("{base}/open311/v2/requests.json?page_size=100&api_key={key}"),
                 false,
             ),
         ];

@@ -1498,7 +1498,11 @@ impl ServerStore for SqliteStore {
             args.push(now_ms)
         )];
         clauses.extend(area_clause(area, &mut args, false));
-        let sql = format!("SELECT COUNT(*) FROM cases WHERE {}", clauses.join(" AND "));
+        // The planner would rather walk the status index and read every open row.
+        let sql = format!(
+            "SELECT COUNT(*) FROM cases INDEXED BY cases_open_due WHERE {}",
+            clauses.join(" AND ")
+        );
         self.with_reader(|conn| {
             let n: i64 = conn
                 .prepare_cached(&sql)?

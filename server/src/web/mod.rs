@@ -49,12 +49,61 @@ pub struct WebState {
     failures: Failures,
     directory: RwLock<Arc<Directory>>,
     stats: Mutex<HashMap<String, (i64, Arc<stats::StatsData>)>>,
+    /// Signed-in operators by session (token hash), as read at a time (UTC ms).
+    sessions: Mutex<HashMap<String, (i64, Arc<Signed>)>>,
+}
+
+/// How long a session read from the store is trusted without reading it again: grants
+/// withdrawn and passwords changed from the command line reach open sessions within this.
+const SESSION_CACHE_MS: i64 = 30_000;
+
+/// What a session stands for: its operator, their keys and area.
+#[derive(Debug)]
+struct Signed {
+    user: User,
+    scopes: BTreeSet<ScopeKey>,
+    area: Area,
+    csrf: String,
+    session: String,
+    expires_at: i64,
 }
 
 impl WebState {
     /// Replaces the directory (after an import).
     pub fn set_directory(&self, directory: Directory) {
         *self.directory.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(directory);
+    }
+
+    /// Forgets every session read from the store (a password changed in this process).
+    pub fn forget_sessions(&self) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// The signed-in operator of a session token hash, if read recently and still valid.
+    fn recent_session(&self, token_hash: &str, now: i64) -> Option<Arc<Signed>> {
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions
+            .get(token_hash)
+            .filter(|(at, s)| now - at < SESSION_CACHE_MS && s.expires_at > now)
+            .map(|(_, s)| s.clone())
+    }
+
+    fn keep_session(&self, signed: Arc<Signed>, now: i64) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if sessions.len() > 10_000 {
+            sessions.retain(|_, (at, _)| now - *at < SESSION_CACHE_MS);
+        }
+        sessions.insert(signed.session.clone(), (now, signed));
+    }
+
+    fn forget_session(&self, token_hash: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token_hash);
     }
 
     /// The directory.
@@ -126,8 +175,34 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// The operator a request comes from (blocking: reads the store).
+impl Viewer {
+    fn of(signed: &Signed, headers: &HeaderMap, next: &str) -> Viewer {
+        Viewer {
+            user: signed.user.clone(),
+            scopes: signed.scopes.clone(),
+            area: signed.area.clone(),
+            csrf: signed.csrf.clone(),
+            session: signed.session.clone(),
+            lang: Lang::of(headers),
+            here: next.to_owned(),
+        }
+    }
+}
+
+/// The operator a request comes from if their session was read recently (no store access).
+fn recent_viewer(state: &AppState, headers: &HeaderMap, next: &str) -> Option<Viewer> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    let signed = state
+        .web()
+        .recent_session(&crate::identity::hash_secret(&token), crate::now_ms())?;
+    Some(Viewer::of(&signed, headers, next))
+}
+
+/// The operator a request comes from (blocking: reads the store unless read recently).
 fn viewer(state: &AppState, headers: &HeaderMap, next: &str) -> Result<Viewer, WebError> {
+    if let Some(viewer) = recent_viewer(state, headers, next) {
+        return Ok(viewer);
+    }
     let sign_in = || WebError::SignIn {
         next: next.to_owned(),
     };
@@ -138,15 +213,16 @@ fn viewer(state: &AppState, headers: &HeaderMap, next: &str) -> Result<Viewer, W
     }
     let mut scopes = state.store().grants(&user.id)?;
     scopes.extend(ScopeKey::implicit(&user.id, user.role));
-    Ok(Viewer {
+    let signed = Arc::new(Signed {
         area: Area::of(&scopes),
         user,
         scopes,
         csrf: session.csrf,
         session: session.token_hash,
-        lang: Lang::of(headers),
-        here: next.to_owned(),
-    })
+        expires_at: session.expires_at,
+    });
+    state.web().keep_session(signed.clone(), crate::now_ms());
+    Ok(Viewer::of(&signed, headers, next))
 }
 
 impl axum::extract::FromRequestParts<AppState> for Viewer {
@@ -168,6 +244,9 @@ impl axum::extract::FromRequestParts<AppState> for Viewer {
                 .unwrap_or("/web/cases")
                 .to_owned()
         };
+        if let Some(viewer) = recent_viewer(state, &parts.headers, &next) {
+            return Ok(viewer);
+        }
         let (state, headers) = (state.clone(), parts.headers.clone());
         blocking(move || viewer(&state, &headers, &next)).await
     }
@@ -377,6 +456,7 @@ async fn logout(State(state): State<AppState>, viewer: Viewer, body: Bytes) -> R
     let result = blocking(move || {
         check_csrf(&viewer, &form(&body))?;
         state.store().end_web_session(&viewer.session)?;
+        state.web().forget_session(&viewer.session);
         Ok(())
     })
     .await;

@@ -84,6 +84,7 @@ pub fn set_password(
     }
     let hash = hash_password(password)?;
     state.store().set_web_password(user_id, &hash, by)?;
+    state.web().forget_sessions();
     Ok(())
 }
 

@@ -9,7 +9,9 @@ ALTER TABLE cases ADD COLUMN address_id TEXT;
 ALTER TABLE cases ADD COLUMN description TEXT NOT NULL DEFAULT '';
 CREATE INDEX cases_by_town_reported ON cases (town_id, reported_at);
 INSERT INTO settings (key, value) SELECT 'refresh_case_rows', X'01' WHERE EXISTS (SELECT 1 FROM cases);
-CREATE INDEX cases_open_due ON cases (due_at) WHERE status IN ('reported', 'accepted', 'dispatched', 'handling');
+-- Open cases by deadline, with their place: overdue counts of any area read only this index.
+CREATE INDEX cases_open_due ON cases (due_at, town_id, village_id, grid_id)
+    WHERE status IN ('reported', 'accepted', 'dispatched', 'handling');
 
 -- case_counts: cases per report day (Asia/Shanghai), town and category, closed or not, and
 -- the level that solved them: the statistics page of a town or of the district, for any
