@@ -204,6 +204,15 @@ fn state(data: &std::path::Path, serve: &ServeArgs) -> Result<AppState> {
     Ok(AppState::new(open(data)?, &data.join("blobs"), config)?)
 }
 
+/// The state an operator command works on (default limits; nothing is served).
+fn admin_state(data: &std::path::Path) -> Result<AppState> {
+    Ok(AppState::new(
+        open(data)?,
+        &data.join("blobs"),
+        ServerConfig::default(),
+    )?)
+}
+
 fn main() -> Result<()> {
     // Logs go to stderr; stdout carries what the commands print for people (codes, URLs).
     tracing_subscriber::fmt()
@@ -281,11 +290,7 @@ fn main() -> Result<()> {
         }
         Command::User { command } => user(command),
         Command::EnrollCode { data, user, hours } => {
-            let state = AppState::new(
-                open(&data.data)?,
-                &data.data.join("blobs"),
-                ServerConfig::default(),
-            )?;
+            let state = admin_state(&data.data)?;
             if state.store().user(&user)?.is_none() {
                 bail!("没有用户 {user} / no user {user}");
             }
@@ -293,11 +298,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::ApiKey { data, name, scope } => {
-            let state = AppState::new(
-                open(&data.data)?,
-                &data.data.join("blobs"),
-                ServerConfig::default(),
-            )?;
+            let state = admin_state(&data.data)?;
             println!(
                 "{}",
                 gridlink_server::open311::issue_key(&state, &name, &scope, &operator())?
@@ -305,11 +306,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Open311MediaHosts { data, hosts } => {
-            let state = AppState::new(
-                open(&data.data)?,
-                &data.data.join("blobs"),
-                ServerConfig::default(),
-            )?;
+            let state = admin_state(&data.data)?;
             let list = match hosts {
                 Some(hosts) => gridlink_server::media::set_allowed_hosts(
                     &state,
@@ -325,11 +322,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::WebPassword { data, user } => {
-            let state = AppState::new(
-                open(&data.data)?,
-                &data.data.join("blobs"),
-                ServerConfig::default(),
-            )?;
+            let state = admin_state(&data.data)?;
             let mut line = String::new();
             std::io::stdin()
                 .read_line(&mut line)
@@ -348,11 +341,7 @@ fn main() -> Result<()> {
             }
         }
         Command::ImportFixtures { data, cases } => {
-            let state = AppState::new(
-                open(&data.data)?,
-                &data.data.join("blobs"),
-                ServerConfig::default(),
-            )?;
+            let state = admin_state(&data.data)?;
             let district = District::generate(Scale::Small);
             let imported = demo::import_district(&state, &district)?;
             let created =
