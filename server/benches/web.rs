@@ -85,14 +85,14 @@ fn main() {
 
     // The data: reused when it holds the same number of cases, else seeded afresh.
     let marker = "bench_web_cases";
-    let reuse = std::fs::read(root.join("server/gridlink.sqlite")).is_ok() && {
-        let (store, _, _) = demo::bench_state(&root).unwrap();
-        store.setting(marker).unwrap().as_deref() == Some(cases.to_string().as_bytes())
-    };
-    if !reuse {
+    let (mut store, mut state, mut district) = demo::bench_state(&root).unwrap();
+    let reuse = store.setting(marker).unwrap().as_deref() == Some(cases.to_string().as_bytes());
+    if !reuse && store.doc_count().unwrap() > 0 {
+        // Another size: start from an empty directory.
+        drop((store, state));
         let _ = std::fs::remove_dir_all(&root);
+        (store, state, district) = demo::bench_state(&root).unwrap();
     }
-    let (store, state, district) = demo::bench_state(&root).unwrap();
     if reuse {
         say(format!("reusing {} ({cases} cases)", root.display()));
     } else {
