@@ -178,13 +178,18 @@ impl AppState {
     /// reports, and the names the command centre shows (settings `grid_shapes` and
     /// `district_admin`).
     pub fn reload_grid_index(&self) -> Result<(), StoreError> {
-        let index = match self.inner.store.setting("grid_shapes")? {
-            Some(bytes) => {
-                let text = String::from_utf8(bytes)
-                    .map_err(|e| StoreError::Database(format!("grid_shapes: {e}")))?;
-                let index = GridIndex::from_geojson(&text)
-                    .map_err(|e| StoreError::Database(format!("grid_shapes: {e}")))?;
-                Some(Arc::new(index))
+        let shapes = match self.inner.store.setting("grid_shapes")? {
+            Some(bytes) => Some(
+                String::from_utf8(bytes)
+                    .map_err(|e| StoreError::Database(format!("grid_shapes: {e}")))?,
+            ),
+            None => None,
+        };
+        let index = match &shapes {
+            Some(text) => {
+                Some(Arc::new(GridIndex::from_geojson(text).map_err(|e| {
+                    StoreError::Database(format!("grid_shapes: {e}"))
+                })?))
             }
             None => None,
         };
@@ -193,9 +198,10 @@ impl AppState {
             .grid_index
             .write()
             .unwrap_or_else(|p| p.into_inner()) = index;
-        self.inner
-            .web
-            .set_directory(web::Directory::load(self.inner.store.as_ref())?);
+        self.inner.web.set_directory(web::Directory::load(
+            self.inner.store.setting("district_admin")?.as_deref(),
+            shapes.as_deref(),
+        )?);
         Ok(())
     }
 

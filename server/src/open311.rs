@@ -18,7 +18,7 @@
 //! and `page` page through more than the spec's 1,000.
 
 use crate::AppState;
-use crate::store::{ApiKey, CaseRow, RequestQuery};
+use crate::store::{ApiKey, Area, CaseFilter, CaseRow};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -405,7 +405,7 @@ fn request_query(
     params: &HashMap<String, String>,
     key: &ApiKey,
     now_ms: i64,
-) -> Result<RequestQuery, Open311Error> {
+) -> Result<CaseFilter, Open311Error> {
     let date = |name: &str| {
         params
             .get(name)
@@ -476,19 +476,47 @@ fn request_query(
     };
     let limit = number("page_size", MAX_REQUESTS)?.unwrap_or(MAX_REQUESTS);
     let page = number("page", 100_000)?.unwrap_or(1);
-    Ok(RequestQuery {
-        ids,
-        categories,
-        from_ms,
-        to_ms,
-        open,
-        town_id: match &key.scope {
-            ScopeKey::Town(town) => Some(town.clone()),
-            _ => None,
+    // Open is everything not yet closed (awaiting verification counts as open).
+    let statuses = |closed: bool| {
+        Status::ALL
+            .into_iter()
+            .filter(|s| (*s == Status::Closed) == closed)
+            .map(|s| s.code().to_owned())
+            .collect()
+    };
+    let filter = CaseFilter {
+        area: match &key.scope {
+            ScopeKey::Town(town) => Area {
+                towns: vec![town.clone()],
+                ..Area::default()
+            },
+            _ => Area {
+                district: true,
+                ..Area::default()
+            },
         },
+        categories,
+        statuses: open.map(|open| statuses(!open)).unwrap_or_default(),
+        from_ms: Some(from_ms),
+        to_ms: Some(to_ms),
         limit,
         offset: (page - 1).saturating_mul(limit),
-    })
+        ..CaseFilter::default()
+    };
+    Ok(only(filter, ids))
+}
+
+/// With `service_request_id`s, the spec's other filters do not apply (the key's area does).
+fn only(filter: CaseFilter, ids: Vec<String>) -> CaseFilter {
+    if ids.is_empty() {
+        return filter;
+    }
+    CaseFilter {
+        area: filter.area,
+        limit: filter.limit,
+        ids,
+        ..CaseFilter::default()
+    }
 }
 
 /// The FixMyStreet-style extended state of a case (`extensions=true`): finer than open/closed,
@@ -585,9 +613,9 @@ fn requests_list(
     let mut query = request_query(params, &key, crate::now_ms())?;
     let single = ids.is_some();
     if let Some(ids) = ids {
-        query.ids = ids;
+        query = only(query, ids);
     }
-    let rows = state.store().requests(&query).map_err(|_| {
+    let rows = state.store().case_list(&query).map_err(|_| {
         Open311Error::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "存储错误 / storage error",

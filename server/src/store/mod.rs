@@ -209,27 +209,6 @@ pub struct ApiKey {
     pub revoked: bool,
 }
 
-/// Which cases an Open311 `GET requests` returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestQuery {
-    /// Only these case ids (when given, the other filters except the town are ignored).
-    pub ids: Vec<String>,
-    /// Only these category codes (none: all).
-    pub categories: Vec<String>,
-    /// Reported at or after, UTC ms.
-    pub from_ms: i64,
-    /// Reported before, UTC ms.
-    pub to_ms: i64,
-    /// Only open (`Some(true)`) or only closed (`Some(false)`) cases.
-    pub open: Option<bool>,
-    /// Only cases of this town (a town-scoped key).
-    pub town_id: Option<String>,
-    /// At most this many, newest first.
-    pub limit: u32,
-    /// After skipping this many.
-    pub offset: u32,
-}
-
 /// The part of the district a user may see in the command centre, from their grants.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Area {
@@ -266,23 +245,30 @@ impl Area {
 
     /// Whether a place lies in it.
     pub fn contains(&self, place: &GridPlace) -> bool {
+        self.covers(&place.town_id, &place.village_id, &place.grid_id)
+    }
+
+    /// Whether a grid, in its village and town, lies in it.
+    pub fn covers(&self, town_id: &str, village_id: &str, grid_id: &str) -> bool {
         self.district
-            || self.towns.contains(&place.town_id)
-            || self.villages.contains(&place.village_id)
-            || self.grids.contains(&place.grid_id)
+            || self.towns.iter().any(|t| t == town_id)
+            || self.villages.iter().any(|v| v == village_id)
+            || self.grids.iter().any(|g| g == grid_id)
     }
 }
 
-/// Which cases the command centre's list shows: always within `area`; every other field
-/// narrows it.
+/// Which case rows a list shows (the command centre's list and exports, Open311 `GET
+/// requests`): always within `area`; every other field narrows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaseFilter {
     /// What the viewer may see.
     pub area: Area,
     /// Status codes (none: any).
     pub statuses: Vec<String>,
-    /// Category code.
-    pub category: Option<String>,
+    /// Only these case ids (none: any).
+    pub ids: Vec<String>,
+    /// Category codes (none: any).
+    pub categories: Vec<String>,
     /// Level code.
     pub level: Option<String>,
     /// Source code.
@@ -566,8 +552,6 @@ pub trait ServerStore: Send + Sync + 'static {
     /// The API key with this hash.
     fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
 
-    /// The case rows an Open311 `GET requests` returns, newest first.
-    fn requests(&self, query: &RequestQuery) -> StoreResult<Vec<CaseRow>>;
     /// Ids of the record documents of a kind (`address`, `visit`, `mediation`, `template`).
     fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>>;
     /// The standard addresses of a grid with their last completed visit (check-out, UTC
@@ -587,7 +571,7 @@ pub trait ServerStore: Send + Sync + 'static {
     /// The device the server records a web user's actions under, registered on first use
     /// with `actor_prefix` (it has no usable token: it never syncs).
     fn web_device(&self, user_id: &str, actor_prefix: &[u8]) -> StoreResult<DeviceAuth>;
-    /// The command centre's case list.
+    /// Case rows, newest report first (the command centre's list, Open311 requests).
     fn case_list(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>>;
     /// Cases per day, town, category and outcome, reported on the days of `[from_ms, to_ms)`
     /// (Asia/Shanghai), in `area`.

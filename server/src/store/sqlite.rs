@@ -7,8 +7,8 @@
 
 use super::{
     ApiKey, Area, AuditEntry, BlobRow, CaseCount, CaseFilter, CaseRow, CaseStats, Citizen,
-    CoverageRow, DeviceAuth, Merge, NewDevice, PhotoCase, PullPage, RequestQuery, ScoreTotal,
-    ServerStore, StoreError, StoreResult, StoredDoc, User, WebSession,
+    CoverageRow, DeviceAuth, Merge, NewDevice, PhotoCase, PullPage, ScoreTotal, ServerStore,
+    StoreError, StoreResult, StoredDoc, User, WebSession,
 };
 use crate::now_ms;
 use gridlink_core::case::{Role, ScoreReason, ScoreUnit, Status};
@@ -475,22 +475,7 @@ impl SqliteStore {
         let Some(r) = &m.row else {
             return Ok(());
         };
-        // The case leaves its old count in case_days and enters its new one.
-        tx.prepare_cached(
-            "UPDATE case_days SET n = case_days.n - 1
-             FROM (SELECT (reported_at + 28800000) / 86400000 AS day, status = 'closed' AS closed,
-                          COALESCE(solved_level, '') AS solved_level
-                   FROM cases WHERE id = ?1) AS old
-             WHERE case_days.day = old.day AND case_days.closed = old.closed
-               AND case_days.solved_level = old.solved_level",
-        )?
-        .execute([&r.id])?;
-        tx.prepare_cached(
-            "INSERT INTO case_days (day, closed, solved_level, n)
-             VALUES ((?1 + 28800000) / 86400000, ?2, COALESCE(?3, ''), 1)
-             ON CONFLICT (day, closed, solved_level) DO UPDATE SET n = n + 1",
-        )?
-        .execute(params![r.reported_at, r.status == "closed", r.solved_level])?;
+        // The case leaves its old counts in the roll-ups and enters its new ones.
         tx.prepare_cached(
             "UPDATE case_counts SET n = case_counts.n - 1
              FROM (SELECT (reported_at + 28800000) / 86400000 AS day, town_id, category,
@@ -1143,8 +1128,7 @@ impl ServerStore for SqliteStore {
         scopes: Option<&BTreeSet<ScopeKey>>,
         limit: u32,
     ) -> StoreResult<Vec<CaseRow>> {
-        let open = "due_at IS NOT NULL AND due_at < ?1
-                    AND status IN ('reported', 'accepted', 'dispatched', 'handling')";
+        let open = format!("due_at IS NOT NULL AND due_at < ?1 AND {OPEN_STATUSES}");
         self.with_reader(|conn| {
             let rows = match scopes.filter(|s| !s.contains(&ScopeKey::District)) {
                 None => conn
@@ -1180,7 +1164,7 @@ impl ServerStore for SqliteStore {
         self.with_reader(|conn| {
             let mut stats = CaseStats::default();
             let mut stmt = conn.prepare_cached(
-                "SELECT closed, NULLIF(solved_level, ''), SUM(n) FROM case_days
+                "SELECT closed, NULLIF(solved_level, ''), SUM(n) FROM case_counts
                  WHERE day >= ?1 AND day < ?2 GROUP BY 1, 2",
             )?;
             let mut rows = stmt.query(params![first, end])?;
@@ -1373,11 +1357,16 @@ impl ServerStore for SqliteStore {
         let mut args = Args::default();
         let mut clauses: Vec<String> = Vec::new();
         clauses.extend(area_clause(&filter.area, &mut args, false));
-        if !filter.statuses.is_empty() {
-            clauses.push(format!("status IN ({})", args.list(&filter.statuses)));
+        for (column, values) in [
+            ("id", &filter.ids),
+            ("status", &filter.statuses),
+            ("category", &filter.categories),
+        ] {
+            if !values.is_empty() {
+                clauses.push(format!("{column} IN ({})", args.list(values)));
+            }
         }
         for (column, value) in [
-            ("category", &filter.category),
             ("level", &filter.level),
             ("source", &filter.source),
             ("town_id", &filter.town_id),
@@ -1572,56 +1561,6 @@ impl ServerStore for SqliteStore {
                 created_at,
                 revoked: revoked_at.is_some(),
             }))
-        })
-    }
-
-    fn requests(&self, query: &RequestQuery) -> StoreResult<Vec<CaseRow>> {
-        self.with_reader(|conn| {
-            let mut clauses: Vec<String> = Vec::new();
-            let mut args: Vec<rusqlite::types::Value> = Vec::new();
-            let arg = |v: rusqlite::types::Value, args: &mut Vec<_>| {
-                args.push(v);
-                format!("?{}", args.len())
-            };
-            if let Some(town) = &query.town_id {
-                let p = arg(town.clone().into(), &mut args);
-                clauses.push(format!("town_id = {p}"));
-            }
-            if query.ids.is_empty() {
-                let from = arg(query.from_ms.into(), &mut args);
-                let to = arg(query.to_ms.into(), &mut args);
-                clauses.push(format!("reported_at >= {from} AND reported_at < {to}"));
-                if !query.categories.is_empty() {
-                    let list: Vec<String> = query
-                        .categories
-                        .iter()
-                        .map(|c| arg(c.clone().into(), &mut args))
-                        .collect();
-                    clauses.push(format!("category IN ({})", list.join(", ")));
-                }
-                match query.open {
-                    Some(true) => clauses.push("status <> 'closed'".into()),
-                    Some(false) => clauses.push("status = 'closed'".into()),
-                    None => {}
-                }
-            } else {
-                let list: Vec<String> = query
-                    .ids
-                    .iter()
-                    .map(|id| arg(id.clone().into(), &mut args))
-                    .collect();
-                clauses.push(format!("id IN ({})", list.join(", ")));
-            }
-            let limit = arg(i64::from(query.limit).into(), &mut args);
-            let offset = arg(i64::from(query.offset).into(), &mut args);
-            let sql = format!(
-                "SELECT {CASE_COLUMNS} FROM cases WHERE {} ORDER BY reported_at DESC, id LIMIT {limit} OFFSET {offset}",
-                clauses.join(" AND ")
-            );
-            Ok(conn
-                .prepare(&sql)?
-                .query_map(rusqlite::params_from_iter(args), case_row)?
-                .collect::<rusqlite::Result<_>>()?)
         })
     }
 }

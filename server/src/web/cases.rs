@@ -50,12 +50,12 @@ pub(super) fn filter_of(
         }
     }
     if let Some(c) = get("category") {
-        filter.category = Some(
+        filter.categories = vec![
             Category::from_code(c)
                 .ok_or_else(|| bad("类别 category", c))?
                 .code()
                 .to_owned(),
-        );
+        ];
     }
     if let Some(l) = get("level") {
         filter.level = Some(
@@ -144,19 +144,7 @@ fn list_page(
         .iter()
         .filter(|(id, _)| viewer.area.district || viewer.area.towns.contains(id))
         .collect();
-    let grids: Vec<_> = dir
-        .grids
-        .iter()
-        .filter(|g| {
-            viewer
-                .area
-                .contains(&gridlink_core::sync::scope::GridPlace {
-                    grid_id: g.id.clone(),
-                    village_id: g.village_id.clone(),
-                    town_id: g.town_id.clone(),
-                })
-        })
-        .collect();
+    let grids: Vec<_> = dir.grids_in(&viewer.area).collect();
     let export = |ext: &str| format!("/web/cases/export/cases.{ext}?{}", with(q, "page", ""));
     let body = html! {
         h1 { (l.t("案件列表", "Cases")) }

@@ -1,8 +1,9 @@
 //! The names and shapes the pages show: towns, villages, grids (with their polygons) and the
-//! departments cases are dispatched to. Read from the settings an import writes
-//! (`district_admin`, `grid_shapes`) and kept in memory until the next import.
+//! departments cases are dispatched to. Built from the settings an import writes
+//! (`district_admin`, `grid_shapes`, read once by `AppState::reload_grid_index`) and kept in
+//! memory until the next import.
 
-use crate::store::{ServerStore, StoreError, StoreResult};
+use crate::store::{Area, StoreError, StoreResult};
 use gridlink_core::sync::scope::GridPlace;
 use std::collections::HashMap;
 
@@ -19,6 +20,13 @@ pub struct GridShape {
     pub town_id: String,
     /// Outer ring.
     pub ring: Vec<[f64; 2]>,
+}
+
+impl GridShape {
+    /// Whether the grid lies in an area.
+    pub fn lies_in(&self, area: &Area) -> bool {
+        area.covers(&self.town_id, &self.village_id, &self.id)
+    }
 }
 
 /// A department or law-enforcement unit.
@@ -65,14 +73,17 @@ pub struct Directory {
     /// Departments and law-enforcement units.
     pub units: Vec<Unit>,
     names: HashMap<String, String>,
+    /// Position of each grid in `grids`.
+    grid_at: HashMap<String, usize>,
 }
 
 impl Directory {
-    /// Reads the directory from the store's settings (empty before any import).
-    pub fn load(store: &dyn ServerStore) -> StoreResult<Directory> {
+    /// The directory from the settings `district_admin` and `grid_shapes` (empty before any
+    /// import).
+    pub fn load(admin: Option<&[u8]>, shapes: Option<&str>) -> StoreResult<Directory> {
         let mut dir = Directory::default();
-        if let Some(bytes) = store.setting("district_admin")? {
-            let admin: Admin = serde_json::from_slice(&bytes)
+        if let Some(bytes) = admin {
+            let admin: Admin = serde_json::from_slice(bytes)
                 .map_err(|e| StoreError::Database(format!("district_admin: {e}")))?;
             dir.district = admin.name;
             for t in admin.towns {
@@ -88,8 +99,8 @@ impl Directory {
             }
             dir.units = admin.departments;
         }
-        if let Some(bytes) = store.setting("grid_shapes")? {
-            let shapes: serde_json::Value = serde_json::from_slice(&bytes)
+        if let Some(text) = shapes {
+            let shapes: serde_json::Value = serde_json::from_str(text)
                 .map_err(|e| StoreError::Database(format!("grid_shapes: {e}")))?;
             let features = shapes["features"].as_array().cloned().unwrap_or_default();
             for f in features {
@@ -112,6 +123,7 @@ impl Directory {
                     ring,
                 };
                 dir.names.insert(grid.id.clone(), grid.name.clone());
+                dir.grid_at.insert(grid.id.clone(), dir.grids.len());
                 dir.grids.push(grid);
             }
         }
@@ -135,6 +147,11 @@ impl Directory {
 
     /// A grid's shape.
     pub fn grid(&self, id: &str) -> Option<&GridShape> {
-        self.grids.iter().find(|g| g.id == id)
+        self.grid_at.get(id).and_then(|&i| self.grids.get(i))
+    }
+
+    /// The grids lying in an area.
+    pub fn grids_in<'a>(&'a self, area: &'a Area) -> impl Iterator<Item = &'a GridShape> {
+        self.grids.iter().filter(|g| g.lies_in(area))
     }
 }

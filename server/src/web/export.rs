@@ -11,7 +11,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use gridlink_core::geo::LatLon;
-use gridlink_core::sync::scope::GridPlace;
 use std::collections::HashMap;
 
 fn wants_gcj02(q: &HashMap<String, String>) -> Result<bool, WebError> {
@@ -226,15 +225,7 @@ pub(super) async fn grids(
         let dir = state.web().directory();
         let open: HashMap<String, u64> = state.store().open_by_grid()?.into_iter().collect();
         let features: Vec<serde_json::Value> = dir
-            .grids
-            .iter()
-            .filter(|g| {
-                viewer.area.contains(&GridPlace {
-                    grid_id: g.id.clone(),
-                    village_id: g.village_id.clone(),
-                    town_id: g.town_id.clone(),
-                })
-            })
+            .grids_in(&viewer.area)
             .map(|g| {
                 let ring: Vec<serde_json::Value> = g
                     .ring

@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::response::Response;
 use gridlink_core::case::Status;
 use gridlink_core::geo::LatLon;
-use gridlink_core::sync::scope::GridPlace;
 use maud::{Markup, html};
 use std::collections::HashMap;
 
@@ -76,14 +75,6 @@ fn gcj(xy: &[f64; 2]) -> LatLon {
     gridlink_core::geo::wgs84_to_gcj02(LatLon::new(xy[1], xy[0]))
 }
 
-fn place(g: &GridShape) -> GridPlace {
-    GridPlace {
-        grid_id: g.id.clone(),
-        village_id: g.village_id.clone(),
-        town_id: g.town_id.clone(),
-    }
-}
-
 /// The small map of a case page: its grid's outline and the case's point, with the
 /// coordinates in GCJ-02 (and the stored WGS-84 beside them).
 pub(super) fn case_location(
@@ -133,11 +124,7 @@ pub(super) async fn page(
     blocking(move || {
         let l = viewer.lang;
         let dir = state.web().directory();
-        let grids: Vec<&GridShape> = dir
-            .grids
-            .iter()
-            .filter(|g| viewer.area.contains(&place(g)))
-            .collect();
+        let grids: Vec<&GridShape> = dir.grids_in(&viewer.area).collect();
         let open: HashMap<String, u64> = state.store().open_by_grid()?.into_iter().collect();
         let points = state.store().case_list(&CaseFilter {
             area: viewer.area.clone(),

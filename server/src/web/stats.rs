@@ -13,7 +13,6 @@ use crate::scores::UnitScore;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use gridlink_core::case::Level;
-use gridlink_core::sync::scope::GridPlace;
 use maud::{Markup, html};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -106,11 +105,7 @@ fn compute(state: &AppState, viewer: &Viewer, days: i64, now: i64) -> Result<Sta
         .collect();
 
     let report = crate::scores::report(store.as_ref(), from, now + 1)?;
-    let grids: HashMap<String, GridPlace> = store
-        .grids()?
-        .into_iter()
-        .map(|g| (g.grid_id.clone(), g))
-        .collect();
+    let dir = state.web().directory();
     let area = &viewer.area;
     let best_first = |mut v: Vec<UnitScore>| {
         v.sort_by(|a, b| b.points.total_cmp(&a.points).then_with(|| a.id.cmp(&b.id)));
@@ -128,7 +123,7 @@ fn compute(state: &AppState, viewer: &Viewer, days: i64, now: i64) -> Result<Sta
         report
             .units
             .iter()
-            .filter(|u| u.kind == "grid" && grids.get(&u.id).is_some_and(|g| area.contains(g)))
+            .filter(|u| u.kind == "grid" && dir.grid(&u.id).is_some_and(|g| g.lies_in(area)))
             .cloned()
             .collect(),
     );

@@ -414,9 +414,6 @@ mod failing {
         fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
             self.inner.api_key(key_hash)
         }
-        fn requests(&self, query: &RequestQuery) -> StoreResult<Vec<CaseRow>> {
-            self.inner.requests(query)
-        }
         fn doc_count(&self) -> StoreResult<u64> {
             self.inner.doc_count()
         }
