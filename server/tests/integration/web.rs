@@ -237,19 +237,22 @@ fn an_operator_filters_opens_a_case_dispatches_it_and_sees_it_everywhere() {
     assert!(!html.contains(&case));
     // Reported half a year ago and never accepted: past its time limit.
     let (_, html) = op.get("/web/cases?overdue=1");
-    assert!(html.contains(&case) && html.contains("overdue"));
+    assert!(html.contains(&case) && html.contains("<tr class=\"overdue\">"));
     let (_, html) = op.get("/web/cases?overdue=1&level=department");
     assert!(!html.contains(&case));
-    for bad in [
-        "status=nonsense",
-        "category=x",
-        "level=y",
-        "source=z",
-        "page=0",
+    for (bad, zh, en) in [
+        ("status=nonsense", "未知的状态", "/ unknown 状态 status"),
+        ("category=x", "未知的类别", "/ unknown 类别 category"),
+        ("level=y", "未知的层级", "/ unknown 层级 level"),
+        ("source=z", "未知的来源", "/ unknown 来源 source"),
+        ("page=0", "页码应为", "/ the page must be"),
     ] {
         let (status, html) = op.get(&format!("/web/cases?{bad}"));
         assert_eq!(status, 400, "{bad}");
-        assert!(html.contains("/ "), "zh-CN and English: {html}");
+        assert!(
+            html.contains(zh) && html.contains(en),
+            "zh-CN and English: {html}"
+        );
     }
     // English on request.
     let english = client()
