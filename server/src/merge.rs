@@ -20,6 +20,7 @@ use gridlink_core::case::{Case, ScoringRule, score};
 use gridlink_core::doc::{CaseDoc, DocKind, RecordDoc};
 use gridlink_core::sync::access::{Before, Pusher, Refusal, check_push};
 use gridlink_core::sync::actor_belongs_to;
+use gridlink_core::sync::ops::{Caps, judge};
 use gridlink_core::sync::records::check_record_push;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey, case_scopes};
 use gridlink_core::sync::wire::{Ack, PushDoc, RejectCode, Rejection};
@@ -38,6 +39,9 @@ struct Cached {
     held: Held,
     scopes: BTreeSet<ScopeKey>,
     chunks: u32,
+    /// About how many bytes the store holds for the document (its saved form plus the change
+    /// rows since), for the push validator's document cap.
+    bytes: usize,
 }
 
 /// A loaded document: a case with its fold, or a record. (Cases are most of what is merged;
@@ -447,6 +451,7 @@ fn load_stored(store: &dyn ServerStore, doc_id: &str) -> Result<Option<Cached>, 
         held,
         scopes: stored.scopes,
         chunks: stored.chunks,
+        bytes: stored.bytes.len(),
     }))
 }
 
@@ -466,12 +471,14 @@ fn restore(
             Some(c) => {
                 c.held.apply_in_place(&merge.changes).ok()?;
                 c.scopes = merge.scopes.clone();
+                c.bytes += merge.changes.len();
             }
             None => {
                 cached = Some(Cached {
                     held: Held::load(doc_id, &merge.changes).ok()?,
                     scopes: merge.scopes.clone(),
                     chunks: 0,
+                    bytes: merge.changes.len(),
                 });
             }
         }
@@ -603,11 +610,12 @@ fn merge_one(
             held: Held::Case { mut doc, case },
             scopes,
             chunks,
+            bytes,
         }) => {
             let heads = doc.heads();
             // Applied in place: on any refusal below the copy is dropped, not re-cached.
             doc.apply_in_place(&push.changes).map_err(core_refusal)?;
-            (doc, Some((case, scopes, chunks)), heads)
+            (doc, Some((case, scopes, chunks, bytes)), heads)
         }
         Some(_) => return Err(refusal(RejectCode::ServerError, "kind mismatch".into())),
         None => (
@@ -617,24 +625,36 @@ fn merge_one(
         ),
     };
     let heads = doc.heads();
-    if let Some((_, scopes, _)) = &before {
+    if let Some((_, scopes, _, _)) = &before {
         check_readable(pusher, scopes, &push.doc_id)?;
     }
     if heads == before_heads
-        && let Some((case, scopes, chunks)) = before
+        && let Some((case, scopes, chunks, bytes)) = before
     {
         return Ok(Merged::Unchanged {
             cached: Cached {
                 held: Held::Case { doc, case },
                 scopes,
                 chunks,
+                bytes,
             },
             heads,
         });
     }
-    // One pass over the new changes: their authors, and the bytes the change log keeps.
-    let (actors, new_changes) = doc.changes_since(&before_heads);
-    check_authors(&actors, actor_prefix, pusher)?;
+    // One pass over the new changes: their authors, what each operation does, and the bytes
+    // the change log keeps.
+    let new = doc.changes_since(&before_heads);
+    check_authors(&new.actors, actor_prefix, pusher)?;
+    let stored_bytes = before.as_ref().map_or(0, |b| b.3);
+    judge(
+        doc.automerge(),
+        DocKind::Case,
+        &new.changes,
+        before.is_none(),
+        stored_bytes,
+        &Caps::DEFAULT,
+    )?;
+    let (actors, new_changes) = (new.actors, new.bytes);
     check_root_keys(doc.unexpected_root_keys())?;
     let after = doc.case().map_err(core_refusal)?;
     if after.details.id != push.doc_id {
@@ -660,7 +680,7 @@ fn merge_one(
         pusher,
         before
             .as_ref()
-            .map(|(case, scopes, _)| Before { case, scopes }),
+            .map(|(case, scopes, _, _)| Before { case, scopes }),
         &after,
         &after_scopes,
     )?;
@@ -679,7 +699,7 @@ fn merge_one(
         heads,
         scopes: after_scopes.clone(),
         new_scopes: match &before {
-            Some((_, scopes, _)) => after_scopes.difference(scopes).cloned().collect(),
+            Some((_, scopes, _, _)) => after_scopes.difference(scopes).cloned().collect(),
             None => after_scopes.clone(),
         },
         row: Some(CaseRow::of(&after, &place, &rule.limits)),
@@ -688,11 +708,16 @@ fn merge_one(
         photos: after.state.photos.clone(),
         scores: score(&after, &place, rule),
     };
+    let bytes = match &compacted {
+        Some(saved) => saved.len(),
+        None => stored_bytes + merge.changes.len(),
+    };
     Ok(Merged::Accepted {
         cached: Cached {
             held: Held::Case { doc, case: after },
             scopes: after_scopes,
             chunks: if compacted.is_some() { 0 } else { chunks },
+            bytes,
         },
         merge: Box::new(merge),
         added: added.len() as u64,
@@ -713,11 +738,12 @@ fn merge_record(
             held: Held::Record(doc),
             scopes,
             chunks,
+            bytes,
         }) => {
             let mut after = doc.clone();
             let heads = after.heads();
             after.apply_in_place(&push.changes).map_err(core_refusal)?;
-            (after, Some((doc, scopes, chunks)), heads)
+            (after, Some((doc, scopes, chunks, bytes)), heads)
         }
         Some(_) => return Err(refusal(RejectCode::ServerError, "kind mismatch".into())),
         None => (
@@ -727,27 +753,38 @@ fn merge_record(
         ),
     };
     let heads = doc.heads();
-    if let Some((_, scopes, _)) = &before {
+    if let Some((_, scopes, _, _)) = &before {
         check_readable(pusher, scopes, &push.doc_id)?;
     }
     if heads == before_heads
-        && let Some((_, scopes, chunks)) = before
+        && let Some((_, scopes, chunks, bytes)) = before
     {
         return Ok(Merged::Unchanged {
             cached: Cached {
                 held: Held::Record(doc),
                 scopes,
                 chunks,
+                bytes,
             },
             heads,
         });
     }
-    let (actors, new_changes) = doc.changes_since(&before_heads);
-    check_authors(&actors, actor_prefix, pusher)?;
+    let new = doc.changes_since(&before_heads);
+    check_authors(&new.actors, actor_prefix, pusher)?;
+    let stored_bytes = before.as_ref().map_or(0, |b| b.3);
+    judge(
+        doc.automerge(),
+        DocKind::of(&push.doc_id),
+        &new.changes,
+        before.is_none(),
+        stored_bytes,
+        &Caps::DEFAULT,
+    )?;
+    let (actors, new_changes) = (new.actors, new.bytes);
     check_root_keys(doc.unexpected_root_keys())?;
     let accepted = check_record_push(
         pusher,
-        before.as_ref().map(|(doc, scopes, _)| (doc, scopes)),
+        before.as_ref().map(|(doc, scopes, _, _)| (doc, scopes)),
         &doc,
         context,
         now_ms,
@@ -766,7 +803,7 @@ fn merge_record(
         heads,
         scopes: accepted.scopes.clone(),
         new_scopes: match &before {
-            Some((_, scopes, _)) => accepted.scopes.difference(scopes).cloned().collect(),
+            Some((_, scopes, _, _)) => accepted.scopes.difference(scopes).cloned().collect(),
             None => accepted.scopes.clone(),
         },
         row: None,
@@ -775,11 +812,16 @@ fn merge_record(
         compacted: compacted.clone(),
         scores: Vec::new(),
     };
+    let bytes = match &compacted {
+        Some(saved) => saved.len(),
+        None => stored_bytes + merge.changes.len(),
+    };
     Ok(Merged::Accepted {
         cached: Cached {
             held: Held::Record(doc),
             scopes: accepted.scopes,
             chunks: if compacted.is_some() { 0 } else { chunks },
+            bytes,
         },
         merge: Box::new(merge),
         added: accepted.added,

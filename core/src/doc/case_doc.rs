@@ -236,7 +236,7 @@ impl CaseDoc {
     /// The changes this document has beyond `heads` (every change when `heads` is empty):
     /// their distinct actor ids, and their bytes (change chunks that `load`/`apply` accept
     /// after the earlier bytes, like [`save_after`](Self::save_after)).
-    pub fn changes_since(&mut self, heads: &[ChangeHash]) -> (Vec<automerge::ActorId>, Vec<u8>) {
+    pub fn changes_since(&mut self, heads: &[ChangeHash]) -> super::NewChanges {
         super::changes_since(&mut self.doc, heads)
     }
 

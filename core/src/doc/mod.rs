@@ -212,13 +212,20 @@ pub(crate) fn unexpected_root_keys(doc: &AutoCommit) -> Vec<String> {
         .collect()
 }
 
-/// The changes a document has beyond `heads` (every change when `heads` is empty): their
-/// distinct actor ids, and their bytes (uncompressed change chunks that `load`/`apply` accept
-/// after the earlier bytes: cheaper to produce, and whatever travels is compressed whole).
-pub(crate) fn changes_since(
-    doc: &mut AutoCommit,
-    heads: &[automerge::ChangeHash],
-) -> (Vec<automerge::ActorId>, Vec<u8>) {
+/// The changes a document has beyond some heads: what a push added.
+#[derive(Debug, Clone)]
+pub struct NewChanges {
+    /// Their distinct actor ids.
+    pub actors: Vec<automerge::ActorId>,
+    /// Their bytes: uncompressed change chunks that `load`/`apply` accept after the earlier
+    /// bytes (cheaper to produce, and whatever travels is compressed whole).
+    pub bytes: Vec<u8>,
+    /// The changes themselves, in causal order, for the push validator.
+    pub changes: Vec<automerge::Change>,
+}
+
+/// The changes a document has beyond `heads` (every change when `heads` is empty).
+pub(crate) fn changes_since(doc: &mut AutoCommit, heads: &[automerge::ChangeHash]) -> NewChanges {
     let changes = doc.get_changes(heads);
     let mut actors: Vec<automerge::ActorId> =
         changes.iter().map(|c| c.actor_id().clone()).collect();
@@ -228,7 +235,11 @@ pub(crate) fn changes_since(
     for change in &changes {
         bytes.extend_from_slice(change.raw_bytes());
     }
-    (actors, bytes)
+    NewChanges {
+        actors,
+        bytes,
+        changes,
+    }
 }
 
 /// Reads the root `schema` and `kind` and checks them against what this build reads.

@@ -359,7 +359,7 @@ impl RecordDoc {
     }
 
     /// The changes beyond `heads`: their distinct actors and their bytes.
-    pub fn changes_since(&mut self, heads: &[ChangeHash]) -> (Vec<automerge::ActorId>, Vec<u8>) {
+    pub fn changes_since(&mut self, heads: &[ChangeHash]) -> super::NewChanges {
         super::changes_since(&mut self.doc, heads)
     }
 

@@ -12,6 +12,7 @@
 //! transport and `Store::sync` — sits behind the `client` feature.
 
 pub mod access;
+pub mod ops;
 pub mod records;
 pub mod scope;
 pub mod wire;

@@ -18,6 +18,7 @@ mod ids;
 mod mediation;
 mod merge;
 mod photo;
+mod push_ops;
 mod queue;
 mod records;
 mod scoring;

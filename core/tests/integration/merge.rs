@@ -263,9 +263,10 @@ fn history_matches_autosurgeon() {
         stamp_at(5),
     )
     .unwrap();
-    let (actors, bytes) = b.changes_since(&heads);
-    assert_eq!(actors.len(), 1);
-    a.apply(&bytes).unwrap();
+    let new = b.changes_since(&heads);
+    assert_eq!(new.actors.len(), 1);
+    assert_eq!(new.changes.len(), 1);
+    a.apply(&new.bytes).unwrap();
     assert_eq!(a.history().unwrap().len(), early + 1);
     assert_eq!(a.case().unwrap(), b.case().unwrap());
 }

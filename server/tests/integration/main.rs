@@ -22,6 +22,7 @@ mod merge;
 mod open311;
 mod overdue;
 mod photos;
+mod push_ops;
 mod records;
 mod scores;
 mod security;

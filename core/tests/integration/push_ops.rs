@@ -1,0 +1,302 @@
+//! The push validator on its own: each rule of `sync::ops` with a change that breaks it, and
+//! the honest changes the app writes, which must all pass.
+
+use crate::common::{T0, details, hash, stamp, uuid};
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ReadDoc};
+use autosurgeon::reconcile_insert;
+use gridlink_core::case::{Event, EventKind, Role};
+use gridlink_core::doc::{CaseDoc, DocKind, actor_for_device};
+use gridlink_core::sync::ops::{Caps, judge, surplus};
+use gridlink_core::sync::wire::RejectCode;
+use serde_json::json;
+
+fn new_case() -> CaseDoc {
+    CaseDoc::create(
+        details(&uuid(1), "楼道堆放杂物"),
+        vec![hash(1)],
+        stamp("insp-0001", Role::GridInspector, T0),
+        actor_for_device(&uuid(100)).unwrap(),
+    )
+    .unwrap()
+    .0
+}
+
+/// Judges what `edit` adds to a synced copy of a case; `None` when it passes.
+fn judged(caps: &Caps, edit: impl FnOnce(&mut CaseDoc, &[Event])) -> Option<(RejectCode, String)> {
+    let mut doc = CaseDoc::load(&uuid(1), &new_case().save()).unwrap();
+    doc.set_actor(actor_for_device(&uuid(101)).unwrap());
+    let heads = doc.heads();
+    let history = doc.history().unwrap();
+    edit(&mut doc, &history);
+    doc.automerge().commit();
+    let new = doc.changes_since(&heads);
+    let stored = doc.save().len();
+    judge(
+        doc.automerge(),
+        DocKind::Case,
+        &new.changes,
+        false,
+        stored,
+        caps,
+    )
+    .err()
+    .map(|r| (r.code, r.message))
+}
+
+fn comment(history: &[Event], text: &str) -> Event {
+    Event::new(
+        EventKind::Comment { text: text.into() },
+        stamp("chief-0001", Role::GridChief, T0 + 1),
+        history,
+    )
+}
+
+fn history_obj(doc: &mut CaseDoc) -> automerge::ObjId {
+    doc.automerge()
+        .get(automerge::ROOT, "history")
+        .unwrap()
+        .unwrap()
+        .1
+}
+
+fn insert(doc: &mut CaseDoc, at: usize, event: &Event) -> automerge::ObjId {
+    let list = history_obj(doc);
+    let am = doc.automerge();
+    reconcile_insert(am, list.clone(), at, event).unwrap();
+    am.get(&list, at).unwrap().unwrap().1
+}
+
+#[test]
+fn the_apps_own_changes_pass() {
+    let caps = Caps::DEFAULT;
+    assert_eq!(
+        judged(&caps, |doc, _| {
+            doc.record(
+                EventKind::Comment {
+                    text: "备注".into(),
+                },
+                stamp("chief-0001", Role::GridChief, T0 + 1),
+            )
+            .unwrap();
+            doc.record(
+                EventKind::Accepted {
+                    assignee: None,
+                    due_at_ms: Some(T0 + 86_400_000),
+                },
+                stamp("chief-0001", Role::GridChief, T0 + 2),
+            )
+            .unwrap();
+        }),
+        None
+    );
+    // A whole new document, as the phone creates it.
+    let mut doc = new_case();
+    let new = doc.changes_since(&[]);
+    assert_eq!(
+        judge(doc.automerge(), DocKind::Case, &new.changes, true, 0, &caps).map(|j| j.entries),
+        Ok(1)
+    );
+    // The same changes judged as if the document existed: the root may not be written.
+    let refused = judge(
+        doc.automerge(),
+        DocKind::Case,
+        &new.changes,
+        false,
+        0,
+        &caps,
+    );
+    assert_eq!(refused.unwrap_err().code, RejectCode::RewritesHistory);
+}
+
+#[test]
+fn each_rule_refuses_its_own_break() {
+    let caps = Caps::DEFAULT;
+    let code = |edit: fn(&mut CaseDoc, &[Event])| judged(&caps, edit).map(|(code, _)| code);
+    // Rule 1: the root, the details and recorded events are not written to.
+    assert_eq!(
+        code(|doc, history| {
+            let am = doc.automerge();
+            let list = am
+                .put_object(automerge::ROOT, "history", ObjType::List)
+                .unwrap();
+            for (i, e) in history.iter().enumerate() {
+                reconcile_insert(am, list.clone(), i, e).unwrap();
+            }
+        }),
+        Some(RejectCode::RewritesHistory)
+    );
+    assert_eq!(
+        code(|doc, _| {
+            let am = doc.automerge();
+            let (_, details) = am.get(automerge::ROOT, "details").unwrap().unwrap();
+            am.put(&details, "title", "改").unwrap();
+        }),
+        Some(RejectCode::RewritesHistory)
+    );
+    assert_eq!(
+        code(|doc, _| {
+            let list = history_obj(doc);
+            let am = doc.automerge();
+            let (_, first) = am.get(&list, 0).unwrap().unwrap();
+            // A key the event did not have: no overwrite, still a write to a recorded event.
+            am.put(&first, "later", "x").unwrap();
+        }),
+        Some(RejectCode::RewritesHistory)
+    );
+    assert_eq!(
+        code(|doc, history| {
+            insert(doc, 0, &comment(history, "最前"));
+        }),
+        Some(RejectCode::RewritesHistory)
+    );
+    assert_eq!(
+        code(|doc, _| {
+            let list = history_obj(doc);
+            doc.automerge().delete(&list, 0).unwrap();
+        }),
+        Some(RejectCode::RewritesHistory)
+    );
+    assert_eq!(
+        code(|doc, _| {
+            let list = history_obj(doc);
+            doc.automerge().insert(&list, 1, "标量").unwrap();
+        }),
+        Some(RejectCode::Malformed)
+    );
+    // Rule 2: nothing written is overwritten, even in the push's own objects.
+    assert_eq!(
+        code(|doc, history| {
+            let event = insert(doc, 1, &comment(history, "一"));
+            doc.automerge().put(&event, "actor", "chief-0002").unwrap();
+        }),
+        Some(RejectCode::RewritesHistory)
+    );
+    // Rule 3: plain values only.
+    assert_eq!(
+        code(|doc, history| {
+            let event = insert(doc, 1, &comment(history, "一"));
+            doc.automerge()
+                .put_object(&event, "extra", ObjType::Text)
+                .unwrap();
+        }),
+        Some(RejectCode::Malformed)
+    );
+    assert_eq!(
+        code(|doc, history| {
+            let event = insert(doc, 1, &comment(history, "一"));
+            doc.automerge()
+                .put(&event, "n", automerge::ScalarValue::Timestamp(1))
+                .unwrap();
+        }),
+        Some(RejectCode::Malformed)
+    );
+    // Rule 4: new entries hold only what an event defines.
+    assert_eq!(
+        code(|doc, history| {
+            let event = insert(doc, 1, &comment(history, "一"));
+            doc.automerge().put(&event, "junk", "x").unwrap();
+        }),
+        Some(RejectCode::Malformed)
+    );
+    assert_eq!(
+        code(|doc, history| {
+            let event = insert(doc, 1, &comment(history, "一"));
+            // A value the type reads differently: a number where a string goes.
+            let am = doc.automerge();
+            let (_, kind) = am.get(&event, "kind").unwrap().unwrap();
+            am.put(&kind, "Comment2", 1).unwrap();
+        }),
+        Some(RejectCode::Malformed)
+    );
+}
+
+#[test]
+fn caps_hold_per_change_per_push_and_per_document() {
+    let tight = Caps {
+        entries_per_change: 2,
+        entries_per_push: 3,
+        doc_entries: 4,
+        string_bytes: 100,
+        ..Caps::DEFAULT
+    };
+    let many = |n: usize, per_change: bool| {
+        move |doc: &mut CaseDoc, history: &[Event]| {
+            let mut history = history.to_vec();
+            for i in 0..n {
+                let event = comment(&history, &format!("第{i}条"));
+                insert(doc, history.len(), &event);
+                history.push(event);
+                if per_change {
+                    doc.automerge().commit();
+                }
+            }
+        }
+    };
+    assert_eq!(judged(&tight, many(2, false)), None);
+    assert_eq!(
+        judged(&tight, many(3, false)).map(|r| r.0),
+        Some(RejectCode::TooLarge)
+    );
+    assert_eq!(judged(&tight, many(3, true)), None);
+    assert_eq!(
+        judged(&tight, many(4, true)).map(|r| r.0),
+        Some(RejectCode::TooLarge)
+    );
+    let roomy_push = Caps {
+        entries_per_push: 100,
+        ..tight
+    };
+    assert_eq!(
+        judged(&roomy_push, many(4, true)).map(|r| r.0),
+        Some(RejectCode::TooLarge),
+        "five entries in a document capped at four"
+    );
+    assert_eq!(
+        judged(&tight, |doc, history| {
+            insert(doc, 1, &comment(history, &"长".repeat(40)));
+        })
+        .map(|r| r.0),
+        Some(RejectCode::TooLarge)
+    );
+    let small_doc = Caps {
+        doc_bytes: 10,
+        ..Caps::DEFAULT
+    };
+    assert_eq!(
+        judged(&small_doc, many(1, true)).map(|r| r.0),
+        Some(RejectCode::TooLarge)
+    );
+    let small_change = Caps {
+        change_bytes: 50,
+        ..Caps::DEFAULT
+    };
+    assert_eq!(
+        judged(&small_change, many(1, true)).map(|r| r.0),
+        Some(RejectCode::TooLarge)
+    );
+}
+
+#[test]
+fn surplus_finds_what_the_type_does_not_hold() {
+    let canonical = json!({"a": 1.0, "b": {"c": "x", "d": null}, "l": [1, 2]});
+    assert_eq!(surplus(&json!({"a": 1, "b": {"c": "x"}}), &canonical), None);
+    assert_eq!(surplus(&json!({"a": 1, "z": null}), &canonical), None);
+    assert_eq!(
+        surplus(&json!({"a": 1, "b": {"c": "x", "e": 0}}), &canonical),
+        Some("b.e".into())
+    );
+    assert_eq!(
+        surplus(&json!({"b": {"c": "y"}}), &canonical),
+        Some("b.c".into())
+    );
+    assert_eq!(
+        surplus(&json!({"l": [1, 2, 3]}), &canonical),
+        Some("l".into())
+    );
+    assert_eq!(
+        surplus(&json!({"l": [1, 5]}), &canonical),
+        Some("l.[1]".into())
+    );
+    assert_eq!(surplus(&json!({"a": 2}), &canonical), Some("a".into()));
+}
