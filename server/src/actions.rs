@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gridlink_core::Error as CoreError;
 use gridlink_core::case::{Case, Event, EventKind, Stamp};
-use gridlink_core::doc::CaseDoc;
+use gridlink_core::doc::{CaseDoc, DocKind};
 use gridlink_core::sync::wire::PushDoc;
 
 /// The epoch of the actor the server records a device's actions under.
@@ -80,7 +80,17 @@ pub fn record_event(
             "案件已上报 / the case is already reported".into(),
         ));
     }
+    if DocKind::of(case_id) != DocKind::Case {
+        return Err(ApiError::refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_a_case",
+            "这不是案件：走访、地址和调解档案只能在手机上记录并同步 / not a case: visits, addresses and mediation files are recorded on the phone and synced",
+        ));
+    }
     let pusher = state.pusher(device)?;
+    // One recorded action of this device at a time: each loads the case as committed by the
+    // one before, so their changes never share a sequence number.
+    let _serial = state.action_lock(&device.device_id);
     let not_found = || {
         ApiError::refused(
             StatusCode::NOT_FOUND,

@@ -104,6 +104,9 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+/// Stripes of [`AppState::action_lock`].
+const ACTION_LOCK_STRIPES: usize = 64;
+
 struct Inner {
     store: Arc<dyn ServerStore>,
     merges: std::sync::mpsc::Sender<merge::Job>,
@@ -115,6 +118,10 @@ struct Inner {
     limiter: limits::Limiter,
     /// The command centre's sessions, names and cached statistics.
     web: web::WebState,
+    /// Actions the server records for a device are written under one actor per device
+    /// (`prefix ‖ u32::MAX`): two recorded at once would share a sequence number. One lock per
+    /// stripe of devices makes them one after another (each starts from the committed case).
+    action_locks: Box<[std::sync::Mutex<()>]>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -153,10 +160,25 @@ impl AppState {
                 grid_index: RwLock::new(None),
                 limiter: limits::Limiter::default(),
                 web: web::WebState::default(),
+                action_locks: (0..ACTION_LOCK_STRIPES)
+                    .map(|_| std::sync::Mutex::new(()))
+                    .collect(),
             }),
         };
         state.reload_grid_index()?;
         Ok(state)
+    }
+
+    /// Holds off other actions recorded for the same device until the guard drops.
+    pub(crate) fn action_lock(&self, device_id: &str) -> std::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        device_id.hash(&mut hasher);
+        let locks = &self.inner.action_locks;
+        let lock = &locks[(hasher.finish() % locks.len() as u64) as usize];
+        // A panic while holding it left nothing half-done that the lock protects.
+        lock.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The configuration.

@@ -675,7 +675,7 @@ fn merge_one(
             ),
         )
     })?;
-    let after_scopes = case_scopes(&after, &place);
+    let after_scopes = grown(case_scopes(&after, &place), before.as_ref().map(|b| &b.1));
     let added = check_push(
         pusher,
         before
@@ -796,6 +796,11 @@ fn merge_record(
         doc.save()
     };
     let compacted = (chunks >= COMPACT_AFTER_CHUNKS).then(|| doc.save());
+    let mut accepted = accepted;
+    accepted.scopes = grown(
+        std::mem::take(&mut accepted.scopes),
+        before.as_ref().map(|b| &b.1),
+    );
     let merge = Merge {
         doc_id: push.doc_id.clone(),
         device_id: logged_device(&actors, pusher),
@@ -826,6 +831,17 @@ fn merge_record(
         merge: Box::new(merge),
         added: accepted.added,
     })
+}
+
+/// A document's scopes after a merge: where its content now places it, and every scope it was
+/// in before. Scopes only grow (ADR 0004): a department whose dispatch a concurrent rejection
+/// overruled still receives the rest of the case and folds it to the same state as everyone
+/// else, and the scopes in memory, in `doc_scopes` and in the log stay one set.
+fn grown(now: BTreeSet<ScopeKey>, before: Option<&BTreeSet<ScopeKey>>) -> BTreeSet<ScopeKey> {
+    match before {
+        Some(before) => now.union(before).cloned().collect(),
+        None => now,
+    }
 }
 
 /// What a merge reads besides the document: the store, the grids, the scoring rule.

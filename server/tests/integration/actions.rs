@@ -160,3 +160,67 @@ fn actions_are_refused_as_they_would_be_on_a_phone() {
         EventKind::Reported { .. }
     ));
 }
+
+/// Eight actions recorded at once for one device all apply: they share the device's server
+/// actor, and used to clash on its sequence numbers ("corrupt: duplicate seq").
+#[test]
+fn simultaneous_actions_of_one_device_all_apply() {
+    let server = TestServer::start();
+    let inspector = server.phone("insp-0001");
+    let chief = server.phone("chief-0001");
+    let case = inspector.report(GRID, "垃圾满溢", T0);
+    inspector.sync();
+    let results: Vec<Result<serde_json::Value, TransportError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (chief, case) = (&chief, &case);
+                s.spawn(move || {
+                    post(
+                        chief,
+                        case,
+                        serde_json::json!({"Comment": {"text": format!("同时的备注 {i}")}}),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for result in &results {
+        assert!(result.is_ok(), "{result:?}");
+    }
+    let history = server.doc(&case).unwrap().case().unwrap().history;
+    assert_eq!(history.len(), 9);
+    chief.sync();
+    assert_eq!(chief.store.case(&case).unwrap().history.len(), 9);
+}
+
+/// A record document is not a case: its id on the events endpoint gets a clear 4xx, not a 500.
+#[test]
+fn recording_a_case_event_on_a_record_is_a_clear_refusal() {
+    let server = TestServer::start();
+    server.with_base_data();
+    let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
+    let chief = server.phone("chief-0001");
+    let address = district
+        .addresses
+        .iter()
+        .find(|a| a.grid_id == GRID)
+        .unwrap();
+    for id in [
+        gridlink_core::address::address_doc_id(&address.code),
+        format!("med-{}", uuid::Uuid::new_v4()),
+    ] {
+        match post(
+            &chief,
+            &id,
+            serde_json::json!({"Comment": {"text": "备注"}}),
+        ) {
+            Err(TransportError::Status { status, body }) => {
+                assert_eq!(status, 422, "{id}");
+                assert_eq!(body.code, "not_a_case");
+                assert!(body.message.contains("不是案件"), "{}", body.message);
+            }
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+}

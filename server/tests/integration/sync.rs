@@ -573,3 +573,122 @@ fn a_server_that_cannot_read_its_copy_makes_the_phone_wait_not_delete() {
         .collect();
     assert_converged(&server, &[&a], &events);
 }
+
+/// A document's scopes are one set in memory, in the store and in the log: a department whose
+/// dispatch was overruled by a concurrent rejection still receives the rest of the case, holds
+/// it as closed like everyone else, has nothing left unsent, and keeps it through a restart.
+#[test]
+fn a_dispatch_overruled_by_a_concurrent_rejection_leaves_the_department_in_step() {
+    use gridlink_core::case::{DispatchTarget, Status};
+    use gridlink_core::sync::scope::ScopeKey;
+    let mut server = TestServer::start();
+    let inspector = server.phone("insp-0001");
+    let chief = server.phone("chief-0001");
+    let operator = server.phone("op-01");
+    let department = server.phone("dept-env-01");
+    let id = inspector.report(GRID, "河道漂浮物", T0);
+    inspector.sync();
+    chief.sync();
+    operator.sync();
+    // Offline at once: the operator rejects the case, the chief accepts and dispatches it.
+    operator
+        .act(
+            &id,
+            EventKind::RejectedInvalid {
+                reason: "不属于受理范围".into(),
+            },
+            T0 + 10,
+        )
+        .unwrap();
+    chief
+        .act(
+            &id,
+            EventKind::Accepted {
+                assignee: None,
+                due_at_ms: None,
+            },
+            T0 + 20,
+        )
+        .unwrap();
+    chief
+        .act(
+            &id,
+            EventKind::Dispatched {
+                target: DispatchTarget::Department {
+                    code: "dept-env".into(),
+                    name: "区生态环境局".into(),
+                },
+                due_at_ms: None,
+                note: "请处置".into(),
+            },
+            T0 + 30,
+        )
+        .unwrap();
+    chief.sync();
+    department.sync();
+    assert_eq!(
+        department.store.case(&id).unwrap().state.status,
+        Status::Dispatched
+    );
+    // The department starts work offline while the operator's rejection reaches the server.
+    let handling = department
+        .act(
+            &id,
+            EventKind::Handling {
+                note: "已派人前往".into(),
+            },
+            T0 + 40,
+        )
+        .unwrap();
+    operator.sync();
+    let report = department.sync();
+    assert_eq!(report.docs_rejected, 0, "{report:?}");
+    assert_eq!(report.docs_removed, 0, "{report:?}");
+    let held = department.store.case(&id).unwrap();
+    assert_eq!(held.state.status, Status::Closed);
+    assert!(held.history.iter().any(|e| e.id == handling));
+    // Kept and shown as not applied, like every event a concurrent action overruled.
+    assert!(held.state.flagged.iter().any(|f| f.event_id == handling));
+    assert!(department.store.unacknowledged().unwrap().is_empty());
+    let stored = server.state.store().load_doc(&id).unwrap().unwrap();
+    assert!(
+        stored
+            .scopes
+            .contains(&ScopeKey::Department("dept-env".into()))
+    );
+
+    // After a restart the server reads the same scopes back, and a further edit still reaches
+    // every phone.
+    server.restart(Duration::from_millis(10));
+    let comment = department.comment(&id, "现场已无漂浮物", T0 + 50);
+    let report = department.sync();
+    assert_eq!(report.docs_rejected, 0, "{report:?}");
+    let mut events = HashSet::new();
+    for phone in [&inspector, &chief, &operator, &department] {
+        phone.sync();
+        events.extend(
+            phone
+                .store
+                .case(&id)
+                .unwrap()
+                .history
+                .into_iter()
+                .map(|e| e.id),
+        );
+    }
+    assert!(events.contains(&comment));
+    let on_server = server.doc(&id).unwrap().case().unwrap();
+    for phone in [&inspector, &chief, &operator, &department] {
+        assert_eq!(
+            phone.store.case(&id).unwrap(),
+            on_server,
+            "{}",
+            phone.user()
+        );
+        assert!(
+            phone.store.unacknowledged().unwrap().is_empty(),
+            "{}",
+            phone.user()
+        );
+    }
+}
