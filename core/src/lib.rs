@@ -21,5 +21,6 @@ pub mod search;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod sync;
+pub mod text;
 
 pub use error::{Error, Result};

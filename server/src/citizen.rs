@@ -183,6 +183,7 @@ fn submit_blocking(
             "说明须为一行，1–{MAX_REPORT_CHARS} 字 / one line of 1–{MAX_REPORT_CHARS} characters"
         )));
     }
+    gridlink_core::text::check(text).map_err(|e| invalid(format!("说明 / text: {e}")))?;
     if !report.location.is_valid() {
         return Err(invalid("位置无效 / the location is invalid".into()));
     }

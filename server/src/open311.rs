@@ -80,8 +80,10 @@ fn xml_escape(s: &str, out: &mut String) {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry at all are dropped rather than sent broken.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            // Characters XML 1.0 cannot carry (C0 controls, U+FFFE, U+FFFF) and the other
+            // characters no text may hold are dropped rather than sent broken: intake refuses
+            // them, this covers anything stored before it did.
+            c if gridlink_core::text::is_unfit(c) => {}
             c => out.push(c),
         }
     }
@@ -708,6 +710,10 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
     }
     let params: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
     let key = authorize(state, &params)?;
+    // One character XML cannot carry would break every later `requests.xml`: refused whole.
+    for (name, value) in &params {
+        gridlink_core::text::check(value).map_err(|e| bad(format!("{name}: {e}")))?;
+    }
     let field = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
     let code =
         field("service_code").ok_or_else(|| bad("缺少 service_code / service_code is missing"))?;
@@ -901,7 +907,7 @@ mod tests {
 
     #[test]
     fn text_is_escaped_and_control_characters_dropped() {
-        let node = text("description", "a<b & \"c\" \u{1}d");
+        let node = text("description", "a<b & \"c\" \u{1}\u{fffe}\u{ffff}d");
         assert_eq!(
             node.render(Format::Xml),
             "<?xml version=\"1.0\" encoding=\"utf-8\"?><description>a&lt;b &amp; &quot;c&quot; d</description>"

@@ -325,7 +325,11 @@ fn text_field(field: &'static str, value: &str) -> Result<(), BaseError> {
             problem_en: "must not be empty",
         });
     }
-    if n > MAX_FIELD_CHARS || value.chars().any(char::is_control) {
+    if n > MAX_FIELD_CHARS
+        || value
+            .chars()
+            .any(|c| c.is_control() || crate::text::is_unfit(c))
+    {
         return Err(BaseError::Field {
             field,
             problem_zh: "过长或含控制字符",

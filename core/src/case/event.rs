@@ -324,7 +324,7 @@ fn check_text(text: &str, required: bool) -> Result<(), EventError> {
             "内容超过 {MAX_TEXT_CHARS} 字 / the text is longer than {MAX_TEXT_CHARS} characters"
         )));
     }
-    Ok(())
+    crate::text::check(text).map_err(|e| EventError::Invalid(format!("内容 / text: {e}")))
 }
 
 fn check_hash(hash: &str) -> Result<(), EventError> {

@@ -226,6 +226,18 @@ impl CaseDetails {
         if self.grid_id.trim().is_empty() {
             return Err(EventError::Invalid("缺少网格 / the grid is missing".into()));
         }
+        for (field, value) in [
+            ("标题 / title", Some(&self.title)),
+            ("描述 / description", Some(&self.description)),
+            ("地址编码 / address code", self.address_id.as_ref()),
+            ("上报人 / reporter", self.reporter.as_ref()),
+            ("网格 / grid", Some(&self.grid_id)),
+        ] {
+            if let Some(value) = value {
+                crate::text::check(value)
+                    .map_err(|e| EventError::Invalid(format!("{field}: {e}")))?;
+            }
+        }
         if self.location.as_ref().is_some_and(|l| !l.is_valid()) {
             return Err(EventError::Invalid(
                 "位置无效 / the location is invalid".into(),

@@ -156,6 +156,7 @@ impl RecordDoc {
         doc.put(automerge::ROOT, "kind", R::KIND.code())
             .map_err(|e| malformed(e.to_string()))?;
         let details = serde_json::to_value(details).map_err(|e| malformed(e.to_string()))?;
+        unfit_text(&details)?;
         put_json(&mut doc, &automerge::ROOT, "details".into(), &details)
             .map_err(|e| malformed(e.to_string()))?;
         doc.put_object(automerge::ROOT, "history", ObjType::List)
@@ -225,6 +226,7 @@ impl RecordDoc {
         let len = self.doc.length(&history);
         let last = existing.iter().map(|e| e.seq).max().unwrap_or(0);
         let mut written = Vec::with_capacity(bodies.len());
+        let mut values = Vec::with_capacity(bodies.len());
         for (i, body) in bodies.into_iter().enumerate() {
             let entry = Entry {
                 id: uuid::Uuid::new_v4().to_string(),
@@ -237,9 +239,14 @@ impl RecordDoc {
                 body,
             };
             let value = serde_json::to_value(&entry).map_err(|e| self.malformed(e.to_string()))?;
-            put_json(&mut self.doc, &history, (len + i).into(), &value)
-                .map_err(|e| self.malformed(e.to_string()))?;
+            // Checked before anything is written: a refused entry leaves the document as it was.
+            unfit_text(&value)?;
+            values.push(value);
             written.push(entry);
+        }
+        for (i, value) in values.iter().enumerate() {
+            put_json(&mut self.doc, &history, (len + i).into(), value)
+                .map_err(|e| self.malformed(e.to_string()))?;
         }
         Ok(written)
     }
@@ -459,6 +466,12 @@ pub(crate) fn put_json(
         _ => {}
     }
     Ok(())
+}
+
+/// A person's text holding a character no text may hold is refused as invalid input.
+fn unfit_text(value: &serde_json::Value) -> Result<()> {
+    crate::text::check_json(value)
+        .map_err(|e| Error::Invalid(crate::case::EventError::Invalid(e.to_string())))
 }
 
 #[cfg(test)]

@@ -107,6 +107,9 @@ impl NewCitizenReport {
                 "说明只能一行，最多 {MAX_REPORT_CHARS} 字 / one line of at most {MAX_REPORT_CHARS} characters"
             ));
         }
+        if let Err(e) = crate::text::check(text) {
+            return invalid(format!("说明 / text: {e}"));
+        }
         if !self.location.is_valid() {
             return invalid("位置无效 / the location is invalid".into());
         }

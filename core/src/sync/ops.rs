@@ -15,7 +15,8 @@
 //! 2. **Nothing hidden.** No operation overwrites or deletes anything (its predecessor list is
 //!    empty) and no key is written twice, so the final state shows every value the push wrote.
 //! 3. **Plain values.** Maps, lists and scalar strings, integers, floats, booleans and nulls:
-//!    no Text objects, tables, counters, increments, marks, timestamps or bytes (ADR 0002).
+//!    no Text objects, tables, counters, increments, marks, timestamps or bytes (ADR 0002),
+//!    and no string or key holding a character no text may hold ([`crate::text`]).
 //! 4. **Typed content.** Each new entry (and, for a new document, its details) reads as the
 //!    kind's type and holds nothing that type does not define: its JSON is contained in the
 //!    JSON of its typed reading.
@@ -151,6 +152,11 @@ pub fn judge(
                 expanded.actor_id.clone(),
             );
             check_value(&op.action, caps)?;
+            if let Key::Map(name) = &op.key
+                && crate::text::first_unfit(name).is_some()
+            {
+                return Err(unfit(name));
+            }
             match (&op.obj, &op.key) {
                 (ObjectId::Root, Key::Map(name)) => {
                     if !is_new {
@@ -288,6 +294,7 @@ fn check_value(action: &OpType, caps: &Caps) -> Result<(), Refusal> {
             s.len(),
             caps.string_bytes
         ))),
+        OpType::Put(ScalarValue::Str(s)) if crate::text::first_unfit(s).is_some() => Err(unfit(s)),
         OpType::Put(
             ScalarValue::Str(_)
             | ScalarValue::Int(_)
@@ -453,6 +460,12 @@ pub fn surplus(raw: &J, canonical: &J) -> Option<String> {
         (J::Number(r), J::Number(c)) => (r.as_f64() != c.as_f64()).then(String::new),
         (r, c) => (r != c).then(String::new),
     }
+}
+
+/// Rule 3 for text: a character no text may hold (see [`crate::text`]).
+fn unfit(s: &str) -> Refusal {
+    let error = crate::text::check(s).err();
+    malformed(error.map_or_else(String::new, |e| e.to_string()))
 }
 
 fn malformed(message: String) -> Refusal {

@@ -300,3 +300,49 @@ fn surplus_finds_what_the_type_does_not_hold() {
     );
     assert_eq!(surplus(&json!({"a": 2}), &canonical), Some("a".into()));
 }
+
+/// Item 2 of issue 15: a character XML cannot carry (U+FFFE, U+FFFF, C0 controls) is refused
+/// in every pushed string, and the phone refuses it before anything is written.
+#[test]
+fn text_no_export_could_carry_is_refused_on_the_phone_and_in_a_push() {
+    let caps = Caps::DEFAULT;
+    for bad in ["坏\u{ffff}", "\u{fffe}", "a\u{0}b", "\u{fdd0}"] {
+        let refused = judged(&caps, |doc, history| {
+            insert(doc, history.len(), &comment(history, bad));
+        });
+        let (code, message) = refused.unwrap_or_else(|| panic!("{bad:?} passed"));
+        assert_eq!(code, RejectCode::Malformed, "{bad:?}");
+        assert!(message.contains("不能使用的字符"), "{message}");
+        // The phone's own entry points say so first, and leave the case as it was.
+        let mut doc = new_case();
+        let before = doc.heads();
+        let err = doc
+            .record(
+                EventKind::Comment { text: bad.into() },
+                stamp("chief-0001", Role::GridChief, T0 + 1),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("U+"), "{err}");
+        assert_eq!(doc.heads(), before);
+        assert!(
+            CaseDoc::create(
+                details(&uuid(2), bad),
+                vec![hash(1)],
+                stamp("insp-0001", Role::GridInspector, T0),
+                actor_for_device(&uuid(100)).unwrap(),
+            )
+            .is_err()
+        );
+    }
+    // Line breaks and tabs are ordinary text.
+    assert_eq!(
+        judged(&caps, |doc, history| {
+            insert(
+                doc,
+                history.len(),
+                &comment(history, "第一行\n第二行\t（完）"),
+            );
+        }),
+        None
+    );
+}

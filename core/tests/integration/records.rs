@@ -610,6 +610,14 @@ fn a_mediator_keeps_a_file_offline_the_ladder_and_confirmation_rules_hold_and_pa
         mediator.open_mediation(bad, at(0)),
         Err(Error::Mediation(MediationError::BadParty(_)))
     ));
+    // A character no export could carry: refused, and no file is kept.
+    let mut unfit = file_details(&uuid(7));
+    unfit.parties[1].name = "李\u{ffff}四".into();
+    assert!(matches!(
+        mediator.open_mediation(unfit, at(0)),
+        Err(Error::Invalid(_))
+    ));
+    assert!(mediator.mediation_file(&uuid(7)).is_err());
     let file = mediator
         .open_mediation(file_details(&uuid(7)), at(0))
         .unwrap();
@@ -630,6 +638,24 @@ fn a_mediator_keeps_a_file_offline_the_ladder_and_confirmation_rules_hold_and_pa
             at(1),
         )
         .unwrap();
+    let steps_before = mediator.mediation_file(&id).unwrap().steps.len();
+    assert!(matches!(
+        mediator.record_mediation(
+            &id,
+            MediationStep::Session {
+                at_ms: T0,
+                place: "村委会".into(),
+                attendees: vec![people[0].name.clone()],
+                notes: "坏\u{fffe}".into(),
+            },
+            at(2),
+        ),
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(
+        mediator.mediation_file(&id).unwrap().steps.len(),
+        steps_before
+    );
     for (step, want) in [
         (
             MediationStep::Escalated {

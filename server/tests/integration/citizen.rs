@@ -322,6 +322,14 @@ fn citizens_never_sync_documents_and_bad_reports_are_refused_with_reasons() {
             ..base.clone()
         },
         CitizenReport {
+            text: "路灯不亮\u{ffff}".into(),
+            ..base.clone()
+        },
+        CitizenReport {
+            text: "\u{fffe}".into(),
+            ..base.clone()
+        },
+        CitizenReport {
             photos: vec![],
             ..base.clone()
         },

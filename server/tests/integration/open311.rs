@@ -295,6 +295,37 @@ fn an_open311_post_becomes_a_case_the_grids_inspector_receives() {
             ],
             403,
         ),
+        // Characters XML cannot carry, in the description or any other field (issue 15 item 2).
+        (
+            vec![
+                ("api_key", &hotline),
+                ("service_code", "sanitation"),
+                ("lat", &lat),
+                ("long", &lon),
+                ("description", "井盖缺失\u{ffff}"),
+            ],
+            400,
+        ),
+        (
+            vec![
+                ("api_key", &hotline),
+                ("service_code", "sanitation"),
+                ("lat", &lat),
+                ("long", &lon),
+                ("address_string", "\u{fffe}吴江路 1 号"),
+            ],
+            400,
+        ),
+        (
+            vec![
+                ("api_key", &hotline),
+                ("service_code", "sanitation"),
+                ("lat", &lat),
+                ("long", &lon),
+                ("description", "响铃\u{7}"),
+            ],
+            400,
+        ),
     ];
     let before = server.state.store().doc_count().unwrap();
     for (form, expected) in cases {
@@ -303,6 +334,12 @@ fn an_open311_post_becomes_a_case_the_grids_inspector_receives() {
         assert!(body.contains("<errors><error><code>"), "{body}");
     }
     assert_eq!(server.state.store().doc_count().unwrap(), before);
+    let (status, xml) = get(&server, &format!("requests.xml?api_key={hotline}"));
+    assert_eq!(status, 200);
+    assert!(
+        !xml.chars().any(gridlink_core::text::is_unfit),
+        "requests.xml carries a character XML cannot hold"
+    );
     // No token is ever pending: requests are answered with their id.
     assert_eq!(get(&server, "tokens/abc.json").0, 404);
 }
