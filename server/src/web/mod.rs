@@ -47,6 +47,7 @@ use std::sync::{Arc, Mutex, RwLock};
 #[derive(Debug, Default)]
 pub struct WebState {
     failures: Failures,
+    password_checks: session::PasswordChecks,
     directory: RwLock<Arc<Directory>>,
     stats: Mutex<HashMap<String, (i64, Arc<stats::StatsData>)>>,
     /// Signed-in operators by session (token hash), as read at a time (UTC ms).
@@ -411,10 +412,34 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
             .unwrap_or_default(),
         f.get("password").cloned().unwrap_or_default(),
     );
+    // Counted before the password is checked: simultaneous guesses cannot outrun the lockout.
+    let attempt_at = crate::now_ms();
+    let failures = &state.web().failures;
+    if !failures.attempt(&user, &address, attempt_at) {
+        return locked_form(lang, &next, secure);
+    }
+    let Some(_turn) = state.web().password_checks.turn().await else {
+        failures.withdraw(&user, &address, attempt_at);
+        let mut response = login_form(
+            lang,
+            &next,
+            Some(lang.t(
+                "服务器正忙，请几秒后再试 / the server is busy: try again in a few seconds",
+                "The server is busy: try again in a few seconds / 服务器正忙，请几秒后再试",
+            )),
+            StatusCode::SERVICE_UNAVAILABLE,
+            secure,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        return response;
+    };
     let outcome = {
         let state = state.clone();
         tokio::task::spawn_blocking(move || {
-            sign_in(&state, &state.web().failures, &user, &password, &address)
+            let failures = &state.web().failures;
+            sign_in(&state, failures, attempt_at, &user, &password, &address)
         })
         .await
     };
@@ -424,32 +449,46 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
             let headers = response.headers_mut();
             headers.append(
                 header::SET_COOKIE,
-                cookie_header(SESSION_COOKIE, &token, session::SESSION_HOURS * 3600, secure),
+                cookie_header(
+                    SESSION_COOKIE,
+                    &token,
+                    session::SESSION_HOURS * 3600,
+                    secure,
+                ),
             );
-            headers.append(header::SET_COOKIE, cookie_header(LOGIN_CSRF_COOKIE, "", 0, secure));
+            headers.append(
+                header::SET_COOKIE,
+                cookie_header(LOGIN_CSRF_COOKIE, "", 0, secure),
+            );
             *response.status_mut() = StatusCode::SEE_OTHER;
             response
         }
         Ok(Ok(SignIn::Refused)) => login_form(
             lang,
             &next,
-            Some(lang.t("账号或密码不正确 / wrong user id or password", "Wrong user id or password / 账号或密码不正确")),
-            StatusCode::UNAUTHORIZED,
-            secure,
-        ),
-        Ok(Ok(SignIn::Locked)) => login_form(
-            lang,
-            &next,
             Some(lang.t(
-                "登录失败次数过多，请 15 分钟后再试 / too many failed attempts: try again in 15 minutes",
-                "Too many failed attempts: try again in 15 minutes / 登录失败次数过多，请 15 分钟后再试",
+                "账号或密码不正确 / wrong user id or password",
+                "Wrong user id or password / 账号或密码不正确",
             )),
-            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::UNAUTHORIZED,
             secure,
         ),
         Ok(Err(e)) => WebError::from(e).into_response(),
         Err(e) => WebError::Internal(e.to_string()).into_response(),
     }
+}
+
+fn locked_form(lang: Lang, next: &str, secure: bool) -> Response {
+    login_form(
+        lang,
+        next,
+        Some(lang.t(
+            "登录失败次数过多，请 15 分钟后再试 / too many failed attempts: try again in 15 minutes",
+            "Too many failed attempts: try again in 15 minutes / 登录失败次数过多，请 15 分钟后再试",
+        )),
+        StatusCode::TOO_MANY_REQUESTS,
+        secure,
+    )
 }
 
 async fn logout(State(state): State<AppState>, viewer: Viewer, body: Bytes) -> Response {

@@ -6,8 +6,12 @@
 //!
 //! Sign-in failures are counted per name and address, per name and per address ([`Failures`]):
 //! past their limits within [`FAILURE_WINDOW_MS`] further attempts are refused before any
-//! password is checked. Unknown names are hashed against a fixed dummy hash, so the answer
-//! and its timing do not tell which names exist.
+//! password is checked. An attempt is counted as a failure *before* its password is checked
+//! and forgotten only when it succeeds, so forty simultaneous guesses are as limited as forty
+//! one after another; and at most [`MAX_PASSWORD_CHECKS`] argon2 checks run at once (each
+//! holds about 19 MiB), the others wait their turn or are told the server is busy. Unknown
+//! names are hashed against a fixed dummy hash, so the answer and its timing do not tell which
+//! names exist.
 
 use crate::AppState;
 use crate::identity::{hash_secret, new_token};
@@ -25,6 +29,8 @@ pub(super) const SESSION_HOURS: i64 = 12;
 pub const MAX_FAILURES: u32 = 5;
 /// The window of [`MAX_FAILURES`], ms.
 pub(super) const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Password checks (argon2, about 19 MiB and tens of milliseconds each) run at once.
+pub(super) const MAX_PASSWORD_CHECKS: usize = 4;
 /// Shortest password accepted.
 pub(super) const MIN_PASSWORD_CHARS: usize = 10;
 
@@ -129,8 +135,6 @@ pub enum SignIn {
     Ok(String),
     /// Wrong name or password (one answer for both).
     Refused,
-    /// Too many failures for this name or address: try again later.
-    Locked,
 }
 
 /// Failed sign-ins, by the name tried from one address, by the name from anywhere, and by
@@ -156,25 +160,26 @@ impl Failures {
         ]
     }
 
-    /// Whether attempts for `name` from `address` are refused now (before any password is
-    /// checked).
-    pub(super) fn locked(&self, name: &str, address: &str, now: i64) -> bool {
+    /// Takes an attempt for `name` from `address`: `false` when they are locked out now
+    /// (nothing is counted, no password need be checked); otherwise the attempt is counted as
+    /// a failure at once, under the same lock, and stays counted unless it
+    /// [`succeeded`](Self::succeeded) or is [`withdrawn`](Self::withdraw).
+    pub(super) fn attempt(&self, name: &str, address: &str, now: i64) -> bool {
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        Self::keys(name, address).iter().any(|(key, limit)| {
+        let keys = Self::keys(name, address);
+        let locked = keys.iter().any(|(key, limit)| {
             recent.get_mut(key).is_some_and(|times| {
                 times.retain(|t| now - t < FAILURE_WINDOW_MS);
                 u32::try_from(times.len()).unwrap_or(u32::MAX) >= *limit
             })
-        })
-    }
-
-    /// Counts a failed attempt.
-    pub(super) fn failed(&self, name: &str, address: &str, now: i64) {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        });
+        if locked {
+            return false;
+        }
         if recent.len() >= MAX_KEYS {
             recent.retain(|_, times| times.iter().any(|t| now - t < FAILURE_WINDOW_MS));
         }
-        for (key, _) in Self::keys(name, address) {
+        for (key, _) in keys {
             let room = recent.len() < MAX_KEYS;
             match recent.get_mut(&key) {
                 Some(times) => times.push(now),
@@ -184,15 +189,59 @@ impl Failures {
                 None => {}
             }
         }
+        true
     }
 
-    /// Forgets the failures of a name from an address after it signed in there.
-    pub(super) fn succeeded(&self, name: &str, address: &str) {
-        let [(pair, _), ..] = Self::keys(name, address);
-        self.recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&pair);
+    /// The attempt taken at `at` signed in: the name's failures from that address are
+    /// forgotten, and the attempt no longer counts against the name or the address.
+    pub(super) fn succeeded(&self, name: &str, address: &str, at: i64) {
+        let [(pair, _), rest @ ..] = Self::keys(name, address);
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.remove(&pair);
+        Self::uncount(&mut recent, &rest, at);
+    }
+
+    /// The attempt taken at `at` was never checked (the server was busy): it does not count.
+    pub(super) fn withdraw(&self, name: &str, address: &str, at: i64) {
+        let keys = Self::keys(name, address);
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        Self::uncount(&mut recent, &keys, at);
+    }
+
+    fn uncount(recent: &mut HashMap<String, Vec<i64>>, keys: &[(String, u32)], at: i64) {
+        for (key, _) in keys {
+            if let Some(times) = recent.get_mut(key) {
+                if let Some(i) = times.iter().rposition(|&t| t == at) {
+                    times.swap_remove(i);
+                }
+                if times.is_empty() {
+                    recent.remove(key);
+                }
+            }
+        }
+    }
+}
+
+/// The turns for password checks: [`MAX_PASSWORD_CHECKS`] at once.
+#[derive(Debug)]
+pub(super) struct PasswordChecks(tokio::sync::Semaphore);
+
+impl Default for PasswordChecks {
+    fn default() -> Self {
+        PasswordChecks(tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS))
+    }
+}
+
+impl PasswordChecks {
+    /// How long a sign-in waits for its turn before the server answers that it is busy.
+    pub(super) const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// A turn, or `None` when none came free within [`Self::WAIT`].
+    pub(super) async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        tokio::time::timeout(Self::WAIT, self.0.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 }
 
@@ -212,17 +261,16 @@ fn dummy_hash() -> &'static str {
 
 /// Checks a name and password (blocking: argon2 takes tens of milliseconds) and opens a
 /// session when they match.
+/// The attempt must have been taken ([`Failures::attempt`] at `attempt_at`): it counts as a
+/// failure unless the password matches.
 pub fn sign_in(
     state: &AppState,
     failures: &Failures,
+    attempt_at: i64,
     name: &str,
     password: &str,
     address: &str,
 ) -> Result<SignIn, StoreError> {
-    let now = crate::now_ms();
-    if failures.locked(name, address, now) {
-        return Ok(SignIn::Locked);
-    }
     let user = state.store().user(name)?.filter(|u| may_use_web(u.role));
     let stored = match &user {
         Some(u) => state.store().web_password(&u.id)?,
@@ -236,13 +284,11 @@ pub fn sign_in(
     });
     match user {
         Some(user) if matches && stored.is_some() => {
-            failures.succeeded(name, address);
-            Ok(SignIn::Ok(open_session(state, &user.id)?))
+            let token = open_session(state, &user.id)?;
+            failures.succeeded(name, address, attempt_at);
+            Ok(SignIn::Ok(token))
         }
-        _ => {
-            failures.failed(name, address, now);
-            Ok(SignIn::Refused)
-        }
+        _ => Ok(SignIn::Refused),
     }
 }
 
@@ -254,34 +300,58 @@ mod tests {
     fn a_name_locks_from_one_address_first_and_from_everywhere_only_after_many() {
         let f = Failures::default();
         for _ in 0..MAX_FAILURES {
-            assert!(!f.locked("op-01", "10.0.0.1", 0));
-            f.failed("op-01", "10.0.0.1", 0);
+            assert!(f.attempt("op-01", "10.0.0.1", 0));
         }
-        assert!(f.locked("op-01", "10.0.0.1", 1));
+        assert!(!f.attempt("op-01", "10.0.0.1", 1));
         // The operator at their own desk is not locked out by someone else's guesses.
-        assert!(!f.locked("op-01", "10.0.0.2", 1));
+        assert!(f.attempt("op-01", "10.0.0.2", 1));
         // Nor after the window.
-        assert!(!f.locked("op-01", "10.0.0.1", FAILURE_WINDOW_MS + 1));
+        assert!(f.attempt("op-01", "10.0.0.1", FAILURE_WINDOW_MS + 1));
         // Guesses from many addresses lock the name everywhere.
         for i in 0..MAX_FAILURES * 10 {
-            f.failed("op-02", &format!("10.1.{}.{}", i / 200, i % 200), 0);
+            assert!(f.attempt("op-02", &format!("10.1.{}.{}", i / 200, i % 200), 0));
         }
-        assert!(f.locked("op-02", "10.0.0.9", 1));
+        assert!(!f.attempt("op-02", "10.0.0.9", 1));
         // One address guessing many names is stopped too.
         for i in 0..MAX_FAILURES * 4 {
-            f.failed(&format!("user-{i}"), "10.2.0.1", 0);
+            assert!(f.attempt(&format!("user-{i}"), "10.2.0.1", 0));
         }
-        assert!(f.locked("someone-else", "10.2.0.1", 1));
-        // A success from an address forgets that address's failures for the name.
-        f.failed("op-03", "10.3.0.1", 0);
-        f.succeeded("op-03", "10.3.0.1");
+        assert!(!f.attempt("someone-else", "10.2.0.1", 1));
+        // A success from an address forgets that address's failures for the name, and the
+        // successful attempt does not count against the name or the address.
+        assert!(f.attempt("op-03", "10.3.0.1", 0));
+        assert!(f.attempt("op-03", "10.3.0.1", 5));
+        f.succeeded("op-03", "10.3.0.1", 5);
+        let recent = f.recent.lock().unwrap();
+        assert_eq!(recent.get("pair:10.3.0.1|op-03"), None);
+        assert_eq!(recent.get("name:op-03").map(Vec::as_slice), Some(&[0][..]));
         assert_eq!(
+            recent.get("addr:10.3.0.1").map(Vec::as_slice),
+            Some(&[0][..])
+        );
+    }
+
+    #[test]
+    fn a_refused_attempt_counts_nothing_and_a_withdrawn_one_is_forgotten() {
+        let f = Failures::default();
+        for _ in 0..MAX_FAILURES {
+            assert!(f.attempt("op-04", "10.4.0.1", 0));
+        }
+        // Refused while locked: nothing more is counted (the lock does not extend itself).
+        assert!(!f.attempt("op-04", "10.4.0.1", 10));
+        assert_eq!(
+            f.recent.lock().unwrap()["pair:10.4.0.1|op-04"].len(),
+            MAX_FAILURES as usize
+        );
+        // An attempt the server was too busy to check does not count.
+        assert!(f.attempt("op-05", "10.4.0.2", 7));
+        f.withdraw("op-05", "10.4.0.2", 7);
+        assert!(
             f.recent
                 .lock()
                 .unwrap()
-                .get("pair:10.3.0.1|op-03")
-                .map(Vec::len),
-            None
+                .keys()
+                .all(|k| !k.contains("10.4.0.2"))
         );
     }
 
@@ -289,10 +359,8 @@ mod tests {
     fn long_names_and_many_keys_stay_bounded() {
         let f = Failures::default();
         let long = "x".repeat(16 << 10);
-        f.failed(&long, "10.0.0.1", 0);
+        assert!(f.attempt(&long, "10.0.0.1", 0));
         assert!(f.recent.lock().unwrap().keys().all(|k| k.len() < 200));
-        // Checking never adds keys.
-        assert!(!f.locked("never-tried", "10.9.9.9", 0));
         assert_eq!(f.recent.lock().unwrap().len(), 3);
     }
 }

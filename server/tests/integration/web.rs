@@ -79,6 +79,57 @@ fn try_sign_in(server: &TestServer, user: &str, password: &str) -> Response {
         .unwrap()
 }
 
+/// Simultaneous wrong passwords cannot outrun the lockout (issue 15 item 4): each attempt is
+/// counted before its password is checked, so of forty sent at once exactly the allowed number
+/// are checked and answered 401, the rest 429; the operator then signs in from elsewhere.
+#[test]
+fn simultaneous_wrong_passwords_are_counted_before_they_are_checked() {
+    let server = TestServer::start();
+    operator(&server, "op-03", None);
+    // Every form fetched first, so the posts themselves race.
+    let forms: Vec<(String, String)> = (0..40)
+        .map(|_| {
+            let page = client()
+                .get(format!("{}/web/login", server.url))
+                .send()
+                .unwrap();
+            let token = set_cookie(&page, "gridlink_login").unwrap();
+            (token, field(&page.text().unwrap(), "csrf"))
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(forms.len());
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = forms
+            .iter()
+            .map(|(token, csrf)| {
+                let (barrier, url) = (&barrier, &server.url);
+                s.spawn(move || {
+                    let http = client();
+                    barrier.wait();
+                    http.post(format!("{url}/web/login"))
+                        .header(COOKIE, format!("gridlink_login={token}"))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(encode(&[
+                            ("csrf", csrf),
+                            ("user", "op-03"),
+                            ("password", "a wrong guess"),
+                        ]))
+                        .send()
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let count = |code| statuses.iter().filter(|&&s| s == code).count();
+    assert_eq!(count(401), web::MAX_FAILURES as usize, "{statuses:?}");
+    assert_eq!(count(429), 40 - web::MAX_FAILURES as usize, "{statuses:?}");
+    // Locked from here, the right password too.
+    assert_eq!(try_sign_in(&server, "op-03", PASSWORD).status(), 429);
+}
+
 fn sign_in(server: &TestServer, user: &str) -> Browser {
     let response = try_sign_in(server, user, PASSWORD);
     assert_eq!(response.status(), 303, "sign-in of {user}");
