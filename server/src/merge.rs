@@ -655,7 +655,6 @@ fn merge_one(
         &Caps::DEFAULT,
     )?;
     let (actors, new_changes) = (new.actors, new.bytes);
-    check_root_keys(doc.unexpected_root_keys())?;
     let after = doc.case().map_err(core_refusal)?;
     if after.details.id != push.doc_id {
         return Err(refusal(
@@ -781,14 +780,17 @@ fn merge_record(
         &Caps::DEFAULT,
     )?;
     let (actors, new_changes) = (new.actors, new.bytes);
-    check_root_keys(doc.unexpected_root_keys())?;
-    let accepted = check_record_push(
+    let mut accepted = check_record_push(
         pusher,
         before.as_ref().map(|(doc, scopes, _, _)| (doc, scopes)),
         &doc,
         context,
         now_ms,
     )?;
+    accepted.scopes = grown(
+        std::mem::take(&mut accepted.scopes),
+        before.as_ref().map(|b| &b.1),
+    );
     let chunks = before.as_ref().map_or(0, |b| b.2) + 1;
     let changes = if before.is_some() {
         new_changes
@@ -796,11 +798,6 @@ fn merge_record(
         doc.save()
     };
     let compacted = (chunks >= COMPACT_AFTER_CHUNKS).then(|| doc.save());
-    let mut accepted = accepted;
-    accepted.scopes = grown(
-        std::mem::take(&mut accepted.scopes),
-        before.as_ref().map(|b| &b.1),
-    );
     let merge = Merge {
         doc_id: push.doc_id.clone(),
         device_id: logged_device(&actors, pusher),
@@ -923,17 +920,6 @@ fn check_authors(
             ),
         )),
         None => Ok(()),
-    }
-}
-
-fn check_root_keys(extra: Vec<String>) -> Result<(), Refusal> {
-    if extra.is_empty() {
-        Ok(())
-    } else {
-        Err(refusal(
-            RejectCode::Malformed,
-            format!("文档含有未定义的字段 / unknown fields at the root: {extra:?}"),
-        ))
     }
 }
 

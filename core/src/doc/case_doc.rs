@@ -227,12 +227,6 @@ impl CaseDoc {
         self.apply(&bytes)
     }
 
-    /// Keys at the document's root that the case schema does not define (a well-formed case
-    /// has none).
-    pub fn unexpected_root_keys(&self) -> Vec<String> {
-        super::unexpected_root_keys(&self.doc)
-    }
-
     /// The changes this document has beyond `heads` (every change when `heads` is empty):
     /// their distinct actor ids, and their bytes (change chunks that `load`/`apply` accept
     /// after the earlier bytes, like [`save_after`](Self::save_after)).

@@ -204,14 +204,6 @@ pub(crate) fn read_json(
     }
 }
 
-/// Keys at a document's root that the `{schema, kind, details, history}` shape every gridlink
-/// document has does not define.
-pub(crate) fn unexpected_root_keys(doc: &AutoCommit) -> Vec<String> {
-    doc.keys(automerge::ROOT)
-        .filter(|k| !matches!(k.as_str(), "schema" | "kind" | "details" | "history"))
-        .collect()
-}
-
 /// The changes a document has beyond some heads: what a push added.
 #[derive(Debug, Clone)]
 pub struct NewChanges {

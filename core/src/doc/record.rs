@@ -360,11 +360,6 @@ impl RecordDoc {
         self.apply(&bytes)
     }
 
-    /// Root keys the record shape does not define.
-    pub fn unexpected_root_keys(&self) -> Vec<String> {
-        super::unexpected_root_keys(&self.doc)
-    }
-
     /// The changes beyond `heads`: their distinct actors and their bytes.
     pub fn changes_since(&mut self, heads: &[ChangeHash]) -> super::NewChanges {
         super::changes_since(&mut self.doc, heads)

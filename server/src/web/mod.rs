@@ -418,7 +418,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
     if !failures.attempt(&user, &address, attempt_at) {
         return locked_form(lang, &next, secure);
     }
-    let Some(_turn) = state.web().password_checks.turn().await else {
+    let Some(turn) = state.web().password_checks.turn().await else {
         failures.withdraw(&user, &address, attempt_at);
         let mut response = login_form(
             lang,
@@ -438,6 +438,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
     let outcome = {
         let state = state.clone();
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let failures = &state.web().failures;
             sign_in(&state, failures, attempt_at, &user, &password, &address)
         })

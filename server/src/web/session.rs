@@ -151,6 +151,10 @@ pub struct Failures {
 const MAX_KEYS: usize = 100_000;
 
 impl Failures {
+    fn recent(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<i64>>> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn keys(name: &str, address: &str) -> [(String, u32); 3] {
         let name: String = name.chars().take(64).collect();
         [
@@ -165,7 +169,7 @@ impl Failures {
     /// a failure at once, under the same lock, and stays counted unless it
     /// [`succeeded`](Self::succeeded) or is [`withdrawn`](Self::withdraw).
     pub(super) fn attempt(&self, name: &str, address: &str, now: i64) -> bool {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recent = self.recent();
         let keys = Self::keys(name, address);
         let locked = keys.iter().any(|(key, limit)| {
             recent.get_mut(key).is_some_and(|times| {
@@ -195,40 +199,38 @@ impl Failures {
     /// The attempt taken at `at` signed in: the name's failures from that address are
     /// forgotten, and the attempt no longer counts against the name or the address.
     pub(super) fn succeeded(&self, name: &str, address: &str, at: i64) {
-        let [(pair, _), rest @ ..] = Self::keys(name, address);
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.remove(&pair);
-        Self::uncount(&mut recent, &rest, at);
+        self.withdraw(name, address, at);
+        let [(pair, _), ..] = Self::keys(name, address);
+        self.recent().remove(&pair);
     }
 
-    /// The attempt taken at `at` was never checked (the server was busy): it does not count.
+    /// The attempt taken at `at` does not count (it was never checked: the server was busy).
     pub(super) fn withdraw(&self, name: &str, address: &str, at: i64) {
-        let keys = Self::keys(name, address);
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        Self::uncount(&mut recent, &keys, at);
-    }
-
-    fn uncount(recent: &mut HashMap<String, Vec<i64>>, keys: &[(String, u32)], at: i64) {
-        for (key, _) in keys {
-            if let Some(times) = recent.get_mut(key) {
+        let mut recent = self.recent();
+        for (key, _) in Self::keys(name, address) {
+            if let Some(times) = recent.get_mut(&key) {
                 if let Some(i) = times.iter().rposition(|&t| t == at) {
                     times.swap_remove(i);
                 }
                 if times.is_empty() {
-                    recent.remove(key);
+                    recent.remove(&key);
                 }
             }
         }
     }
 }
 
-/// The turns for password checks: [`MAX_PASSWORD_CHECKS`] at once.
+/// The turns for password checks: [`MAX_PASSWORD_CHECKS`] at once. A turn is owned, so it
+/// goes with the check into its blocking task: a client that hangs up does not free its turn
+/// while argon2 still runs for it.
 #[derive(Debug)]
-pub(super) struct PasswordChecks(tokio::sync::Semaphore);
+pub(super) struct PasswordChecks(std::sync::Arc<tokio::sync::Semaphore>);
 
 impl Default for PasswordChecks {
     fn default() -> Self {
-        PasswordChecks(tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS))
+        PasswordChecks(std::sync::Arc::new(tokio::sync::Semaphore::new(
+            MAX_PASSWORD_CHECKS,
+        )))
     }
 }
 
@@ -237,8 +239,8 @@ impl PasswordChecks {
     pub(super) const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
     /// A turn, or `None` when none came free within [`Self::WAIT`].
-    pub(super) async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        tokio::time::timeout(Self::WAIT, self.0.acquire())
+    pub(super) async fn turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        tokio::time::timeout(Self::WAIT, self.0.clone().acquire_owned())
             .await
             .ok()
             .and_then(Result::ok)
@@ -261,6 +263,7 @@ fn dummy_hash() -> &'static str {
 
 /// Checks a name and password (blocking: argon2 takes tens of milliseconds) and opens a
 /// session when they match.
+///
 /// The attempt must have been taken ([`Failures::attempt`] at `attempt_at`): it counts as a
 /// failure unless the password matches.
 pub fn sign_in(

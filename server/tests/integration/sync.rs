@@ -587,43 +587,57 @@ fn a_dispatch_overruled_by_a_concurrent_rejection_leaves_the_department_in_step(
     let operator = server.phone("op-01");
     let department = server.phone("dept-env-01");
     let id = inspector.report(GRID, "河道漂浮物", T0);
+    let mut made: HashSet<String> = inspector
+        .store
+        .case(&id)
+        .unwrap()
+        .history
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
     inspector.sync();
     chief.sync();
     operator.sync();
     // Offline at once: the operator rejects the case, the chief accepts and dispatches it.
-    operator
-        .act(
-            &id,
-            EventKind::RejectedInvalid {
-                reason: "不属于受理范围".into(),
-            },
-            T0 + 10,
-        )
-        .unwrap();
-    chief
-        .act(
-            &id,
-            EventKind::Accepted {
-                assignee: None,
-                due_at_ms: None,
-            },
-            T0 + 20,
-        )
-        .unwrap();
-    chief
-        .act(
-            &id,
-            EventKind::Dispatched {
-                target: DispatchTarget::Department {
-                    code: "dept-env".into(),
-                    name: "区生态环境局".into(),
+    made.insert(
+        operator
+            .act(
+                &id,
+                EventKind::RejectedInvalid {
+                    reason: "不属于受理范围".into(),
                 },
-                due_at_ms: None,
-                note: "请处置".into(),
-            },
-            T0 + 30,
-        )
-        .unwrap();
+                T0 + 10,
+            )
+            .unwrap(),
+    );
+    made.insert(
+        chief
+            .act(
+                &id,
+                EventKind::Accepted {
+                    assignee: None,
+                    due_at_ms: None,
+                },
+                T0 + 20,
+            )
+            .unwrap(),
+    );
+    made.insert(
+        chief
+            .act(
+                &id,
+                EventKind::Dispatched {
+                    target: DispatchTarget::Department {
+                        code: "dept-env".into(),
+                        name: "区生态环境局".into(),
+                    },
+                    due_at_ms: None,
+                    note: "请处置".into(),
+                },
+                T0 + 30,
+            )
+            .unwrap(),
+    );
     chief.sync();
     department.sync();
     assert_eq!(
@@ -647,6 +661,7 @@ fn a_dispatch_overruled_by_a_concurrent_rejection_leaves_the_department_in_step(
     let held = department.store.case(&id).unwrap();
     assert_eq!(held.state.status, Status::Closed);
     assert!(held.history.iter().any(|e| e.id == handling));
+    made.insert(handling.clone());
     // Kept and shown as not applied, like every event a concurrent action overruled.
     assert!(held.state.flagged.iter().any(|f| f.event_id == handling));
     assert!(department.store.unacknowledged().unwrap().is_empty());
@@ -663,32 +678,14 @@ fn a_dispatch_overruled_by_a_concurrent_rejection_leaves_the_department_in_step(
     let comment = department.comment(&id, "现场已无漂浮物", T0 + 50);
     let report = department.sync();
     assert_eq!(report.docs_rejected, 0, "{report:?}");
-    let mut events = HashSet::new();
-    for phone in [&inspector, &chief, &operator, &department] {
+    let phones = [&inspector, &chief, &operator, &department];
+    for phone in phones {
         phone.sync();
-        events.extend(
-            phone
-                .store
-                .case(&id)
-                .unwrap()
-                .history
-                .into_iter()
-                .map(|e| e.id),
-        );
     }
-    assert!(events.contains(&comment));
-    let on_server = server.doc(&id).unwrap().case().unwrap();
-    for phone in [&inspector, &chief, &operator, &department] {
-        assert_eq!(
-            phone.store.case(&id).unwrap(),
-            on_server,
-            "{}",
-            phone.user()
-        );
-        assert!(
-            phone.store.unacknowledged().unwrap().is_empty(),
-            "{}",
-            phone.user()
-        );
-    }
+    // Every event any phone made is on every phone and the server, which all agree.
+    assert_converged(
+        &server,
+        &phones,
+        &made.into_iter().chain([comment]).collect(),
+    );
 }
