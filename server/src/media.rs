@@ -5,19 +5,29 @@
 //! open311-media-hosts`, kept in the setting [`SETTING`]; none by default, so `media_url` is
 //! refused until hosts are listed); only `http`/`https` on the listed host and port; no
 //! redirects; a time limit; at most [`MAX_MEDIA_BYTES`] read. What arrives goes through the
-//! same pipeline as a phone's photo (decoded with limits, resized, re-encoded without
-//! metadata, thumbnail), and is stored by its SHA-256 like any uploaded photo.
+//! same pipeline as a phone's photo (resized, re-encoded without metadata, thumbnail), and is
+//! stored by its SHA-256 like any uploaded photo.
+//!
+//! Decoding is what costs memory (an 8000×8000 progressive JPEG of 563 KB needs hundreds of
+//! megabytes), so the header is read first and checked against [`PhotoLimits::remote`], lower
+//! than a phone camera's, before anything is decoded; and at most [`MAX_DECODES`] media photos
+//! are decoded at once, the others waiting up to [`DECODE_WAIT`] and then refused as busy.
 
 use crate::AppState;
 use crate::store::{BlobRow, StoreError, StoreResult};
-use gridlink_core::photo::{PhotoConfig, ProcessedPhoto};
+use gridlink_core::photo::{PhotoConfig, PhotoLimits, ProcessedPhoto};
 use std::io::Read;
-use std::time::Duration;
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// The setting holding the allowed hosts (comma-separated `host` or `host:port`).
 pub const SETTING: &str = "open311_media_hosts";
 /// Most bytes read from a media URL.
-pub const MAX_MEDIA_BYTES: u64 = 16 << 20;
+pub const MAX_MEDIA_BYTES: u64 = PhotoLimits::remote().max_input_bytes;
+/// Most media photos decoded at once, across the process.
+pub const MAX_DECODES: usize = 2;
+/// How long a media photo waits for its turn to be decoded.
+pub const DECODE_WAIT: Duration = Duration::from_secs(20);
 /// Time limit of a fetch.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -39,9 +49,46 @@ pub enum MediaError {
     /// Not a photo the pipeline accepts.
     #[error("media_url 不是可用的照片 / media_url is not a usable photo: {0}")]
     NotAPhoto(String),
+    /// Other media photos are being decoded and none finished in time.
+    #[error("服务器正忙，请稍后重试 / the server is busy with other photos: try again later")]
+    Busy,
     /// Storing it failed.
     #[error("保存照片失败 / storing the photo failed: {0}")]
     Storage(String),
+}
+
+/// The decoding turns: a counting semaphore for blocking threads.
+static DECODING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// A turn to decode; given back on drop.
+struct Turn;
+
+impl Turn {
+    fn take(wait: Duration) -> Result<Turn, MediaError> {
+        let (count, freed) = &DECODING;
+        let deadline = Instant::now() + wait;
+        let mut running = count.lock().unwrap_or_else(PoisonError::into_inner);
+        while *running >= MAX_DECODES {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(MediaError::Busy);
+            }
+            running = freed
+                .wait_timeout(running, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *running += 1;
+        Ok(Turn)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let (count, freed) = &DECODING;
+        *count.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        freed.notify_one();
+    }
 }
 
 fn normalize(host: &str) -> String {
@@ -137,8 +184,17 @@ pub fn fetch_photo(state: &AppState, url: &str) -> Result<String, MediaError> {
     if bytes.len() as u64 > MAX_MEDIA_BYTES {
         return Err(MediaError::TooLarge);
     }
-    let photo = gridlink_core::photo::process(&bytes, &PhotoConfig::default())
-        .map_err(|e| MediaError::NotAPhoto(e.to_string()))?;
+    let config = PhotoConfig {
+        limits: PhotoLimits::remote(),
+        ..PhotoConfig::default()
+    };
+    let not_a_photo = |e: gridlink_core::photo::PhotoError| MediaError::NotAPhoto(e.to_string());
+    // Refused from its header, before anything is decoded or waits for a turn.
+    gridlink_core::photo::probe(&bytes, &config.limits).map_err(not_a_photo)?;
+    let photo = {
+        let _turn = Turn::take(DECODE_WAIT)?;
+        gridlink_core::photo::process(&bytes, &config).map_err(not_a_photo)?
+    };
     keep(state, &photo).map_err(|e| MediaError::Storage(e.to_string()))?;
     Ok(photo.hash)
 }
@@ -178,6 +234,21 @@ fn keep(state: &AppState, photo: &ProcessedPhoto) -> StoreResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_most_two_media_photos_are_decoded_at_once() {
+        let short = Duration::from_millis(30);
+        let first = Turn::take(short).unwrap();
+        let second = Turn::take(short).unwrap();
+        assert!(matches!(Turn::take(short), Err(MediaError::Busy)));
+        // A waiting photo gets the turn a finished one gives back.
+        let waiting = std::thread::spawn(move || Turn::take(Duration::from_secs(10)).is_ok());
+        std::thread::sleep(Duration::from_millis(50));
+        drop(first);
+        assert!(waiting.join().unwrap());
+        drop(second);
+        let _again = [Turn::take(short).unwrap(), Turn::take(short).unwrap()];
+    }
 
     #[test]
     fn only_listed_hosts_and_ports_over_http_are_fetched() {

@@ -192,7 +192,14 @@ impl Open311Error {
                 ],
             )],
         );
-        respond(self.status, format, &body)
+        let mut response = respond(self.status, format, &body);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("10"),
+            );
+        }
+        response
     }
 }
 
@@ -776,6 +783,9 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
         Some(url) => vec![crate::media::fetch_photo(state, url).map_err(|e| match e {
             crate::media::MediaError::Storage(_) => {
                 Open311Error::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+            crate::media::MediaError::Busy => {
+                Open311Error::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
             other => bad(other.to_string()),
         })?],

@@ -46,6 +46,21 @@ impl Default for PhotoLimits {
     }
 }
 
+impl PhotoLimits {
+    /// Limits for photos a server takes from elsewhere (an Open311 `media_url`): lower than a
+    /// phone camera needs, because many can arrive at once and the server decodes them for
+    /// everyone. 24 MP (6000×4000) and a 96 MiB decoding budget admit what hotline systems
+    /// forward; an 8000×8000 progressive JPEG or a 6000×6000 PNG is refused from its header.
+    pub const fn remote() -> Self {
+        PhotoLimits {
+            max_input_bytes: 16 << 20,
+            max_side: 8_192,
+            max_pixels: 24_000_000,
+            max_alloc_bytes: 96 << 20,
+        }
+    }
+}
+
 /// How photos are processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PhotoConfig {

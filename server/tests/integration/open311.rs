@@ -328,6 +328,29 @@ fn an_open311_post_becomes_a_case_the_grids_inspector_receives() {
     assert_eq!(get(&server, "tokens/abc.json").0, 404);
 }
 
+/// The start of a 6000×6000 PNG: signature and header, no pixels. Decoding it would need
+/// about 108 MB; the server refuses it from the header alone.
+fn huge_png_header() -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        let mut crc = flate2::Crc::new();
+        crc.update(&body);
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(&body);
+        png.extend_from_slice(&crc.sum().to_be_bytes());
+    };
+    let mut header = Vec::new();
+    header.extend_from_slice(&6000u32.to_be_bytes());
+    header.extend_from_slice(&6000u32.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(b"IHDR", &header);
+    chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(b"IEND", &[]);
+    png
+}
+
 /// A media server on 127.0.0.1 for `media_url`: answers exactly `requests` requests, then stops.
 fn media_server(requests: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
     use std::io::{Read, Write};
@@ -364,6 +387,7 @@ fn media_server(requests: usize) -> (String, std::thread::JoinHandle<Vec<String>
                     b"not a photo".to_vec(),
                 ),
                 "/moved" => ("302 Found\r\nLocation: /photo.jpg", Vec::new()),
+                "/huge.png" => ("200 OK\r\nContent-Type: image/png", huge_png_header()),
                 _ => ("404 Not Found", Vec::new()),
             };
             let _ = stream.write_all(
@@ -392,7 +416,7 @@ fn a_media_url_photo_comes_with_the_case_only_from_a_listed_host() {
         .unwrap();
     let (lat, lon) = (spot.lat.to_string(), spot.lon.to_string());
     let hotline = issue_key(&server.state, "12345 市民热线", "district", "test").unwrap();
-    let (host, media) = media_server(4);
+    let (host, media) = media_server(5);
     let request = |media_url: &str| {
         post(
             &server,
@@ -428,6 +452,11 @@ fn a_media_url_photo_comes_with_the_case_only_from_a_listed_host() {
         let (status, body) = request(&format!("http://{host}{path}"));
         assert_eq!(status, 400, "{path}: {body}");
     }
+    // A photo larger than a server decodes from elsewhere (36 MP, where a phone's camera may
+    // give 64 MP): refused by its size, read from the header, not as a broken file.
+    let (status, body) = request(&format!("http://{host}/huge.png"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("6000×6000"), "{body}");
     assert_eq!(docs(), before, "no case was created by a refused request");
 
     // The photo: processed like a phone's, stored with its thumbnail, named by the case.
@@ -447,7 +476,7 @@ fn a_media_url_photo_comes_with_the_case_only_from_a_listed_host() {
     // The redirect was not followed: the media server saw exactly these paths.
     assert_eq!(
         media.join().unwrap(),
-        vec!["/missing", "/moved", "/text", "/photo.jpg"]
+        vec!["/missing", "/moved", "/text", "/huge.png", "/photo.jpg"]
     );
     // The grid's inspector receives the case with the photo, and may fetch it.
     let inspector = server.phone("insp-0001");
