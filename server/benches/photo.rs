@@ -134,7 +134,7 @@ fn upload_with_cuts(input: &[u8], cuts: u64) -> (f64, u64, u64, f64) {
     // Kept at full size and high quality: the blob is about as large as the camera file.
     let phone_config = StoreConfig {
         photo: PhotoConfig {
-            long_edge: 4000,
+            long_edge: gridlink_core::photo::PHOTO_LONG_EDGE,
             quality: 97,
             ..PhotoConfig::default()
         },

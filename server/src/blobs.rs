@@ -45,7 +45,6 @@ pub enum BlobError {
 pub struct BlobStore {
     root: PathBuf,
     active: Mutex<HashSet<String>>,
-    limits: PhotoLimits,
 }
 
 /// Exclusive right to append to one blob; released on drop.
@@ -74,13 +73,12 @@ pub fn is_hash(s: &str) -> bool {
 
 impl BlobStore {
     /// Opens (creating) the store under `root`.
-    pub fn open(root: &Path, limits: PhotoLimits) -> std::io::Result<Arc<BlobStore>> {
+    pub fn open(root: &Path) -> std::io::Result<Arc<BlobStore>> {
         std::fs::create_dir_all(root.join("partial"))?;
         std::fs::create_dir_all(root.join("sha256"))?;
         Ok(Arc::new(BlobStore {
             root: root.to_owned(),
             active: Mutex::new(HashSet::new()),
-            limits,
         }))
     }
 
@@ -193,7 +191,15 @@ impl BlobStore {
 
     /// Verifies a partial blob that reached its size and moves it into place. A blob that
     /// fails is deleted (the client starts over).
-    pub fn complete(&self, _guard: &UploadGuard, hash: &str, size: u64) -> Result<(), BlobError> {
+    /// The whole blob is checked against `limits` (what the phone's pipeline produces for its
+    /// kind: [`PhotoLimits::uploaded_photo`], [`PhotoLimits::uploaded_thumbnail`]).
+    pub fn complete(
+        &self,
+        _guard: &UploadGuard,
+        hash: &str,
+        size: u64,
+        limits: &PhotoLimits,
+    ) -> Result<(), BlobError> {
         let partial = self.partial_path(hash);
         let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         std::fs::File::open(&partial)?.read_to_end(&mut bytes)?;
@@ -204,7 +210,7 @@ impl BlobStore {
         if bytes.len() as u64 != size || photo::sha256_hex(&bytes) != hash {
             return discard(BlobError::HashMismatch);
         }
-        match photo::probe(&bytes, &self.limits) {
+        match photo::probe(&bytes, limits) {
             Ok(p) if p.format == photo::Format::Jpeg => {}
             Ok(_) => return discard(BlobError::NotAnImage("JPEG only".into())),
             Err(e) => return discard(BlobError::NotAnImage(e.to_string())),

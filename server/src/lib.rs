@@ -84,8 +84,8 @@ impl Default for ServerConfig {
             max_body_bytes: 32 << 20,
             max_pull_bytes: 8 << 20,
             cache_docs: 4096,
-            max_photo_bytes: 8 << 20,
-            max_thumbnail_bytes: 256 << 10,
+            max_photo_bytes: gridlink_core::photo::MAX_PHOTO_BYTES,
+            max_thumbnail_bytes: gridlink_core::photo::MAX_THUMBNAIL_BYTES,
             max_registrations_per_phone: 5,
             chunk_idle_ms: 30_000,
             rate_limits: limits::RateLimits::default(),
@@ -139,7 +139,7 @@ impl AppState {
         blob_dir: &std::path::Path,
         config: ServerConfig,
     ) -> Result<AppState, StoreError> {
-        let blobs = BlobStore::open(blob_dir, gridlink_core::photo::PhotoLimits::default())
+        let blobs = BlobStore::open(blob_dir)
             .map_err(|e| StoreError::Database(format!("{}: {e}", blob_dir.display())))?;
         // Uploads abandoned for a week will not resume: their phones have given up or gone.
         match blobs.sweep_partials(std::time::Duration::from_secs(7 * 24 * 3600)) {

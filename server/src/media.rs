@@ -203,9 +203,19 @@ pub fn fetch_photo(state: &AppState, url: &str) -> Result<String, MediaError> {
 fn keep(state: &AppState, photo: &ProcessedPhoto) -> StoreResult<()> {
     let blobs = state.blobs();
     let io = |e: crate::blobs::BlobError| StoreError::Database(e.to_string());
-    for (hash, bytes, thumb_of) in [
-        (&photo.hash, &photo.jpeg, None),
-        (&photo.thumbnail_hash, &photo.thumbnail, Some(&photo.hash)),
+    for (hash, bytes, thumb_of, limits) in [
+        (
+            &photo.hash,
+            &photo.jpeg,
+            None,
+            PhotoLimits::uploaded_photo(),
+        ),
+        (
+            &photo.thumbnail_hash,
+            &photo.thumbnail,
+            Some(&photo.hash),
+            PhotoLimits::uploaded_thumbnail(),
+        ),
     ] {
         if !blobs.has(hash) {
             let guard = blobs.begin(hash).map_err(io)?;
@@ -216,7 +226,7 @@ fn keep(state: &AppState, photo: &ProcessedPhoto) -> StoreResult<()> {
             }
             blobs.append(&guard, hash, 0, bytes).map_err(io)?;
             blobs
-                .complete(&guard, hash, bytes.len() as u64)
+                .complete(&guard, hash, bytes.len() as u64, &limits)
                 .map_err(io)?;
         }
         state.store().put_blob(&BlobRow {

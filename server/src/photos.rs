@@ -23,6 +23,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use gridlink_core::photo::PhotoLimits;
 use gridlink_core::sync::access::Pusher;
 use gridlink_core::sync::wire::{self, BlobStatus, Receipt};
 use http_body_util::BodyExt;
@@ -327,7 +328,13 @@ fn write_chunk(
     if held < size {
         return Ok((held, None));
     }
-    blobs.complete(guard, hash, size).map_err(blob_error)?;
+    let limits = match checked.kind {
+        Kind::Photo => PhotoLimits::uploaded_photo(),
+        Kind::Thumb => PhotoLimits::uploaded_thumbnail(),
+    };
+    blobs
+        .complete(guard, hash, size, &limits)
+        .map_err(blob_error)?;
     let row = checked.row(hash, size);
     state.store().put_blob(&row)?;
     state.metrics().blobs_completed.inc();

@@ -46,7 +46,37 @@ impl Default for PhotoLimits {
     }
 }
 
+/// Long side of the photo the phone's pipeline uploads, pixels: the most a server stores.
+pub const PHOTO_LONG_EDGE: u32 = 1600;
+/// Long side of the thumbnail it uploads with the photo.
+pub const THUMBNAIL_EDGE: u32 = 256;
+/// Most bytes of an uploaded photo (a processed photo is ~200–400 KB; 1600² of noise at
+/// quality 100 stays under this).
+pub const MAX_PHOTO_BYTES: u64 = 8 << 20;
+/// Most bytes of an uploaded thumbnail.
+pub const MAX_THUMBNAIL_BYTES: u64 = 256 << 10;
+
 impl PhotoLimits {
+    /// What a server accepts as an uploaded photo: no more than the pipeline produces.
+    pub const fn uploaded_photo() -> Self {
+        Self::output(PHOTO_LONG_EDGE, MAX_PHOTO_BYTES)
+    }
+
+    /// What a server accepts as an uploaded thumbnail.
+    pub const fn uploaded_thumbnail() -> Self {
+        Self::output(THUMBNAIL_EDGE, MAX_THUMBNAIL_BYTES)
+    }
+
+    const fn output(side: u32, bytes: u64) -> Self {
+        let pixels = side as u64 * side as u64;
+        PhotoLimits {
+            max_input_bytes: bytes,
+            max_side: side,
+            max_pixels: pixels,
+            max_alloc_bytes: pixels * 4,
+        }
+    }
+
     /// Limits for photos a server takes from elsewhere (an Open311 `media_url`): lower than a
     /// phone camera needs, because many can arrive at once and the server decodes them for
     /// everyone. 24 MP (6000×4000) and a 96 MiB decoding budget admit what hotline systems
@@ -79,9 +109,9 @@ pub struct PhotoConfig {
 impl Default for PhotoConfig {
     fn default() -> Self {
         PhotoConfig {
-            long_edge: 1600,
+            long_edge: PHOTO_LONG_EDGE,
             quality: 80,
-            thumbnail_edge: 256,
+            thumbnail_edge: THUMBNAIL_EDGE,
             thumbnail_quality: 70,
             limits: PhotoLimits::default(),
         }
@@ -263,6 +293,11 @@ pub fn process(bytes: &[u8], config: &PhotoConfig) -> Result<ProcessedPhoto, Pho
         return Err(PhotoError::Encode(
             "目标尺寸过小 / target size below 16 px".into(),
         ));
+    }
+    if config.long_edge > PHOTO_LONG_EDGE || config.thumbnail_edge > THUMBNAIL_EDGE {
+        return Err(PhotoError::Encode(format!(
+            "目标尺寸超过服务器接受的 {PHOTO_LONG_EDGE}/{THUMBNAIL_EDGE} 像素 / target size above the {PHOTO_LONG_EDGE}/{THUMBNAIL_EDGE} px a server accepts"
+        )));
     }
     let limits = &config.limits;
     check_input_size(bytes.len() as u64, limits)?;

@@ -161,6 +161,25 @@ fn a_large_sideways_photo_is_scaled_to_the_long_edge_and_turned_upright() {
     .unwrap();
     assert_eq!((small.width, small.height), (800, 533));
     assert!(small.jpeg.len() < out.jpeg.len());
+    // Never larger than a server accepts: what it made passes the upload limits, and a
+    // larger target is refused before anything is decoded.
+    photo::probe(&out.jpeg, &photo::PhotoLimits::uploaded_photo()).unwrap();
+    photo::probe(&out.thumbnail, &photo::PhotoLimits::uploaded_thumbnail()).unwrap();
+    for config in [
+        PhotoConfig {
+            long_edge: photo::PHOTO_LONG_EDGE + 1,
+            ..config
+        },
+        PhotoConfig {
+            thumbnail_edge: photo::THUMBNAIL_EDGE + 1,
+            ..config
+        },
+    ] {
+        assert!(matches!(
+            photo::process(&input, &config),
+            Err(PhotoError::Encode(_))
+        ));
+    }
 }
 
 #[test]

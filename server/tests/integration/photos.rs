@@ -400,6 +400,60 @@ fn non_images_oversized_and_unreferenced_uploads_are_refused_and_quarantined() {
 }
 
 #[test]
+fn photos_and_thumbnails_larger_than_the_phone_pipeline_makes_are_refused() {
+    let server = TestServer::start();
+    let phone = server.phone("insp-0001");
+    let id = phone.report(GRID, "井盖缺失", T0);
+    // A camera's original (2400×1800) where the pipeline uploads at most 1600 px, and a
+    // processed photo (1600 px) offered as the thumbnail of another.
+    let original = camera_bytes(8);
+    let processed = gridlink_core::photo::process(&camera_bytes(9), &Default::default())
+        .unwrap()
+        .jpeg;
+    let small = gridlink_core::photo::process(&camera_bytes(10), &Default::default()).unwrap();
+    let [original_hash, processed_hash] =
+        [&original, &processed].map(|b| gridlink_core::photo::sha256_hex(b));
+    for (t, hash) in [&original_hash, &small.hash].into_iter().enumerate() {
+        phone.act(
+            &id,
+            EventKind::PhotoAdded { hash: hash.clone() },
+            T0 + 1 + t as i64,
+        );
+    }
+    phone.sync();
+    let put = |hash: &str, query: &str, bytes: &[u8]| {
+        phone.transport.put(
+            &format!("/v1/blobs/{hash}?{query}&size={}&offset=0", bytes.len()),
+            bytes,
+        )
+    };
+    let refused = |r: Result<_, TransportError>| {
+        matches!(r, Err(TransportError::Status { status: 415, ref body })
+            if body.code == "not_an_image" && body.message.contains("too large"))
+    };
+    assert!(refused(put(&original_hash, "kind=photo", &original)));
+    assert!(refused(put(
+        &processed_hash,
+        &format!("kind=thumb&of={}", small.hash),
+        &processed
+    )));
+    for hash in [&original_hash, &processed_hash] {
+        assert!(server.state.blobs().read(hash).unwrap().is_none());
+        assert_eq!(server.state.blobs().received(hash), 0, "discarded");
+    }
+    // What the pipeline makes goes in.
+    assert!(put(&small.hash, "kind=photo", &small.jpeg).is_ok());
+    assert!(
+        put(
+            &small.thumbnail_hash,
+            &format!("kind=thumb&of={}", small.hash),
+            &small.thumbnail
+        )
+        .is_ok()
+    );
+}
+
+#[test]
 fn a_photo_the_server_refuses_is_quarantined_and_the_queue_moves_on() {
     let server = TestServer::start();
     let phone = server.phone("insp-0001");
