@@ -9,8 +9,9 @@
 use crate::error::{ApiError, ApiResult};
 use crate::observe::{PhotoAdapter, PhotoQueueObserver, SyncAdapter, SyncObserver};
 use crate::views::{
-    AddressView, AnswerOutcome, CaseListItem, CaseListPage, CaseListQuery, CaseView, GridView,
-    MediationFileView, NewCaseInput, PhotoView, RejectedItem, Session, SyncSummary, VisitView,
+    AddressView, AnswerOutcome, CaseListItem, CaseListPage, CaseListQuery, CaseView, EventView,
+    GridView, MediationFileView, NewCaseInput, PhotoView, RejectedEditView, RejectedItem, Session,
+    SyncSummary, VisitView,
 };
 use gridlink_core::address::{AddressChange, AddressDetails};
 use gridlink_core::case::{Category, EventKind, Location, Role, Source};
@@ -310,6 +311,7 @@ impl FieldApp {
         summary.docs_accepted = p.docs_accepted;
         summary.docs_rejected = p.docs_rejected;
         summary.docs_removed = p.docs_removed;
+        summary.docs_deferred = p.docs_deferred;
         summary.retries = p.retries + u.retries;
         summary.photos_uploaded = u.uploaded;
         summary.photos_waiting = u.waiting;
@@ -544,21 +546,70 @@ impl FieldApp {
             .unwrap_or_else(|p| p.into_inner()) = observer;
     }
 
-    /// Documents the server refused at the last syncs, for the "needs attention" screen.
+    /// Documents the server refused at the last syncs, or could not take and will be sent
+    /// again, for the "needs attention" screen.
     pub fn rejected_items(&self) -> ApiResult<Vec<RejectedItem>> {
         Ok(self
             .store()?
             .outbox()?
             .into_iter()
-            .filter_map(|e| match e.state {
-                OutboxState::Rejected { code, message } => Some(RejectedItem {
+            .filter_map(|e| {
+                let (code, message, will_retry) = match e.state {
+                    OutboxState::Rejected { code, message } => (code, message, false),
+                    OutboxState::Deferred { code, message } => (code, message, true),
+                    _ => return None,
+                };
+                Some(RejectedItem {
                     doc_id: e.doc_id,
                     code,
                     message,
-                }),
-                _ => None,
+                    will_retry,
+                })
             })
             .collect())
+    }
+
+    /// Every edit the server refused, newest first: case events and record entries, each with
+    /// what it was and why, so the user can see it and do it again if it still applies.
+    pub fn rejected_edits(&self) -> ApiResult<Vec<RejectedEditView>> {
+        let store = self.store()?;
+        let mut out: Vec<RejectedEditView> = store
+            .rejected_edits()?
+            .into_iter()
+            .map(|r| RejectedEditView {
+                summary: match (&r.event.kind, &r.details) {
+                    (EventKind::Reported { .. }, Some(d)) => {
+                        format!("{}：{}", r.event.kind.label(), d.title)
+                    }
+                    (kind, _) => kind.label().to_owned(),
+                },
+                entry_json: r
+                    .details
+                    .as_ref()
+                    .and_then(|d| serde_json::to_string(d).ok()),
+                doc_id: r.doc_id,
+                event: Some(EventView::from(r.event)),
+                code: r.code,
+                message: r.message,
+                at_ms: r.at_ms,
+            })
+            .collect();
+        for r in store.rejected_entries()? {
+            out.push(RejectedEditView {
+                summary: match (&r.entry, &r.details) {
+                    (Some(_), _) => "记录条目 / record entry".to_owned(),
+                    (None, _) => "新记录 / new record".to_owned(),
+                },
+                entry_json: r.entry.or(r.details).map(|v| v.to_string()),
+                doc_id: r.doc_id,
+                event: None,
+                code: r.code,
+                message: r.message,
+                at_ms: r.at_ms,
+            });
+        }
+        out.sort_by_key(|r| std::cmp::Reverse(r.at_ms));
+        Ok(out)
     }
 
     /// Work not yet on the server: documents with unconfirmed changes, photos to upload,

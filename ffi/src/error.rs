@@ -90,6 +90,11 @@ impl From<Error> for ApiError {
             }
             Error::Network(_) | Error::Wire(_) => ApiError::Network { detail: message },
             Error::Server { status: 401, .. } => ApiError::SignInAgain { detail: message },
+            // The server's own trouble after every retry (a full disk, its database away):
+            // nothing is lost, the work is sent again later; say what the server said.
+            Error::Server {
+                status, message, ..
+            } if gridlink_core::sync::is_transient_status(status) => ApiError::Network { detail: message },
             Error::Server { code, .. } => ApiError::Rejected {
                 code,
                 detail: message,
@@ -131,6 +136,13 @@ impl From<gridlink_core::sync::TransportError> for ApiError {
             TransportError::Status { status: 401, body } => ApiError::SignInAgain {
                 detail: body.message,
             },
+            TransportError::Status { status, body }
+                if gridlink_core::sync::is_transient_status(status) =>
+            {
+                ApiError::Network {
+                    detail: body.message,
+                }
+            }
             TransportError::Status { body, .. } => ApiError::Rejected {
                 code: body.code,
                 detail: body.message,

@@ -3,7 +3,7 @@
 
 use gridlink_core::address::{Address, EnterpriseState, PersonState, Unapplied};
 use gridlink_core::case::{
-    Case, Category, EventKind, FlagReason, Level, Location, Priority, Role, Status,
+    Case, Category, Event, EventKind, FlagReason, Level, Location, Priority, Role, Status,
 };
 use gridlink_core::checklist::{Answer, CheckIn, Template, Visit};
 use gridlink_core::geo::LatLon;
@@ -226,6 +226,21 @@ pub struct CaseView {
     pub events: Vec<EventView>,
 }
 
+impl From<Event> for EventView {
+    fn from(e: Event) -> Self {
+        EventView {
+            id: e.id,
+            kind: e.kind,
+            actor: e.actor,
+            role: e.role,
+            device: e.device,
+            at_ms: e.at_ms,
+            location: e.location,
+            flagged: None,
+        }
+    }
+}
+
 impl From<Case> for CaseView {
     fn from(case: Case) -> Self {
         let flags = &case.state.flagged;
@@ -237,13 +252,7 @@ impl From<Case> for CaseView {
                     .iter()
                     .find(|f| f.event_id == e.id)
                     .map(|f| f.reason.clone()),
-                id: e.id,
-                kind: e.kind,
-                actor: e.actor,
-                role: e.role,
-                device: e.device,
-                at_ms: e.at_ms,
-                location: e.location,
+                ..EventView::from(e)
             })
             .collect();
         let d = case.details;
@@ -622,6 +631,9 @@ pub struct SyncSummary {
     pub docs_rejected: u64,
     /// Documents that left the phone (out of scope).
     pub docs_removed: u64,
+    /// Pushes the server could not take for its own reasons (a full disk, its database
+    /// unreachable): kept, sent again at the next sync; `rejected_items` says why.
+    pub docs_deferred: u64,
     /// Retries after failures.
     pub retries: u32,
     /// Photos uploaded in full.
@@ -651,15 +663,37 @@ pub struct SyncProgressView {
     pub bytes_received: u64,
 }
 
-/// A document the server refused, for the "needs attention" screen.
+/// A document the server refused or could not take, for the "needs attention" screen.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct RejectedItem {
     /// The case or record.
     pub doc_id: String,
-    /// Machine code.
+    /// Machine code (`server_error`: the server's own trouble, nothing was refused).
     pub code: String,
     /// For the user.
     pub message: String,
+    /// Still waiting to be sent again (the server could not take it), rather than refused.
+    pub will_retry: bool,
+}
+
+/// One edit the server refused: what the user did, and why it did not count.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct RejectedEditView {
+    /// The case or record.
+    pub doc_id: String,
+    /// The refused case event (none for a record entry).
+    pub event: Option<EventView>,
+    /// The refused record entry as JSON (an address change, a visit answer, a mediation
+    /// step), or the reported facts of a refused report.
+    pub entry_json: Option<String>,
+    /// What it was, for a list: "评论 / comment", "上报 …".
+    pub summary: String,
+    /// Machine code of the reason.
+    pub code: String,
+    /// The reason, for the user.
+    pub message: String,
+    /// When the refusal arrived, UTC ms.
+    pub at_ms: i64,
 }
 
 /// The category list for pickers, with labels.

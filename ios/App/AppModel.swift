@@ -17,6 +17,9 @@ final class AppModel: ObservableObject {
     @Published var patrol: [PatrolItem] = []
     @Published var myCases: [CaseListItem] = []
     @Published var photoQueue: [PhotoView] = []
+    /// What the server refused (with why) or could not take yet: the "needs attention" list.
+    @Published var refusedEdits: [RejectedEditView] = []
+    @Published var waitingItems: [RejectedItem] = []
     @Published var syncState = ""
     @Published var message: String?
 
@@ -52,11 +55,13 @@ final class AppModel: ObservableObject {
             let f = AppModel.field
             let patrol: [PatrolItem] = try (session.role == .citizen ? [] : f.patrolList(gridId: nil, days: 30))
             let cases = try f.listCases(query: CaseListQuery(reportedByMe: session.role != .gridChief)).items
-            return (patrol, cases, try f.photoQueue())
-        }) { patrol, cases, queue in
+            return (patrol, cases, try f.photoQueue(), try f.rejectedEdits(), try f.rejectedItems())
+        }) { patrol, cases, queue, refused, items in
             self.patrol = patrol
             self.myCases = cases
             self.photoQueue = queue
+            self.refusedEdits = refused
+            self.waitingItems = items.filter { $0.willRetry }
         }
     }
 
@@ -103,7 +108,10 @@ final class SyncReporter: SyncObserver, @unchecked Sendable {
     }
 
     func finished(summary: SyncSummary) {
-        show("同步完成：已接受 \(summary.docsAccepted) 项，上传照片 \(summary.photosUploaded) 张")
+        var text = "同步完成：已接受 \(summary.docsAccepted) 项，上传照片 \(summary.photosUploaded) 张"
+        if summary.docsRejected > 0 { text += "；\(summary.docsRejected) 项被拒绝，见“需要处理”" }
+        if summary.docsDeferred > 0 { text += "；\(summary.docsDeferred) 项服务器暂未接收，稍后重发" }
+        show(text)
         DispatchQueue.main.async { self.model?.refresh() }
     }
 

@@ -72,6 +72,16 @@ struct HomeView: View {
                         Text("\(p.stateLabel) · \(String(p.hash.prefix(8)))")
                     }
                 }
+                if !model.refusedEdits.isEmpty || !model.waitingItems.isEmpty {
+                    Section("需要处理 / Needs attention") {
+                        ForEach(Array(model.refusedEdits.prefix(50).enumerated()), id: \.offset) { _, r in
+                            Text("未被接受 / not accepted: \(r.summary) · \(String(r.docId.prefix(8))) — \(r.message)")
+                        }
+                        ForEach(model.waitingItems, id: \.docId) { w in
+                            Text("等待重发 / waiting to be sent again: \(String(w.docId.prefix(8))) — \(w.message)")
+                        }
+                    }
+                }
             }
             .tabItem { Label("同步", systemImage: "arrow.triangle.2.circlepath") }
         }

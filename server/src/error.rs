@@ -44,9 +44,33 @@ pub enum ApiError {
         /// Seconds to wait.
         retry_after_s: u64,
     },
+    /// The server cannot store anything now: its disk is full (507) or its database is
+    /// unreachable (503). Nothing was written; the client keeps its work and retries after
+    /// `Retry-After`.
+    #[error("{}", unavailable_message(*.full))]
+    Unavailable {
+        /// The disk is full (rather than the database unreachable).
+        full: bool,
+        /// For the log.
+        detail: String,
+    },
     /// A fault on the server's side.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// Seconds a client waits before retrying when the disk is full (an operator must act) or the
+/// database is unreachable (often seconds).
+pub const RETRY_FULL_S: u64 = 300;
+/// See [`RETRY_FULL_S`].
+pub const RETRY_UNAVAILABLE_S: u64 = 30;
+
+fn unavailable_message(full: bool) -> &'static str {
+    if full {
+        "服务器存储空间已满，暂时无法保存；你的工作保留在设备上，稍后自动重发 / the server's storage is full: nothing was saved, your work stays on the device and is sent again later"
+    } else {
+        "服务器数据库暂时不可用；你的工作保留在设备上，稍后自动重发 / the server's database is unavailable: your work stays on the device and is sent again later"
+    }
 }
 
 impl ApiError {
@@ -68,6 +92,12 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Refused { status, code, .. } => (*status, code),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Unavailable { full: true, .. } => {
+                (StatusCode::INSUFFICIENT_STORAGE, "storage_full")
+            }
+            ApiError::Unavailable { full: false, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -92,7 +122,29 @@ impl From<WireError> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        use crate::store::StoreError;
+        match e {
+            StoreError::Full(detail) => ApiError::Unavailable { full: true, detail },
+            StoreError::Unavailable(detail) => ApiError::Unavailable {
+                full: false,
+                detail,
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                ApiError::Unavailable {
+                    full: true,
+                    detail: e.to_string(),
+                }
+            }
+            _ => ApiError::Internal(e.to_string()),
+        }
     }
 }
 
@@ -104,6 +156,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(%detail, "internal error");
                 "服务器内部错误，请稍后重试 / internal server error, please retry later".to_owned()
             }
+            ApiError::Unavailable { full, detail } => {
+                tracing::error!(%detail, full, "storage unavailable");
+                self.to_string()
+            }
             other => other.to_string(),
         };
         let mut response = (
@@ -114,12 +170,66 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if let ApiError::RateLimited { retry_after_s } = self {
+        let retry_after_s = match self {
+            ApiError::RateLimited { retry_after_s } => Some(retry_after_s),
+            ApiError::Unavailable { full: true, .. } => Some(RETRY_FULL_S),
+            ApiError::Unavailable { full: false, .. } => Some(RETRY_UNAVAILABLE_S),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after_s {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(retry_after_s),
+                axum::http::HeaderValue::from(seconds),
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    /// A database whose file may grow no further: its next insert fails as a full disk does.
+    fn full_database() -> rusqlite::Error {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB); PRAGMA max_page_count = 2;")
+            .unwrap();
+        conn.execute("INSERT INTO t VALUES (zeroblob(100000))", [])
+            .unwrap_err()
+    }
+
+    #[test]
+    fn a_full_disk_or_an_unreachable_database_says_so_with_retry_after() {
+        let full = ApiError::from(StoreError::from(full_database()));
+        let response = full.into_response();
+        assert_eq!(response.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "300");
+
+        let dir = std::env::temp_dir().join(format!("gridlink-absent-{}", std::process::id()));
+        let unreachable = rusqlite::Connection::open_with_flags(
+            dir.join("no-such-dir").join("db.sqlite"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+        )
+        .unwrap_err();
+        let response = ApiError::from(StoreError::from(unreachable)).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "30");
+
+        let disk = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert_eq!(
+            ApiError::from(disk).into_response().status(),
+            StatusCode::INSUFFICIENT_STORAGE
+        );
+        // Other faults stay 500, without Retry-After.
+        let other = ApiError::from(StoreError::Database("x".into())).into_response();
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            other
+                .headers()
+                .get(axum::http::header::RETRY_AFTER)
+                .is_none()
+        );
     }
 }

@@ -54,7 +54,7 @@ pub enum MediaError {
     Busy,
     /// Storing it failed.
     #[error("保存照片失败 / storing the photo failed: {0}")]
-    Storage(String),
+    Storage(StoreError),
 }
 
 /// The decoding turns: a counting semaphore for blocking threads.
@@ -155,7 +155,7 @@ fn check(url: &reqwest::Url, allowed: &[String]) -> Result<(), MediaError> {
 /// Returns the photo's hash.
 pub fn fetch_photo(state: &AppState, url: &str) -> Result<String, MediaError> {
     let url = reqwest::Url::parse(url.trim()).map_err(|e| MediaError::BadUrl(e.to_string()))?;
-    let allowed = allowed_hosts(state).map_err(|e| MediaError::Storage(e.to_string()))?;
+    let allowed = allowed_hosts(state).map_err(MediaError::Storage)?;
     check(&url, &allowed)?;
     let client = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -195,14 +195,19 @@ pub fn fetch_photo(state: &AppState, url: &str) -> Result<String, MediaError> {
         let _turn = Turn::take(DECODE_WAIT)?;
         gridlink_core::photo::process(&bytes, &config).map_err(not_a_photo)?
     };
-    keep(state, &photo).map_err(|e| MediaError::Storage(e.to_string()))?;
+    keep(state, &photo).map_err(MediaError::Storage)?;
     Ok(photo.hash)
 }
 
 /// Stores a processed photo and its thumbnail as complete blobs (idempotent).
 fn keep(state: &AppState, photo: &ProcessedPhoto) -> StoreResult<()> {
     let blobs = state.blobs();
-    let io = |e: crate::blobs::BlobError| StoreError::Database(e.to_string());
+    let io = |e: crate::blobs::BlobError| match e {
+        crate::blobs::BlobError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+            StoreError::Full(e.to_string())
+        }
+        other => StoreError::Database(other.to_string()),
+    };
     for (hash, bytes, thumb_of, limits) in [
         (
             &photo.hash,

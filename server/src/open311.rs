@@ -176,6 +176,30 @@ impl Open311Error {
         }
     }
 
+    /// A storage failure: 507 or 503 (with `Retry-After`) when the disk is full or the
+    /// database unreachable, 500 otherwise; the detail goes to the log only.
+    fn storage(e: crate::store::StoreError) -> Self {
+        let api = crate::error::ApiError::from(e);
+        match &api {
+            crate::error::ApiError::Unavailable { full, detail } => {
+                tracing::error!(%detail, full, "Open311: storage unavailable");
+                let status = if *full {
+                    StatusCode::INSUFFICIENT_STORAGE
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                Self::new(status, api.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "Open311: storage error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "存储错误 / storage error",
+                )
+            }
+        }
+    }
+
     fn not_found(description: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, description)
     }
@@ -193,11 +217,15 @@ impl Open311Error {
             )],
         );
         let mut response = respond(self.status, format, &body);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("10"),
-            );
+        let retry_after_s = match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => Some(crate::error::RETRY_UNAVAILABLE_S),
+            StatusCode::INSUFFICIENT_STORAGE => Some(crate::error::RETRY_FULL_S),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
         }
         response
     }
@@ -365,12 +393,7 @@ fn authorize(state: &AppState, params: &HashMap<String, String>) -> Result<ApiKe
     let key = state
         .store()
         .api_key(&crate::identity::hash_secret(secret))
-        .map_err(|_| {
-            Open311Error::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "存储错误 / storage error",
-            )
-        })?
+        .map_err(Open311Error::storage)?
         .filter(|k| !k.revoked)
         .ok_or_else(forbidden)?;
     Ok(key)
@@ -624,12 +647,10 @@ fn requests_list(
     if let Some(ids) = ids {
         query = only(query, ids);
     }
-    let rows = state.store().case_list(&query).map_err(|_| {
-        Open311Error::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "存储错误 / storage error",
-        )
-    })?;
+    let rows = state
+        .store()
+        .case_list(&query)
+        .map_err(Open311Error::storage)?;
     if single && rows.is_empty() {
         // Another town's case is as absent as a case that does not exist.
         return Err(Open311Error::not_found("没有这个请求 / no such request"));
@@ -781,9 +802,7 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
     // if its photo cannot be had).
     let photos = match media_url {
         Some(url) => vec![crate::media::fetch_photo(state, url).map_err(|e| match e {
-            crate::media::MediaError::Storage(_) => {
-                Open311Error::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-            }
+            crate::media::MediaError::Storage(e) => Open311Error::storage(e),
             crate::media::MediaError::Busy => {
                 Open311Error::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
@@ -831,8 +850,8 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
     };
     state
         .with_merger(move |m| m.import_from(vec![doc], "open311", vec![audit]))
-        .map_err(|e| internal(e.to_string()))?
-        .map_err(|e| internal(e.to_string()))?;
+        .map_err(Open311Error::storage)?
+        .map_err(Open311Error::storage)?;
     Ok(Node::List(
         "service_requests",
         vec![Node::Object(

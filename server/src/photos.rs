@@ -361,7 +361,7 @@ fn blob_error(e: BlobError) -> ApiError {
         BlobError::NotAnImage(_) => {
             ApiError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image", message)
         }
-        BlobError::Io(e) => ApiError::Internal(e.to_string()),
+        BlobError::Io(e) => ApiError::from(e),
     }
 }
 

@@ -156,6 +156,28 @@ impl EventKind {
         }
     }
 
+    /// What the step is called, zh-CN then English ("受理 / accepted"), for lists of
+    /// refused edits and timelines.
+    pub fn label(&self) -> &'static str {
+        match self {
+            EventKind::Reported { .. } => "上报 / reported",
+            EventKind::Accepted { .. } => "受理 / accepted",
+            EventKind::RejectedInvalid { .. } => "不予受理 / rejected as invalid",
+            EventKind::DuplicateOf { .. } => "重复案件 / duplicate",
+            EventKind::ResolvedInGrid { .. } => "网格内解决 / resolved in the grid",
+            EventKind::Escalated { .. } => "上报上级 / escalated",
+            EventKind::Dispatched { .. } => "派遣 / dispatched",
+            EventKind::Returned { .. } => "退回 / returned",
+            EventKind::Handling { .. } => "处置中 / handling",
+            EventKind::Resolved { .. } => "处置完成 / resolved",
+            EventKind::Verified { .. } => "核查通过 / verified",
+            EventKind::VerificationFailed { .. } => "核查未通过 / verification failed",
+            EventKind::Closed { .. } => "结案 / closed",
+            EventKind::Comment { .. } => "评论 / comment",
+            EventKind::PhotoAdded { .. } => "添加照片 / photo added",
+        }
+    }
+
     /// Checks the content a person gave: required reasons present, texts within limits,
     /// hashes and ids well formed.
     pub fn validate(&self) -> Result<(), EventError> {

@@ -34,6 +34,14 @@ pub enum OutboxState {
     Sent,
     /// The server holds every local change.
     Accepted,
+    /// The server could not take the last push for its own reasons (`server_error`: a full
+    /// disk, its database unreachable): everything is kept and pushed again at the next sync.
+    Deferred {
+        /// Machine code of the reason.
+        code: String,
+        /// For people.
+        message: String,
+    },
     /// The server refused the last push (see [`Store::rejected_edits`]).
     Rejected {
         /// Machine code of the reason.
@@ -118,6 +126,8 @@ pub struct RejectedEntry {
     pub code: String,
     /// For people.
     pub message: String,
+    /// When the refusal arrived, UTC ms.
+    pub at_ms: i64,
 }
 
 /// The documents of one push, and the heads each was pushed at.
@@ -690,7 +700,7 @@ impl Store {
             value,
             code,
             message,
-            ..
+            at_ms,
         } in self.rejected_rows()?
         {
             if let Some(entry) = value.get("entry") {
@@ -701,6 +711,7 @@ impl Store {
                     details: value.get("details").and_then(some),
                     code,
                     message,
+                    at_ms,
                 });
             }
         }
@@ -719,13 +730,16 @@ impl Store {
         let rows = stmt.query_map([], |r| {
             let unsent: bool = r.get(1)?;
             let state: Option<String> = r.get(2)?;
+            let code = r.get::<_, Option<String>>(3)?.unwrap_or_default();
+            let message = r.get::<_, Option<String>>(4)?.unwrap_or_default();
+            let deferred = code == RejectCode::ServerError.code();
             let state = match (unsent, state.as_deref()) {
                 (true, Some("sent")) => OutboxState::Sent,
+                (true, Some("rejected")) if deferred => OutboxState::Deferred { code, message },
                 (true, _) => OutboxState::Pending,
-                (false, Some("rejected")) => OutboxState::Rejected {
-                    code: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                    message: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                },
+                // The server has every change after all: the deferral is over.
+                (false, Some("rejected")) if deferred => OutboxState::Accepted,
+                (false, Some("rejected")) => OutboxState::Rejected { code, message },
                 (false, _) => OutboxState::Accepted,
             };
             Ok(OutboxEntry {

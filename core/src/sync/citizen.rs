@@ -107,16 +107,17 @@ fn with_retries(
     options: &SyncOptions,
     mut send: impl FnMut() -> std::result::Result<Vec<u8>, super::client::TransportError>,
 ) -> Result<Vec<u8>> {
-    let mut last = String::new();
+    let mut last = None;
     for attempt in 1..=options.backoff.attempts.max(1) {
         if attempt > 1 {
             std::thread::sleep(options.backoff.delay(attempt - 1));
         }
         match send() {
             Ok(bytes) => return Ok(bytes),
-            Err(e) if e.is_transient() => last = e.to_string(),
+            Err(e) if e.is_transient() => last = Some(e),
             Err(e) => return Err(into_error(e)),
         }
     }
-    Err(Error::Network(last))
+    // The last answer: unreachable, or what the server said (a full disk: 507).
+    Err(last.map_or(Error::Network(String::new()), into_error))
 }

@@ -30,13 +30,18 @@ pub enum TransportError {
     },
 }
 
+/// Whether the same request may succeed later after this HTTP status: the server's own
+/// trouble (5xx, among them 503 unavailable and 507 storage full), too many requests, a
+/// time-out. Everything else is an answer about the request itself.
+pub fn is_transient_status(status: u16) -> bool {
+    status >= 500 || status == 429 || status == 408
+}
+
 impl TransportError {
     pub(crate) fn is_transient(&self) -> bool {
         match self {
             TransportError::Unreachable(_) => true,
-            TransportError::Status { status, .. } => {
-                *status >= 500 || *status == 429 || *status == 408
-            }
+            TransportError::Status { status, .. } => is_transient_status(*status),
         }
     }
 }
@@ -216,6 +221,8 @@ pub struct SyncProgress {
     pub docs_rejected: u64,
     /// Documents deleted because they left the scope.
     pub docs_removed: u64,
+    /// Documents the server could not take for its own reasons (kept, pushed again later).
+    pub docs_deferred: u64,
     /// Request bytes on the wire.
     pub bytes_sent: u64,
     /// Response bytes on the wire.
@@ -316,6 +323,7 @@ impl Store {
             progress.docs_accepted += outcome.accepted;
             progress.docs_rejected += outcome.rejected;
             progress.docs_removed += outcome.removed;
+            progress.docs_deferred += outcome.deferred;
             observer.progress(&progress);
             let caught_up = !response.more
                 && batch.left_out == 0
@@ -339,6 +347,9 @@ impl Store {
         progress: &mut SyncProgress,
     ) -> Result<SyncResponse> {
         let mut last = String::new();
+        // The server's own answer when the last attempt got one (a full disk: 507), so the
+        // user is told what it said rather than that it cannot be reached.
+        let mut answered = None;
         for attempt in 1..=options.backoff.attempts.max(1) {
             if attempt > 1 {
                 let delay = options.backoff.delay(attempt - 1);
@@ -351,10 +362,12 @@ impl Store {
                 Ok(bytes) => bytes,
                 Err(e) if e.is_transient() => {
                     last = e.to_string();
+                    answered = matches!(e, TransportError::Status { .. }).then_some(e);
                     continue;
                 }
                 Err(e) => return Err(into_error(e)),
             };
+            answered = None;
             progress.bytes_received += bytes.len() as u64;
             match wire::decode::<SyncResponse>(&bytes, wire::MAX_MESSAGE_BYTES) {
                 Ok(response) if response.protocol != PROTOCOL_VERSION => {
@@ -367,6 +380,6 @@ impl Store {
                 Err(e) => last = e.to_string(),
             }
         }
-        Err(Error::Network(last))
+        Err(answered.map_or(Error::Network(last), into_error))
     }
 }

@@ -29,7 +29,7 @@ pub use citizen::{CitizenSyncReport, register_citizen};
 #[cfg(feature = "client")]
 pub use client::{
     Backoff, HttpTransport, SyncObserver, SyncOptions, SyncProgress, SyncReport, Transport,
-    TransportError, enroll,
+    TransportError, enroll, is_transient_status,
 };
 #[cfg(feature = "client")]
 pub use upload::{PhotoQueueObserver, UploadOptions, UploadReport};

@@ -73,8 +73,11 @@ def test_offline_report_with_photo_reaches_the_chief_who_handles_it(server, work
 
     summary = inspector.sync(None)
     assert summary.docs_accepted >= 1 and summary.docs_rejected == 0
+    assert summary.docs_deferred == 0
     assert summary.photos_uploaded == 1
     assert inspector.unsent_count() == 0
+    # Nothing refused, nothing waiting: the "needs attention" lists are empty.
+    assert inspector.rejected_edits() == [] and inspector.rejected_items() == []
     assert [p.state for p in inspector.photos_of(case_id)] == [g.PhotoState.UPLOADED]
 
     chief, _ = open_app(workdir, server, "chief")

@@ -29,6 +29,13 @@ pub enum StoreError {
     /// The request conflicts with what is stored (a user id already taken, a code used).
     #[error("{0}")]
     Conflict(String),
+    /// The disk holding the database is full: nothing was written; retry once space is freed.
+    #[error("服务器存储空间已满 / the server's storage is full: {0}")]
+    Full(String),
+    /// The database cannot be reached now (locked, its file or server unreachable, an I/O
+    /// fault): nothing was written; retry later.
+    #[error("服务器数据库暂时不可用 / the server's database is unavailable: {0}")]
+    Unavailable(String),
     /// The data directory was written by a newer server.
     #[error(
         "数据目录的版本 {found} 高于本程序支持的 {supported} / the data directory has schema {found}, newer than this server's {supported}"
@@ -43,7 +50,18 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+            Some(
+                ErrorCode::CannotOpen
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::OutOfMemory,
+            ) => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Database(e.to_string()),
+        }
     }
 }
 

@@ -242,6 +242,14 @@ pub enum WebError {
     /// The action is not allowed now.
     #[error("{0}")]
     Refused(String),
+    /// The server cannot store anything now (full disk: 507, database unreachable: 503).
+    #[error("{message}")]
+    Unavailable {
+        /// The disk is full.
+        full: bool,
+        /// For people (from [`crate::error::ApiError::Unavailable`]).
+        message: String,
+    },
     /// Something failed on the server.
     #[error("服务器内部错误 / internal error")]
     Internal(String),
@@ -249,7 +257,7 @@ pub enum WebError {
 
 impl From<crate::store::StoreError> for WebError {
     fn from(e: crate::store::StoreError) -> Self {
-        WebError::Internal(e.to_string())
+        crate::error::ApiError::from(e).into()
     }
 }
 
@@ -258,6 +266,10 @@ impl From<crate::error::ApiError> for WebError {
         use crate::error::ApiError;
         match e {
             ApiError::Internal(m) => WebError::Internal(m),
+            ApiError::Unavailable { full, .. } => WebError::Unavailable {
+                full,
+                message: e.to_string(),
+            },
             ApiError::BadRequest(m) => WebError::BadRequest(m),
             other => WebError::Refused(other.to_string()),
         }
@@ -278,10 +290,20 @@ impl IntoResponse for WebError {
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Refused(_) => StatusCode::CONFLICT,
+            WebError::Unavailable { full: true, .. } => StatusCode::INSUFFICIENT_STORAGE,
+            WebError::Unavailable { full: false, .. } => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(detail) => {
                 tracing::error!(%detail, "command centre page failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+        };
+        let retry_after = match self {
+            WebError::Unavailable { full, .. } => Some(if full {
+                crate::error::RETRY_FULL_S
+            } else {
+                crate::error::RETRY_UNAVAILABLE_S
+            }),
+            _ => None,
         };
         let message = self.to_string();
         let body = bare(
@@ -295,6 +317,13 @@ impl IntoResponse for WebError {
                 }
             },
         );
-        (status, page(body)).into_response()
+        let mut response = (status, page(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }

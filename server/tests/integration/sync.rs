@@ -689,3 +689,88 @@ fn a_dispatch_overruled_by_a_concurrent_rejection_leaves_the_department_in_step(
         &made.into_iter().chain([comment]).collect(),
     );
 }
+
+/// The link to a server whose storage fails for the documents it names: each push of them is
+/// answered as the server answers when it cannot load or store a document (`server_error`).
+struct StorageFails<'a> {
+    inner: &'a gridlink_core::sync::HttpTransport,
+    failing: Mutex<HashSet<String>>,
+}
+
+impl Transport for StorageFails<'_> {
+    fn get(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+        self.inner.get(path)
+    }
+
+    fn put(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.inner.put(path, body)
+    }
+
+    fn post(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let bytes = self.inner.post(path, body)?;
+        let failing = self.failing.lock().unwrap();
+        let mut response: SyncResponse = wire::decode(&bytes, wire::MAX_MESSAGE_BYTES).unwrap();
+        let (failed, kept): (Vec<_>, Vec<_>) = response
+            .acks
+            .into_iter()
+            .partition(|a| failing.contains(&a.doc_id));
+        response.acks = kept;
+        // Nor is it among what the server sends back.
+        response.pulled.retain(|p| !failing.contains(&p.doc_id));
+        response
+            .rejections
+            .extend(failed.into_iter().map(|a| wire::Rejection {
+                doc_id: a.doc_id,
+                code: wire::RejectCode::ServerError,
+                message: "服务器存储错误，请稍后重试 / server storage error, retry later".into(),
+                event_ids: Vec::new(),
+                server_doc: None,
+            }));
+        Ok(wire::encode(&response))
+    }
+}
+
+#[test]
+fn a_push_the_server_could_not_store_is_shown_as_waiting_with_its_reason_and_goes_later() {
+    let server = TestServer::start();
+    let phone = server.phone("insp-0001");
+    let id = phone.report(GRID, "服务器磁盘已满时上报", T0);
+    let link = StorageFails {
+        inner: &phone.transport,
+        failing: Mutex::new(HashSet::from([id.clone()])),
+    };
+    let report = phone.sync_via(&link).unwrap();
+    assert_eq!(report.docs_deferred, 1, "{report:?}");
+    assert_eq!(report.docs_rejected, 0);
+    // Not refused, not silently pending: waiting, with the server's reason.
+    let state = |phone: &Phone| {
+        phone
+            .store
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.doc_id == id)
+            .map(|e| e.state)
+    };
+    assert!(
+        matches!(state(&phone), Some(OutboxState::Deferred { ref code, ref message })
+            if code == "server_error" && message.contains("retry later")),
+        "{:?}",
+        state(&phone)
+    );
+    assert!(
+        phone.store.rejected_edits().unwrap().is_empty(),
+        "nothing was refused"
+    );
+    assert!(phone.store.case(&id).is_ok(), "the case is kept");
+    // Once the server can store again, the next sync sends it and the waiting ends.
+    link.failing.lock().unwrap().clear();
+    let report = phone.sync_via(&link).unwrap();
+    assert_eq!(report.docs_deferred, 0);
+    assert!(
+        matches!(state(&phone), None | Some(OutboxState::Accepted)),
+        "{:?}",
+        state(&phone)
+    );
+    assert!(server.doc(&id).is_some());
+}

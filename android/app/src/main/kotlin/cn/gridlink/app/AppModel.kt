@@ -26,6 +26,11 @@ class AppModel(application: Application) : AndroidViewModel(application) {
         private set
     var photoQueue by mutableStateOf<List<PhotoView>>(emptyList())
         private set
+    /** What the server refused (with why) or could not take yet: the "needs attention" list. */
+    var refusedEdits by mutableStateOf<List<RejectedEditView>>(emptyList())
+        private set
+    var waitingItems by mutableStateOf<List<RejectedItem>>(emptyList())
+        private set
     var syncState by mutableStateOf("")
         private set
     var message by mutableStateOf<String?>(null)
@@ -63,8 +68,13 @@ class AppModel(application: Application) : AndroidViewModel(application) {
                 if (s.role == Role.CITIZEN) emptyList() else field.patrolList(null, 30u),
                 field.listCases(CaseListQuery(reportedByMe = s.role != Role.GRID_CHIEF, openOnly = false)).items,
                 field.photoQueue(),
-            )
-        }) { (p, c, q) -> patrol = p; myCases = c; photoQueue = q }
+            ) to (field.rejectedEdits() to field.rejectedItems())
+        }) { (lists, attention) ->
+            val (p, c, q) = lists
+            patrol = p; myCases = c; photoQueue = q
+            refusedEdits = attention.first
+            waitingItems = attention.second.filter { it.willRetry }
+        }
     }
 
     /** The observer is called on the library's network thread: hop to the main thread. */
@@ -83,7 +93,11 @@ class AppModel(application: Application) : AndroidViewModel(application) {
                     syncState = "网络不稳定，${delayMs / 1000u} 秒后重试（第 $attempt 次）"
                 }
                 override fun finished(summary: SyncSummary) = onMain {
-                    syncState = "同步完成：已接受 ${summary.docsAccepted} 项，上传照片 ${summary.photosUploaded} 张"
+                    syncState = buildString {
+                        append("同步完成：已接受 ${summary.docsAccepted} 项，上传照片 ${summary.photosUploaded} 张")
+                        if (summary.docsRejected > 0u) append("；${summary.docsRejected} 项被拒绝，见“需要处理”")
+                        if (summary.docsDeferred > 0u) append("；${summary.docsDeferred} 项服务器暂未接收，稍后重发")
+                    }
                     refresh()
                 }
                 override fun failed(error: ApiException) = onMain {

@@ -111,6 +111,15 @@ fun HomeScreen(model: AppModel, openAddress: (String) -> Unit, report: () -> Uni
                 Text(model.syncState)
                 Text("照片队列 / photo queue: ${model.photoQueue.size}")
                 model.photoQueue.take(20).forEach { Text("${it.stateLabel} · ${it.hash.take(8)}") }
+                if (model.refusedEdits.isNotEmpty() || model.waitingItems.isNotEmpty()) {
+                    Text("需要处理 / needs attention")
+                    model.refusedEdits.take(50).forEach {
+                        Text("未被接受 / not accepted: ${it.summary} · ${it.docId.take(8)} — ${it.message}")
+                    }
+                    model.waitingItems.forEach {
+                        Text("等待重发 / waiting to be sent again: ${it.docId.take(8)} — ${it.message}")
+                    }
+                }
             }
         }
     }
