@@ -94,6 +94,9 @@ impl Default for ServerConfig {
     }
 }
 
+/// Cursor keys allowed beyond the device's grants and withdrawn grants (see `sync_blocking`).
+const CURSOR_KEY_SLACK: usize = 32;
+
 /// The actor prefix of changes the server writes itself (citizen reports, imports).
 pub const SERVER_ACTOR_PREFIX: [u8; gridlink_core::sync::ACTOR_PREFIX_LEN] =
     [0x5e; gridlink_core::sync::ACTOR_PREFIX_LEN];
@@ -356,7 +359,7 @@ impl AppState {
                 "市民账号通过随手拍接口上报，不同步案件文档 / citizen accounts report through /v1/citizen, they do not sync case documents".into(),
             ));
         }
-        let request: SyncRequest = wire::decode(body, wire::MAX_MESSAGE_BYTES)?;
+        let request: SyncRequest = wire::decode(body, wire::MAX_SYNC_REQUEST_BYTES)?;
         wire::check_protocol(request.protocol)?;
         if request.push.len() > wire::MAX_PUSH_DOCS {
             return Err(ApiError::TooLarge(format!(
@@ -368,6 +371,24 @@ impl AppState {
         let store = &self.inner.store;
         let pusher = self.pusher(device)?;
         let grants = pusher.scopes.clone();
+        // Keys the device read before and whose grant was withdrawn: their documents leave.
+        // Only withdrawn keys count, so naming keys in a cursor reveals nothing.
+        let revoked = if request.cursor.0.is_empty() {
+            BTreeSet::new()
+        } else {
+            store.revoked_grants(&device.user.id)?
+        };
+        // Checked before the push is merged, so a refused request changes nothing. A cursor
+        // this server gave names the keys the device reads (each response's cursor holds only
+        // those); one kept from before a change of grants may name a few more, hence the slack.
+        let most = grants.len() + revoked.len() + CURSOR_KEY_SLACK;
+        if request.cursor.0.len() > most {
+            return Err(ApiError::BadRequest(format!(
+                "游标包含 {} 个范围，多于本设备可读的 {most} 个 / the cursor names {} scopes, more than the {most} this device may read",
+                request.cursor.0.len(),
+                request.cursor.0.len(),
+            )));
+        }
         let now = now_ms();
         let pushed = if request.push.is_empty() {
             merge::PushOutcome::default()
@@ -391,13 +412,6 @@ impl AppState {
                 )
             })
             .collect();
-        // Keys the device read before and whose grant was withdrawn: their documents leave.
-        // Only withdrawn keys count, so naming keys in a cursor reveals nothing.
-        let revoked = if request.cursor.0.is_empty() {
-            BTreeSet::new()
-        } else {
-            store.revoked_grants(&device.user.id)?
-        };
         let left: Vec<ScopeKey> = request
             .cursor
             .0

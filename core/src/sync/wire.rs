@@ -21,10 +21,52 @@ pub const MAX_PUSH_DOCS: usize = 1_000;
 /// Default ceiling for an inflated message.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
+/// Ceiling for an inflated sync request: one push ([`SyncOptions`](super::SyncOptions) sends
+/// 2 MiB, or one document of up to the push validator's 8 MiB cap) and a cursor, with room.
+pub const MAX_SYNC_REQUEST_BYTES: usize = 16 << 20;
+
+/// The most keys a cursor may hold: more scopes than any device reads (a district operator
+/// reads one key, a chief a grid or a few). A cursor over it is refused while it is decoded,
+/// so a hostile one costs no more than this.
+pub const MAX_CURSOR_KEYS: usize = 4_096;
+
 /// Where a device stands in each scope it reads: scope key → position in that scope's log.
-/// Opaque to the phone, which stores it and sends it back.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Opaque to the phone, which stores it and sends it back. At most [`MAX_CURSOR_KEYS`] keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Cursor(pub BTreeMap<String, u64>);
+
+impl<'de> Deserialize<'de> for Cursor {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = Cursor;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a map of at most {MAX_CURSOR_KEYS} scope keys to positions"
+                )
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Cursor, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((key, position)) = map.next_entry::<String, u64>()? {
+                    if out.len() == MAX_CURSOR_KEYS {
+                        return Err(serde::de::Error::custom(format!(
+                            "游标超过 {MAX_CURSOR_KEYS} 个范围 / a cursor holds at most {MAX_CURSOR_KEYS} scope keys"
+                        )));
+                    }
+                    out.insert(key, position);
+                }
+                Ok(Cursor(out))
+            }
+        }
+        deserializer.deserialize_map(Keys)
+    }
+}
 
 /// The changes of one document a phone pushes: what the server has not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -539,6 +539,51 @@ fn naming_keys_or_documents_reveals_nothing() {
 }
 
 #[test]
+fn a_cursor_with_more_keys_than_the_device_can_read_is_refused_and_nothing_is_merged() {
+    let server = TestServer::start();
+    let inspector = server.phone("insp-0001");
+    inspector.sync();
+    let id = inspector.report(GRID, "游标过大时的上报", T0);
+    let push = inspector.store.prepare_push(1 << 20).unwrap().docs;
+    let send = |cursor: wire::Cursor| {
+        let request = SyncRequest {
+            protocol: wire::PROTOCOL_VERSION,
+            request_id: "cursor".into(),
+            push: push.clone(),
+            cursor,
+            max_pull_bytes: 1 << 20,
+        };
+        inspector
+            .transport
+            .post("/v1/sync", &wire::encode(&request))
+    };
+    // Many more keys than an inspector's grid: refused, and the push in it is not merged.
+    let mut cursor = inspector.store.cursor().unwrap();
+    for i in 0..200 {
+        cursor.0.insert(format!("grid:fake-{i}"), 0);
+    }
+    assert!(matches!(
+        send(cursor),
+        Err(TransportError::Status { status: 400, ref body }) if body.message.contains("cursor")
+    ));
+    assert!(server.doc(&id).is_none(), "nothing was merged");
+    // Over the wire's own cap: refused while decoding.
+    let huge = wire::Cursor(
+        (0..=wire::MAX_CURSOR_KEYS)
+            .map(|i| (format!("k{i}"), 0))
+            .collect(),
+    );
+    assert!(matches!(
+        send(huge),
+        Err(TransportError::Status { status: 400, .. })
+    ));
+    assert!(server.doc(&id).is_none());
+    // The phone's own cursor goes through.
+    inspector.sync();
+    assert!(server.doc(&id).is_some());
+}
+
+#[test]
 fn a_device_id_enrolled_for_another_user_cannot_be_taken_over() {
     let server = TestServer::start();
     let victim = server.phone("insp-0001");
