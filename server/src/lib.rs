@@ -34,7 +34,7 @@ pub mod store;
 pub mod web;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State, rejection::BytesRejection};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,7 +51,7 @@ use merge::Merger;
 use metrics::Metrics;
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use store::{NewDevice, ServerStore, StoreError};
 
 /// Limits and sizes.
@@ -654,6 +654,36 @@ pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Ap
     })
 }
 
+/// How long a client may take to send a request body once its headers are in.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Reads a body the handler takes only after it has authenticated the request, so an
+/// unauthenticated client cannot make the server buffer megabytes: at most `limit` bytes,
+/// within [`BODY_READ_TIMEOUT`].
+pub(crate) async fn read_body_after_auth(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(ApiError::refused(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "请求体发送过慢 / the request body arrived too slowly",
+        )),
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Err(ApiError::TooLarge(
+                    "请求过大 / the request body is too large".into(),
+                ))
+            } else {
+                Err(ApiError::BadRequest(format!(
+                    "请求体读取失败 / the request body could not be read: {e}"
+                )))
+            }
+        }
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}
+
 pub(crate) fn cbor(bytes: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, wire::CONTENT_TYPE)], bytes).into_response()
 }
@@ -667,11 +697,7 @@ async fn enroll(
     Ok(cbor(wire::encode(&response)))
 }
 
-async fn sync(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let m = &state.inner.metrics;
     m.in_flight.inc();
@@ -682,7 +708,7 @@ async fn sync(
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))??
         };
-        let body = read_body(body)?;
+        let body = read_body_after_auth(body, state.inner.config.max_body_bytes).await?;
         m.bytes_in.inc_by(body.len() as u64);
         let state = state.clone();
         let response = tokio::task::spawn_blocking(move || {

@@ -634,3 +634,26 @@ fn a_grant_given_back_brings_the_documents_back_whole_including_the_phones_own()
     );
     assert_eq!(chief.store.case(&own).unwrap().history.len(), 2);
 }
+
+#[test]
+fn a_sync_body_is_not_read_before_the_device_is_authenticated() {
+    use std::io::{Read, Write};
+    let server = TestServer::start();
+    // Headers announcing 20 MiB, a few bytes of it, and a bad token: the answer comes at once,
+    // without the server waiting for (or buffering) the body.
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /v1/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer nope\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n0123456789",
+        wire::CONTENT_TYPE,
+        20 << 20
+    )
+    .unwrap();
+    let mut answer = [0u8; 64];
+    let n = stream.read(&mut answer).expect("answered before the body was sent");
+    let head = String::from_utf8_lossy(&answer[..n]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+}
