@@ -17,6 +17,7 @@
 pub mod actions;
 pub mod blobs;
 pub mod citizen;
+pub mod conn;
 pub mod demo;
 pub mod error;
 pub mod faults;
@@ -76,6 +77,8 @@ pub struct ServerConfig {
     pub rate_limits: limits::RateLimits,
     /// Escalate overdue grid and village cases automatically every this many minutes (0: off).
     pub auto_escalate_minutes: u64,
+    /// Connections per client address, and how long a silent connection is kept.
+    pub connections: conn::ConnLimits,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +93,7 @@ impl Default for ServerConfig {
             chunk_idle_ms: 30_000,
             rate_limits: limits::RateLimits::default(),
             auto_escalate_minutes: 0,
+            connections: conn::ConnLimits::default(),
         }
     }
 }
@@ -310,7 +314,7 @@ impl AppState {
         outcome
             .recv()
             .map_err(|_| ApiError::Internal("the merge thread failed".into()))?
-            .map_err(ApiError::Internal)
+            .map_err(ApiError::from)
     }
 
     /// What an authenticated device may do: its user, role and grants.
@@ -598,6 +602,8 @@ pub async fn serve(
             }
         })
     });
+    use axum::serve::ListenerExt;
+    let listener = conn::Capped::new(listener, state.inner.config.connections).tap_io(|_| {});
     let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),

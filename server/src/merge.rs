@@ -970,7 +970,7 @@ fn core_refusal(e: CoreError) -> Refusal {
 /// most this plus one push, [`gridlink_core::sync::wire::MAX_PUSH_DOCS`]).
 const MAX_BATCH_DOCS: usize = 2_000;
 
-type Reply = std::sync::mpsc::Sender<Result<PushOutcome, String>>;
+type Reply = std::sync::mpsc::Sender<Result<PushOutcome, StoreError>>;
 
 /// Work for the merge thread.
 pub enum Job {
@@ -1034,11 +1034,11 @@ fn commit_loop(
     for batch in batches {
         // Every epoch below `lost` was built on a batch that never reached the disk.
         let result = if batch.epoch < lost.load(Ordering::Acquire) {
-            Err("an earlier batch this one built on failed to commit".to_owned())
+            Err(StoreError::Unavailable(
+                "an earlier batch this one built on failed to commit".to_owned(),
+            ))
         } else {
-            store
-                .commit(&batch.merges, &batch.audit)
-                .map_err(|e| e.to_string())
+            store.commit(&batch.merges, &batch.audit)
         };
         if result.is_err() {
             lost.fetch_max(batch.epoch + 1, Ordering::AcqRel);
@@ -1133,7 +1133,7 @@ fn run(
             Err(_) => {
                 merger.clear_cache();
                 for reply in replies {
-                    let _ = reply.send(Err("the merge panicked".into()));
+                    let _ = reply.send(Err(StoreError::Database("the merge panicked".into())));
                 }
             }
         }

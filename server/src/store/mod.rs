@@ -17,8 +17,9 @@ use gridlink_core::sync::scope::{GridPlace, ScopeKey};
 use gridlink_core::sync::wire::PulledDoc;
 use std::collections::BTreeSet;
 
-/// A storage failure. Details go to the log; clients see a generic 500.
-#[derive(Debug, thiserror::Error)]
+/// A storage failure. Details go to the log; clients see a generic 500, or 507/503 with
+/// `Retry-After` for a full disk or an unreachable database.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]

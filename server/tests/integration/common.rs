@@ -384,7 +384,7 @@ mod failing {
         }
         fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()> {
             if self.failing.load(Ordering::SeqCst) {
-                return Err(StoreError::Database("disk full (injected)".into()));
+                return Err(StoreError::Full("disk full (injected)".into()));
             }
             self.inner.commit(merges, audit)
         }

@@ -653,7 +653,9 @@ fn a_sync_body_is_not_read_before_the_device_is_authenticated() {
     )
     .unwrap();
     let mut answer = [0u8; 64];
-    let n = stream.read(&mut answer).expect("answered before the body was sent");
+    let n = stream
+        .read(&mut answer)
+        .expect("answered before the body was sent");
     let head = String::from_utf8_lossy(&answer[..n]);
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
 }

@@ -492,8 +492,9 @@ fn a_failed_commit_acknowledges_nothing_and_the_next_sync_delivers_everything() 
         .into_iter()
         .map(|e| e.id)
         .collect();
-    // While the disk is full, pushes fail whole (500, retried, then given up); the server's
-    // cached copies that took the changes must not survive.
+    // While the disk is full, pushes fail whole (507, retried, then given up, and the phone
+    // says what the server said); the server's cached copies that took the changes must not
+    // survive.
     failing.store(true, std::sync::atomic::Ordering::SeqCst);
     events.insert(a.comment(&id, "磁盘满时的备注", T0 + 1));
     let second = a.report(GRID, "磁盘满时的上报", T0 + 2);
@@ -512,10 +513,12 @@ fn a_failed_commit_acknowledges_nothing_and_the_next_sync_delivers_everything() 
         },
         ..options()
     };
-    assert!(matches!(
-        a.store.sync(&a.transport, &options, &()),
-        Err(gridlink_core::Error::Network(_))
-    ));
+    let full = a.store.sync(&a.transport, &options, &());
+    assert!(
+        matches!(&full, Err(gridlink_core::Error::Server { status: 507, message, .. })
+            if message.contains("storage is full")),
+        "{full:?}"
+    );
     assert_eq!(
         server.state.store().case_row(&id).unwrap().unwrap().events,
         1
