@@ -65,6 +65,20 @@ pub const RETRY_FULL_S: u64 = 300;
 /// See [`RETRY_FULL_S`].
 pub const RETRY_UNAVAILABLE_S: u64 = 30;
 
+/// Sets `Retry-After` on an answer of the server's own unavailability: 507 (full disk) and 503
+/// (database unreachable, busy), whichever surface (API, pages, Open311) gives it.
+pub(crate) fn retry_when_unavailable(response: &mut Response) {
+    let seconds = match response.status() {
+        StatusCode::INSUFFICIENT_STORAGE => RETRY_FULL_S,
+        StatusCode::SERVICE_UNAVAILABLE => RETRY_UNAVAILABLE_S,
+        _ => return,
+    };
+    response
+        .headers_mut()
+        .entry(axum::http::header::RETRY_AFTER)
+        .or_insert(axum::http::HeaderValue::from(seconds));
+}
+
 fn unavailable_message(full: bool) -> &'static str {
     if full {
         "服务器存储空间已满，暂时无法保存；你的工作保留在设备上，稍后自动重发 / the server's storage is full: nothing was saved, your work stays on the device and is sent again later"
@@ -105,6 +119,11 @@ impl ApiError {
     /// The machine code sent to clients.
     pub fn code(&self) -> &'static str {
         self.parts().1
+    }
+
+    /// The HTTP status answered.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
     }
 }
 
@@ -170,18 +189,13 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        let retry_after_s = match self {
-            ApiError::RateLimited { retry_after_s } => Some(retry_after_s),
-            ApiError::Unavailable { full: true, .. } => Some(RETRY_FULL_S),
-            ApiError::Unavailable { full: false, .. } => Some(RETRY_UNAVAILABLE_S),
-            _ => None,
-        };
-        if let Some(seconds) = retry_after_s {
+        if let ApiError::RateLimited { retry_after_s } = self {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(seconds),
+                axum::http::HeaderValue::from(retry_after_s),
             );
         }
+        retry_when_unavailable(&mut response);
         response
     }
 }

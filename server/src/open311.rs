@@ -183,12 +183,7 @@ impl Open311Error {
         match &api {
             crate::error::ApiError::Unavailable { full, detail } => {
                 tracing::error!(%detail, full, "Open311: storage unavailable");
-                let status = if *full {
-                    StatusCode::INSUFFICIENT_STORAGE
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                };
-                Self::new(status, api.to_string())
+                Self::new(api.status(), api.to_string())
             }
             other => {
                 tracing::error!(error = %other, "Open311: storage error");
@@ -217,16 +212,7 @@ impl Open311Error {
             )],
         );
         let mut response = respond(self.status, format, &body);
-        let retry_after_s = match self.status {
-            StatusCode::SERVICE_UNAVAILABLE => Some(crate::error::RETRY_UNAVAILABLE_S),
-            StatusCode::INSUFFICIENT_STORAGE => Some(crate::error::RETRY_FULL_S),
-            _ => None,
-        };
-        if let Some(seconds) = retry_after_s {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
-        }
+        crate::error::retry_when_unavailable(&mut response);
         response
     }
 }

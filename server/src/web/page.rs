@@ -297,14 +297,6 @@ impl IntoResponse for WebError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        let retry_after = match self {
-            WebError::Unavailable { full, .. } => Some(if full {
-                crate::error::RETRY_FULL_S
-            } else {
-                crate::error::RETRY_UNAVAILABLE_S
-            }),
-            _ => None,
-        };
         let message = self.to_string();
         let body = bare(
             Lang::Zh,
@@ -318,12 +310,7 @@ impl IntoResponse for WebError {
             },
         );
         let mut response = (status, page(body)).into_response();
-        if let Some(seconds) = retry_after {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(seconds),
-            );
-        }
+        crate::error::retry_when_unavailable(&mut response);
         response
     }
 }
