@@ -99,6 +99,16 @@ pub enum Error {
         /// Bytes available under the budget or on the device.
         available: u64,
     },
+    /// A photo that a saved case, record or citizen report refers to cannot be discarded.
+    #[error(
+        "照片 {hash} 属于已保存的 {owner}，不能丢弃 / photo {hash} belongs to the saved {owner} and cannot be discarded"
+    )]
+    PhotoInUse {
+        /// The photo.
+        hash: String,
+        /// Its case, record or report.
+        owner: String,
+    },
     /// Base data (一标多实) that cannot be saved as entered.
     #[error(transparent)]
     Base(#[from] crate::address::BaseError),

@@ -41,6 +41,7 @@ fn main() {
         device_id: device_id.clone(),
         device_name: "bench".into(),
         max_attempts: 1,
+        orphan_photo_grace_s: 3600,
     };
     let app = FieldApp::open(config.clone()).unwrap();
     app.adopt_enrollment(EnrollResponse {

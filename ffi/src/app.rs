@@ -44,6 +44,10 @@ pub struct AppConfig {
     /// Attempts per request before a sync gives up for now (back-off with jitter between).
     #[uniffi(default = 8)]
     pub max_attempts: u32,
+    /// Seconds after capture before a photo whose report was never saved stops counting as
+    /// unsent work and is listed in `orphaned_photos` (the report screen may still be open).
+    #[uniffi(default = 3600)]
+    pub orphan_photo_grace_s: u32,
 }
 
 /// The signed-in user's store and transport.
@@ -112,7 +116,9 @@ fn unsent(store: &Store) -> ApiResult<usize> {
     let photos = store
         .photo_queue()?
         .iter()
-        .filter(|p| !matches!(p.state, PhotoState::Uploaded | PhotoState::Quarantined))
+        .filter(|p| {
+            !p.orphaned && !matches!(p.state, PhotoState::Uploaded | PhotoState::Quarantined)
+        })
         .count();
     let reports = store
         .citizen_reports()?
@@ -227,7 +233,8 @@ impl FieldApp {
 
     /// Opens the store for `session` and keeps it as the signed-in state.
     fn sign_in(&self, session: Session, enrollment: Option<&EnrollResponse>) -> ApiResult<()> {
-        let config = StoreConfig::new(&session.device_id, &session.user_id, session.role);
+        let mut config = StoreConfig::new(&session.device_id, &session.user_id, session.role);
+        config.photo_budget.orphan_grace_ms = i64::from(self.config.orphan_photo_grace_s) * 1000;
         let store = Store::open(&self.config.database_path, config)?;
         if let Some(enrollment) = enrollment {
             store.set_enrollment(enrollment)?;
@@ -794,6 +801,24 @@ impl FieldApp {
         Ok(signed
             .store
             .fetch_photo(signed.transport.as_ref(), &hash, thumbnail)?)
+    }
+
+    /// Photos taken for a report that was never saved (the app was closed, or the report
+    /// screen left), older than `orphan_photo_grace_s`: not unsent work, never uploaded; show
+    /// them for the user to attach again (report with the same id) or discard.
+    pub fn orphaned_photos(&self) -> ApiResult<Vec<PhotoView>> {
+        Ok(self
+            .store()?
+            .orphaned_photos()?
+            .into_iter()
+            .map(PhotoView::from)
+            .collect())
+    }
+
+    /// Deletes a photo that no saved case, record or report owns ("丢弃"); refused
+    /// (`NotAllowed`) for a photo a saved case refers to.
+    pub fn discard_photo(&self, hash: String) -> ApiResult<()> {
+        Ok(self.store()?.discard_photo(&hash)?)
     }
 
     /// Makes every failed photo due now ("retry" button); returns how many.

@@ -81,7 +81,8 @@ impl From<Error> for ApiError {
                 ApiError::NotFound { detail: message }
             }
             Error::Base(gridlink_core::address::BaseError::RoleNotAllowed(_))
-            | Error::NotAllowed { .. } => ApiError::NotAllowed { detail: message },
+            | Error::NotAllowed { .. }
+            | Error::PhotoInUse { .. } => ApiError::NotAllowed { detail: message },
             Error::Wire(gridlink_core::sync::wire::WireError::UnsupportedProtocol { .. }) => {
                 ApiError::Rejected {
                     code: "unsupported_protocol".into(),

@@ -401,6 +401,11 @@ pub struct PhotoView {
     pub height: u32,
     /// The full-size copy is still on the phone.
     pub local: bool,
+    /// When it entered the queue, UTC ms.
+    pub captured_at_ms: i64,
+    /// Its report was never saved and the grace period has passed: not unsent work, never
+    /// uploaded, discardable (`discard_photo`).
+    pub orphaned: bool,
 }
 
 impl From<PhotoStatus> for PhotoView {
@@ -420,6 +425,8 @@ impl From<PhotoStatus> for PhotoView {
             width: p.width,
             height: p.height,
             local: p.local,
+            captured_at_ms: p.captured_at_ms,
+            orphaned: p.orphaned,
         }
     }
 }

@@ -17,6 +17,8 @@ final class AppModel: ObservableObject {
     @Published var patrol: [PatrolItem] = []
     @Published var myCases: [CaseListItem] = []
     @Published var photoQueue: [PhotoView] = []
+    /// Photos whose report was never saved: offered for discarding, not unsent work.
+    @Published var orphanedPhotos: [PhotoView] = []
     /// What the server refused (with why) or could not take yet: the "needs attention" list.
     @Published var refusedEdits: [RejectedEditView] = []
     @Published var waitingItems: [RejectedItem] = []
@@ -59,10 +61,16 @@ final class AppModel: ObservableObject {
         }) { patrol, cases, queue, refused, items in
             self.patrol = patrol
             self.myCases = cases
-            self.photoQueue = queue
+            self.photoQueue = queue.filter { !$0.orphaned }
+            self.orphanedPhotos = queue.filter { $0.orphaned }
             self.refusedEdits = refused
             self.waitingItems = items.filter { $0.willRetry }
         }
+    }
+
+    /// "丢弃" on a photo whose report was never saved.
+    func discardPhoto(_ hash: String) {
+        call({ try AppModel.field.discardPhoto(hash: hash) }) { self.refresh() }
     }
 
     func syncNow() {

@@ -72,6 +72,17 @@ struct HomeView: View {
                         Text("\(p.stateLabel) · \(String(p.hash.prefix(8)))")
                     }
                 }
+                if !model.orphanedPhotos.isEmpty {
+                    Section("未保存上报的照片 / Photos of reports never saved") {
+                        ForEach(model.orphanedPhotos, id: \.hash) { p in
+                            HStack {
+                                Text("\(String(p.hash.prefix(8))) · \(p.width)×\(p.height)")
+                                Spacer()
+                                Button("丢弃 / Discard", role: .destructive) { model.discardPhoto(p.hash) }
+                            }
+                        }
+                    }
+                }
                 if !model.refusedEdits.isEmpty || !model.waitingItems.isEmpty {
                     Section("需要处理 / Needs attention") {
                         ForEach(Array(model.refusedEdits.prefix(50).enumerated()), id: \.offset) { _, r in

@@ -23,7 +23,7 @@ pub use citizen::{
 pub use migrations::SCHEMA_VERSION;
 #[cfg(feature = "client")]
 pub(crate) use photos::DuePhoto;
-pub use photos::{PhotoBudget, PhotoInput, PhotoState, PhotoStatus};
+pub use photos::{ORPHAN_GRACE_MS, PhotoBudget, PhotoInput, PhotoState, PhotoStatus};
 pub use query::{CaseFilter, CaseOrder, CasePage, CaseQuery, CaseSummary, PageCursor};
 pub use records::{AddressHit, DEFAULT_CHECK_IN_M, MediationSummary, PatrolItem, VisitAnswer};
 pub use sync::{

@@ -24,7 +24,15 @@ pub struct PhotoBudget {
     pub min_free_bytes: u64,
     /// Most bytes of downloaded photos (other people's cases) kept for offline viewing.
     pub cache_bytes: u64,
+    /// How long a photo whose case (report, visit, mediation file) was never saved on this
+    /// phone still counts as unsent work: the report screen may still be open. After it the
+    /// photo is [orphaned](PhotoStatus::orphaned): listed for the user to discard, never
+    /// deleted by itself (the case may still be saved, and then it goes as usual).
+    pub orphan_grace_ms: i64,
 }
+
+/// Default [`PhotoBudget::orphan_grace_ms`]: an hour, far longer than filling in a report.
+pub const ORPHAN_GRACE_MS: i64 = 60 * 60 * 1000;
 
 impl Default for PhotoBudget {
     fn default() -> Self {
@@ -32,6 +40,7 @@ impl Default for PhotoBudget {
             max_bytes: 512 << 20,
             min_free_bytes: 200 << 20,
             cache_bytes: 128 << 20,
+            orphan_grace_ms: ORPHAN_GRACE_MS,
         }
     }
 }
@@ -118,6 +127,13 @@ pub struct PhotoStatus {
     pub height: u32,
     /// Whether the full-size bytes are still on the phone (they may be evicted once uploaded).
     pub local: bool,
+    /// When it entered the queue (phone clock), UTC ms.
+    pub captured_at_ms: i64,
+    /// Not uploaded, and its case (report, visit, mediation file) is not saved on this phone
+    /// although the grace period since capture has passed (the app was killed before the
+    /// report was saved, or the user left the report screen). Not counted as unsent work,
+    /// never uploaded (the server would refuse it), and [discardable](Store::discard_photo).
+    pub orphaned: bool,
 }
 
 /// Where a capture comes from.
@@ -138,16 +154,33 @@ pub(crate) struct DuePhoto {
     pub(crate) attempts: u32,
 }
 
-const COLUMNS: &str = "p.hash, p.case_id, p.state, p.size, p.confirmed, p.thumb_sent, p.attempts, \
-    p.last_error, p.next_attempt_at, p.taken_at, p.width, p.height, \
-    EXISTS (SELECT 1 FROM photo_data d WHERE d.hash = p.hash AND d.kind = 'full')";
+/// Whether a photo's case, record or citizen report is saved on the phone (SQL over `p`);
+/// a macro so that it can be spliced into the queries with `concat!`.
+macro_rules! owner_saved {
+    () => {
+        "(EXISTS (SELECT 1 FROM documents o WHERE o.id = p.case_id) \
+         OR EXISTS (SELECT 1 FROM citizen_reports c WHERE c.id = p.case_id))"
+    };
+}
 
-fn status_of(row: &Row<'_>) -> rusqlite::Result<PhotoStatus> {
+const COLUMNS: &str = concat!(
+    "p.hash, p.case_id, p.state, p.size, p.confirmed, p.thumb_sent, p.attempts, \
+     p.last_error, p.next_attempt_at, p.taken_at, p.width, p.height, \
+     EXISTS (SELECT 1 FROM photo_data d WHERE d.hash = p.hash AND d.kind = 'full'), \
+     p.created_at, ",
+    owner_saved!()
+);
+
+/// A photo captured before `cutoff` (UTC ms) whose owner is not saved is orphaned.
+fn status_of(row: &Row<'_>, cutoff: i64) -> rusqlite::Result<PhotoStatus> {
     let state: String = row.get(2)?;
+    let state = PhotoState::from_code(&state).unwrap_or(PhotoState::Failed);
+    let captured_at_ms: i64 = row.get(13)?;
+    let owner_saved: bool = row.get(14)?;
     Ok(PhotoStatus {
         hash: row.get(0)?,
         case_id: row.get(1)?,
-        state: PhotoState::from_code(&state).unwrap_or(PhotoState::Failed),
+        state,
         size: row.get::<_, i64>(3)?.max(0) as u64,
         confirmed_bytes: row.get::<_, i64>(4)?.max(0) as u64,
         thumbnail_sent: row.get(5)?,
@@ -158,6 +191,8 @@ fn status_of(row: &Row<'_>) -> rusqlite::Result<PhotoStatus> {
         width: row.get::<_, i64>(10)?.max(0) as u32,
         height: row.get::<_, i64>(11)?.max(0) as u32,
         local: row.get(12)?,
+        captured_at_ms,
+        orphaned: !owner_saved && state != PhotoState::Uploaded && captured_at_ms <= cutoff,
     })
 }
 
@@ -247,32 +282,33 @@ impl Store {
                 params![p.hash, p.jpeg, p.thumbnail],
             )?;
         }
-        let status = query_status(&tx, &p.hash)?;
+        let status = query_status(&tx, &p.hash, self.orphan_cutoff())?;
         tx.commit()?;
         Ok(status)
     }
 
     /// One photo's status.
     pub fn photo_status(&self, hash: &str) -> Result<PhotoStatus> {
-        query_status(&self.lock(), hash)
+        query_status(&self.lock(), hash, self.orphan_cutoff())
     }
 
     /// Photos not yet confirmed by the server, oldest first, then the 50 most recently
     /// uploaded: what the queue screen lists.
     pub fn photo_queue(&self) -> Result<Vec<PhotoStatus>> {
+        let cutoff = self.orphan_cutoff();
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM photos p WHERE p.state != 'uploaded' ORDER BY p.created_at, p.hash"
         ))?;
         let mut out: Vec<PhotoStatus> = stmt
-            .query_map([], status_of)?
+            .query_map([], |r| status_of(r, cutoff))?
             .collect::<rusqlite::Result<_>>()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM photos p WHERE p.state = 'uploaded'
              ORDER BY p.uploaded_at DESC, p.hash LIMIT 50"
         ))?;
         out.extend(
-            stmt.query_map([], status_of)?
+            stmt.query_map([], |r| status_of(r, cutoff))?
                 .collect::<rusqlite::Result<Vec<_>>>()?,
         );
         Ok(out)
@@ -280,12 +316,13 @@ impl Store {
 
     /// The photos of one case, in capture order.
     pub fn photos_of_case(&self, case_id: &str) -> Result<Vec<PhotoStatus>> {
+        let cutoff = self.orphan_cutoff();
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM photos p WHERE p.case_id = ?1 ORDER BY p.taken_at, p.hash"
         ))?;
         Ok(stmt
-            .query_map([case_id], status_of)?
+            .query_map([case_id], |r| status_of(r, cutoff))?
             .collect::<rusqlite::Result<_>>()?)
     }
 
@@ -346,10 +383,10 @@ impl Store {
              WHERE hash = ?1 AND state != 'uploaded'",
             [hash],
         )?;
-        if changed == 0 && query_status(&conn, hash).is_err() {
+        if changed == 0 && query_status(&conn, hash, 0).is_err() {
             return Err(Error::NotFound(hash.to_owned()));
         }
-        query_status(&conn, hash)
+        query_status(&conn, hash, self.orphan_cutoff())
     }
 
     /// Makes every waiting photo due now (back from offline: "全部重试").
@@ -362,15 +399,78 @@ impl Store {
         )?)
     }
 
+    /// Photos whose case was never saved on this phone, past the grace period (see
+    /// [`PhotoStatus::orphaned`]), oldest first: what the queue screen offers to discard.
+    pub fn orphaned_photos(&self) -> Result<Vec<PhotoStatus>> {
+        let cutoff = self.orphan_cutoff();
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM photos p
+             WHERE p.state != 'uploaded' AND p.created_at <= ?1 AND NOT {}
+             ORDER BY p.created_at, p.hash",
+            owner_saved!()
+        ))?;
+        Ok(stmt
+            .query_map([cutoff], |r| status_of(r, cutoff))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Deletes a photo that no saved case, record or citizen report owns ("丢弃" on the queue
+    /// screen), with its bytes and the camera file it came from. The grace period does not
+    /// apply: this is the user's choice. A photo of a saved case is refused, since the case
+    /// refers to it and every phone in scope would miss it.
+    pub fn discard_photo(&self, hash: &str) -> Result<()> {
+        let original: Option<String> = {
+            let mut conn = self.lock();
+            let tx = conn.transaction()?;
+            let found: Option<(bool, String, Option<String>)> = tx
+                .query_row(
+                    concat!(
+                        "SELECT p.state != 'uploaded' AND NOT ",
+                        owner_saved!(),
+                        ", p.case_id, p.original_path FROM photos p WHERE p.hash = ?1"
+                    ),
+                    [hash],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((orphan, owner, original)) = found else {
+                return Err(Error::NotFound(hash.to_owned()));
+            };
+            if !orphan {
+                return Err(Error::PhotoInUse {
+                    hash: hash.to_owned(),
+                    owner,
+                });
+            }
+            tx.execute("DELETE FROM photos WHERE hash = ?1", [hash])?;
+            tx.commit()?;
+            original
+        };
+        // After the commit, as when uploaded: a crash before this leaves only a stray file.
+        if let Some(path) = original {
+            let _ = std::fs::remove_file(&path);
+        }
+        Ok(())
+    }
+
+    /// Photos captured before this moment whose owner is not saved are orphaned.
+    fn orphan_cutoff(&self) -> i64 {
+        now_ms().saturating_sub(self.config.photo_budget.orphan_grace_ms.max(0))
+    }
+
     /// Photos due for an upload attempt at `now_ms`, oldest first.
     pub(crate) fn photos_due(&self, now_ms: i64, limit: usize) -> Result<Vec<DuePhoto>> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
+        // A photo whose case is not saved waits: the server refuses photos no case references.
+        let mut stmt = conn.prepare_cached(concat!(
             "SELECT p.hash, p.thumb_hash, p.thumb_sent, p.attempts FROM photos p
              WHERE p.state IN ('processed', 'uploading', 'failed') AND p.next_attempt_at <= ?1
                AND EXISTS (SELECT 1 FROM photo_data d WHERE d.hash = p.hash AND d.kind = 'full')
-             ORDER BY p.created_at, p.hash LIMIT ?2",
-        )?;
+               AND ",
+            owner_saved!(),
+            " ORDER BY p.created_at, p.hash LIMIT ?2"
+        ))?;
         Ok(stmt
             .query_map(params![now_ms, limit as i64], |r| {
                 Ok(DuePhoto {
@@ -466,9 +566,9 @@ impl Store {
     }
 }
 
-fn query_status(conn: &rusqlite::Connection, hash: &str) -> Result<PhotoStatus> {
+fn query_status(conn: &rusqlite::Connection, hash: &str, cutoff: i64) -> Result<PhotoStatus> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM photos p WHERE p.hash = ?1"))?
-        .query_row([hash], status_of)
+        .query_row([hash], |r| status_of(r, cutoff))
         .optional()?
         .ok_or_else(|| Error::NotFound(hash.to_owned()))
 }

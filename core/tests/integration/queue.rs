@@ -317,3 +317,130 @@ fn downloaded_photos_are_kept_within_their_own_budget_oldest_out_first() {
     assert_eq!(store.photo_bytes(&a.hash, false).unwrap(), None);
     assert_eq!(store.photo_bytes(&b.hash, false).unwrap(), Some(b.jpeg));
 }
+
+#[test]
+fn a_photo_whose_report_was_never_saved_is_orphaned_after_the_grace_period_listed_and_discardable()
+{
+    let dir = TempDir::new();
+    // No grace: every photo whose report is not saved is orphaned at once.
+    let store = store_with(
+        &dir,
+        Role::GridInspector,
+        PhotoBudget {
+            orphan_grace_ms: 0,
+            ..PhotoBudget::default()
+        },
+    );
+    // The app wrote the camera file, captured it for a report the user then abandoned.
+    let camera = dir.path("camera-1.jpg");
+    std::fs::write(&camera, photo(30)).unwrap();
+    let abandoned = store
+        .capture_photo(&uuid(300), PhotoInput::File(&camera), moment(), None)
+        .unwrap();
+    assert!(abandoned.orphaned, "{abandoned:?}");
+    let kept = store
+        .capture_photo(&uuid(301), PhotoInput::Bytes(&photo(31)), moment(), None)
+        .unwrap();
+    store
+        .report(
+            gridlink_core::store::NewCase {
+                id: uuid(301),
+                category: Category::FireHazard,
+                source: gridlink_core::case::Source::GridInspector,
+                title: "楼道堆放杂物".into(),
+                description: "现场描述".into(),
+                location: None,
+                address_id: None,
+                grid_id: "320509001001-01".into(),
+                photos: vec![kept.hash.clone()],
+                priority: Default::default(),
+            },
+            moment(),
+        )
+        .unwrap();
+    let listed: Vec<String> = store
+        .orphaned_photos()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.hash)
+        .collect();
+    assert_eq!(listed, vec![abandoned.hash.clone()]);
+    assert!(!store.photo_status(&kept.hash).unwrap().orphaned);
+
+    // An upload round tries the saved case's photo and leaves the orphan alone (the server
+    // would refuse a photo no case references).
+    store
+        .upload_photos(
+            &Serving(Default::default()),
+            &gridlink_core::sync::UploadOptions::default(),
+            &(),
+        )
+        .unwrap();
+    assert!(store.photo_status(&kept.hash).unwrap().attempts >= 1);
+    let untouched = store.photo_status(&abandoned.hash).unwrap();
+    assert_eq!(
+        (untouched.state, untouched.attempts),
+        (PhotoState::Processed, 0)
+    );
+
+    // A photo of a saved case cannot be discarded; the orphan can, with its camera file.
+    assert!(matches!(
+        store.discard_photo(&kept.hash),
+        Err(Error::PhotoInUse { .. })
+    ));
+    assert!(store.photo_bytes(&kept.hash, false).unwrap().is_some());
+    store.discard_photo(&abandoned.hash).unwrap();
+    assert!(matches!(
+        store.photo_status(&abandoned.hash),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(store.photo_bytes(&abandoned.hash, false).unwrap(), None);
+    assert!(!camera.exists());
+    assert!(matches!(
+        store.discard_photo(&abandoned.hash),
+        Err(Error::NotFound(_))
+    ));
+    assert!(store.orphaned_photos().unwrap().is_empty());
+}
+
+#[test]
+fn within_the_grace_period_a_photo_waiting_for_its_report_is_not_orphaned_and_goes_once_saved() {
+    let dir = TempDir::new();
+    let store = store_with(&dir, Role::GridInspector, PhotoBudget::default());
+    let waiting = store
+        .capture_photo(&uuid(310), PhotoInput::Bytes(&photo(32)), moment(), None)
+        .unwrap();
+    assert!(!waiting.orphaned);
+    assert!(store.orphaned_photos().unwrap().is_empty());
+    // A citizen's report owns its photos as a case does.
+    let citizen_dir = TempDir::new();
+    let citizen = store_with(
+        &citizen_dir,
+        Role::Citizen,
+        PhotoBudget {
+            orphan_grace_ms: 0,
+            ..PhotoBudget::default()
+        },
+    );
+    let shot = citizen
+        .capture_photo(&uuid(311), PhotoInput::Bytes(&photo(33)), moment(), None)
+        .unwrap();
+    assert!(shot.orphaned);
+    citizen
+        .submit_citizen_report(
+            NewCitizenReport {
+                id: uuid(311),
+                category: Category::FireHazard,
+                text: "路灯不亮".into(),
+                location: Location {
+                    point: LatLon::new(31.16, 120.64),
+                    accuracy_m: 10.0,
+                },
+                photos: vec![shot.hash.clone()],
+            },
+            moment(),
+        )
+        .unwrap();
+    assert!(!citizen.photo_status(&shot.hash).unwrap().orphaned);
+    assert!(citizen.orphaned_photos().unwrap().is_empty());
+}

@@ -106,7 +106,7 @@ def server(workdir):
     s.stop()
 
 
-def open_app(workdir, server, name, max_attempts=3):
+def open_app(workdir, server, name, max_attempts=3, orphan_photo_grace_s=3600):
     """A phone: its own database, photo directory and device id."""
     base = os.path.join(workdir, name)
     os.makedirs(base, exist_ok=True)
@@ -117,5 +117,6 @@ def open_app(workdir, server, name, max_attempts=3):
         device_id=gridlink.new_id(),
         device_name=f"pytest {name}",
         max_attempts=max_attempts,
+        orphan_photo_grace_s=orphan_photo_grace_s,
     )
     return gridlink.FieldApp.open(config), config

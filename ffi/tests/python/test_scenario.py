@@ -5,7 +5,9 @@ answer becomes a case; a mediator keeps a file offline. Errors arrive as the rig
 types, observers are called, and a panic inside Rust is an exception, not a crash."""
 
 import os
+import struct
 import threading
+import zlib
 
 import pytest
 
@@ -19,6 +21,22 @@ def camera(n):
     """A camera photo. Each test takes its own: the same bytes are the same photo (by hash)."""
     with open(os.path.join(ROOT, "fixtures", "photos", f"orientation-{n}.jpg"), "rb") as f:
         return f.read()
+
+
+def drawn(seed, width=320, height=240):
+    """A PNG of its own for tests beyond the four camera photos: a gradient keyed by seed."""
+    rows = b"".join(
+        b"\x00" + b"".join(bytes(((x + seed) % 256, (y * 3) % 256, (seed * 53) % 256))
+                            for x in range(width))
+        for y in range(height))
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 PLENTY = 50 * 1024**3  # free space the OS reports
@@ -298,6 +316,35 @@ def test_a_reopened_app_is_still_signed_in(server, workdir):
     assert other.user_id == "chief-0001" and other.device_id != config.device_id
     assert again.sync(None).docs_received > 0
     assert again.photo_queue() == []
+
+
+def test_a_photo_for_a_report_never_saved_is_listed_discardable_and_blocks_nothing(server, workdir, spot):
+    # No grace period: a photo whose report is not saved is orphaned at once.
+    app, _ = open_app(workdir, server, "orphan", orphan_photo_grace_s=0)
+    app.enroll(server.code("insp-0003"))
+    app.sync(None)
+    # The user took a photo, then left the report screen (or the app was killed).
+    abandoned = app.capture_photo(g.new_id(), drawn(1), spot, PLENTY)
+    assert abandoned.orphaned
+    assert app.unsent_count() == 0
+    assert [p.hash for p in app.orphaned_photos()] == [abandoned.hash]
+    # A photo of a saved report is not orphaned, and cannot be discarded.
+    case_id = g.new_id()
+    kept = app.capture_photo(case_id, drawn(2), spot, PLENTY)
+    app.report_case(g.NewCaseInput(
+        id=case_id, category=g.Category.SANITATION, title="河道漂浮垃圾",
+        description="桥下一片漂浮物", location=spot, photos=[kept.hash]))
+    assert not [p for p in app.photos_of(case_id) if p.orphaned]
+    with pytest.raises(g.ApiError.NotAllowed):
+        app.discard_photo(kept.hash)
+    app.discard_photo(abandoned.hash)
+    assert app.orphaned_photos() == []
+    with pytest.raises(g.ApiError.NotFound):
+        app.discard_photo(abandoned.hash)
+    # The report and its photo still go; afterwards nothing is unsent and sign-out is allowed.
+    app.sync(None)
+    assert app.unsent_count() == 0
+    app.sign_out(False)
 
 
 def test_a_damaged_sign_in_record_is_set_aside_not_opened(server, workdir):

@@ -26,6 +26,9 @@ class AppModel(application: Application) : AndroidViewModel(application) {
         private set
     var photoQueue by mutableStateOf<List<PhotoView>>(emptyList())
         private set
+    /** Photos whose report was never saved: offered for discarding, not unsent work. */
+    var orphanedPhotos by mutableStateOf<List<PhotoView>>(emptyList())
+        private set
     /** What the server refused (with why) or could not take yet: the "needs attention" list. */
     var refusedEdits by mutableStateOf<List<RejectedEditView>>(emptyList())
         private set
@@ -71,11 +74,15 @@ class AppModel(application: Application) : AndroidViewModel(application) {
             ) to (field.rejectedEdits() to field.rejectedItems())
         }) { (lists, attention) ->
             val (p, c, q) = lists
-            patrol = p; myCases = c; photoQueue = q
+            patrol = p; myCases = c; photoQueue = q.filter { !it.orphaned }
+            orphanedPhotos = q.filter { it.orphaned }
             refusedEdits = attention.first
             waitingItems = attention.second.filter { it.willRetry }
         }
     }
+
+    /** "丢弃" on a photo whose report was never saved. */
+    fun discardPhoto(hash: String) = call({ field.discardPhoto(hash) }) { refresh() }
 
     /** The observer is called on the library's network thread: hop to the main thread. */
     private fun onMain(block: () -> Unit) {

@@ -12,6 +12,7 @@ import androidx.compose.foundation.lazy.items
 import androidx.compose.material3.*
 import androidx.compose.runtime.*
 import androidx.compose.runtime.saveable.rememberSaveable
+import androidx.compose.ui.Alignment
 import androidx.compose.ui.Modifier
 import androidx.compose.ui.platform.LocalContext
 import androidx.compose.ui.res.stringResource
@@ -111,6 +112,15 @@ fun HomeScreen(model: AppModel, openAddress: (String) -> Unit, report: () -> Uni
                 Text(model.syncState)
                 Text("照片队列 / photo queue: ${model.photoQueue.size}")
                 model.photoQueue.take(20).forEach { Text("${it.stateLabel} · ${it.hash.take(8)}") }
+                if (model.orphanedPhotos.isNotEmpty()) {
+                    Text("未保存上报的照片 / photos of reports never saved (not sent, not counted)")
+                    model.orphanedPhotos.forEach { photo ->
+                        Row(verticalAlignment = Alignment.CenterVertically) {
+                            Text("${photo.hash.take(8)} · ${photo.width}×${photo.height}", Modifier.weight(1f))
+                            TextButton(onClick = { model.discardPhoto(photo.hash) }) { Text("丢弃 / discard") }
+                        }
+                    }
+                }
                 if (model.refusedEdits.isNotEmpty() || model.waitingItems.isNotEmpty()) {
                     Text("需要处理 / needs attention")
                     model.refusedEdits.take(50).forEach {
