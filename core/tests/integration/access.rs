@@ -296,3 +296,100 @@ fn device_actors_carry_the_issued_prefix_or_the_device_id() {
     assert!(actor_belongs_to(&pre, &prefix, &device));
     assert!(!actor_belongs_to(&pre, &prefix, &uuid(43)));
 }
+
+#[test]
+fn only_the_platform_itself_pushes_as_the_system_role() {
+    let before = case(vec![reported()]);
+    let scopes = case_scopes(&before, &place());
+    let b = Before {
+        case: &before,
+        scopes: &scopes,
+    };
+    let escalation = |device: &str| gridlink_core::case::Event {
+        device: device.into(),
+        ..event(
+            2,
+            2,
+            EventKind::Escalated {
+                to: gridlink_core::case::Level::Village,
+                reason: "超时自动上报".into(),
+            },
+            "system",
+            Role::System,
+            T0 + MINUTE,
+        )
+    };
+    let platform = Pusher {
+        user_id: "system".into(),
+        role: Role::System,
+        device_id: gridlink_core::sync::access::PLATFORM_DEVICE.into(),
+        scopes: ["district".parse().unwrap()].into_iter().collect(),
+    };
+    let after = case(vec![
+        reported(),
+        escalation(gridlink_core::sync::access::PLATFORM_DEVICE),
+    ]);
+    assert_eq!(
+        check_push(&platform, Some(b), &after, &scopes).unwrap(),
+        vec![uuid(2)]
+    );
+    // An enrolled device that claims the system role is not the platform.
+    let claims_system = Pusher {
+        device_id: uuid(42),
+        ..platform.clone()
+    };
+    let after = case(vec![reported(), escalation(&uuid(42))]);
+    assert_eq!(
+        code(check_push(&claims_system, Some(b), &after, &scopes)),
+        Some(RejectCode::RoleNotAllowed)
+    );
+}
+
+#[test]
+fn an_event_must_name_the_pushers_user_device_and_role_all_three() {
+    let before = case(vec![reported()]);
+    let scopes = case_scopes(&before, &place());
+    let b = Before {
+        case: &before,
+        scopes: &scopes,
+    };
+    let chief = pusher("chief-1", Role::GridChief, &["village:320509001001"]);
+    let comment = event(
+        2,
+        2,
+        EventKind::Comment {
+            text: "已联系物业".into(),
+        },
+        "chief-1",
+        Role::GridChief,
+        T0 + MINUTE,
+    );
+    assert!(
+        check_push(
+            &chief,
+            Some(b),
+            &case(vec![reported(), comment.clone()]),
+            &scopes
+        )
+        .is_ok()
+    );
+    let other_device = gridlink_core::case::Event {
+        device: "dev-someone-else".into(),
+        ..comment.clone()
+    };
+    let other_role = gridlink_core::case::Event {
+        role: Role::Operator,
+        ..comment
+    };
+    for forged in [other_device, other_role] {
+        assert_eq!(
+            code(check_push(
+                &chief,
+                Some(b),
+                &case(vec![reported(), forged]),
+                &scopes
+            )),
+            Some(RejectCode::Impersonation)
+        );
+    }
+}

@@ -566,3 +566,337 @@ fn photos_are_collected_once() {
     ]));
     assert_eq!(s.photos, vec![hash(2), hash(3)]);
 }
+
+// ---- Each rule pinned down, so a weakened condition is caught (`cargo xtask mutants`) ----
+
+/// Who may record what: the whole matrix, written out by hand from DOMAIN.md's roles.
+#[test]
+fn every_role_may_author_exactly_its_events() {
+    use Role::*;
+    let kinds: [(&str, EventKind); 15] = [
+        ("reported", EventKind::Reported { photos: vec![] }),
+        (
+            "accepted",
+            EventKind::Accepted {
+                assignee: None,
+                due_at_ms: None,
+            },
+        ),
+        (
+            "rejected_invalid",
+            EventKind::RejectedInvalid { reason: note("x") },
+        ),
+        ("duplicate_of", EventKind::DuplicateOf { case_id: uuid(9) }),
+        (
+            "resolved_in_grid",
+            EventKind::ResolvedInGrid { note: note("x") },
+        ),
+        (
+            "escalated",
+            EventKind::Escalated {
+                to: Level::Village,
+                reason: note("x"),
+            },
+        ),
+        (
+            "dispatched",
+            EventKind::Dispatched {
+                target: dept(),
+                due_at_ms: None,
+                note: note("x"),
+            },
+        ),
+        ("returned", EventKind::Returned { reason: note("x") }),
+        ("handling", EventKind::Handling { note: note("x") }),
+        ("resolved", EventKind::Resolved { note: note("x") }),
+        ("verified", EventKind::Verified { note: note("x") }),
+        (
+            "verification_failed",
+            EventKind::VerificationFailed { reason: note("x") },
+        ),
+        ("closed", EventKind::Closed { note: note("x") }),
+        ("comment", EventKind::Comment { text: note("x") }),
+        ("photo_added", EventKind::PhotoAdded { hash: hash(1) }),
+    ];
+    let allowed: [(Role, &[&str]); 9] = [
+        (
+            GridInspector,
+            &[
+                "reported",
+                "resolved_in_grid",
+                "handling",
+                "verified",
+                "verification_failed",
+                "comment",
+                "photo_added",
+            ],
+        ),
+        (
+            ProfessionalInspector,
+            &[
+                "reported",
+                "resolved_in_grid",
+                "handling",
+                "verified",
+                "verification_failed",
+                "comment",
+                "photo_added",
+            ],
+        ),
+        (
+            GridChief,
+            &[
+                "reported",
+                "accepted",
+                "rejected_invalid",
+                "duplicate_of",
+                "resolved_in_grid",
+                "escalated",
+                "dispatched",
+                "handling",
+                "resolved",
+                "verified",
+                "verification_failed",
+                "closed",
+                "comment",
+                "photo_added",
+            ],
+        ),
+        (
+            Mediator,
+            &[
+                "reported",
+                "resolved_in_grid",
+                "handling",
+                "resolved",
+                "comment",
+                "photo_added",
+            ],
+        ),
+        (
+            DepartmentHandler,
+            &["returned", "handling", "resolved", "comment", "photo_added"],
+        ),
+        (
+            LawEnforcement,
+            &["returned", "handling", "resolved", "comment", "photo_added"],
+        ),
+        (
+            Operator,
+            &[
+                "reported",
+                "accepted",
+                "rejected_invalid",
+                "duplicate_of",
+                "escalated",
+                "dispatched",
+                "handling",
+                "resolved",
+                "verified",
+                "verification_failed",
+                "closed",
+                "comment",
+                "photo_added",
+            ],
+        ),
+        (Citizen, &["reported", "comment", "photo_added"]),
+        (System, &["reported", "escalated"]),
+    ];
+    for (role, may) in allowed {
+        for (name, kind) in &kinds {
+            assert_eq!(
+                role.may_author(kind),
+                may.contains(name),
+                "{} recording {name}",
+                role.code()
+            );
+        }
+    }
+}
+
+fn flag_of(events: Vec<Event>, n: u128) -> Option<FlagReason> {
+    fold(events)
+        .1
+        .flagged
+        .into_iter()
+        .find(|f| f.event_id == uuid(n))
+        .map(|f| f.reason)
+}
+
+fn reported_by_inspector() -> Event {
+    event(
+        1,
+        1,
+        EventKind::Reported { photos: vec![] },
+        "insp-1",
+        Role::GridInspector,
+        T0,
+    )
+}
+
+#[test]
+fn a_second_report_and_anything_before_the_report_are_flagged_with_their_reason() {
+    let again = event(
+        2,
+        2,
+        EventKind::Reported { photos: vec![] },
+        "insp-2",
+        Role::GridInspector,
+        T0 + MINUTE,
+    );
+    assert_eq!(
+        flag_of(vec![reported_by_inspector(), again], 2),
+        Some(FlagReason::AlreadyReported)
+    );
+    // A comment ordered before the report (same seq, earlier) is not applied.
+    let early = event(
+        3,
+        1,
+        EventKind::Comment {
+            text: note("先于上报"),
+        },
+        "insp-1",
+        Role::GridInspector,
+        T0 - MINUTE,
+    );
+    let (_, state) = fold(vec![reported_by_inspector(), early.clone()]);
+    assert_eq!(state.comments, 0);
+    assert_eq!(
+        flag_of(vec![reported_by_inspector(), early], 3),
+        Some(FlagReason::BeforeReport)
+    );
+}
+
+#[test]
+fn a_duplicate_closes_the_case_naming_the_original() {
+    let duplicate = event(
+        2,
+        2,
+        EventKind::DuplicateOf { case_id: uuid(77) },
+        "chief-1",
+        Role::GridChief,
+        T0 + MINUTE,
+    );
+    let (_, state) = fold(vec![reported_by_inspector(), duplicate]);
+    assert_eq!(state.status, Status::Closed);
+    assert_eq!(state.closure, Some(Closure::Duplicate { of: uuid(77) }));
+    let invalid = event(
+        3,
+        2,
+        EventKind::RejectedInvalid {
+            reason: note("不属实"),
+        },
+        "chief-1",
+        Role::GridChief,
+        T0 + MINUTE,
+    );
+    assert_eq!(
+        fold(vec![reported_by_inspector(), invalid]).1.closure,
+        Some(Closure::Invalid)
+    );
+}
+
+#[test]
+fn escalation_climbs_one_way_and_never_above_the_town() {
+    let escalate = |n: u128, seq: i64, to: Level| {
+        event(
+            n,
+            seq,
+            EventKind::Escalated {
+                to,
+                reason: note("需上级协调"),
+            },
+            "chief-1",
+            Role::GridChief,
+            T0 + seq * MINUTE,
+        )
+    };
+    // Grid → village → town, one step at a time, is applied.
+    let (_, state) = fold(vec![
+        reported_by_inspector(),
+        escalate(2, 2, Level::Village),
+        escalate(3, 3, Level::Town),
+    ]);
+    assert!(state.flagged.is_empty(), "{:?}", state.flagged);
+    assert_eq!((state.level, state.status), (Level::Town, Status::Accepted));
+    // To its own level, or down, is refused (below the village is malformed at once).
+    assert!(matches!(
+        flag_of(
+            vec![reported_by_inspector(), escalate(2, 2, Level::Grid)],
+            2
+        ),
+        Some(FlagReason::Malformed { .. })
+    ));
+    assert_eq!(
+        flag_of(
+            vec![
+                reported_by_inspector(),
+                escalate(2, 2, Level::Town),
+                escalate(3, 3, Level::Village),
+            ],
+            3
+        ),
+        Some(FlagReason::WrongLevel { level: Level::Town })
+    );
+    assert_eq!(
+        flag_of(
+            vec![
+                reported_by_inspector(),
+                escalate(2, 2, Level::Village),
+                escalate(3, 3, Level::Village),
+            ],
+            3
+        ),
+        Some(FlagReason::WrongLevel {
+            level: Level::Village
+        })
+    );
+    // From the town there is no escalating further: departments are dispatched to.
+    assert_eq!(
+        flag_of(
+            vec![
+                reported_by_inspector(),
+                escalate(2, 2, Level::Town),
+                escalate(3, 3, Level::Town),
+            ],
+            3
+        ),
+        Some(FlagReason::WrongLevel { level: Level::Town })
+    );
+}
+
+#[test]
+fn handling_is_recorded_only_on_a_case_that_someone_has_taken() {
+    let handling = |n: u128, seq: i64| {
+        event(
+            n,
+            seq,
+            EventKind::Handling {
+                note: note("正在处理"),
+            },
+            "chief-1",
+            Role::GridChief,
+            T0 + seq * MINUTE,
+        )
+    };
+    assert_eq!(
+        flag_of(vec![reported_by_inspector(), handling(2, 2)], 2),
+        Some(FlagReason::WrongStatus {
+            status: Status::Reported
+        })
+    );
+    let accepted = event(
+        3,
+        2,
+        EventKind::Accepted {
+            assignee: None,
+            due_at_ms: None,
+        },
+        "chief-1",
+        Role::GridChief,
+        T0 + MINUTE,
+    );
+    let (_, state) = fold(vec![reported_by_inspector(), accepted, handling(4, 3)]);
+    assert_eq!(state.status, Status::Handling);
+    assert!(state.flagged.is_empty());
+}
