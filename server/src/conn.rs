@@ -25,6 +25,9 @@ pub struct ConnLimits {
     pub per_address: usize,
     /// How long a read may wait for a byte before the connection is closed.
     pub idle: Duration,
+    /// How long a client may take to send a request's headers (a byte at a time or not):
+    /// past it the connection is closed (see [`crate::serve`]).
+    pub header_deadline: Duration,
 }
 
 impl Default for ConnLimits {
@@ -34,6 +37,8 @@ impl Default for ConnLimits {
             // district's NAT more.
             per_address: 256,
             idle: Duration::from_secs(120),
+            // Headers are a few hundred bytes: seconds even on a weak 2G link.
+            header_deadline: Duration::from_secs(20),
         }
     }
 }
@@ -202,6 +207,7 @@ mod tests {
             ConnLimits {
                 per_address: 2,
                 idle: Duration::from_millis(200),
+                ..ConnLimits::default()
             },
         );
         let mut clients = Vec::new();

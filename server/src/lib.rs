@@ -578,7 +578,9 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, then finishes the requests in
-/// flight (a sync being merged completes and is answered) before returning.
+/// flight (a sync being merged completes and is answered) before returning. Connections are
+/// HTTP/1.1 through [`conn::Capped`] (per-address cap, idle time-out), and a request's headers
+/// must arrive within [`conn::ConnLimits::header_deadline`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -602,18 +604,40 @@ pub async fn serve(
             }
         })
     });
-    use axum::serve::ListenerExt;
-    let listener = conn::Capped::new(listener, state.inner.config.connections).tap_io(|_| {});
-    let served = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let limits = state.inner.config.connections;
+    let mut listener = conn::Capped::new(listener, limits);
+    let router = app(state);
+    // HTTP/1.1 as axum::serve would, plus the header deadline it does not set.
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_deadline);
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (io, addr) = tokio::select! {
+            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(addr))),
+        );
+        let connection =
+            connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(io), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %addr, "connection ended");
+            }
+        });
+    }
+    // No new connections; the requests in flight finish and are answered.
+    drop(listener);
+    connections.shutdown().await;
     if let Some(task) = escalation {
         task.abort();
     }
-    served
+    Ok(())
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

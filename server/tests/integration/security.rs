@@ -659,3 +659,60 @@ fn a_sync_body_is_not_read_before_the_device_is_authenticated() {
     let head = String::from_utf8_lossy(&answer[..n]);
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
 }
+
+#[test]
+fn a_client_sending_its_headers_a_byte_at_a_time_is_cut_at_the_header_deadline() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let mut config = test_config();
+    config.connections.header_deadline = Duration::from_secs(1);
+    let server = TestServer::start_with(config, 0);
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    stream.write_all(b"X-Slow: ").unwrap();
+    // One header byte every 100 ms, never the blank line: the idle time-out alone (a read
+    // waiting for a byte) would never fire.
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let mut answer = String::new();
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+        if stream.write_all(b"x").is_err() {
+            break true;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => {
+                answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+                break true;
+            }
+            // Nothing yet: the read waited its 100 ms.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break true,
+        }
+    };
+    assert!(closed, "still open after 10 s of trickled headers");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    // Everyone else is served as before.
+    let ok = reqwest::blocking::get(format!("http://{}/healthz", server.addr)).unwrap();
+    assert!(ok.status().is_success());
+}
