@@ -13,8 +13,7 @@ use crate::error::ApiError;
 use crate::store::DeviceAuth;
 use crate::{AppState, now_ms};
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State, rejection::BytesRejection};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gridlink_core::Error as CoreError;
@@ -39,19 +38,19 @@ pub async fn record(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(case_id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let body = crate::read_body(body)?;
-    crate::blocking(move || record_blocking(&state, &headers, &case_id, &body)).await
+    let (device, body) =
+        crate::authenticated_body(&state, headers, body, crate::MAX_REQUEST_BODY_BYTES).await?;
+    crate::blocking(move || record_blocking(&state, device, &case_id, &body)).await
 }
 
 fn record_blocking(
     state: &AppState,
-    headers: &HeaderMap,
+    device: crate::store::DeviceAuth,
     case_id: &str,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let device = state.authenticate(headers)?;
     let kind: EventKind = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("事件格式不对 / the event is malformed: {e}")))?;
     let (event, case) = record_event(state, &device, case_id, kind)?;

@@ -150,10 +150,11 @@ fn register_blocking(state: &AppState, body: &[u8]) -> Result<EnrollResponse, Ap
 pub async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let body = crate::read_body(body)?;
-    let receipt = crate::blocking(move || submit_blocking(&state, &headers, &body)).await?;
+    let (device, body) =
+        crate::authenticated_body(&state, headers, body, crate::MAX_REQUEST_BODY_BYTES).await?;
+    let receipt = crate::blocking(move || submit_blocking(&state, device, &body)).await?;
     Ok(crate::cbor(wire::encode(&receipt)))
 }
 
@@ -163,10 +164,9 @@ fn invalid(message: String) -> ApiError {
 
 fn submit_blocking(
     state: &AppState,
-    headers: &HeaderMap,
+    device: crate::store::DeviceAuth,
     body: &[u8],
 ) -> Result<CitizenReceipt, ApiError> {
-    let device = state.authenticate(headers)?;
     citizen_only(&device)?;
     let report: CitizenReport = wire::decode(body, 64 << 10)?;
     wire::check_protocol(report.protocol)?;

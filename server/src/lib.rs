@@ -529,11 +529,13 @@ pub fn now_ms() -> i64 {
 
 /// The router.
 pub fn app(state: AppState) -> Router {
-    let limit = state.inner.config.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route("/v1/enroll", post(enroll))
+        .route(
+            "/v1/enroll",
+            post(enroll).layer(DefaultBodyLimit::max(MAX_ANONYMOUS_BODY_BYTES)),
+        )
         .route("/v1/sync", post(sync))
         .route(
             "/v1/blobs/{hash}",
@@ -543,7 +545,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/photos/{hash}", get(photos::photo))
         .route("/v1/photos/{hash}/thumb", get(photos::thumbnail))
-        .route("/v1/citizen/register", post(citizen::register))
+        .route(
+            "/v1/citizen/register",
+            post(citizen::register).layer(DefaultBodyLimit::max(MAX_ANONYMOUS_BODY_BYTES)),
+        )
         .route(
             "/v1/citizen/reports",
             post(citizen::submit).get(citizen::mine),
@@ -560,7 +565,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/grids", get(records::grid_map))
         .route(
             "/open311/v2/{file}",
-            get(open311::resource).post(open311::post_request),
+            get(open311::resource)
+                .post(open311::post_request)
+                .layer(DefaultBodyLimit::max(MAX_ANONYMOUS_BODY_BYTES)),
         )
         .route("/open311/v2/services/{file}", get(open311::service))
         .route("/open311/v2/requests/{file}", get(open311::request))
@@ -571,7 +578,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             limits::limit,
         ))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -690,6 +697,32 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Reads a body the handler takes only after it has authenticated the request, so an
 /// unauthenticated client cannot make the server buffer megabytes: at most `limit` bytes,
 /// within [`BODY_READ_TIMEOUT`].
+/// Most bytes of a request body other than a sync or a blob chunk (an event, a citizen's report,
+/// a checklist template, a form): these are small by nature.
+pub const MAX_REQUEST_BODY_BYTES: usize = 1 << 20;
+
+/// Most bytes of a body sent before any authentication (enrollment, a citizen registering, an
+/// Open311 POST): a code, a name, a phone number, a short description.
+pub const MAX_ANONYMOUS_BODY_BYTES: usize = 64 << 10;
+
+/// Authenticates the device from `headers` (off the runtime), then reads the body (at most
+/// `limit`, within [`BODY_READ_TIMEOUT`]): a client that is not enrolled costs no body.
+pub(crate) async fn authenticated_body(
+    state: &AppState,
+    headers: HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<(store::DeviceAuth, Bytes), ApiError> {
+    let device = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.authenticate(&headers))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??
+    };
+    let body = read_body_after_auth(body, limit).await?;
+    Ok((device, body))
+}
+
 pub(crate) async fn read_body_after_auth(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(ApiError::refused(
@@ -732,13 +765,8 @@ async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body) -> 
     let m = &state.inner.metrics;
     m.in_flight.inc();
     let result = async {
-        let device = {
-            let state = state.clone();
-            tokio::task::spawn_blocking(move || state.authenticate(&headers))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))??
-        };
-        let body = read_body_after_auth(body, state.inner.config.max_body_bytes).await?;
+        let (device, body) =
+            authenticated_body(&state, headers, body, state.inner.config.max_body_bytes).await?;
         m.bytes_in.inc_by(body.len() as u64);
         let state = state.clone();
         let response = tokio::task::spawn_blocking(move || {

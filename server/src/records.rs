@@ -12,8 +12,7 @@ use crate::error::ApiError;
 use crate::store::StoreError;
 use crate::{AppState, now_ms};
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Query, State, rejection::BytesRejection};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gridlink_core::address::{
@@ -128,11 +127,11 @@ pub fn publish_template(
 pub async fn post_template(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let body = crate::read_body(body)?;
+    let (device, body) =
+        crate::authenticated_body(&state, headers, body, crate::MAX_REQUEST_BODY_BYTES).await?;
     crate::blocking(move || {
-        let device = state.authenticate(&headers)?;
         if device.user.role != Role::Operator {
             return Err(ApiError::Forbidden(
                 "只有指挥中心可以发布巡查清单 / only the command centre publishes checklists"

@@ -636,28 +636,47 @@ fn a_grant_given_back_brings_the_documents_back_whole_including_the_phones_own()
 }
 
 #[test]
-fn a_sync_body_is_not_read_before_the_device_is_authenticated() {
+fn no_body_is_read_before_the_device_is_authenticated_and_anonymous_ones_are_small() {
     use std::io::{Read, Write};
     let server = TestServer::start();
     // Headers announcing 20 MiB, a few bytes of it, and a bad token: the answer comes at once,
-    // without the server waiting for (or buffering) the body.
-    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+    // without the server waiting for (or buffering) the body. So for every endpoint that
+    // takes a body from an enrolled device.
+    let case = uuid::Uuid::from_u128(7).to_string();
+    for path in [
+        "/v1/sync".to_owned(),
+        format!("/v1/cases/{case}/events"),
+        "/v1/citizen/reports".to_owned(),
+        "/v1/templates".to_owned(),
+    ] {
+        let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer nope\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n0123456789",
+            wire::CONTENT_TYPE,
+            20 << 20
+        )
         .unwrap();
-    write!(
-        stream,
-        "POST /v1/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer nope\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n0123456789",
-        wire::CONTENT_TYPE,
-        20 << 20
-    )
-    .unwrap();
-    let mut answer = [0u8; 64];
-    let n = stream
-        .read(&mut answer)
-        .expect("answered before the body was sent");
-    let head = String::from_utf8_lossy(&answer[..n]);
-    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+        let mut answer = [0u8; 64];
+        let n = stream
+            .read(&mut answer)
+            .unwrap_or_else(|e| panic!("{path}: not answered before the body was sent: {e}"));
+        let head = String::from_utf8_lossy(&answer[..n]);
+        assert!(head.starts_with("HTTP/1.1 401"), "{path}: {head}");
+    }
+    // What anyone may send before enrolling is small by nature, and refused when it is not.
+    let client = reqwest::blocking::Client::new();
+    for path in ["/v1/enroll", "/v1/citizen/register", "/open311/v2/requests.json"] {
+        let answer = client
+            .post(format!("http://{}{path}", server.addr))
+            .body(vec![b'a'; 1 << 20])
+            .send()
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 413, "{path}");
+    }
 }
 
 #[test]
