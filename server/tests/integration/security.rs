@@ -669,7 +669,11 @@ fn no_body_is_read_before_the_device_is_authenticated_and_anonymous_ones_are_sma
     }
     // What anyone may send before enrolling is small by nature, and refused when it is not.
     let client = reqwest::blocking::Client::new();
-    for path in ["/v1/enroll", "/v1/citizen/register", "/open311/v2/requests.json"] {
+    for path in [
+        "/v1/enroll",
+        "/v1/citizen/register",
+        "/open311/v2/requests.json",
+    ] {
         let answer = client
             .post(format!("http://{}{path}", server.addr))
             .body(vec![b'a'; 1 << 20])
