@@ -527,15 +527,25 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// An endpoint anyone may call before enrolling: its body is at most
+/// [`MAX_ANONYMOUS_BODY_BYTES`], refused from the announced length before any of it is read
+/// (and, for a body sent without one, as soon as it grows past the bound).
+fn anonymous(
+    route: axum::routing::MethodRouter<AppState>,
+) -> axum::routing::MethodRouter<AppState> {
+    route
+        .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(MAX_ANONYMOUS_BODY_BYTES))
+        .layer::<_, std::convert::Infallible>(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_ANONYMOUS_BODY_BYTES,
+        ))
+}
+
 /// The router.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route(
-            "/v1/enroll",
-            post(enroll).layer(DefaultBodyLimit::max(MAX_ANONYMOUS_BODY_BYTES)),
-        )
+        .route("/v1/enroll", anonymous(post(enroll)))
         .route("/v1/sync", post(sync))
         .route(
             "/v1/blobs/{hash}",
@@ -545,10 +555,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/photos/{hash}", get(photos::photo))
         .route("/v1/photos/{hash}/thumb", get(photos::thumbnail))
-        .route(
-            "/v1/citizen/register",
-            post(citizen::register).layer(DefaultBodyLimit::max(MAX_ANONYMOUS_BODY_BYTES)),
-        )
+        .route("/v1/citizen/register", anonymous(post(citizen::register)))
         .route(
             "/v1/citizen/reports",
             post(citizen::submit).get(citizen::mine),
@@ -565,9 +572,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/grids", get(records::grid_map))
         .route(
             "/open311/v2/{file}",
-            get(open311::resource)
-                .post(open311::post_request)
-                .layer(DefaultBodyLimit::max(MAX_ANONYMOUS_BODY_BYTES)),
+            anonymous(get(open311::resource).post(open311::post_request)),
         )
         .route("/open311/v2/services/{file}", get(open311::service))
         .route("/open311/v2/requests/{file}", get(open311::request))

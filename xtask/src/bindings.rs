@@ -11,7 +11,7 @@ use std::process::Command;
 /// The languages generated, in the folders under `target/bindings/`.
 const LANGUAGES: [&str; 3] = ["kotlin", "swift", "python"];
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))

@@ -4,6 +4,8 @@
 //!   of gridlink-core), the committed fixtures being up to date, and every test suite;
 //! - `fixtures [--check] [--scale small|full] [--out DIR]`: (re)generate the fixture district;
 //! - `bench <name> [args]`: run a benchmark; JSON lines on stdout;
+//! - `chaos kill --points N --seed S` and `chaos faults --schedules N --seed S [--debug]`: the
+//!   chaos campaigns (`server/examples/chaos`), release builds unless `--debug`; JSON lines;
 //! - `bindings [--release]`: build the phone library and generate its Kotlin, Swift and Python
 //!   bindings into `target/bindings/`;
 //! - `android`, `ios`: the app libraries, where the Android NDK or Xcode exists;
@@ -23,13 +25,14 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("fixtures") => fixtures(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("chaos") => chaos(&args[1..]),
         Some("bindings") => bindings::bindings(&args[1..]).map(drop),
         Some("android") => bindings::android(),
         Some("ios") => bindings::ios(),
         Some("browser") => browser::browser_suite(&bindings::server_binary()?),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench ffi | bindings [--release] | android | ios | browser>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench ffi | chaos kill [--points N] [--seed S] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | bindings [--release] | android | ios | browser>"
             );
             std::process::exit(2);
         }
@@ -82,6 +85,15 @@ fn ci() -> Result<()> {
     fixtures(&["--check".to_owned()])?;
     run(&cargo, &["test", "--workspace", "--all-targets"])?;
     run(&cargo, &["test", "--workspace", "--doc"])?;
+    // The chaos campaigns, short (their full runs are `cargo xtask chaos …`).
+    for campaign in [
+        &["kill", "--points", "6", "--seed", "1"][..],
+        &["faults", "--schedules", "25", "--seed", "1"][..],
+    ] {
+        let mut args: Vec<String> = campaign.iter().map(|a| (*a).to_owned()).collect();
+        args.push("--debug".into());
+        chaos(&args)?;
+    }
     // The bindings, generated from the library as built now, each driven from its language
     // against a real server (Swift is generated only: no Swift compiler here).
     let generated = bindings::bindings(&[])?;
@@ -166,6 +178,51 @@ fn fixtures(args: &[String]) -> Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// `chaos kill|faults [flags] [--debug]`: builds the server and the campaign program, then
+/// runs the campaign (it fails when anything was lost or did not converge).
+fn chaos(args: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let debug = args.iter().any(|a| a == "--debug");
+    let rest: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--debug")
+        .collect();
+    let Some(campaign @ ("kill" | "faults")) = rest.first().copied() else {
+        bail!(
+            "usage: cargo xtask chaos <kill [--points N] [--seed S] | faults [--schedules N] [--seed S]> [--debug]"
+        )
+    };
+    let mut build = vec![
+        "build",
+        "--quiet",
+        "-p",
+        "gridlink-server",
+        "--bin",
+        "gridlink-server",
+        "--example",
+        "chaos",
+    ];
+    if !debug {
+        build.push("--release");
+    }
+    run(&cargo, &build)?;
+    let profile = bindings::target_dir().join(if debug { "debug" } else { "release" });
+    let program = profile.join("examples").join("chaos");
+    let server = profile.join("gridlink-server");
+    let dir = bindings::target_dir().join("chaos");
+    let mut cmd: Vec<String> = rest.iter().map(|a| (*a).to_owned()).collect();
+    if campaign == "kill" {
+        cmd.extend([
+            "--server-bin".to_owned(),
+            server.to_string_lossy().into_owned(),
+        ]);
+    }
+    cmd.extend(["--dir".to_owned(), dir.to_string_lossy().into_owned()]);
+    let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    run(&program.to_string_lossy(), &args)
 }
 
 fn bench(args: &[String]) -> Result<()> {

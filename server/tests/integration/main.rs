@@ -18,6 +18,8 @@ mod common;
 mod demo;
 mod field_day;
 mod http;
+#[path = "../support/link.rs"]
+mod link;
 mod merge;
 mod open311;
 mod overdue;

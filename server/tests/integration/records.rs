@@ -4,7 +4,7 @@
 //! nothing stored; concurrent base-data corrections through a faulty link all land.
 
 use crate::common::{GRID, GRID_2, OTHER_TOWN_GRID, Phone, T0, TestServer, moment, options};
-use crate::sync::Faulty;
+use crate::link::Faulty;
 use gridlink_core::address::{
     AddressChange, AddressDetails, AddressRecord, PersonPatch, address_doc_id,
 };
@@ -727,13 +727,7 @@ fn concurrent_corrections_through_faulty_links_and_a_restart_all_land() {
             *link.faults_left.lock().unwrap() = 6;
             link.log.lock().unwrap().clear();
             let _ = phone.store.sync(link, &options(), &());
-            injected += link
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|f| **f != "none")
-                .count();
+            injected += link.injected();
         }
         if round == 1 {
             server.restart(Duration::from_millis(50));

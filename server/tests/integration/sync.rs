@@ -3,6 +3,7 @@
 //! every event present exactly once.
 
 use crate::common::*;
+use crate::link::Faulty;
 use gridlink_core::case::{EventKind, Level};
 use gridlink_core::store::OutboxState;
 use gridlink_core::sync::wire::{self, SyncResponse};
@@ -217,97 +218,6 @@ fn three_phones_converge_whatever_the_order_of_syncs() {
     }
 }
 
-/// A transport that, for a while, drops requests or responses, delivers a request twice,
-/// delays, and hands back the response of an earlier request instead of this one (after
-/// delivering this one, or losing it).
-pub struct Faulty {
-    inner: gridlink_core::sync::HttpTransport,
-    rng: Mutex<fastrand::Rng>,
-    pub faults_left: Mutex<u32>,
-    previous: Mutex<Option<Vec<u8>>>,
-    pub log: Mutex<Vec<&'static str>>,
-    /// Faults to inject first, in this order, before the random ones.
-    script: Mutex<std::collections::VecDeque<&'static str>>,
-}
-
-impl Faulty {
-    pub fn new(inner: gridlink_core::sync::HttpTransport, seed: u64, faults: u32) -> Self {
-        Faulty {
-            inner,
-            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
-            faults_left: Mutex::new(faults),
-            previous: Mutex::new(None),
-            log: Mutex::new(Vec::new()),
-            script: Mutex::new(Default::default()),
-        }
-    }
-}
-
-impl Transport for Faulty {
-    fn get(&self, path: &str) -> Result<Vec<u8>, TransportError> {
-        self.inner.get(path)
-    }
-
-    fn put(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.inner.put(path, body)
-    }
-
-    fn post(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let scripted = self.script.lock().unwrap().pop_front();
-        let fault = if let Some(fault) = scripted {
-            fault
-        } else {
-            let mut left = self.faults_left.lock().unwrap();
-            let roll = self.rng.lock().unwrap().u8(0..7);
-            if *left == 0 || roll == 0 {
-                "none"
-            } else {
-                *left -= 1;
-                [
-                    "drop_request",
-                    "drop_response",
-                    "duplicate",
-                    "stale",
-                    "late",
-                    "delay",
-                ][usize::from(roll - 1)]
-            }
-        };
-        self.log.lock().unwrap().push(fault);
-        let unreachable = || TransportError::Unreachable(format!("injected {fault}"));
-        let out = match fault {
-            "drop_request" => return Err(unreachable()),
-            "drop_response" => {
-                let _ = self.inner.post(path, body)?;
-                return Err(unreachable());
-            }
-            "duplicate" => {
-                let _ = self.inner.post(path, body);
-                self.inner.post(path, body)?
-            }
-            "stale" => {
-                let fresh = self.inner.post(path, body)?;
-                match self.previous.lock().unwrap().replace(fresh.clone()) {
-                    Some(old) => return Ok(old),
-                    None => fresh,
-                }
-            }
-            // The answer to an earlier request arrives instead, and this request is lost.
-            "late" => match self.previous.lock().unwrap().clone() {
-                Some(old) => return Ok(old),
-                None => return Err(unreachable()),
-            },
-            "delay" => {
-                std::thread::sleep(Duration::from_millis(self.rng.lock().unwrap().u64(1..30)));
-                self.inner.post(path, body)?
-            }
-            _ => self.inner.post(path, body)?,
-        };
-        *self.previous.lock().unwrap() = Some(out.clone());
-        Ok(out)
-    }
-}
-
 #[test]
 fn faults_and_a_server_restart_lose_and_duplicate_nothing() {
     let mut s = scenario();
@@ -344,13 +254,7 @@ fn faults_and_a_server_restart_lose_and_duplicate_nothing() {
             faulty.log.lock().unwrap().clear();
             // Faults may exhaust a sync's retries; what it did is kept and the next goes on.
             let _ = phone.store.sync(faulty, &options, &());
-            injected += faulty
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|f| **f != "none")
-                .count();
+            injected += faulty.injected();
         }
         // A restart while a sync is under way: the phone retries through the outage.
         std::thread::scope(|scope| {

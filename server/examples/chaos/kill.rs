@@ -1,0 +1,462 @@
+//! The kill campaign: the real server binary and three phone processes under a sync and photo
+//! workload; at each point the server or one phone gets SIGKILL. Then every phone finishes
+//! syncing and each promise is checked: every document on a phone loads, every edit a phone
+//! made is still on it, and every edit and photo is in the server's stored record (unless the
+//! server refused the edit and told its author).
+
+use crate::{emit, fast_sync, fast_upload};
+use anyhow::{Context, Result, bail};
+use gridlink_core::case::Role;
+use gridlink_core::store::{PhotoState, Store, StoreConfig};
+use gridlink_core::sync::HttpTransport;
+use gridlink_server::store::{ServerStore, SqliteStore};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Plan {
+    pub points: u64,
+    pub seed: u64,
+    pub server_bin: PathBuf,
+    pub dir: PathBuf,
+}
+
+/// One enrolled phone of the campaign.
+struct PhoneSpec {
+    db: PathBuf,
+    device: String,
+    user: String,
+    role: Role,
+    grid: String,
+    token: String,
+}
+
+/// What the phones said they did (see `phone.rs`), by phone.
+#[derive(Default)]
+struct Ledger {
+    /// (phone, doc, event).
+    made: Vec<(usize, String, String)>,
+    acked: HashSet<String>,
+    /// (phone, doc, hash).
+    photos: Vec<(usize, String, String)>,
+    photos_acked: HashSet<String>,
+}
+
+/// The server process, restarted on the same address.
+struct Server {
+    bin: PathBuf,
+    data: PathBuf,
+    addr: String,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn start(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(&self.bin)
+            .args(["serve", "--data"])
+            .arg(&self.data)
+            .args(["--addr", &self.addr])
+            .env("GRIDLINK_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if healthy(&self.addr) {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!(
+                    "the server exited at start ({status}); see {}",
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("the server did not answer /healthz within 30 s")
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn healthy(addr: &str) -> bool {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+}
+
+fn free_addr() -> Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.to_string())
+}
+
+fn cli(bin: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(bin)
+        .args(args)
+        .env("GRIDLINK_LOG", "warn")
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "{} {}: {}",
+            bin.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+pub fn campaign(plan: &Plan) -> Result<()> {
+    let root = std::fs::canonicalize(plan.dir.parent().unwrap_or(Path::new(".")))
+        .unwrap_or_default()
+        .join(plan.dir.file_name().unwrap_or_default())
+        .join(format!("kill-{}", plan.seed));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root)?;
+    let data = root.join("server");
+    let data_arg = data.to_string_lossy().into_owned();
+    cli(&plan.server_bin, &["import-fixtures", "--data", &data_arg])?;
+    let mut server = Server {
+        bin: plan.server_bin.clone(),
+        data: data.clone(),
+        addr: free_addr()?,
+        log: root.join("server.log"),
+        child: None,
+    };
+    server.start()?;
+    let url = format!("http://{}", server.addr);
+    let mut phones = Vec::new();
+    for (n, user) in ["insp-0001", "insp-0001", "chief-0001"]
+        .into_iter()
+        .enumerate()
+    {
+        let code = cli(
+            &plan.server_bin,
+            &["enroll-code", "--data", &data_arg, "--user", user],
+        )?;
+        let device = uuid::Uuid::new_v4().to_string();
+        let enrollment = gridlink_core::sync::enroll(
+            &HttpTransport::new(&url)?,
+            code.lines().last().unwrap_or_default(),
+            &device,
+            "混沌测试手机",
+        )?;
+        let db = root.join(format!("phone-{n}.sqlite"));
+        let store = Store::open(&db, StoreConfig::new(&device, user, enrollment.role))?;
+        store.set_enrollment(&enrollment)?;
+        let grid = if enrollment.role == Role::GridInspector {
+            enrollment
+                .scopes
+                .iter()
+                .find_map(|s| s.strip_prefix("grid:"))
+                .unwrap_or_default()
+                .to_owned()
+        } else {
+            String::new()
+        };
+        phones.push(PhoneSpec {
+            db,
+            device,
+            user: user.to_owned(),
+            role: enrollment.role,
+            grid,
+            token: enrollment.token,
+        });
+    }
+
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut rng = fastrand::Rng::with_seed(plan.seed);
+    let (mut server_kills, mut phone_kills, mut hung, mut unsynced) = (0u64, 0u64, 0u64, 0u64);
+    let mut lost: Vec<String> = Vec::new();
+    for point in 0..plan.points {
+        let stop = root.join("stop");
+        let _ = std::fs::remove_file(&stop);
+        let mut workers = Vec::new();
+        let mut readers = Vec::new();
+        for (n, phone) in phones.iter().enumerate() {
+            let mut child = Command::new(std::env::current_exe()?)
+                .arg("phone")
+                .arg("--db")
+                .arg(&phone.db)
+                .args(["--device", &phone.device, "--user", &phone.user])
+                .args([
+                    "--role",
+                    phone.role.code(),
+                    "--url",
+                    &url,
+                    "--grid",
+                    &phone.grid,
+                ])
+                .args([
+                    "--seed",
+                    &(plan.seed * 1_000_003 + point * 7 + n as u64).to_string(),
+                ])
+                .arg("--stop")
+                .arg(&stop)
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let out = child.stdout.take().context("the phone's stdout")?;
+            let ledger = ledger.clone();
+            readers.push(std::thread::spawn(move || read_ledger(n, out, &ledger)));
+            workers.push(child);
+        }
+        std::thread::sleep(Duration::from_millis(rng.u64(100..1500)));
+        if rng.bool() {
+            server_kills += 1;
+            server.kill();
+            std::thread::sleep(Duration::from_millis(rng.u64(0..300)));
+            server.start()?;
+        } else {
+            phone_kills += 1;
+            let victim = rng.usize(..workers.len());
+            let _ = workers[victim].kill();
+        }
+        std::thread::sleep(Duration::from_millis(rng.u64(0..300)));
+        std::fs::write(&stop, b"")?;
+        for mut worker in workers {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while worker.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    hung += 1;
+                    eprintln!("point {point}: a phone did not stop within 60 s");
+                    let _ = worker.kill();
+                    let _ = worker.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        for reader in readers {
+            let _ = reader.join();
+        }
+
+        // Every phone: its documents load, its own edits are still on it, and it finishes
+        // syncing against the restarted server.
+        let ledger = ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (n, phone) in phones.iter().enumerate() {
+            let store = Store::open(
+                &phone.db,
+                StoreConfig::new(&phone.device, &phone.user, phone.role),
+            )
+            .with_context(|| format!("point {point}: phone {n} does not open after the kill"))?;
+            let refused = refused_events(&store)?;
+            for doc in store.document_ids()? {
+                if uuid::Uuid::parse_str(&doc).is_ok() {
+                    store.case(&doc).with_context(|| {
+                        format!("point {point}: phone {n}: {doc} does not load")
+                    })?;
+                }
+            }
+            for (_, doc, event) in ledger.made.iter().filter(|(p, _, _)| *p == n) {
+                if !refused.contains(event) && !has_event(&store, doc, event) {
+                    lost.push(format!(
+                        "point {point}: phone {n} lost its own {event} of {doc}"
+                    ));
+                }
+            }
+            let transport = HttpTransport::new(&url)?.with_token(&phone.token);
+            let expected: Vec<&String> = ledger
+                .photos
+                .iter()
+                .filter(|(p, doc, _)| {
+                    *p == n && ledger.made.iter().any(|(q, d, _)| *q == n && d == doc)
+                })
+                .map(|(_, _, hash)| hash)
+                .collect();
+            let mut done = false;
+            for _ in 0..5 {
+                store.retry_all_photos_now()?;
+                if let Err(e) = store.sync(&transport, &fast_sync(20), &()) {
+                    eprintln!("point {point}: phone {n}: {e}");
+                }
+                if let Err(e) = store.upload_photos(&transport, &fast_upload(20), &()) {
+                    eprintln!("point {point}: phone {n}: {e}");
+                }
+                let photos_up = expected.iter().all(|hash| {
+                    store
+                        .photo_status(hash)
+                        .is_ok_and(|s| s.state == PhotoState::Uploaded)
+                });
+                if photos_up && store.unacknowledged()?.is_empty() {
+                    done = true;
+                    break;
+                }
+            }
+            if !done {
+                unsynced += 1;
+                eprintln!("point {point}: phone {n} did not finish syncing in 5 syncs");
+            }
+        }
+
+        // The server's stored record: every edit not refused, every photo of a saved report.
+        let stored = SqliteStore::open(&data)?;
+        let blobs = gridlink_server::blobs::BlobStore::open(&data.join("blobs"))?;
+        let mut refused = HashSet::new();
+        for phone in &phones {
+            let store = Store::open(
+                &phone.db,
+                StoreConfig::new(&phone.device, &phone.user, phone.role),
+            )?;
+            refused.extend(refused_events(&store)?);
+        }
+        let mut docs: HashMap<String, HashSet<String>> = HashMap::new();
+        for (_, doc, event) in &ledger.made {
+            if refused.contains(event) {
+                continue;
+            }
+            if !docs.contains_key(doc) {
+                docs.insert(doc.clone(), server_events(&stored, doc)?);
+            }
+            if !docs[doc].contains(event) {
+                let acked = if ledger.acked.contains(event) {
+                    "acknowledged "
+                } else {
+                    ""
+                };
+                lost.push(format!(
+                    "point {point}: the server lacks the {acked}{event} of {doc}"
+                ));
+            }
+        }
+        for (_, doc, hash) in &ledger.photos {
+            if docs.contains_key(doc) && !blobs.has(hash) {
+                let acked = if ledger.photos_acked.contains(hash) {
+                    "acknowledged "
+                } else {
+                    ""
+                };
+                lost.push(format!(
+                    "point {point}: the server lacks the {acked}photo {hash}"
+                ));
+            }
+        }
+        if !lost.is_empty() || hung > 0 {
+            break;
+        }
+    }
+
+    let ledger = ledger
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    emit(
+        "chaos_kill",
+        "kill_points",
+        (server_kills + phone_kills) as f64,
+        "points",
+    );
+    emit("chaos_kill", "server_kills", server_kills as f64, "kills");
+    emit("chaos_kill", "phone_kills", phone_kills as f64, "kills");
+    emit(
+        "chaos_kill",
+        "made_edits",
+        ledger.made.len() as f64,
+        "edits",
+    );
+    emit(
+        "chaos_kill",
+        "acknowledged_edits",
+        ledger.acked.len() as f64,
+        "edits",
+    );
+    emit("chaos_kill", "photos", ledger.photos.len() as f64, "photos");
+    emit(
+        "chaos_kill",
+        "acknowledged_photos",
+        ledger.photos_acked.len() as f64,
+        "photos",
+    );
+    emit("chaos_kill", "unsynced_phones", unsynced as f64, "phones");
+    emit("chaos_kill", "hung_phones", hung as f64, "phones");
+    emit("chaos_kill", "lost_edits", lost.len() as f64, "edits");
+    for line in &lost {
+        eprintln!("LOST: {line}");
+    }
+    if !lost.is_empty() || hung > 0 || unsynced > 0 {
+        bail!(
+            "chaos kill: {} lost, {hung} hung, {unsynced} unsynced (seed {}; server log {})",
+            lost.len(),
+            plan.seed,
+            server.log.display()
+        );
+    }
+    Ok(())
+}
+
+fn read_ledger(phone: usize, out: std::process::ChildStdout, ledger: &Mutex<Ledger>) {
+    for line in std::io::BufReader::new(out).lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let mut ledger = ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match words.as_slice() {
+            ["made", doc, event] => ledger.made.push((phone, (*doc).into(), (*event).into())),
+            ["photo", doc, hash] => ledger.photos.push((phone, (*doc).into(), (*hash).into())),
+            ["acked", event] => {
+                ledger.acked.insert((*event).into());
+            }
+            ["photo_acked", hash] => {
+                ledger.photos_acked.insert((*hash).into());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn refused_events(store: &Store) -> Result<HashSet<String>> {
+    Ok(store
+        .rejected_edits()?
+        .into_iter()
+        .map(|r| r.event.id)
+        .collect())
+}
+
+fn has_event(store: &Store, doc: &str, event: &str) -> bool {
+    store
+        .case(doc)
+        .is_ok_and(|case| case.history.iter().any(|e| e.id == event))
+}
+
+fn server_events(stored: &SqliteStore, doc: &str) -> Result<HashSet<String>> {
+    let Some(found) = stored.load_doc(doc)? else {
+        return Ok(HashSet::new());
+    };
+    let case = gridlink_core::doc::CaseDoc::load(doc, &found.bytes)?.case()?;
+    Ok(case.history.into_iter().map(|e| e.id).collect())
+}
