@@ -43,6 +43,24 @@ impl Default for ConnLimits {
     }
 }
 
+/// Connections the kernel may queue before the server accepts them. A flood of connections
+/// (each closed at once when over its address's cap) fills tokio's default queue of 1,024,
+/// and then every other client's connection attempt is dropped and retried a second later;
+/// the kernel clamps this to `net.core.somaxconn` (4,096 on current Linux).
+pub const ACCEPT_BACKLOG: u32 = 4_096;
+
+/// Binds a listener for [`crate::serve`], with [`ACCEPT_BACKLOG`].
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // A restarted server binds again at once, while the old connections wait out TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 type Counts = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
 /// The listener. See the module docs.

@@ -114,6 +114,17 @@ pub struct AppState {
 /// Stripes of [`AppState::action_lock`].
 const ACTION_LOCK_STRIPES: usize = 64;
 
+/// Syncs decoded, merged and answered at once: twice the cores, at least four. Merges are one
+/// at a time anyway (one merger), so more would only add memory: each sync in progress holds
+/// its inflated body (up to [`wire::MAX_SYNC_REQUEST_BYTES`]) and the pull it builds. The rest
+/// wait for a turn, up to [`SYNC_TURN_WAIT`], then are answered 503 with `Retry-After`.
+fn sync_turns() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).max(4))
+}
+
+/// How long a sync waits for a turn before it is told the server is busy.
+const SYNC_TURN_WAIT: Duration = Duration::from_secs(20);
+
 struct Inner {
     store: Arc<dyn ServerStore>,
     merges: std::sync::mpsc::Sender<merge::Job>,
@@ -129,6 +140,8 @@ struct Inner {
     /// (`prefix ‖ u32::MAX`): two recorded at once would share a sequence number. One lock per
     /// stripe of devices makes them one after another (each starts from the committed case).
     action_locks: Box<[std::sync::Mutex<()>]>,
+    /// Turns for syncs in progress (see [`sync_turns`]).
+    sync_turns: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for AppState {
@@ -170,6 +183,7 @@ impl AppState {
                 action_locks: (0..ACTION_LOCK_STRIPES)
                     .map(|_| std::sync::Mutex::new(()))
                     .collect(),
+                sync_turns: tokio::sync::Semaphore::new(sync_turns()),
             }),
         };
         state.reload_grid_index()?;
@@ -630,10 +644,15 @@ pub async fn serve(
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
             () = &mut shutdown => break,
         };
+        // The client's address rides in each request's extensions, as axum's own
+        // `into_make_service_with_connect_info` does: wrapping the router service costs an
+        // `Arc` clone, where `Router::layer` would rebuild every route for every connection
+        // (tens of kilobytes each, multiplied by every connection a slow client holds).
         let service = hyper_util::service::TowerToHyperService::new(
-            router
-                .clone()
-                .layer(axum::Extension(axum::extract::ConnectInfo(addr))),
+            tower_http::add_extension::AddExtension::new(
+                router.clone(),
+                axum::extract::ConnectInfo(addr),
+            ),
         );
         let connection =
             connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(io), service));
@@ -773,6 +792,17 @@ async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body) -> 
         let (device, body) =
             authenticated_body(&state, headers, body, state.inner.config.max_body_bytes).await?;
         m.bytes_in.inc_by(body.len() as u64);
+        let _turn = tokio::time::timeout(SYNC_TURN_WAIT, state.inner.sync_turns.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                ApiError::refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "服务器繁忙，你的工作保留在设备上，稍后自动重发 / the server is busy: your work stays on the device and is sent again later",
+                )
+            })?;
         let state = state.clone();
         let response = tokio::task::spawn_blocking(move || {
             state

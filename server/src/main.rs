@@ -397,9 +397,8 @@ fn run(state: AppState, addr: SocketAddr, banner: Option<String>) -> Result<()> 
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
+        let listener =
+            gridlink_server::conn::bind(addr).with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
         if let Some(banner) = banner {
             println!("{banner}");
