@@ -127,6 +127,13 @@ pub fn set_allowed_hosts(state: &AppState, hosts: &[String]) -> anyhow::Result<V
     Ok(list)
 }
 
+/// Parses a media URL and checks it against the allowed hosts (see [`check`]).
+pub fn checked_url(url: &str, allowed: &[String]) -> Result<reqwest::Url, MediaError> {
+    let url = reqwest::Url::parse(url.trim()).map_err(|e| MediaError::BadUrl(e.to_string()))?;
+    check(&url, allowed)?;
+    Ok(url)
+}
+
 /// Whether `url` is on the list: its host, or its `host:port`, is listed (a listed host
 /// without a port allows only the scheme's default port).
 fn check(url: &reqwest::Url, allowed: &[String]) -> Result<(), MediaError> {
@@ -154,9 +161,8 @@ fn check(url: &reqwest::Url, allowed: &[String]) -> Result<(), MediaError> {
 /// Fetches a media URL (blocking), processes it as a photo and stores it with its thumbnail.
 /// Returns the photo's hash.
 pub fn fetch_photo(state: &AppState, url: &str) -> Result<String, MediaError> {
-    let url = reqwest::Url::parse(url.trim()).map_err(|e| MediaError::BadUrl(e.to_string()))?;
     let allowed = allowed_hosts(state).map_err(MediaError::Storage)?;
-    check(&url, &allowed)?;
+    let url = checked_url(url, &allowed)?;
     let client = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(FETCH_TIMEOUT)

@@ -419,7 +419,7 @@ fn list(params: &HashMap<String, String>, name: &str) -> Vec<String> {
 }
 
 /// The query of a `GET requests`, checked against the spec's rules.
-fn request_query(
+pub fn request_query(
     params: &HashMap<String, String>,
     key: &ApiKey,
     now_ms: i64,
@@ -715,17 +715,38 @@ const MAX_DESCRIPTION: usize = 4000;
 /// Largest accepted form body.
 const MAX_FORM_BYTES: usize = 64 << 10;
 
-/// Opens a case from a `POST requests` form; returns the response list.
-fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
-    use gridlink_core::case::{CaseDetails, Location, Role, Source, Stamp};
-    use gridlink_core::geo::LatLon;
+/// A `POST requests` form, checked as far as it can be without the district's data (its key,
+/// its grids, its photo).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestForm {
+    /// The service.
+    pub category: Category,
+    /// Where the problem is.
+    pub point: gridlink_core::geo::LatLon,
+    /// The photo to fetch, if any.
+    pub media_url: Option<String>,
+    /// The description (may be empty).
+    pub description: String,
+    /// The case title: the description's first line, or the service's name.
+    pub title: String,
+    /// The caller's address id, if given.
+    pub address_id: Option<String>,
+}
+
+/// Decodes a form-encoded body, refusing one over the form limit.
+pub fn form_params(body: &[u8]) -> Result<HashMap<String, String>, Open311Error> {
     if body.len() > MAX_FORM_BYTES {
         return Err(bad("请求体过大 / the form is too large"));
     }
-    let params: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
-    let key = authorize(state, &params)?;
+    Ok(form_urlencoded::parse(body).into_owned().collect())
+}
+
+/// Checks the fields of a `POST requests` form (the key is checked by the caller).
+pub fn request_form(params: &HashMap<String, String>) -> Result<RequestForm, Open311Error> {
+    use gridlink_core::geo::LatLon;
     // One character XML cannot carry would break every later `requests.xml`: refused whole.
-    for (name, value) in &params {
+    for (name, value) in params {
+        gridlink_core::text::check(name).map_err(|e| bad(format!("{e}")))?;
         gridlink_core::text::check(value).map_err(|e| bad(format!("{name}: {e}")))?;
     }
     let field = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
@@ -763,6 +784,38 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
             "description 超过 {MAX_DESCRIPTION} 字 / description is longer than {MAX_DESCRIPTION} characters"
         )));
     }
+    // The first line is the title; a request without a description is titled by its service.
+    let title: String = description
+        .lines()
+        .next()
+        .filter(|l| !l.trim().is_empty())
+        .unwrap_or(category.label_zh())
+        .chars()
+        .take(gridlink_core::case::MAX_TITLE_CHARS)
+        .collect();
+    Ok(RequestForm {
+        category,
+        point,
+        media_url: media_url.map(str::to_owned),
+        description: description.to_owned(),
+        title,
+        address_id: field("address_id").map(str::to_owned),
+    })
+}
+
+/// Opens a case from a `POST requests` form; returns the response list.
+fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
+    use gridlink_core::case::{CaseDetails, Location, Role, Source, Stamp};
+    let params = form_params(body)?;
+    let key = authorize(state, &params)?;
+    let RequestForm {
+        category,
+        point,
+        media_url,
+        description,
+        title,
+        address_id,
+    } = request_form(&params)?;
     // The grid index in memory places the point (no grid table read per request).
     let place = state.place_at(point).ok_or_else(|| {
         bad("该位置不在本区网格内 / this location is outside the district's grids")
@@ -775,18 +828,9 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
             "该位置不在此密钥所属的镇 / this location is outside the key's town",
         ));
     }
-    // The first line is the title; a request without a description is titled by its service.
-    let title: String = description
-        .lines()
-        .next()
-        .filter(|l| !l.trim().is_empty())
-        .unwrap_or(category.label_zh())
-        .chars()
-        .take(gridlink_core::case::MAX_TITLE_CHARS)
-        .collect();
     // The photo, fetched and stored before the case that names it (the case is refused whole
     // if its photo cannot be had).
-    let photos = match media_url {
+    let photos = match media_url.as_deref() {
         Some(url) => vec![crate::media::fetch_photo(state, url).map_err(|e| match e {
             crate::media::MediaError::Storage(e) => Open311Error::storage(e),
             crate::media::MediaError::Busy => {
@@ -807,9 +851,9 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
         category,
         source: Source::Open311,
         title,
-        description: description.to_owned(),
+        description,
         location: Some(location),
-        address_id: field("address_id").map(str::to_owned),
+        address_id,
         grid_id: place.id.clone(),
         reporter: Some(format!("Open311: {}", key.name)),
         priority: Default::default(),

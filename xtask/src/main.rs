@@ -6,6 +6,10 @@
 //! - `bench <name> [args]`: run a benchmark; JSON lines on stdout;
 //! - `chaos kill --points N --seed S` and `chaos faults --schedules N --seed S [--debug]`: the
 //!   chaos campaigns (`server/examples/chaos`), release builds unless `--debug`; JSON lines;
+//! - `fuzz <target> [--seconds T] [--jobs N]`: coverage-guided fuzzing (libFuzzer, stable
+//!   Rust) of one target of `fuzz/`; crashes are kept in `fuzz/regressions/`;
+//! - `mutants [--jobs N]`: mutation testing (cargo-mutants) of the rule files with the
+//!   workspace's tests; explained survivors are listed in `.cargo/mutants.toml`;
 //! - `bindings [--release]`: build the phone library and generate its Kotlin, Swift and Python
 //!   bindings into `target/bindings/`;
 //! - `android`, `ios`: the app libraries, where the Android NDK or Xcode exists;
@@ -13,6 +17,8 @@
 
 mod bindings;
 mod browser;
+mod fuzz;
+mod mutants;
 
 use anyhow::{Context, Result, bail};
 use gridlink_fixtures::{District, Scale};
@@ -26,13 +32,15 @@ fn main() -> Result<()> {
         Some("fixtures") => fixtures(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("chaos") => chaos(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("mutants") => mutants::mutants(&args[1..]),
         Some("bindings") => bindings::bindings(&args[1..]).map(drop),
         Some("android") => bindings::android(),
         Some("ios") => bindings::ios(),
         Some("browser") => browser::browser_suite(&bindings::server_binary()?),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench ffi | chaos kill [--points N] [--seed S] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | bindings [--release] | android | ios | browser>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench hostile [--seconds N] [--clients N] | bench ffi | chaos kill [--points N] [--seed S] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | fuzz <sync_body|push|photo|open311> [--seconds T] [--jobs N] | mutants [--jobs N] [-- ARGS] | bindings [--release] | android | ios | browser>"
             );
             std::process::exit(2);
         }
@@ -82,6 +90,21 @@ fn ci() -> Result<()> {
         args.extend(["--", "-D", "warnings"]);
         run(&cargo, &args)?;
     }
+    // The libFuzzer entry points are built only by `cargo xtask fuzz`; they are linted here.
+    run(
+        &cargo,
+        &[
+            "clippy",
+            "-p",
+            "gridlink-fuzz",
+            "--features",
+            "libfuzzer",
+            "--bins",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     fixtures(&["--check".to_owned()])?;
     run(&cargo, &["test", "--workspace", "--all-targets"])?;
     run(&cargo, &["test", "--workspace", "--doc"])?;
@@ -228,7 +251,9 @@ fn chaos(args: &[String]) -> Result<()> {
 fn bench(args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let Some(name) = args.first() else {
-        bail!("usage: cargo xtask bench <store | sync | photo | workflows | web | ffi> [args]")
+        bail!(
+            "usage: cargo xtask bench <store | sync | photo | workflows | web | hostile | ffi> [args]"
+        )
     };
     if name == "ffi" {
         return bindings::bench_ffi(&args[1..]);
@@ -239,8 +264,11 @@ fn bench(args: &[String]) -> Result<()> {
         "photo" => ("gridlink-server", "photo"),
         "workflows" => ("gridlink-server", "workflows"),
         "web" => ("gridlink-server", "web"),
+        "hostile" => ("gridlink-server", "hostile"),
         other => {
-            bail!("unknown benchmark {other:?}; known: store, sync, photo, workflows, web, ffi")
+            bail!(
+                "unknown benchmark {other:?}; known: store, sync, photo, workflows, web, hostile, ffi"
+            )
         }
     };
     let mut cmd = vec!["bench", "--quiet", "-p", package, "--bench", target, "--"];

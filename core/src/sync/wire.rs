@@ -435,7 +435,7 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 /// Decodes a message, inflating at most `limit` bytes.
 pub fn decode<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, WireError> {
     let mut inflated = Vec::new();
-    let mut reader = flate2::read::ZlibDecoder::new(body).take(limit as u64 + 1);
+    let mut reader = flate2::read::ZlibDecoder::new(body).take((limit as u64).saturating_add(1));
     reader
         .read_to_end(&mut inflated)
         .map_err(|e| WireError::Compression(e.to_string()))?;
