@@ -236,12 +236,16 @@ fn history(am: &AutoCommit) -> Option<ObjId> {
 /// run (the per-push and per-document caps have their own tests).
 const RECORD_BUDGET: usize = 160;
 
+/// Operations one program runs: a real push is a few user actions; Automerge writes inside one
+/// open transaction slow down with every op, and a fuzzer needs many runs a second.
+const MAX_STEPS: usize = 24;
+
 /// Runs the program in `input` on `doc` (the pusher's copy of the base).
 fn run(doc: &mut CaseDoc, stamp: &Stamp, input: &mut Bytes<'_>) {
     let mut made: Vec<ObjId> = Vec::new();
     let mut steps = 0;
     let mut recorded = 0;
-    while !input.is_empty() && steps < 64 {
+    while !input.is_empty() && steps < MAX_STEPS {
         steps += 1;
         let op = input.byte();
         let am_ok = match op % 14 {

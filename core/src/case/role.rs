@@ -116,3 +116,45 @@ impl Role {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_role_code_is_a_distinct_machine_code_that_parses_back() {
+        let mut codes = std::collections::BTreeSet::new();
+        for role in Role::ALL {
+            let code = role.code();
+            assert!(codes.insert(code), "{code} is used twice");
+            assert_eq!(Role::from_code(code), Some(role));
+            assert!(
+                !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{code:?} is not a machine code"
+            );
+        }
+        assert_eq!(Role::from_code("grid_inspector"), Some(Role::GridInspector));
+        assert_eq!(Role::from_code("system"), Some(Role::System));
+        assert_eq!(Role::from_code(""), None);
+        assert_eq!(Role::from_code("Grid_Inspector"), None);
+        assert_eq!(Role::from_code("admin"), None);
+    }
+
+    #[test]
+    fn every_role_has_its_own_chinese_label() {
+        let mut labels = std::collections::BTreeSet::new();
+        for role in Role::ALL {
+            let label = role.label_zh();
+            assert!(labels.insert(label), "{label} is used twice");
+            assert!(
+                label
+                    .chars()
+                    .all(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c)),
+                "{label:?} is not a Chinese label"
+            );
+        }
+        assert_eq!(Role::GridInspector.label_zh(), "网格员");
+        assert_eq!(Role::GridChief.label_zh(), "网格长");
+        assert_eq!(Role::Operator.label_zh(), "指挥中心");
+    }
+}

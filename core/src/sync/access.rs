@@ -200,3 +200,45 @@ pub fn check_push(
     }
     Ok(added)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pusher(scopes: &[ScopeKey]) -> Pusher {
+        Pusher {
+            user_id: "insp-0001".into(),
+            role: Role::GridInspector,
+            device_id: "dev-1".into(),
+            scopes: scopes.iter().cloned().collect(),
+        }
+    }
+
+    fn keys(keys: &[ScopeKey]) -> BTreeSet<ScopeKey> {
+        keys.iter().cloned().collect()
+    }
+
+    #[test]
+    fn a_pusher_reads_and_writes_only_through_a_key_it_holds() {
+        let grid = ScopeKey::Grid("320509001001-01".into());
+        let other = ScopeKey::Grid("320509001001-02".into());
+        let town = ScopeKey::Town("320509001".into());
+        let inspector = pusher(std::slice::from_ref(&grid));
+        let case_here = keys(&[ScopeKey::District, town.clone(), grid.clone()]);
+        let case_next_door = keys(&[ScopeKey::District, town.clone(), other]);
+        assert!(inspector.may_read(&case_here));
+        assert!(inspector.may_write(&case_here));
+        assert!(!inspector.may_read(&case_next_door));
+        assert!(!inspector.may_write(&case_next_door));
+        assert!(!inspector.may_read(&BTreeSet::new()));
+        // A key that grants reading only (a reporter's own case, the shared templates).
+        let reporter = ScopeKey::Reporter("citizen-1".into());
+        let citizen = pusher(std::slice::from_ref(&reporter));
+        let reported = keys(&[grid, reporter]);
+        assert!(citizen.may_read(&reported));
+        assert!(!citizen.may_write(&reported));
+        let staff = pusher(&[ScopeKey::Shared]);
+        assert!(staff.may_read(&keys(&[ScopeKey::Shared])));
+        assert!(!staff.may_write(&keys(&[ScopeKey::Shared])));
+    }
+}
