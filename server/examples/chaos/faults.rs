@@ -18,6 +18,7 @@ use gridlink_server::{AppState, ServerConfig, demo};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 const GRID: &str = "320509001001-01";
 /// The devices: two inspectors of the grid (one of them on two phones), its village chief, an
@@ -125,6 +126,31 @@ impl Drop for Server {
     }
 }
 
+/// Waits until the store in `dir` is closed: the merger thread lets go of its connections
+/// after the server is dropped, and SQLite then checkpoints and removes its WAL. A copy taken
+/// before would race the checkpoint.
+fn closed(dir: &Path) -> Result<()> {
+    let open = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.filter_map(|e| e.ok()).any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.ends_with("-wal") || name.ends_with("-shm")
+            })
+        })
+    };
+    for _ in 0..600 {
+        if !open(dir) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!(
+        "the template store in {} did not close within 30 s",
+        dir.display()
+    )
+}
+
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -192,6 +218,7 @@ pub fn campaign(schedules: u64, seed: u64, dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(&root);
     let base = root.join("template");
     let enrollments = template(&base).context("setting up the district")?;
+    closed(&base)?;
     let (mut events, mut refused, mut converged, mut rounds_max) = (0usize, 0usize, 0u64, 0u32);
     let (mut faults, mut restarts, mut regrants) = (0usize, 0usize, 0usize);
     let mut lost = Vec::new();
