@@ -475,3 +475,80 @@ pub fn fold(events: impl IntoIterator<Item = Event>) -> (Vec<Event>, CaseState) 
     }
     (events, state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn is_machine_code(code: &str) -> bool {
+        !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    }
+
+    fn is_chinese_label(label: &str) -> bool {
+        label
+            .chars()
+            .any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c))
+            && !label.chars().any(|c| c.is_ascii_alphanumeric())
+    }
+
+    #[test]
+    fn every_level_has_a_distinct_code_that_parses_back_and_its_own_label() {
+        let (mut codes, mut labels) = (BTreeSet::new(), BTreeSet::new());
+        for level in Level::ALL {
+            let code = level.code();
+            assert!(is_machine_code(code), "{code:?} is not a machine code");
+            assert!(codes.insert(code), "{code} is used twice");
+            assert_eq!(Level::from_code(code), Some(level));
+            let label = level.label_zh();
+            assert!(is_chinese_label(label), "{label:?} is not a Chinese label");
+            assert!(labels.insert(label), "{label} is used twice");
+        }
+        assert_eq!(
+            Level::from_code("law_enforcement"),
+            Some(Level::LawEnforcement)
+        );
+        assert_eq!(Level::from_code(""), None);
+        assert_eq!(Level::from_code("Grid"), None);
+        assert_eq!(Level::from_code("district"), None);
+        assert_eq!(Level::Town.label_zh(), "镇(街道)");
+    }
+
+    #[test]
+    fn every_status_has_a_distinct_code_that_parses_back_and_its_own_label() {
+        let (mut codes, mut labels) = (BTreeSet::new(), BTreeSet::new());
+        for status in Status::ALL {
+            let code = status.code();
+            assert!(is_machine_code(code), "{code:?} is not a machine code");
+            assert!(codes.insert(code), "{code} is used twice");
+            assert_eq!(Status::from_code(code), Some(status));
+            let label = status.label_zh();
+            assert!(is_chinese_label(label), "{label:?} is not a Chinese label");
+            assert!(labels.insert(label), "{label} is used twice");
+        }
+        assert_eq!(Status::from_code("handling"), Some(Status::Handling));
+        assert_eq!(Status::from_code(""), None);
+        assert_eq!(Status::from_code("Closed"), None);
+        assert_eq!(Status::Closed.label_zh(), "已结案");
+    }
+
+    #[test]
+    fn the_721_split_counts_grid_village_and_town_as_seven_departments_two_enforcement_one() {
+        let split: Vec<u8> = Level::ALL.into_iter().map(Level::split_721).collect();
+        assert_eq!(split, [7, 7, 7, 2, 1]);
+    }
+
+    #[test]
+    fn a_case_is_open_until_it_is_resolved() {
+        let open: Vec<Status> = Status::ALL.into_iter().filter(|s| s.is_open()).collect();
+        assert_eq!(
+            open,
+            [
+                Status::Reported,
+                Status::Accepted,
+                Status::Dispatched,
+                Status::Handling
+            ]
+        );
+    }
+}
