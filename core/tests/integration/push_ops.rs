@@ -164,6 +164,14 @@ fn each_rule_refuses_its_own_break() {
         }),
         Some(RejectCode::Malformed)
     );
+    let scalar = judged(&caps, |doc, _| {
+        let list = history_obj(doc);
+        doc.automerge().insert(&list, 1, "标量").unwrap();
+    });
+    assert!(
+        scalar.is_some_and(|(_, m)| m.contains("only takes new entries")),
+        "a scalar in `history` is refused as what it is"
+    );
     // Rule 2: nothing written is overwritten, even in the push's own objects.
     assert_eq!(
         code(|doc, history| {
@@ -344,5 +352,202 @@ fn text_no_export_could_carry_is_refused_on_the_phone_and_in_a_push() {
             );
         }),
         None
+    );
+}
+
+/// The changes `edit` adds to a synced copy of a case, with the edited document and the size
+/// of what the server held, so one set of changes can be judged under several caps.
+fn edited(edit: impl FnOnce(&mut CaseDoc, &[Event])) -> (CaseDoc, Vec<automerge::Change>, usize) {
+    let mut doc = CaseDoc::load(&uuid(1), &new_case().save()).unwrap();
+    let stored = doc.save().len();
+    doc.set_actor(actor_for_device(&uuid(101)).unwrap());
+    let heads = doc.heads();
+    let history = doc.history().unwrap();
+    edit(&mut doc, &history);
+    doc.automerge().commit();
+    let new = doc.changes_since(&heads);
+    (doc, new.changes, stored)
+}
+
+/// Each cap is a limit that may be reached, not passed: a push exactly at it is acknowledged,
+/// one byte over is refused, and the bytes a push adds are those of its changes.
+#[test]
+fn caps_are_reached_exactly_and_passed_by_nothing() {
+    let (mut doc, changes, stored) = edited(|doc, history| {
+        insert(doc, history.len(), &comment(history, &"a".repeat(100)));
+        doc.automerge().commit();
+        insert(doc, history.len() + 1, &comment(history, "二"));
+    });
+    assert_eq!(changes.len(), 2);
+    let bytes: usize = changes.iter().map(|c| c.raw_bytes().len()).sum();
+    let largest = changes.iter().map(|c| c.raw_bytes().len()).max().unwrap();
+    let am = doc.automerge().clone();
+    let run = |caps: Caps| judge(&am, DocKind::Case, &changes, false, stored, &caps);
+    let judged = run(Caps::DEFAULT).unwrap();
+    assert_eq!((judged.entries, judged.bytes), (2, bytes));
+    let at = |caps: Caps| run(caps).map(|j| j.entries);
+    let over = |caps: Caps| run(caps).map_err(|r| r.code);
+    let whole = stored + bytes;
+    let doc_at = Caps {
+        doc_bytes: whole,
+        ..Caps::DEFAULT
+    };
+    assert_eq!(at(doc_at), Ok(2));
+    let doc_over = Caps {
+        doc_bytes: whole - 1,
+        ..Caps::DEFAULT
+    };
+    assert_eq!(over(doc_over), Err(RejectCode::TooLarge));
+    let change_at = Caps {
+        change_bytes: largest,
+        ..Caps::DEFAULT
+    };
+    assert_eq!(at(change_at), Ok(2));
+    let change_over = Caps {
+        change_bytes: largest - 1,
+        ..Caps::DEFAULT
+    };
+    assert_eq!(over(change_over), Err(RejectCode::TooLarge));
+    let string_at = Caps {
+        string_bytes: 100,
+        ..Caps::DEFAULT
+    };
+    assert_eq!(at(string_at), Ok(2));
+    let string_over = Caps {
+        string_bytes: 99,
+        ..Caps::DEFAULT
+    };
+    assert_eq!(over(string_over), Err(RejectCode::TooLarge));
+}
+
+#[test]
+fn a_change_message_may_reach_its_cap_but_not_pass_it() {
+    let with_message = |len: usize| {
+        let (mut doc, changes, stored) = edited(|doc, history| {
+            insert(doc, history.len(), &comment(history, "一"));
+            doc.automerge().commit_with(
+                automerge::transaction::CommitOptions::default().with_message("m".repeat(len)),
+            );
+        });
+        judge(
+            doc.automerge(),
+            DocKind::Case,
+            &changes,
+            false,
+            stored,
+            &Caps::DEFAULT,
+        )
+        .map(|j| j.entries)
+        .map_err(|r| r.code)
+    };
+    let cap = Caps::DEFAULT.message_bytes;
+    assert_eq!(with_message(cap), Ok(1));
+    assert_eq!(with_message(cap + 1), Err(RejectCode::Malformed));
+    assert_eq!(with_message(cap + 40), Err(RejectCode::Malformed));
+}
+
+/// The operation a refusal names is the one the push used.
+#[test]
+fn a_refused_operation_is_named() {
+    let caps = Caps::DEFAULT;
+    for (value, name) in [
+        (automerge::ScalarValue::counter(1), "counter"),
+        (automerge::ScalarValue::Timestamp(1), "timestamp"),
+        (automerge::ScalarValue::Bytes(vec![1]), "bytes"),
+    ] {
+        let (code, message) = judged(&caps, |doc, history| {
+            let event = insert(doc, 1, &comment(history, "一"));
+            doc.automerge().put(&event, "n", value).unwrap();
+        })
+        .unwrap();
+        assert_eq!(code, RejectCode::Malformed);
+        assert!(message.ends_with(&format!(": {name}")), "{message}");
+    }
+}
+
+/// A new document writes each of its four root keys once and nothing else at the root.
+#[test]
+fn a_new_document_holds_its_four_root_keys_and_no_other() {
+    let mut doc = new_case();
+    doc.automerge().put(automerge::ROOT, "junk", "x").unwrap();
+    doc.automerge().commit();
+    let new = doc.changes_since(&[]);
+    let refused = judge(
+        doc.automerge(),
+        DocKind::Case,
+        &new.changes,
+        true,
+        0,
+        &Caps::DEFAULT,
+    );
+    let refused = refused.unwrap_err();
+    assert_eq!(refused.code, RejectCode::Malformed);
+    assert!(refused.message.contains("`junk`"), "{}", refused.message);
+}
+
+/// Changes no Automerge library writes, made by hand as a modified app could: an insertion
+/// under a map key, and an overwrite of a list element that names no predecessor (so the
+/// overwritten value would stay hidden as a conflict). Both are refused as rewrites.
+#[test]
+fn hand_made_operations_that_no_library_writes_are_refused() {
+    use automerge::legacy::{Key, ObjectId, OpType};
+    let forged = |pick: fn(&automerge::legacy::Op) -> bool,
+                  alter: fn(&mut automerge::legacy::Op)| {
+        let mut doc = new_case();
+        let new = doc.changes_since(&[]);
+        let mut altered = 0;
+        let changes: Vec<automerge::Change> = new
+            .changes
+            .iter()
+            .map(|c| {
+                let mut expanded = c.decode();
+                if let Some(op) = expanded.operations.iter_mut().find(|op| pick(op)) {
+                    alter(op);
+                    altered += 1;
+                }
+                expanded.hash = None;
+                automerge::Change::from(expanded)
+            })
+            .collect();
+        assert_eq!(altered, 1, "the operation to alter is in the change");
+        judge(
+            doc.automerge(),
+            DocKind::Case,
+            &changes,
+            true,
+            0,
+            &Caps::DEFAULT,
+        )
+        .map(|j| j.entries)
+        .map_err(|r| r.code)
+    };
+    // Untouched, the new case passes.
+    assert_eq!(forged(|_| true, |_| {}), Ok(1));
+    // A field of the new event written as an insertion.
+    assert_eq!(
+        forged(
+            |op| matches!((&op.obj, &op.key), (ObjectId::Id(_), Key::Map(k)) if k == "actor"),
+            |op| op.insert = true,
+        ),
+        Err(RejectCode::RewritesHistory)
+    );
+    // The report itself written over a slot of `history` instead of appended.
+    assert_eq!(
+        forged(
+            |op| op.insert && matches!(&op.action, OpType::Make(automerge::ObjType::Map)),
+            |op| op.insert = false,
+        ),
+        Err(RejectCode::Malformed)
+    );
+    // The report's photo written over its list slot instead of inserted.
+    assert_eq!(
+        forged(
+            |op| {
+                matches!(&op.key, Key::Seq(_))
+                    && matches!(&op.action, OpType::Put(automerge::ScalarValue::Str(_)))
+            },
+            |op| op.insert = false,
+        ),
+        Err(RejectCode::RewritesHistory)
     );
 }
