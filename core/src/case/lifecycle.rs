@@ -492,18 +492,28 @@ mod tests {
             && !label.chars().any(|c| c.is_ascii_alphanumeric())
     }
 
-    #[test]
-    fn every_level_has_a_distinct_code_that_parses_back_and_its_own_label() {
+    /// Every value has a distinct machine code that parses back, and its own Chinese label.
+    fn codes_and_labels_hold<T: Copy + PartialEq + std::fmt::Debug>(
+        all: &[T],
+        code: fn(T) -> &'static str,
+        from_code: fn(&str) -> Option<T>,
+        label: fn(T) -> &'static str,
+    ) {
         let (mut codes, mut labels) = (BTreeSet::new(), BTreeSet::new());
-        for level in Level::ALL {
-            let code = level.code();
+        for &value in all {
+            let code = code(value);
             assert!(is_machine_code(code), "{code:?} is not a machine code");
             assert!(codes.insert(code), "{code} is used twice");
-            assert_eq!(Level::from_code(code), Some(level));
-            let label = level.label_zh();
+            assert_eq!(from_code(code), Some(value));
+            let label = label(value);
             assert!(is_chinese_label(label), "{label:?} is not a Chinese label");
             assert!(labels.insert(label), "{label} is used twice");
         }
+    }
+
+    #[test]
+    fn every_level_has_a_distinct_code_that_parses_back_and_its_own_label() {
+        codes_and_labels_hold(&Level::ALL, Level::code, Level::from_code, Level::label_zh);
         assert_eq!(
             Level::from_code("law_enforcement"),
             Some(Level::LawEnforcement)
@@ -516,16 +526,12 @@ mod tests {
 
     #[test]
     fn every_status_has_a_distinct_code_that_parses_back_and_its_own_label() {
-        let (mut codes, mut labels) = (BTreeSet::new(), BTreeSet::new());
-        for status in Status::ALL {
-            let code = status.code();
-            assert!(is_machine_code(code), "{code:?} is not a machine code");
-            assert!(codes.insert(code), "{code} is used twice");
-            assert_eq!(Status::from_code(code), Some(status));
-            let label = status.label_zh();
-            assert!(is_chinese_label(label), "{label:?} is not a Chinese label");
-            assert!(labels.insert(label), "{label} is used twice");
-        }
+        codes_and_labels_hold(
+            &Status::ALL,
+            Status::code,
+            Status::from_code,
+            Status::label_zh,
+        );
         assert_eq!(Status::from_code("handling"), Some(Status::Handling));
         assert_eq!(Status::from_code(""), None);
         assert_eq!(Status::from_code("Closed"), None);

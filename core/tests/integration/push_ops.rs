@@ -24,18 +24,11 @@ fn new_case() -> CaseDoc {
 
 /// Judges what `edit` adds to a synced copy of a case; `None` when it passes.
 fn judged(caps: &Caps, edit: impl FnOnce(&mut CaseDoc, &[Event])) -> Option<(RejectCode, String)> {
-    let mut doc = CaseDoc::load(&uuid(1), &new_case().save()).unwrap();
-    doc.set_actor(actor_for_device(&uuid(101)).unwrap());
-    let heads = doc.heads();
-    let history = doc.history().unwrap();
-    edit(&mut doc, &history);
-    doc.automerge().commit();
-    let new = doc.changes_since(&heads);
-    let stored = doc.save().len();
+    let (mut doc, changes, stored) = edited(edit);
     judge(
         doc.automerge(),
         DocKind::Case,
-        &new.changes,
+        &changes,
         false,
         stored,
         caps,
@@ -387,37 +380,40 @@ fn caps_are_reached_exactly_and_passed_by_nothing() {
     assert_eq!((judged.entries, judged.bytes), (2, bytes));
     let at = |caps: Caps| run(caps).map(|j| j.entries);
     let over = |caps: Caps| run(caps).map_err(|r| r.code);
-    let whole = stored + bytes;
-    let doc_at = Caps {
-        doc_bytes: whole,
-        ..Caps::DEFAULT
-    };
-    assert_eq!(at(doc_at), Ok(2));
-    let doc_over = Caps {
-        doc_bytes: whole - 1,
-        ..Caps::DEFAULT
-    };
-    assert_eq!(over(doc_over), Err(RejectCode::TooLarge));
-    let change_at = Caps {
-        change_bytes: largest,
-        ..Caps::DEFAULT
-    };
-    assert_eq!(at(change_at), Ok(2));
-    let change_over = Caps {
-        change_bytes: largest - 1,
-        ..Caps::DEFAULT
-    };
-    assert_eq!(over(change_over), Err(RejectCode::TooLarge));
-    let string_at = Caps {
-        string_bytes: 100,
-        ..Caps::DEFAULT
-    };
-    assert_eq!(at(string_at), Ok(2));
-    let string_over = Caps {
-        string_bytes: 99,
-        ..Caps::DEFAULT
-    };
-    assert_eq!(over(string_over), Err(RejectCode::TooLarge));
+    // Each cap set exactly to what the push needs, then one below it.
+    type WithCap = fn(usize) -> Caps;
+    let edges: [(WithCap, usize); 3] = [
+        (
+            |n| Caps {
+                doc_bytes: n,
+                ..Caps::DEFAULT
+            },
+            stored + bytes,
+        ),
+        (
+            |n| Caps {
+                change_bytes: n,
+                ..Caps::DEFAULT
+            },
+            largest,
+        ),
+        (
+            |n| Caps {
+                string_bytes: n,
+                ..Caps::DEFAULT
+            },
+            100,
+        ),
+    ];
+    for (cap, needed) in edges {
+        assert_eq!(at(cap(needed)), Ok(2), "{:?}", cap(needed));
+        assert_eq!(
+            over(cap(needed - 1)),
+            Err(RejectCode::TooLarge),
+            "{:?}",
+            cap(needed - 1)
+        );
+    }
 }
 
 #[test]
