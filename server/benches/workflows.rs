@@ -111,7 +111,13 @@ fn main() {
         "ms",
     );
     let started = Instant::now();
-    let stats = store.case_stats(i64::MIN, i64::MAX).unwrap();
+    let stats = store
+        .case_stats(
+            i64::MIN,
+            i64::MAX,
+            &gridlink_server::store::Area::district(),
+        )
+        .unwrap();
     emit("stats_721_ms", started.elapsed().as_secs_f64() * 1e3, "ms");
     assert_eq!(stats.reported as usize, ids.len());
     // The stored lines and the recomputation from the documents agree.
@@ -126,7 +132,13 @@ fn main() {
     emit("day_merge_s", started.elapsed().as_secs_f64(), "s");
     let started = Instant::now();
     let after = store.score_totals(i64::MIN, i64::MAX).unwrap();
-    let after_stats = store.case_stats(i64::MIN, i64::MAX).unwrap();
+    let after_stats = store
+        .case_stats(
+            i64::MIN,
+            i64::MAX,
+            &gridlink_server::store::Area::district(),
+        )
+        .unwrap();
     emit(
         "scores_incremental_ms",
         started.elapsed().as_secs_f64() * 1e3,

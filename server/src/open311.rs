@@ -503,16 +503,7 @@ pub fn request_query(
             .collect()
     };
     let filter = CaseFilter {
-        area: match &key.scope {
-            ScopeKey::Town(town) => Area {
-                towns: vec![town.clone()],
-                ..Area::default()
-            },
-            _ => Area {
-                district: true,
-                ..Area::default()
-            },
-        },
+        area: Area::of_key(&key.scope),
         categories,
         statuses: open.map(|open| statuses(!open)).unwrap_or_default(),
         from_ms: Some(from_ms),
@@ -820,9 +811,7 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
     let place = state.place_at(point).ok_or_else(|| {
         bad("该位置不在本区网格内 / this location is outside the district's grids")
     })?;
-    if let ScopeKey::Town(town) = &key.scope
-        && *town != place.town_id
-    {
+    if !Area::of_key(&key.scope).covers(&place.town_id, &place.village_id, &place.id) {
         return Err(Open311Error::new(
             StatusCode::FORBIDDEN,
             "该位置不在此密钥所属的镇 / this location is outside the key's town",

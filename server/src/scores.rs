@@ -3,20 +3,23 @@
 //! villages and towns.
 //!
 //! `GET /v1/scores?from=MS&to=MS` (operators): JSON, every unit as credited and every area with
-//! what it and the areas under it solved, over whole days (Asia/Shanghai): from the day holding
+//! what it and the areas under it solved, of what the operator's grants let them see
+//! (`gridlink_core::sync::visibility`: a town's operator sees its grids, villages and town,
+//! and the cases reported there; people and departments only the district's), over whole days (Asia/Shanghai): from the day holding
 //! `from` through the day holding the last millisecond before `to`; with the cases reported
 //! in `[from, to)`: how many, how many closed (the completion rate), and the 721 split of the
 //! solved ones.
 
 use crate::error::ApiError;
-use crate::store::{ServerStore, StoreResult};
+use crate::store::{Area, ServerStore, StoreResult};
 use crate::{AppState, now_ms};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use gridlink_core::case::Role;
+use gridlink_core::case::{Role, ScoreUnit};
+use gridlink_core::sync::visibility::Places;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// One unit's score in a period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,54 +53,55 @@ pub struct ScoreReport {
     pub split_721: [u64; 3],
 }
 
-/// Computes the report from the stored lines.
-pub fn report(store: &dyn ServerStore, from_ms: i64, to_ms: i64) -> StoreResult<ScoreReport> {
+/// Computes the report of what `area` may see (`gridlink_core::sync::visibility`) from the
+/// stored lines: the units it sees, and the areas it sees with what they and the areas under
+/// them solved; the cases reported in its towns.
+pub fn report(
+    store: &dyn ServerStore,
+    from_ms: i64,
+    to_ms: i64,
+    area: &Area,
+) -> StoreResult<ScoreReport> {
     let totals = store.score_totals(from_ms, to_ms)?;
-    let cases = store.case_stats(from_ms, to_ms)?;
-    let grids = store.grids()?;
-    let village_of: HashMap<&str, &str> = grids
-        .iter()
-        .map(|g| (g.grid_id.as_str(), g.village_id.as_str()))
-        .collect();
-    let town_of_village: HashMap<&str, &str> = grids
-        .iter()
-        .map(|g| (g.village_id.as_str(), g.town_id.as_str()))
-        .collect();
+    let cases = store.case_stats(from_ms, to_ms, area)?;
+    let places = Places::new(store.grids()?);
     let mut units = Vec::with_capacity(totals.len());
-    let mut areas: BTreeMap<(String, String), (f64, u64)> = BTreeMap::new();
-    let mut add = |kind: &str, id: &str, points: f64, lines: u64| {
-        let entry = areas
-            .entry((kind.to_owned(), id.to_owned()))
-            .or_insert((0.0, 0));
-        entry.0 += points;
-        entry.1 += lines;
+    let mut areas: BTreeMap<(&'static str, String), (f64, u64)> = BTreeMap::new();
+    let mut add = |unit: ScoreUnit, points: f64, lines: u64| {
+        if area.sees_unit(&unit, &places) {
+            let (kind, id) = unit.parts();
+            let entry = areas.entry((kind, id.to_owned())).or_insert((0.0, 0));
+            entry.0 += points;
+            entry.1 += lines;
+        }
     };
     for t in totals {
-        let (kind, id) = t.unit.split_once(':').unwrap_or(("", t.unit.as_str()));
-        match kind {
-            "grid" => {
-                if let Some(village) = village_of.get(id) {
-                    add("village", village, t.points, t.lines);
-                    if let Some(town) = town_of_village.get(village) {
-                        add("town", town, t.points, t.lines);
-                    }
-                }
-            }
-            "village" => {
-                add("village", id, t.points, t.lines);
-                if let Some(town) = town_of_village.get(id) {
-                    add("town", town, t.points, t.lines);
-                }
-            }
-            "town" => add("town", id, t.points, t.lines),
-            _ => {}
+        let Some(unit) = ScoreUnit::from_key(&t.unit) else {
+            continue;
+        };
+        if !area.sees_unit(&unit, &places) {
+            continue;
         }
-        units.push(UnitScore {
-            kind: kind.to_owned(),
-            id: id.to_owned(),
-            points: t.points,
-            lines: t.lines,
-        });
+        // A grid's lines count for its village and town, a village's for its town.
+        let (village, town) = match &unit {
+            ScoreUnit::Grid(id) => match places.grid(id) {
+                Some(p) => (Some(p.village_id.clone()), Some(p.town_id.clone())),
+                None => (None, None),
+            },
+            ScoreUnit::Village(id) => (
+                Some(id.clone()),
+                places.town_of_village(id).map(str::to_owned),
+            ),
+            ScoreUnit::Town(id) => (None, Some(id.clone())),
+            _ => (None, None),
+        };
+        if let Some(v) = village {
+            add(ScoreUnit::Village(v), t.points, t.lines);
+        }
+        if let Some(town) = town {
+            add(ScoreUnit::Town(town), t.points, t.lines);
+        }
+        units.push(UnitScore::of(&unit, t.points, t.lines));
     }
     Ok(ScoreReport {
         from_ms,
@@ -106,7 +110,7 @@ pub fn report(store: &dyn ServerStore, from_ms: i64, to_ms: i64) -> StoreResult<
         areas: areas
             .into_iter()
             .map(|((kind, id), (points, lines))| UnitScore {
-                kind,
+                kind: kind.to_owned(),
                 id,
                 points,
                 lines,
@@ -116,6 +120,18 @@ pub fn report(store: &dyn ServerStore, from_ms: i64, to_ms: i64) -> StoreResult<
         split_721: cases.split_721(),
         cases,
     })
+}
+
+impl UnitScore {
+    fn of(unit: &ScoreUnit, points: f64, lines: u64) -> UnitScore {
+        let (kind, id) = unit.parts();
+        UnitScore {
+            kind: kind.to_owned(),
+            id: id.to_owned(),
+            points,
+            lines,
+        }
+    }
 }
 
 /// The period of `GET /v1/scores`.
@@ -133,6 +149,7 @@ pub async fn scores(
 ) -> Result<Response, ApiError> {
     crate::blocking(move || {
         let device = state.authenticate(&headers)?;
+        let area = Area::of(&state.store().grants(&device.user.id)?);
         if device.user.role != Role::Operator {
             return Err(ApiError::Forbidden(
                 "只有指挥中心可查看考核分数 / only the command centre sees scores".into(),
@@ -145,7 +162,7 @@ pub async fn scores(
                 "起始时间须早于结束时间 / from must be before to".into(),
             ));
         }
-        Ok(axum::Json(report(state.store().as_ref(), from, to)?).into_response())
+        Ok(axum::Json(report(state.store().as_ref(), from, to, &area)?).into_response())
     })
     .await
 }

@@ -33,6 +33,42 @@ pub enum ScoreUnit {
     Enforcement(String),
 }
 
+impl ScoreUnit {
+    /// The unit as stored and shown: `person:ID`, `grid:ID`, `village:ID`, `town:ID`,
+    /// `dept:CODE` or `enf:CODE`.
+    pub fn key(&self) -> String {
+        let (kind, id) = self.parts();
+        format!("{kind}:{id}")
+    }
+
+    /// Its kind (`person`, `grid`, `village`, `town`, `dept`, `enf`) and id.
+    pub fn parts(&self) -> (&'static str, &str) {
+        match self {
+            ScoreUnit::Person(id) => ("person", id),
+            ScoreUnit::Grid(id) => ("grid", id),
+            ScoreUnit::Village(id) => ("village", id),
+            ScoreUnit::Town(id) => ("town", id),
+            ScoreUnit::Department(id) => ("dept", id),
+            ScoreUnit::Enforcement(id) => ("enf", id),
+        }
+    }
+
+    /// The unit of a stored key ([`ScoreUnit::key`]); `None` for anything else.
+    pub fn from_key(key: &str) -> Option<ScoreUnit> {
+        let (kind, id) = key.split_once(':')?;
+        let id = id.to_owned();
+        Some(match kind {
+            "person" => ScoreUnit::Person(id),
+            "grid" => ScoreUnit::Grid(id),
+            "village" => ScoreUnit::Village(id),
+            "town" => ScoreUnit::Town(id),
+            "dept" => ScoreUnit::Department(id),
+            "enf" => ScoreUnit::Enforcement(id),
+            _ => return None,
+        })
+    }
+}
+
 /// Why a line was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ScoreReason {
@@ -288,4 +324,32 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
         });
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ScoreUnit;
+
+    #[test]
+    fn unit_keys_round_trip_and_others_are_none() {
+        for unit in [
+            ScoreUnit::Person("insp-0001".into()),
+            ScoreUnit::Grid("320509001001-01".into()),
+            ScoreUnit::Village("320509001001".into()),
+            ScoreUnit::Town("320509001".into()),
+            ScoreUnit::Department("dept-env".into()),
+            ScoreUnit::Enforcement("enf-01".into()),
+        ] {
+            assert_eq!(ScoreUnit::from_key(&unit.key()), Some(unit.clone()));
+            assert!(unit.key().starts_with(unit.parts().0));
+        }
+        assert_eq!(
+            ScoreUnit::Town("t".into()).key(),
+            "town:t",
+            "the stored form"
+        );
+        for bad in ["", "town", "planet:x"] {
+            assert_eq!(ScoreUnit::from_key(bad), None, "{bad:?}");
+        }
+    }
 }

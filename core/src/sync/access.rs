@@ -31,14 +31,12 @@ pub struct Pusher {
 impl Pusher {
     /// Whether the pusher may write a document with these scope keys.
     pub fn may_write(&self, doc_scopes: &BTreeSet<ScopeKey>) -> bool {
-        doc_scopes
-            .iter()
-            .any(|k| k.grants_write() && self.scopes.contains(k))
+        super::visibility::writes_document(&self.scopes, doc_scopes)
     }
 
     /// Whether the pusher may read a document with these scope keys.
     pub fn may_read(&self, doc_scopes: &BTreeSet<ScopeKey>) -> bool {
-        doc_scopes.iter().any(|k| self.scopes.contains(k))
+        super::visibility::sees_document(&self.scopes, doc_scopes)
     }
 }
 

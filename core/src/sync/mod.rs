@@ -8,13 +8,14 @@
 //!
 //! The pure parts live here and build without I/O, so the server and the phone share them:
 //! [`wire`] (the messages and their encoding), [`scope`] (which documents a grant covers) and
-//! [`access`] (whether a push is allowed). The phone's client — [`Transport`], the HTTP
+//! [`access`] (whether a push is allowed) and [`visibility`] (what a viewer may see). The phone's client — [`Transport`], the HTTP
 //! transport and `Store::sync` — sits behind the `client` feature.
 
 pub mod access;
 pub mod ops;
 pub mod records;
 pub mod scope;
+pub mod visibility;
 pub mod wire;
 
 #[cfg(feature = "client")]

@@ -228,53 +228,8 @@ pub struct ApiKey {
     pub revoked: bool,
 }
 
-/// The part of the district a user may see in the command centre, from their grants.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Area {
-    /// The whole district.
-    pub district: bool,
-    /// Towns.
-    pub towns: Vec<String>,
-    /// Villages.
-    pub villages: Vec<String>,
-    /// Grids.
-    pub grids: Vec<String>,
-}
-
-impl Area {
-    /// The area the place keys among `scopes` cover.
-    pub fn of(scopes: &BTreeSet<ScopeKey>) -> Area {
-        let mut area = Area::default();
-        for key in scopes {
-            match key {
-                ScopeKey::District => area.district = true,
-                ScopeKey::Town(t) => area.towns.push(t.clone()),
-                ScopeKey::Village(v) => area.villages.push(v.clone()),
-                ScopeKey::Grid(g) => area.grids.push(g.clone()),
-                _ => {}
-            }
-        }
-        area
-    }
-
-    /// Whether it covers nothing.
-    pub fn is_empty(&self) -> bool {
-        !self.district && self.towns.is_empty() && self.villages.is_empty() && self.grids.is_empty()
-    }
-
-    /// Whether a place lies in it.
-    pub fn contains(&self, place: &GridPlace) -> bool {
-        self.covers(&place.town_id, &place.village_id, &place.grid_id)
-    }
-
-    /// Whether a grid, in its village and town, lies in it.
-    pub fn covers(&self, town_id: &str, village_id: &str, grid_id: &str) -> bool {
-        self.district
-            || self.towns.iter().any(|t| t == town_id)
-            || self.villages.iter().any(|v| v == village_id)
-            || self.grids.iter().any(|g| g == grid_id)
-    }
-}
+/// The part of the district a viewer sees: the one rule, in `gridlink_core::sync::visibility`.
+pub use gridlink_core::sync::visibility::Area;
 
 /// Which case rows a list shows (the command centre's list and exports, Open311 `GET
 /// requests`): always within `area`; every other field narrows it.
@@ -353,6 +308,17 @@ pub struct CaseStats {
 }
 
 impl CaseStats {
+    /// Adds one count of cases.
+    pub fn add(&mut self, count: &CaseCount) {
+        self.reported += count.n;
+        if count.closed {
+            self.closed += count.n;
+        }
+        if let Some(level) = &count.solved_level {
+            *self.solved_by_level.entry(level.clone()).or_default() += count.n;
+        }
+    }
+
     /// Closed over reported (办结率); 1 when nothing was reported.
     pub fn completion_rate(&self) -> f64 {
         if self.reported == 0 {
@@ -562,8 +528,15 @@ pub trait ServerStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<CaseRow>>;
     /// Cases reported on the days of `[from_ms, to_ms)` (whole days, Asia/Shanghai, as for
-    /// scores): how many, how many are closed, and where the solved ones were solved.
-    fn case_stats(&self, from_ms: i64, to_ms: i64) -> StoreResult<CaseStats>;
+    /// scores) in an area: how many, how many are closed, and where the solved ones were
+    /// solved. (The sum of `case_counts`: no backend writes it.)
+    fn case_stats(&self, from_ms: i64, to_ms: i64, area: &Area) -> StoreResult<CaseStats> {
+        let mut stats = CaseStats::default();
+        for c in self.case_counts(from_ms, to_ms, area)? {
+            stats.add(&c);
+        }
+        Ok(stats)
+    }
 
     /// Keeps an Open311 API key by the SHA-256 of its secret.
     fn add_api_key(&self, key_hash: &str, key: &ApiKey, by: &str) -> StoreResult<()>;

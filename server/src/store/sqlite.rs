@@ -6,14 +6,15 @@
 //! survive a power cut.
 
 use super::{
-    ApiKey, Area, AuditEntry, BlobRow, CaseCount, CaseFilter, CaseRow, CaseStats, Citizen,
-    CoverageRow, DeviceAuth, Merge, NewDevice, PhotoCase, PullPage, ScoreTotal, ServerStore,
-    StoreError, StoreResult, StoredDoc, User, WebSession,
+    ApiKey, Area, AuditEntry, BlobRow, CaseCount, CaseFilter, CaseRow, Citizen, CoverageRow,
+    DeviceAuth, Merge, NewDevice, PhotoCase, PullPage, ScoreTotal, ServerStore, StoreError,
+    StoreResult, StoredDoc, User, WebSession,
 };
 use crate::now_ms;
-use gridlink_core::case::{Role, ScoreReason, ScoreUnit, Status};
+use gridlink_core::case::{Role, ScoreReason, Status};
 use gridlink_core::doc::DocKind;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey};
+use gridlink_core::sync::visibility::PlaceFilter;
 use gridlink_core::sync::wire::{Hash, PulledDoc};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -137,28 +138,34 @@ impl Args {
 }
 
 /// The clause keeping rows of `cases` (or of a table with `town_id`, and `village_id` and
-/// `grid_id` unless `towns_only`) within an area; `None` for the district.
+/// `grid_id` unless `towns_only`) within an area, as `gridlink_core::sync::visibility` filters
+/// them; `None` for the whole district.
 fn area_clause(area: &Area, args: &mut Args, towns_only: bool) -> Option<String> {
-    if area.district {
-        return None;
-    }
-    let mut any = Vec::new();
-    if !area.towns.is_empty() {
-        any.push(format!("town_id IN ({})", args.list(&area.towns)));
-    }
-    if !towns_only {
-        if !area.villages.is_empty() {
-            any.push(format!("village_id IN ({})", args.list(&area.villages)));
-        }
-        if !area.grids.is_empty() {
-            any.push(format!("grid_id IN ({})", args.list(&area.grids)));
-        }
-    }
-    Some(if any.is_empty() {
-        "0".to_owned()
+    let filter = if towns_only {
+        area.town_filter()
     } else {
-        format!("({})", any.join(" OR "))
-    })
+        area.filter()
+    };
+    let (towns, villages, grids) = match filter {
+        PlaceFilter::All => return None,
+        PlaceFilter::Nothing => return Some("0".to_owned()),
+        PlaceFilter::AnyOf {
+            towns,
+            villages,
+            grids,
+        } => (towns, villages, grids),
+    };
+    let mut any = Vec::new();
+    for (column, ids) in [
+        ("town_id", towns),
+        ("village_id", villages),
+        ("grid_id", grids),
+    ] {
+        if !ids.is_empty() {
+            any.push(format!("{column} IN ({})", args.list(ids)));
+        }
+    }
+    Some(format!("({})", any.join(" OR ")))
 }
 
 /// Statuses of a case still to be solved (what can be overdue).
@@ -211,17 +218,6 @@ fn blob_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRow> {
 }
 
 /// `person:…`, `grid:…`, `village:…`, `town:…`, `dept:…`, `enf:…`.
-fn unit_key(unit: &ScoreUnit) -> String {
-    match unit {
-        ScoreUnit::Person(id) => format!("person:{id}"),
-        ScoreUnit::Grid(id) => format!("grid:{id}"),
-        ScoreUnit::Village(id) => format!("village:{id}"),
-        ScoreUnit::Town(id) => format!("town:{id}"),
-        ScoreUnit::Department(id) => format!("dept:{id}"),
-        ScoreUnit::Enforcement(id) => format!("enf:{id}"),
-    }
-}
-
 fn reason_code(reason: ScoreReason) -> &'static str {
     match reason {
         ScoreReason::Solved => "solved",
@@ -440,7 +436,7 @@ impl SqliteStore {
              ON CONFLICT (unit, block) DO UPDATE SET points = points + excluded.points, lines = lines + 1",
         )?;
         for l in &m.scores {
-            let unit = unit_key(&l.unit);
+            let unit = l.unit.key();
             block.execute(params![unit, l.at_ms, l.points])?;
             line.execute(params![
                 m.doc_id,
@@ -1156,31 +1152,6 @@ impl ServerStore for SqliteStore {
                 }
             };
             Ok(rows)
-        })
-    }
-
-    fn case_stats(&self, from_ms: i64, to_ms: i64) -> StoreResult<CaseStats> {
-        let (first, end) = days(from_ms, to_ms);
-        self.with_reader(|conn| {
-            let mut stats = CaseStats::default();
-            let mut stmt = conn.prepare_cached(
-                "SELECT closed, NULLIF(solved_level, ''), SUM(n) FROM case_counts
-                 WHERE day >= ?1 AND day < ?2 GROUP BY 1, 2",
-            )?;
-            let mut rows = stmt.query(params![first, end])?;
-            while let Some(row) = rows.next()? {
-                let closed: bool = row.get(0)?;
-                let level: Option<String> = row.get(1)?;
-                let n = u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0);
-                stats.reported += n;
-                if closed {
-                    stats.closed += n;
-                }
-                if let Some(level) = level {
-                    *stats.solved_by_level.entry(level).or_default() += n;
-                }
-            }
-            Ok(stats)
         })
     }
 

@@ -142,7 +142,7 @@ fn list_page(
     let towns: Vec<&(String, String)> = dir
         .towns
         .iter()
-        .filter(|(id, _)| viewer.area.district || viewer.area.towns.contains(id))
+        .filter(|(id, _)| viewer.area.sees_town(id))
         .collect();
     let grids: Vec<_> = dir.grids_in(&viewer.area).collect();
     let export = |ext: &str| format!("/web/cases/export/cases.{ext}?{}", with(q, "page", ""));
@@ -268,7 +268,7 @@ fn load_case(state: &AppState, viewer: &Viewer, id: &str) -> Result<Case, WebErr
         return Err(WebError::NotFound);
     }
     let stored = state.store().load_doc(id)?.ok_or(WebError::NotFound)?;
-    if !stored.scopes.iter().any(|k| viewer.scopes.contains(k)) {
+    if !gridlink_core::sync::visibility::sees_document(&viewer.scopes, &stored.scopes) {
         return Err(WebError::NotFound);
     }
     CaseDoc::load(id, &stored.bytes)

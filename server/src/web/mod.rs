@@ -153,14 +153,7 @@ impl Viewer {
 
     /// A key naming what they see, for caches.
     fn area_key(&self) -> String {
-        if self.area.district {
-            "district".to_owned()
-        } else {
-            format!(
-                "t{:?}v{:?}g{:?}",
-                self.area.towns, self.area.villages, self.area.grids
-            )
-        }
+        self.area.cache_key()
     }
 }
 

@@ -65,18 +65,14 @@ fn compute(state: &AppState, viewer: &Viewer, days: i64, now: i64) -> Result<Sta
     let mut categories: HashMap<String, (u64, u64)> = HashMap::new();
     let mut towns: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for c in counts {
-        data.cases.reported += c.n;
+        data.cases.add(&c);
         let closed = if c.closed { c.n } else { 0 };
-        data.cases.closed += closed;
         if let Some(slot) = usize::try_from(c.day - first)
             .ok()
             .and_then(|i| data.per_day.get_mut(i))
         {
             slot.1 += c.n;
             slot.2 += closed;
-        }
-        if let Some(level) = c.solved_level {
-            *data.cases.solved_by_level.entry(level).or_default() += c.n;
         }
         let cat = categories.entry(c.category).or_default();
         cat.0 += c.n;
@@ -104,39 +100,20 @@ fn compute(state: &AppState, viewer: &Viewer, days: i64, now: i64) -> Result<Sta
         })
         .collect();
 
-    let report = crate::scores::report(store.as_ref(), from, now + 1)?;
-    let dir = state.web().directory();
-    let area = &viewer.area;
-    let best_first = |mut v: Vec<UnitScore>| {
+    // The report holds only what the viewer's area sees (`gridlink_core::sync::visibility`).
+    let report = crate::scores::report(store.as_ref(), from, now + 1, &viewer.area)?;
+    let best_first = |kinds: &[&str], units: &[UnitScore]| {
+        let mut v: Vec<UnitScore> = units
+            .iter()
+            .filter(|u| kinds.contains(&u.kind.as_str()))
+            .cloned()
+            .collect();
         v.sort_by(|a, b| b.points.total_cmp(&a.points).then_with(|| a.id.cmp(&b.id)));
         v
     };
-    data.town_scores = best_first(
-        report
-            .areas
-            .iter()
-            .filter(|u| u.kind == "town" && (area.district || area.towns.contains(&u.id)))
-            .cloned()
-            .collect(),
-    );
-    data.grid_scores = best_first(
-        report
-            .units
-            .iter()
-            .filter(|u| u.kind == "grid" && dir.grid(&u.id).is_some_and(|g| g.lies_in(area)))
-            .cloned()
-            .collect(),
-    );
-    if area.district {
-        data.unit_scores = best_first(
-            report
-                .units
-                .iter()
-                .filter(|u| u.kind == "dept" || u.kind == "enf")
-                .cloned()
-                .collect(),
-        );
-    }
+    data.town_scores = best_first(&["town"], &report.areas);
+    data.grid_scores = best_first(&["grid"], &report.units);
+    data.unit_scores = best_first(&["dept", "enf"], &report.units);
     Ok(data)
 }
 

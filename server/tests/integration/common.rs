@@ -454,9 +454,6 @@ mod failing {
         ) -> StoreResult<Vec<CaseRow>> {
             self.inner.overdue_cases(now_ms, scopes, limit)
         }
-        fn case_stats(&self, from_ms: i64, to_ms: i64) -> StoreResult<CaseStats> {
-            self.inner.case_stats(from_ms, to_ms)
-        }
         fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>> {
             self.inner.record_ids(kind)
         }

@@ -196,7 +196,13 @@ fn run(path: &std::path::Path) {
     let from = time_on(&day.date, "00:00");
     let to = from + 86_400_000;
     let store = server.state.store();
-    let report = gridlink_server::scores::report(store.as_ref(), from, to).unwrap();
+    let report = gridlink_server::scores::report(
+        store.as_ref(),
+        from,
+        to,
+        &gridlink_server::store::Area::district(),
+    )
+    .unwrap();
     let e = &day.expect;
     assert_eq!(report.cases.reported, e.reported, "{}", day.name);
     assert_eq!(report.cases.closed, e.closed, "{}", day.name);

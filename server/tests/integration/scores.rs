@@ -157,7 +157,9 @@ fn period_totals_and_case_statistics_agree_with_the_raw_rows_for_any_period() {
                 "{unit}"
             );
         }
-        let stats = store.case_stats(from, to).unwrap();
+        let stats = store
+            .case_stats(from, to, &gridlink_server::store::Area::district())
+            .unwrap();
         let (reported, closed): (i64, i64) = raw
             .query_row(
                 "SELECT COUNT(*), COALESCE(SUM(status = 'closed'), 0) FROM cases
@@ -185,7 +187,13 @@ fn period_totals_and_case_statistics_agree_with_the_raw_rows_for_any_period() {
                 && c.level == gridlink_core::case::Level::Grid
         })
         .expect("an accepted case in a grid");
-    let before = store.case_stats(i64::MIN, i64::MAX).unwrap();
+    let before = store
+        .case_stats(
+            i64::MIN,
+            i64::MAX,
+            &gridlink_server::store::Area::district(),
+        )
+        .unwrap();
     let recorded = operator.act(
         &case.id,
         gridlink_core::case::EventKind::Resolved {
@@ -195,7 +203,13 @@ fn period_totals_and_case_statistics_agree_with_the_raw_rows_for_any_period() {
     );
     assert!(recorded.is_some());
     operator.sync();
-    let after = store.case_stats(i64::MIN, i64::MAX).unwrap();
+    let after = store
+        .case_stats(
+            i64::MIN,
+            i64::MAX,
+            &gridlink_server::store::Area::district(),
+        )
+        .unwrap();
     assert_eq!(after.reported, before.reported);
     assert_eq!(
         after.solved_by_level.get("grid").copied().unwrap_or(0),
@@ -287,6 +301,109 @@ fn command_centre_rollups_agree_with_the_raw_rows(
         of_town,
         count(&format!(
             "SELECT level, COUNT(*) FROM cases WHERE {open} AND town_id = '{town}' GROUP BY 1"
+        ))
+    );
+}
+
+/// What a town's operator reads of `GET /v1/scores` is their town's: its grids, villages and
+/// the town, and the cases reported there; no person, department or other town. (Before
+/// visibility had one home, the answer was the whole district's, byte for byte.)
+#[test]
+fn a_town_operator_reads_the_scores_and_case_figures_of_their_town_only() {
+    let server = TestServer::start_with(test_config(), 300);
+    let store = server.state.store();
+    let grids = store.grids().unwrap();
+    let town = grids
+        .iter()
+        .find(|g| g.grid_id == GRID)
+        .unwrap()
+        .town_id
+        .clone();
+    store
+        .add_user(
+            &gridlink_server::store::User {
+                id: "op-town".into(),
+                name: "镇指挥分中心".into(),
+                role: gridlink_core::case::Role::Operator,
+            },
+            "test",
+        )
+        .unwrap();
+    store
+        .grant(
+            "op-town",
+            &gridlink_core::sync::scope::ScopeKey::Town(town.clone()),
+            "test",
+        )
+        .unwrap();
+    let district = scores(&server.phone("op-01"));
+    let mine = scores(&server.phone("op-town"));
+    let town_of = |kind: &str, id: &str| -> Option<String> {
+        match kind {
+            "grid" => grids
+                .iter()
+                .find(|g| g.grid_id == id)
+                .map(|g| g.town_id.clone()),
+            "village" => grids
+                .iter()
+                .find(|g| g.village_id == id)
+                .map(|g| g.town_id.clone()),
+            "town" => Some(id.to_owned()),
+            _ => None,
+        }
+    };
+    let towns_in = |report: &serde_json::Value, list: &str| -> Vec<Option<String>> {
+        report[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| town_of(u["kind"].as_str().unwrap(), u["id"].as_str().unwrap()))
+            .collect()
+    };
+    // The district's report holds other towns, people and departments: the test can fail.
+    let everywhere = towns_in(&district, "units");
+    assert!(
+        everywhere
+            .iter()
+            .any(|t| t.as_ref().is_some_and(|t| *t != town))
+    );
+    assert!(
+        everywhere.iter().any(Option::is_none),
+        "people, departments"
+    );
+    for list in ["units", "areas"] {
+        let seen = towns_in(&mine, list);
+        assert!(!seen.is_empty(), "{list}: the town's own figures are there");
+        assert!(
+            seen.iter().all(|t| t.as_deref() == Some(town.as_str())),
+            "{list}: {seen:?}"
+        );
+    }
+    // The town's units carry the same points as in the district's report.
+    for u in mine["units"].as_array().unwrap() {
+        let (kind, id) = (u["kind"].as_str().unwrap(), u["id"].as_str().unwrap());
+        assert_eq!(
+            points(&district, "units", kind, id),
+            u["points"].as_f64(),
+            "{kind}:{id}"
+        );
+    }
+    // The case figures are the town's cases.
+    let raw = rusqlite::Connection::open(server.data.path().join("gridlink.sqlite")).unwrap();
+    let count = |sql: &str| -> u64 {
+        raw.query_row(sql, [&town], |r| r.get::<_, i64>(0))
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let reported = count("SELECT COUNT(*) FROM cases WHERE town_id = ?1");
+    assert!(reported > 0);
+    assert!(district["cases"]["reported"].as_u64().unwrap() > reported);
+    assert_eq!(mine["cases"]["reported"].as_u64(), Some(reported));
+    assert_eq!(
+        mine["cases"]["closed"].as_u64(),
+        Some(count(
+            "SELECT COUNT(*) FROM cases WHERE town_id = ?1 AND status = 'closed'"
         ))
     );
 }
