@@ -11,12 +11,14 @@
 pub mod address;
 pub mod case;
 pub mod checklist;
+pub mod day;
 pub mod doc;
 mod error;
 pub mod geo;
 pub mod mediation;
 #[cfg(feature = "photo")]
 pub mod photo;
+pub mod privacy;
 pub mod search;
 #[cfg(feature = "store")]
 pub mod store;

@@ -631,14 +631,23 @@ impl FieldApp {
     /// Reports a case (inspectors, chiefs), offline.
     pub fn report_case(&self, input: NewCaseInput) -> ApiResult<CaseView> {
         let signed = self.signed()?;
-        let source = match signed.session.role {
-            Role::ProfessionalInspector => Source::ProfessionalInspector,
-            Role::Citizen => {
+        let role = signed.session.role;
+        let source = match role.report_source() {
+            Some(Source::Citizen) => {
                 return Err(ApiError::NotAllowed {
                     detail: "市民请用随手拍上报 / citizens report with 随手拍".into(),
                 });
             }
-            _ => Source::GridInspector,
+            Some(source) => source,
+            None => {
+                return Err(ApiError::NotAllowed {
+                    detail: format!(
+                        "{}不上报案件 / the {} role does not report cases",
+                        role.label_zh(),
+                        role.code()
+                    ),
+                });
+            }
         };
         let grid_id = input
             .grid_id

@@ -374,7 +374,7 @@ pub async fn reporter(
             Some(id) => state.store().citizen(id)?,
             None => None,
         };
-        let operator = device.user.role == Role::Operator;
+        let operator = gridlink_core::privacy::sees_citizen_contact(device.user.role);
         let body = match &citizen {
             Some(c) => serde_json::json!({
                 "case_id": case_id,

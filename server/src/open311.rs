@@ -30,7 +30,7 @@ use std::collections::HashMap;
 /// The most requests one `GET requests` returns, and its default period (the spec's).
 const MAX_REQUESTS: u32 = 1000;
 const DEFAULT_DAYS: i64 = 90;
-const DAY_MS: i64 = 86_400_000;
+use gridlink_core::day::DAY_MS;
 
 /// The API's last change, as `changeset` in discovery (ISO 8601 with time zone).
 const CHANGESET: &str = "2026-11-28T00:00:00+08:00";
@@ -387,7 +387,7 @@ fn authorize(state: &AppState, params: &HashMap<String, String>) -> Result<ApiKe
 
 /// ISO 8601 with the district's time zone (UTC+8).
 fn datetime(ms: i64) -> String {
-    FixedOffset::east_opt(8 * 3600)
+    FixedOffset::east_opt(gridlink_core::day::OFFSET_SECONDS)
         .and_then(|tz| tz.timestamp_millis_opt(ms).single())
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, false))
         .unwrap_or_default()

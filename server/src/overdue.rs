@@ -59,10 +59,8 @@ pub fn escalate_overdue(state: &AppState, now: i64) -> Result<Vec<String>, Store
     let actor = gridlink_core::sync::device_actor(&crate::SERVER_ACTOR_PREFIX, 0);
     let mut escalated = Vec::new();
     for row in state.store().overdue_cases(now, None, MAX_PER_RUN)? {
-        let to = match Level::from_code(&row.level) {
-            Some(Level::Grid) => Level::Village,
-            Some(Level::Village) => Level::Town,
-            _ => continue,
+        let Some(to) = Level::from_code(&row.level).and_then(Level::next_up) else {
+            continue;
         };
         let Some(stored) = state.store().load_doc(&row.id)? else {
             continue;

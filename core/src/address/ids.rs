@@ -205,25 +205,6 @@ impl CreditCode {
     }
 }
 
-/// `张三` → `张**`: the family name and a fixed mask (the length is not revealed).
-pub fn mask_name(name: &str) -> String {
-    match name.trim().chars().next() {
-        Some(first) => format!("{first}**"),
-        None => String::new(),
-    }
-}
-
-/// `13812341234` → `138****1234`; anything shorter than 8 characters is fully masked.
-pub fn mask_phone(phone: &str) -> String {
-    let chars: Vec<char> = phone.trim().chars().collect();
-    if chars.len() < 8 {
-        return "****".into();
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}****{tail}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,14 +264,5 @@ mod tests {
             Err(IdError::Malformed { .. })
         ));
         assert!(CreditCode::parse("B1350100M000100Y43").is_err());
-    }
-
-    #[test]
-    fn masks_hide_all_but_the_family_name_and_the_ends_of_the_number() {
-        assert_eq!(mask_name("张三"), "张**");
-        assert_eq!(mask_name("欧阳明月"), "欧**");
-        assert_eq!(mask_name(" "), "");
-        assert_eq!(mask_phone("13812341234"), "138****1234");
-        assert_eq!(mask_phone("110"), "****");
     }
 }

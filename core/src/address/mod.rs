@@ -5,10 +5,11 @@
 mod ids;
 mod record;
 
-pub use ids::{CreditCode, IdError, ResidentId, mask_name, mask_phone};
+pub use crate::privacy::{mask_id, mask_name, mask_phone, sees_personal_data};
+pub use ids::{CreditCode, IdError, ResidentId};
 pub use record::{
     Address, AddressChange, AddressDetails, AddressRecord, BaseError, Enterprise, EnterpriseKind,
     EnterprisePatch, EnterpriseState, House, HousePatch, HouseUse, Person, PersonPatch,
-    PersonState, Residency, Tenure, Unapplied, address_doc_id, fold_address, mask_id,
-    may_edit_base, sees_personal_data, yyyymmdd,
+    PersonState, Residency, Tenure, Unapplied, address_doc_id, fold_address, may_edit_base,
+    yyyymmdd,
 };

@@ -8,10 +8,11 @@
 //! they fix the same field, the later entry in fold order wins and the other stays in the
 //! history, shown.
 
-use super::{CreditCode, IdError, ResidentId, mask_name, mask_phone};
+use super::{CreditCode, IdError, ResidentId};
 use crate::case::Role;
 use crate::doc::{DocKind, Entry, Record};
 use crate::geo::LatLon;
+use crate::privacy::{mask_id, mask_name, mask_phone, sees_personal_data};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -387,7 +388,7 @@ fn area_field(area: f64) -> Result<(), BaseError> {
 /// The China-time date (YYYYMMDD) of UTC milliseconds.
 pub fn yyyymmdd(at_ms: i64) -> u32 {
     // Days since 1970-01-01 in UTC+8, then the civil date (Hinnant's algorithm).
-    let days = at_ms.saturating_add(8 * 3_600_000).div_euclid(86_400_000);
+    let days = crate::day::day_of(at_ms);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -517,12 +518,6 @@ pub fn may_edit_base(role: Role) -> bool {
             | Role::Operator
             | Role::System
     )
-}
-
-/// Whether `role` sees full names, ID numbers and phones of residents. Everyone else sees
-/// them masked: `张*`, `320509********5838`, `138****1234`.
-pub fn sees_personal_data(role: Role) -> bool {
-    matches!(role, Role::GridChief | Role::Mediator)
 }
 
 /// A person as the fold leaves them.
@@ -746,16 +741,4 @@ impl Address {
     pub fn open_enterprises(&self) -> impl Iterator<Item = &EnterpriseState> {
         self.enterprises.values().filter(|e| e.closed.is_none())
     }
-}
-
-/// An ID number masked the way [`ResidentId::masked`] does, for any text (stored numbers
-/// were checked when entered, but masking must never fail or leak).
-pub fn mask_id(id: &str) -> String {
-    let chars: Vec<char> = id.chars().collect();
-    if chars.len() <= 10 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..6].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 10))
 }

@@ -84,6 +84,21 @@ impl Level {
         }
     }
 
+    /// The rung above on the ladder of places, where a case goes when it is escalated one
+    /// step (by hand, or automatically past its time limit): grid → village → town. From the
+    /// town up there is no escalation: the town dispatches to departments or law enforcement.
+    pub fn next_up(self) -> Option<Level> {
+        match self {
+            Level::Grid => Some(Level::Village),
+            Level::Village => Some(Level::Town),
+            Level::Town | Level::Department | Level::LawEnforcement => None,
+        }
+    }
+
+    /// Where the command centre's escalation takes a case: straight to the top of the ladder
+    /// of places, the town, which dispatches onward.
+    pub const ESCALATION_TOP: Level = Level::Town;
+
     /// The share of the "721" split this level counts toward: 7 (grid side: grid, village,
     /// town), 2 (departments) or 1 (law enforcement).
     pub fn split_721(self) -> u8 {
@@ -354,7 +369,7 @@ impl CaseState {
                 if !at(&[Reported, Accepted, Handling]) {
                     return wrong_status();
                 }
-                if *to <= self.level || self.level > Level::Village {
+                if *to <= self.level || self.level.next_up().is_none() {
                     return Err(FlagReason::WrongLevel { level: self.level });
                 }
                 self.status = Accepted;
@@ -555,6 +570,21 @@ mod tests {
                 Status::Dispatched,
                 Status::Handling
             ]
+        );
+    }
+
+    #[test]
+    fn escalation_climbs_one_rung_of_places_and_stops_at_the_town() {
+        let next: Vec<Option<Level>> = Level::ALL.into_iter().map(Level::next_up).collect();
+        assert_eq!(
+            next,
+            [Some(Level::Village), Some(Level::Town), None, None, None]
+        );
+        assert_eq!(Level::ESCALATION_TOP, Level::Town);
+        assert!(
+            Level::ALL
+                .into_iter()
+                .all(|l| l.next_up().is_none_or(|up| up > l))
         );
     }
 }

@@ -2,6 +2,7 @@
 //! fold on every phone and by the server when it validates a push, so an event that one side
 //! accepts the other cannot refuse.
 
+use super::Source;
 use super::event::EventKind;
 use autosurgeon::{Hydrate, Reconcile};
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,27 @@ impl Role {
             Role::Citizen => "市民",
             Role::System => "系统",
         }
+    }
+
+    /// The source a case carries when this role reports it from its own device: inspectors
+    /// and the staff who patrol with them report as grid inspectors, professional inspectors
+    /// as themselves, citizens through 随手拍; departments and law enforcement report none.
+    pub fn report_source(self) -> Option<Source> {
+        use Role::*;
+        match self {
+            ProfessionalInspector => Some(Source::ProfessionalInspector),
+            GridInspector | GridChief | Mediator | Operator => Some(Source::GridInspector),
+            Citizen => Some(Source::Citizen),
+            DepartmentHandler | LawEnforcement | System => None,
+        }
+    }
+
+    /// Whether a case reported by this role may carry `source`: its own report source, and
+    /// for the platform itself the systems it takes cases from (Open311, analytics). The
+    /// server checks this on every new case it is sent.
+    pub fn may_report_as(self, source: Source) -> bool {
+        self.report_source() == Some(source)
+            || (self == Role::System && matches!(source, Source::Open311 | Source::Analytics))
     }
 
     /// Whether this role may author an event of this kind ("巡办分离": inspectors patrol and
@@ -156,5 +178,36 @@ mod tests {
         assert_eq!(Role::GridInspector.label_zh(), "网格员");
         assert_eq!(Role::GridChief.label_zh(), "网格长");
         assert_eq!(Role::Operator.label_zh(), "指挥中心");
+    }
+
+    #[test]
+    fn each_role_reports_under_its_own_source_only() {
+        use Source::*;
+        let sources = [
+            GridInspector,
+            ProfessionalInspector,
+            Citizen,
+            Analytics,
+            Open311,
+        ];
+        for role in Role::ALL {
+            let allowed: Vec<Source> = sources
+                .into_iter()
+                .filter(|s| role.may_report_as(*s))
+                .collect();
+            let expected: Vec<Source> = match role {
+                Role::GridInspector | Role::GridChief | Role::Mediator | Role::Operator => {
+                    vec![GridInspector]
+                }
+                Role::ProfessionalInspector => vec![ProfessionalInspector],
+                Role::Citizen => vec![Citizen],
+                Role::System => vec![Analytics, Open311],
+                Role::DepartmentHandler | Role::LawEnforcement => vec![],
+            };
+            assert_eq!(allowed, expected, "{role:?}");
+            if let Some(own) = role.report_source() {
+                assert!(role.may_report_as(own), "{role:?}");
+            }
+        }
     }
 }

@@ -136,7 +136,7 @@ impl Default for ScoringRule {
     }
 }
 
-const DAY_MS: i64 = 24 * 3600 * 1000;
+use crate::day::DAY_MS;
 
 /// The unit that holds a case at `level` in `place`, or at the dispatch `target`.
 fn unit_at(level: Level, place: &GridPlace, target: Option<&DispatchTarget>) -> Option<ScoreUnit> {

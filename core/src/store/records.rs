@@ -457,11 +457,11 @@ impl Store {
             let new = NewCase {
                 id: case_id.clone(),
                 category: rule.category,
-                source: if self.config.role == crate::case::Role::ProfessionalInspector {
-                    Source::ProfessionalInspector
-                } else {
-                    Source::GridInspector
-                },
+                source: self
+                    .config
+                    .role
+                    .report_source()
+                    .unwrap_or(Source::GridInspector),
                 title: rule.title.clone(),
                 description: format!(
                     "巡查发现：{}（{}）/ found on patrol: item {} at {}",

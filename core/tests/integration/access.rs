@@ -393,3 +393,52 @@ fn an_event_must_name_the_pushers_user_device_and_role_all_three() {
         );
     }
 }
+
+#[test]
+fn a_new_case_must_carry_the_report_source_of_its_reporters_role() {
+    use gridlink_core::case::Source;
+    let grid = ["grid:320509001001-01"];
+    let with_source = |source: Source| {
+        let mut c = case(vec![reported()]);
+        c.details.source = source;
+        c
+    };
+    let inspector = pusher("insp-1", Role::GridInspector, &grid);
+    let own = with_source(Source::GridInspector);
+    assert!(check_push(&inspector, None, &own, &case_scopes(&own, &place())).is_ok());
+    for source in [
+        Source::ProfessionalInspector,
+        Source::Citizen,
+        Source::Open311,
+        Source::Analytics,
+    ] {
+        let forged = with_source(source);
+        let refusal = check_push(&inspector, None, &forged, &case_scopes(&forged, &place()))
+            .expect_err("a grid inspector's case posing as another channel");
+        assert_eq!(refusal.code, RejectCode::RoleNotAllowed, "{source:?}");
+        assert!(
+            refusal.message.contains(source.code()),
+            "{}",
+            refusal.message
+        );
+    }
+    // A professional inspector's own source passes; theirs is not a grid inspector's.
+    let mut theirs = with_source(Source::ProfessionalInspector);
+    let (history, state) = fold(vec![event(
+        1,
+        1,
+        EventKind::Reported { photos: vec![] },
+        "insp-1",
+        Role::ProfessionalInspector,
+        T0,
+    )]);
+    (theirs.history, theirs.state) = (history, state);
+    let professional = pusher("insp-1", Role::ProfessionalInspector, &grid);
+    let scopes = case_scopes(&theirs, &place());
+    assert!(check_push(&professional, None, &theirs, &scopes).is_ok());
+    theirs.details.source = Source::GridInspector;
+    assert_eq!(
+        code(check_push(&professional, None, &theirs, &scopes)),
+        Some(RejectCode::RoleNotAllowed)
+    );
+}

@@ -428,7 +428,7 @@ fn event_of(
             }
         }
         "escalate" => EventKind::Escalated {
-            to: Level::Town,
+            to: Level::ESCALATION_TOP,
             reason: text("note"),
         },
         "resolve" => EventKind::Resolved { note: text("note") },
@@ -481,7 +481,7 @@ fn sample(action: &str) -> Option<EventKind> {
             note: note(),
         },
         "escalate" => EventKind::Escalated {
-            to: Level::Town,
+            to: Level::ESCALATION_TOP,
             reason: note(),
         },
         "resolve" => EventKind::Resolved { note: note() },

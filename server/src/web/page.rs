@@ -136,7 +136,8 @@ pub(super) const SOURCES: [&str; 5] = [
 /// Local time (Asia/Shanghai) of a UTC ms instant, `2026-06-15 08:30`.
 pub(super) fn when(ms: i64) -> String {
     use chrono::TimeZone;
-    let tz = chrono::FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| unreachable!());
+    let tz = chrono::FixedOffset::east_opt(gridlink_core::day::OFFSET_SECONDS)
+        .unwrap_or_else(|| unreachable!());
     tz.timestamp_millis_opt(ms).single().map_or_else(
         || ms.to_string(),
         |t| t.format("%Y-%m-%d %H:%M").to_string(),

@@ -13,11 +13,11 @@ use crate::scores::UnitScore;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use gridlink_core::case::Level;
+use gridlink_core::day;
 use maud::{Markup, html};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-const DAY_MS: i64 = 86_400_000;
 /// Periods offered, days.
 const PERIODS: [i64; 4] = [7, 30, 90, 365];
 /// How long figures may be served without a new change stored (overdue counts age).
@@ -53,9 +53,8 @@ pub(super) struct StatsData {
 
 fn compute(state: &AppState, viewer: &Viewer, days: i64, now: i64) -> Result<StatsData, WebError> {
     let store = state.store();
-    let today = (now + 8 * 3_600_000).div_euclid(DAY_MS);
-    let first = today - days + 1;
-    let from = first * DAY_MS - 8 * 3_600_000;
+    let today = day::day_of(now);
+    let (first, from) = day::last_days(now, days);
     let counts = store.case_counts(from, now + 1, &viewer.area)?;
     let mut data = StatsData {
         at_ms: now,
@@ -189,11 +188,11 @@ fn per_day_chart(viewer: &Viewer, data: &StatsData) -> Markup {
             @for (i, (day, reported, closed)) in data.per_day.iter().enumerate() {
                 @let x = left + i as f64 * step;
                 rect.reported x=(format!("{x:.1}")) y=(format!("{:.1}", y(*reported))) width=(format!("{bar:.1}")) height=(format!("{:.1}", (h - bottom) - y(*reported))) {
-                    title { (when(day * DAY_MS - 8 * 3_600_000).get(..10).unwrap_or_default()) " · " (l.t("上报 ", "reported ")) (reported) " · " (l.t("结案 ", "closed ")) (closed) }
+                    title { (when(day::start_of(*day)).get(..10).unwrap_or_default()) " · " (l.t("上报 ", "reported ")) (reported) " · " (l.t("结案 ", "closed ")) (closed) }
                 }
                 rect.closed x=(format!("{x:.1}")) y=(format!("{:.1}", y(*closed))) width=(format!("{bar:.1}")) height=(format!("{:.1}", (h - bottom) - y(*closed))) {}
                 @if i % label_every == 0 {
-                    text.tick x=(format!("{:.1}", x + bar / 2.0)) y=(h - 6.0) text-anchor="middle" { (when(day * DAY_MS - 8 * 3_600_000).get(5..10).unwrap_or_default()) }
+                    text.tick x=(format!("{:.1}", x + bar / 2.0)) y=(h - 6.0) text-anchor="middle" { (when(day::start_of(*day)).get(5..10).unwrap_or_default()) }
                 }
             }
         }
