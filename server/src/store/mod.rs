@@ -9,7 +9,7 @@
 
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, SqliteStore};
 
 use automerge::ChangeHash;
 use gridlink_core::case::{Case, Role};
