@@ -148,6 +148,11 @@ impl From<crate::store::StoreError> for ApiError {
                 full: false,
                 detail,
             },
+            // Another writer got there first: nothing was written, and a retry merges anew.
+            stale @ StoreError::Stale { .. } => ApiError::Unavailable {
+                full: false,
+                detail: stale.to_string(),
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }

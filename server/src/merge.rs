@@ -348,6 +348,7 @@ impl Merger {
                 device_id: device_id.to_owned(),
                 changes: bytes.clone(),
                 heads: doc.heads(),
+                base_heads: None,
                 new_scopes: scopes.clone(),
                 scopes,
                 row: None,
@@ -386,6 +387,7 @@ impl Merger {
                 device_id: device_id.to_owned(),
                 changes: bytes.clone(),
                 heads: doc.heads(),
+                base_heads: None,
                 new_scopes: scopes.clone(),
                 scopes,
                 row: Some(CaseRow::of(&case, &place, &self.rule.limits)),
@@ -696,6 +698,7 @@ fn merge_one(
         device_id: logged_device(&actors, pusher),
         changes,
         heads,
+        base_heads: Some(before_heads.clone()),
         scopes: after_scopes.clone(),
         new_scopes: match &before {
             Some((_, scopes, _, _)) => after_scopes.difference(scopes).cloned().collect(),
@@ -803,6 +806,7 @@ fn merge_record(
         device_id: logged_device(&actors, pusher),
         changes,
         heads,
+        base_heads: Some(before_heads.clone()),
         scopes: accepted.scopes.clone(),
         new_scopes: match &before {
             Some((_, scopes, _, _)) => accepted.scopes.difference(scopes).cloned().collect(),

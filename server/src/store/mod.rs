@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 /// `Retry-After` for a full disk or an unreachable database.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// The database failed.
+    /// Any other failure of the storage (details for the log).
     #[error("database: {0}")]
     Database(String),
     /// Something the caller named does not exist.
@@ -37,6 +37,19 @@ pub enum StoreError {
     /// fault): nothing was written; retry later.
     #[error("服务器数据库暂时不可用 / the server's database is unavailable: {0}")]
     Unavailable(String),
+    /// A document moved since the merge that writes it was computed: the stored heads are not
+    /// the ones the merge started from (another writer committed first). Nothing was written;
+    /// load the document again and merge anew.
+    #[error(
+        "文档 {doc_id} 已被其他写入更新，请重试 / document {doc_id} changed since it was read: retry"
+    )]
+    Stale {
+        /// The document.
+        doc_id: String,
+    },
+    /// Stored data is damaged (a file that is not a database, a row that does not decode).
+    #[error("服务器数据已损坏 / stored data is damaged: {0}")]
+    Corrupt(String),
     /// The data directory was written by a newer server.
     #[error(
         "数据目录的版本 {found} 高于本程序支持的 {supported} / the data directory has schema {found}, newer than this server's {supported}"
@@ -47,23 +60,6 @@ pub enum StoreError {
         /// Supported.
         supported: i64,
     },
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode;
-        match e.sqlite_error_code() {
-            Some(ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
-            Some(
-                ErrorCode::CannotOpen
-                | ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::SystemIoFailure
-                | ErrorCode::OutOfMemory,
-            ) => StoreError::Unavailable(e.to_string()),
-            _ => StoreError::Database(e.to_string()),
-        }
-    }
 }
 
 /// Shorthand.
@@ -198,6 +194,10 @@ pub struct Merge {
     pub changes: Vec<u8>,
     /// Heads after the merge.
     pub heads: Vec<ChangeHash>,
+    /// The stored heads the merge started from (empty: the document must not exist yet);
+    /// `commit` refuses with [`StoreError::Stale`] when they are not the stored ones. `None`
+    /// only for the server's own imports of whole documents, which replace what is stored.
+    pub base_heads: Option<Vec<ChangeHash>>,
     /// All scope keys of the document after the merge.
     pub scopes: BTreeSet<ScopeKey>,
     /// The keys it did not have before (all of them for a new document): its earlier changes
@@ -474,10 +474,19 @@ pub trait ServerStore: Send + Sync + 'static {
     /// A stored document.
     fn load_doc(&self, doc_id: &str) -> StoreResult<Option<StoredDoc>>;
     /// Commits accepted merges and audit entries in one transaction: change log, scope log,
-    /// document rows, materialized case rows.
+    /// document rows, materialized case rows. All or nothing: if any merge's
+    /// [`base_heads`](Merge::base_heads) are not the stored heads of its document (in the order
+    /// of `merges`, so a batch may hold several merges of one document), it fails with
+    /// [`StoreError::Stale`] and writes nothing, whatever other writers do concurrently.
     fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()>;
     /// Reads changes after `from` in each scope, in order, skipping changes pushed by
     /// `exclude_device`, until about `max_bytes`.
+    ///
+    /// **The cursor guarantee:** a reader that pulls again from the cursors it was given never
+    /// misses a committed change of its scopes, whatever order concurrent writers (threads,
+    /// processes, server nodes) commit in: a position is handed out only once every change at
+    /// or before it is committed or abandoned. (SQLite gives this by serialising writers: the
+    /// sequence is taken inside the write transaction, so commit order is sequence order.)
     fn pull(
         &self,
         from: &[(ScopeKey, u64)],

@@ -21,6 +21,27 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+// The backend's errors in the contract's terms.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+            Some(
+                ErrorCode::CannotOpen
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::OutOfMemory,
+            ) => StoreError::Unavailable(e.to_string()),
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
 /// A numbered schema migration: its frozen SQL and the data work SQL alone cannot do (folding
 /// Automerge documents in Rust), run in the same transaction as the SQL and the bump of
 /// `PRAGMA user_version`, as on the phone (`gridlink_core::store` migrations). Never edit one
@@ -436,10 +457,18 @@ impl SqliteStore {
     }
 
     fn write_merge(tx: &Connection, m: &Merge, at: i64) -> StoreResult<()> {
-        let known: Option<(i64, i64)> = tx
-            .prepare_cached("SELECT base_seq, chunks FROM documents WHERE id = ?1")?
-            .query_row([&m.doc_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        let known: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT heads FROM documents WHERE id = ?1")?
+            .query_row([&m.doc_id], |r| r.get(0))
             .optional()?;
+        if let Some(base) = &m.base_heads {
+            let expected = (!base.is_empty()).then(|| encode_heads(base));
+            if known != expected {
+                return Err(StoreError::Stale {
+                    doc_id: m.doc_id.clone(),
+                });
+            }
+        }
         let heads = encode_heads(&m.heads);
         if known.is_none() {
             tx.prepare_cached(
@@ -687,6 +716,11 @@ impl ServerStore for SqliteStore {
              ON CONFLICT (user_id, scope) DO NOTHING",
             params![user_id, scope.to_string(), now_ms(), by],
         )?;
+        // Granted again: no longer among the withdrawn.
+        tx.execute(
+            "DELETE FROM revoked_grants WHERE user_id = ?1 AND scope = ?2",
+            params![user_id, scope.to_string()],
+        )?;
         insert_audit(&tx, &admin(by, "grant", user_id, scope.to_string()))?;
         tx.commit()?;
         Ok(())
@@ -895,7 +929,9 @@ impl ServerStore for SqliteStore {
 
     fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
+        // The write lock first, then the heads: what `write_merge` compares is what is
+        // stored, even with another process writing the same file.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let at = now_ms();
         for m in merges {
             Self::write_merge(&tx, m, at)?;

@@ -30,10 +30,14 @@ fn stamp(phone: &Phone, at: i64) -> Stamp {
 }
 
 fn new_case(phone: &Phone, grid: &str, actor: automerge::ActorId) -> CaseDoc {
+    case_from(phone, grid, actor, Source::GridInspector)
+}
+
+fn case_from(phone: &Phone, grid: &str, actor: automerge::ActorId, source: Source) -> CaseDoc {
     let details = CaseDetails {
         id: uuid::Uuid::new_v4().to_string(),
         category: Category::Sanitation,
-        source: Source::GridInspector,
+        source,
         title: "手工构造的案件".into(),
         description: String::new(),
         location: None,
@@ -153,6 +157,40 @@ fn forged_actors_and_forbidden_events_are_refused_per_document() {
         audit.iter().filter(|e| e.action == "push_rejected").count(),
         3
     );
+}
+
+/// A case must come in under its reporter's own channel: an inspector's phone cannot make a
+/// report look like a citizen's 随手拍, an Open311 intake or a professional inspector's.
+#[test]
+fn a_new_case_whose_source_does_not_match_the_pushers_role_is_refused() {
+    let server = TestServer::start();
+    let inspector = server.phone("insp-0001");
+    let with_source = |source| case_from(&inspector, GRID, actor_of(&inspector), source);
+    let mut own = with_source(Source::GridInspector);
+    let mut posing: Vec<CaseDoc> = [
+        Source::Citizen,
+        Source::Open311,
+        Source::Analytics,
+        Source::ProfessionalInspector,
+    ]
+    .into_iter()
+    .map(with_source)
+    .collect();
+    let mut docs = vec![whole(&mut own)];
+    docs.extend(posing.iter_mut().map(whole));
+    let response = push(&inspector, docs);
+    assert_eq!(response.acks.len(), 1);
+    assert_eq!(response.acks[0].doc_id, own.id());
+    for doc in &posing {
+        let refusal = response
+            .rejections
+            .iter()
+            .find(|r| r.doc_id == doc.id())
+            .expect("refused");
+        assert_eq!(refusal.code, RejectCode::RoleNotAllowed);
+        assert!(refusal.message.contains("来源"), "{}", refusal.message);
+        assert!(server.doc(doc.id()).is_none());
+    }
 }
 
 #[test]
