@@ -121,6 +121,10 @@ pub enum Error {
     /// A sync message that could not be read.
     #[error(transparent)]
     Wire(#[from] crate::sync::wire::WireError),
+    /// The phone's session cannot do it (not signed in, unsent work, a damaged sign-in).
+    #[cfg(feature = "client")]
+    #[error(transparent)]
+    Session(crate::session::SessionError),
 }
 
 /// Shorthand for results in gridlink-core.

@@ -20,6 +20,8 @@ pub mod mediation;
 pub mod photo;
 pub mod privacy;
 pub mod search;
+#[cfg(feature = "client")]
+pub mod session;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod sync;

@@ -14,19 +14,18 @@ use crate::views::{
     SyncSummary, VisitView,
 };
 use gridlink_core::address::{AddressChange, AddressDetails};
-use gridlink_core::case::{Category, EventKind, Location, Role, Source};
+use gridlink_core::case::{Category, EventKind, Location, Source};
 use gridlink_core::checklist::{Answer, Template};
-use gridlink_core::geo::{GridIndex, LatLon};
+use gridlink_core::geo::LatLon;
 use gridlink_core::mediation::{MediationDetails, MediationStep};
+use gridlink_core::session::{self, PhoneSession, SessionConfig, SignedIn};
 use gridlink_core::store::{
     AddressHit, CaseFilter, CaseQuery, CitizenReportView, DEFAULT_CHECK_IN_M, MediationSummary,
     Moment, NewCase, NewCitizenReport, OutboxState, PageCursor, PatrolItem, PhotoInput, Store,
-    StoreConfig,
 };
 use gridlink_core::sync::wire::EnrollResponse;
-use gridlink_core::sync::{Backoff, HttpTransport, SyncOptions, Transport, UploadOptions};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::sync::{Arc, RwLock};
 
 /// How the app opens the library.
 #[derive(Debug, Clone, uniffi::Record)]
@@ -50,26 +49,13 @@ pub struct AppConfig {
     pub orphan_photo_grace_s: u32,
 }
 
-/// The signed-in user's store and transport.
-struct Signed {
-    session: Session,
-    store: Arc<Store>,
-    transport: Arc<HttpTransport>,
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The library, as an app holds it: open once at start and keep.
+/// The library, as an app holds it: open once at start and keep. Everything it does is the
+/// phone session's (`gridlink_core::session`) or the store's; this only converts types.
 #[derive(uniffi::Object)]
 pub struct FieldApp {
-    config: AppConfig,
-    signed: RwLock<Option<Arc<Signed>>>,
-    grids: RwLock<Option<Arc<GridIndex>>>,
+    session: PhoneSession,
+    photo_dir: String,
     photo_observer: RwLock<Option<Arc<dyn PhotoQueueObserver>>>,
-    network: Mutex<Option<mpsc::Sender<Job>>>,
-    /// Held by every sync (blocking or on the network thread) and by sign-out: syncs run one
-    /// at a time, and the database is never deleted under one.
-    sync_lock: Mutex<()>,
 }
 
 fn now_ms() -> i64 {
@@ -90,275 +76,30 @@ fn storage(message: String) -> ApiError {
     ApiError::Storage { detail: message }
 }
 
-/// Writes a small file so that a power cut leaves the old content or the new, never a torn
-/// or empty file: written and synced beside it, then renamed over it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> ApiResult<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    };
-    write().map_err(|e| storage(format!("无法写入 / cannot write {}: {e}", path.display())))
-}
-
-/// Work on the phone that has not reached the server: documents with unconfirmed changes,
-/// photos still to upload, citizen reports still to submit.
-fn unsent(store: &Store) -> ApiResult<usize> {
-    use gridlink_core::store::{CitizenReportState, PhotoState};
-    let docs = store.unacknowledged()?.len();
-    let photos = store
-        .photo_queue()?
-        .iter()
-        .filter(|p| {
-            !p.orphaned && !matches!(p.state, PhotoState::Uploaded | PhotoState::Quarantined)
-        })
-        .count();
-    let reports = store
-        .citizen_reports()?
-        .iter()
-        .filter(|r| r.state == CitizenReportState::Pending)
-        .count();
-    Ok(docs + photos + reports)
-}
-
-/// A job for the network thread that survives a panic (in the library or in a foreign
-/// observer that throws): the thread lives on for the next job.
-fn run_job(job: Job) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-}
+/// How long sign-out waits for calls still holding the store.
+const SIGN_OUT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl FieldApp {
-    fn session_path(&self) -> PathBuf {
-        PathBuf::from(format!("{}.session.json", self.config.database_path))
-    }
-
-    fn grids_path(&self) -> PathBuf {
-        PathBuf::from(format!("{}.grids.geojson", self.config.database_path))
-    }
-
-    fn device_id_path(&self) -> PathBuf {
-        PathBuf::from(format!("{}.device-id", self.config.database_path))
-    }
-
-    /// The device id the next enrollment registers: the installation's, until a sign-out
-    /// retires it (the server ties a device id to one user), then a fresh one.
-    fn next_device_id(&self) -> String {
-        std::fs::read_to_string(self.device_id_path())
-            .ok()
-            .map(|id| id.trim().to_owned())
-            .filter(|id| uuid::Uuid::parse_str(id).is_ok())
-            .unwrap_or_else(|| self.config.device_id.clone())
-    }
-
-    /// The database and its companions, as one set of paths.
-    fn database_files(&self) -> [PathBuf; 4] {
-        let db = &self.config.database_path;
-        [
-            self.session_path(),
-            PathBuf::from(db),
-            PathBuf::from(format!("{db}-wal")),
-            PathBuf::from(format!("{db}-shm")),
-        ]
-    }
-
-    /// Moves an unusable sign-in (damaged session file, database without credentials) aside,
-    /// kept for support rather than deleted, so the phone can sign in again and nobody else's
-    /// data is ever opened for the next user.
-    fn set_aside(&self) -> ApiResult<()> {
-        let suffix = format!("unreadable-{}", now_ms());
-        for path in self.database_files() {
-            if path.exists() {
-                let aside = PathBuf::from(format!("{}.{suffix}", path.display()));
-                std::fs::rename(&path, &aside).map_err(|e| {
-                    storage(format!(
-                        "无法移开 / cannot move {} aside: {e}",
-                        path.display()
-                    ))
-                })?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Reopens the store of the user signed in before, from the session file.
-    fn restore(&self, bytes: &[u8]) -> ApiResult<()> {
-        let mut session: Session =
-            serde_json::from_slice(bytes).map_err(|_| ApiError::SignInAgain {
-                detail: "登录信息已损坏，请重新登录 / the sign-in record is damaged: sign in again"
-                    .into(),
-            })?;
-        session.role_label = session.role.label_zh().to_owned();
-        self.sign_in(session, None)
-    }
-
-    fn signed(&self) -> ApiResult<Arc<Signed>> {
-        self.signed
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| ApiError::SignInAgain {
-                detail:
-                    "尚未登录，请先用登记码登录 / not signed in: sign in with an enrollment code"
-                        .into(),
-            })
+    fn signed(&self) -> ApiResult<Arc<SignedIn>> {
+        Ok(self.session.signed()?)
     }
 
     fn store(&self) -> ApiResult<Arc<Store>> {
         Ok(self.signed()?.store.clone())
     }
 
-    fn sync_options(&self) -> SyncOptions {
-        SyncOptions {
-            backoff: Backoff {
-                attempts: self.config.max_attempts.max(1),
-                ..Backoff::default()
-            },
-            ..SyncOptions::default()
-        }
-    }
-
-    fn upload_options(&self) -> UploadOptions {
-        UploadOptions {
-            backoff: self.sync_options().backoff,
-            ..UploadOptions::default()
-        }
-    }
-
-    /// Opens the store for `session` and keeps it as the signed-in state.
-    fn sign_in(&self, session: Session, enrollment: Option<&EnrollResponse>) -> ApiResult<()> {
-        let mut config = StoreConfig::new(&session.device_id, &session.user_id, session.role);
-        config.photo_budget.orphan_grace_ms = i64::from(self.config.orphan_photo_grace_s) * 1000;
-        let store = Store::open(&self.config.database_path, config)?;
-        if let Some(enrollment) = enrollment {
-            store.set_enrollment(enrollment)?;
-        }
-        let token = store
-            .credentials()?
-            .ok_or_else(|| ApiError::SignInAgain {
-                detail: "本机登记信息缺失，请重新登录 / this phone's enrollment is missing: sign in again"
-                    .into(),
-            })?
-            .token;
-        let transport = HttpTransport::new(&self.config.server_url)?.with_token(&token);
-        *self.signed.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Signed {
-            session,
-            store: Arc::new(store),
-            transport: Arc::new(transport),
-        }));
-        Ok(())
-    }
-
-    /// Refuses a new enrollment over a signed-in phone before any code is spent. A phone
-    /// whose device was revoked signs out first (`sign_out(true)`): a revoked device's
-    /// unsent work is not trusted by the server, by design.
-    fn may_enroll(&self) -> ApiResult<()> {
-        if self.signed().is_ok() {
-            return Err(ApiError::NotAllowed {
-                detail: "本机已登录，如需换人请先退出 / this phone is signed in: sign out first to change user".into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Keeps an enrollment (from a code or a citizen registration) and signs in with it.
-    fn accept_enrollment(&self, response: EnrollResponse) -> ApiResult<Session> {
-        let session = Session {
-            user_id: response.user_id.clone(),
-            user_name: response.user_name.clone(),
-            role: response.role,
-            role_label: response.role.label_zh().to_owned(),
-            device_id: response.device_id.clone(),
-            scopes: response.scopes.clone(),
-        };
-        self.sign_in(session.clone(), Some(&response))?;
-        let bytes = serde_json::to_vec(&session).map_err(|e| storage(e.to_string()))?;
-        write_atomically(&self.session_path(), &bytes)?;
-        Ok(session)
-    }
-
     fn run_sync(&self, observer: Option<Arc<dyn SyncObserver>>) -> ApiResult<SyncSummary> {
-        let _one_at_a_time = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let signed = self.signed()?;
-        let store = &signed.store;
-        let transport = signed.transport.as_ref();
         let photos = PhotoAdapter(
             self.photo_observer
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
         );
-        let mut summary = SyncSummary::default();
-        if signed.session.role == Role::Citizen {
-            let r = store.sync_citizen(
-                transport,
-                &self.sync_options(),
-                &self.upload_options(),
-                &photos,
-            )?;
-            summary.reports_submitted = r.submitted;
-            summary.reports_refused = r.refused;
-            summary.photos_uploaded = r.photos.uploaded;
-            summary.photos_waiting = r.photos.waiting;
-            summary.photos_failed = r.photos.failed;
-            summary.retries = r.photos.retries;
-            return Ok(summary);
-        }
-        let p = store.sync(transport, &self.sync_options(), &SyncAdapter(observer))?;
-        let u = store.upload_photos(transport, &self.upload_options(), &photos)?;
-        summary.round_trips = p.round_trips;
-        summary.docs_sent = p.docs_sent;
-        summary.docs_received = p.docs_received;
-        summary.docs_accepted = p.docs_accepted;
-        summary.docs_rejected = p.docs_rejected;
-        summary.docs_removed = p.docs_removed;
-        summary.docs_deferred = p.docs_deferred;
-        summary.retries = p.retries + u.retries;
-        summary.photos_uploaded = u.uploaded;
-        summary.photos_waiting = u.waiting;
-        summary.photos_failed = u.failed;
-        Ok(summary)
-    }
-
-    /// Runs `job` on the library's network thread (started on first use, and again if it
-    /// ever stopped).
-    fn on_network_thread(&self, job: Job) -> ApiResult<()> {
-        let mut network = self.network.lock().unwrap_or_else(|p| p.into_inner());
-        let job = match network.as_ref() {
-            Some(sender) => match sender.send(job) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::SendError(job)) => job,
-            },
-            None => job,
-        };
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("gridlink-network".into())
-            .spawn(move || {
-                for job in rx {
-                    run_job(job);
-                }
-            })
-            .map_err(|e| {
-                storage(format!(
-                    "无法启动网络线程 / cannot start the network thread: {e}"
-                ))
-            })?;
-        tx.send(job).map_err(|_| ApiError::Network {
-            detail: "网络线程已停止 / the network thread has stopped".into(),
-        })?;
-        *network = Some(tx);
-        Ok(())
+        Ok(self.session.sync(&SyncAdapter(observer), &photos)?.into())
     }
 
     fn signed_grids(&self) -> Vec<String> {
-        self.signed().map(|s| s.session.grids()).unwrap_or_default()
+        self.session.user().map(|u| u.grids()).unwrap_or_default()
     }
 }
 
@@ -366,8 +107,7 @@ impl FieldApp {
     /// Signs in with an enrollment obtained elsewhere (Rust callers: tests and benchmarks
     /// that enroll without a server). The apps use `enroll` and `register_citizen`.
     pub fn adopt_enrollment(&self, enrollment: EnrollResponse) -> ApiResult<Session> {
-        self.may_enroll()?;
-        self.accept_enrollment(enrollment)
+        Ok(self.session.adopt_enrollment(enrollment)?.into())
     }
 }
 
@@ -377,62 +117,34 @@ impl FieldApp {
     /// one was loaded before.
     #[uniffi::constructor]
     pub fn open(config: AppConfig) -> ApiResult<Arc<FieldApp>> {
-        if uuid::Uuid::parse_str(&config.device_id).is_err() {
-            return Err(ApiError::Validation {
-                detail: "设备编号必须是 UUID（用 new_id() 生成一次并保存）/ the device id must be a UUID (make one with new_id() and keep it)".into(),
-            });
-        }
         std::fs::create_dir_all(&config.photo_dir).map_err(|e| {
             storage(format!(
                 "无法创建照片目录 / cannot create the photo directory: {e}"
             ))
         })?;
-        let app = FieldApp {
-            config,
-            signed: RwLock::new(None),
-            grids: RwLock::new(None),
+        let session = PhoneSession::open(SessionConfig {
+            database_path: PathBuf::from(&config.database_path),
+            server_url: config.server_url,
+            device_id: config.device_id,
+            device_name: config.device_name,
+            max_attempts: config.max_attempts,
+            orphan_photo_grace_ms: i64::from(config.orphan_photo_grace_s) * 1000,
+        })?;
+        Ok(Arc::new(FieldApp {
+            session,
+            photo_dir: config.photo_dir,
             photo_observer: RwLock::new(None),
-            network: Mutex::new(None),
-            sync_lock: Mutex::new(()),
-        };
-        match std::fs::read(app.session_path()) {
-            Ok(bytes) => match app.restore(&bytes) {
-                Ok(()) => {}
-                // A database this build cannot read (a newer app's, a damaged file) is not
-                // moved: the app shows the message (update the app, call support).
-                Err(e @ ApiError::Storage { .. }) => return Err(e),
-                Err(_) => app.set_aside()?,
-            },
-            // A database with no sign-in record cannot be attributed to anyone: set aside
-            // before somebody else signs in over it.
-            Err(_) if Path::new(&app.config.database_path).exists() => app.set_aside()?,
-            Err(_) => {}
-        }
-        if let Ok(text) = std::fs::read_to_string(app.grids_path()) {
-            // A damaged map file only costs the map: it is loaded again at the next refresh.
-            if let Ok(index) = GridIndex::from_geojson(&text) {
-                *app.grids.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(index));
-            }
-        }
-        Ok(Arc::new(app))
+        }))
     }
 
     /// Who is signed in, if anyone.
     pub fn session(&self) -> Option<Session> {
-        self.signed().ok().map(|s| s.session.clone())
+        self.session.user().map(Into::into)
     }
 
     /// Signs in with a one-time enrollment code from the district (network).
     pub fn enroll(&self, code: String) -> ApiResult<Session> {
-        self.may_enroll()?;
-        let transport = HttpTransport::new(&self.config.server_url)?;
-        let response = gridlink_core::sync::enroll(
-            &transport,
-            &code,
-            &self.next_device_id(),
-            &self.config.device_name,
-        )?;
-        self.accept_enrollment(response)
+        Ok(self.session.enroll(&code)?.into())
     }
 
     /// Registers this phone anonymously as a citizen (随手拍), optionally with a name and
@@ -442,16 +154,10 @@ impl FieldApp {
         name: Option<String>,
         phone: Option<String>,
     ) -> ApiResult<Session> {
-        self.may_enroll()?;
-        let transport = HttpTransport::new(&self.config.server_url)?;
-        let response = gridlink_core::sync::register_citizen(
-            &transport,
-            &self.next_device_id(),
-            &self.config.device_name,
-            name.as_deref(),
-            phone.as_deref(),
-        )?;
-        self.accept_enrollment(response)
+        Ok(self
+            .session
+            .register_citizen(name.as_deref(), phone.as_deref())?
+            .into())
     }
 
     /// Signs out and removes the user's data from the phone. Refused while work has not
@@ -459,64 +165,7 @@ impl FieldApp {
     /// for a running sync to end; the next sign-in registers a fresh device id (the server
     /// ties a device to one user).
     pub fn sign_out(&self, discard_unsent: bool) -> ApiResult<()> {
-        let _no_sync = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let signed = self
-            .signed
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| ApiError::SignInAgain {
-                detail: "尚未登录 / not signed in".into(),
-            })?;
-        let put_back = |signed: Arc<Signed>, error: ApiError| {
-            *self.signed.write().unwrap_or_else(|p| p.into_inner()) = Some(signed);
-            Err(error)
-        };
-        // Calls in flight keep the store open: wait for them (new calls see no sign-in).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while Arc::strong_count(&signed) > 1 || Arc::strong_count(&signed.store) > 1 {
-            if std::time::Instant::now() > deadline {
-                return put_back(
-                    signed,
-                    ApiError::NotAllowed {
-                        detail: "手机仍在处理数据，请稍后再退出 / the phone is still working: sign out again in a moment".into(),
-                    },
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let pending = match unsent(&signed.store) {
-            Ok(n) => n,
-            Err(e) => return put_back(signed, e),
-        };
-        if pending > 0 && !discard_unsent {
-            return put_back(
-                signed,
-                ApiError::NotAllowed {
-                    detail: format!(
-                        "还有 {pending} 项工作未同步，请先同步 / {pending} items have not reached the server: sync first"
-                    ),
-                },
-            );
-        }
-        // The last holder: dropping it closes the database before its files go.
-        drop(signed);
-        for path in self.database_files() {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(storage(format!(
-                        "无法删除 / cannot remove {}: {e}",
-                        path.display()
-                    )));
-                }
-            }
-        }
-        write_atomically(
-            &self.device_id_path(),
-            uuid::Uuid::new_v4().to_string().as_bytes(),
-        )
+        Ok(self.session.sign_out(discard_unsent, SIGN_OUT_WAIT)?)
     }
 
     // ---- Sync ----
@@ -531,7 +180,7 @@ impl FieldApp {
     /// progress, retries and the end. Syncs started together run one after the other.
     pub fn start_sync(self: Arc<Self>, observer: Arc<dyn SyncObserver>) -> ApiResult<()> {
         let app = self.clone();
-        self.on_network_thread(Box::new(move || {
+        Ok(self.session.in_background(Box::new(move || {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 app.run_sync(Some(observer.clone()))
             }));
@@ -542,7 +191,7 @@ impl FieldApp {
                     "同步时发生内部错误，已保存的工作不受影响 / an internal error stopped the sync; saved work is unaffected".into(),
                 )),
             }
-        }))
+        }))?)
     }
 
     /// Told of every photo queue change during syncs (none: stop telling).
@@ -623,7 +272,7 @@ impl FieldApp {
     /// citizen reports to submit.
     pub fn unsent_count(&self) -> ApiResult<u32> {
         let store = self.store()?;
-        Ok(u32::try_from(unsent(&store)?).unwrap_or(u32::MAX))
+        Ok(u32::try_from(session::unsent(&store)?).unwrap_or(u32::MAX))
     }
 
     // ---- Cases ----
@@ -631,7 +280,7 @@ impl FieldApp {
     /// Reports a case (inspectors, chiefs), offline.
     pub fn report_case(&self, input: NewCaseInput) -> ApiResult<CaseView> {
         let signed = self.signed()?;
-        let role = signed.session.role;
+        let role = signed.user.role;
         let source = match role.report_source() {
             Some(Source::Citizen) => {
                 return Err(ApiError::NotAllowed {
@@ -651,7 +300,7 @@ impl FieldApp {
         };
         let grid_id = input
             .grid_id
-            .or_else(|| signed.session.grids().into_iter().next())
+            .or_else(|| signed.user.grids().into_iter().next())
             .ok_or_else(|| ApiError::Validation {
                 detail: "请选择网格 / choose a grid".into(),
             })?;
@@ -722,7 +371,7 @@ impl FieldApp {
 
     /// A fresh path in the photo directory for the camera to write a photo to.
     pub fn new_photo_path(&self) -> String {
-        Path::new(&self.config.photo_dir)
+        Path::new(&self.photo_dir)
             .join(format!("{}.jpg", uuid::Uuid::new_v4()))
             .to_string_lossy()
             .into_owned()
@@ -761,7 +410,7 @@ impl FieldApp {
         // The file is deleted once queued: only files the camera wrote where we told it.
         let inside = std::fs::canonicalize(&path)
             .ok()
-            .zip(std::fs::canonicalize(&self.config.photo_dir).ok())
+            .zip(std::fs::canonicalize(&self.photo_dir).ok())
             .is_some_and(|(file, dir)| file.starts_with(dir));
         if !inside {
             return Err(ApiError::Validation {
@@ -1049,31 +698,19 @@ impl FieldApp {
     /// Loads the district's grid map (GeoJSON of grid polygons, WGS-84) and keeps it for the
     /// next start.
     pub fn load_grids(&self, geojson: String) -> ApiResult<u32> {
-        let index = GridIndex::from_geojson(&geojson).map_err(|e| ApiError::Validation {
-            detail: format!("网格地图无效 / the grid map is invalid: {e}"),
-        })?;
-        write_atomically(&self.grids_path(), geojson.as_bytes())?;
-        let n = u32::try_from(index.len()).unwrap_or(u32::MAX);
-        *self.grids.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(index));
-        Ok(n)
+        let n = self.session.load_grids(&geojson)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// Downloads the district's grid map from the server and keeps it (network).
     pub fn refresh_grids(&self) -> ApiResult<u32> {
-        let bytes = self.signed()?.transport.get("/v1/grids")?;
-        let text = String::from_utf8(bytes).map_err(|_| ApiError::Network {
-            detail: "服务器返回的网格地图不是 UTF-8 / the server's grid map is not UTF-8".into(),
-        })?;
-        self.load_grids(text)
+        let n = self.session.refresh_grids()?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// The grid at a WGS-84 point, if the map is loaded and the point is in the district.
     pub fn grid_at(&self, point: LatLon) -> Option<GridView> {
-        let grids = self
-            .grids
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
+        let grids = self.session.grids()?;
         grids.grid_at(point).map(|g| GridView {
             id: g.id.clone(),
             name: g.name.clone(),

@@ -116,6 +116,18 @@ impl From<Error> for ApiError {
                     available: 0,
                 }
             }
+            Error::Session(e) => {
+                use gridlink_core::session::SessionError;
+                match e {
+                    SessionError::NotSignedIn | SessionError::SignInAgain(_) => {
+                        ApiError::SignInAgain { detail: message }
+                    }
+                    SessionError::AlreadySignedIn
+                    | SessionError::UnsentWork { .. }
+                    | SessionError::Busy => ApiError::NotAllowed { detail: message },
+                    SessionError::Files(_) => ApiError::Storage { detail: message },
+                }
+            }
             Error::Corrupt { .. }
             | Error::UnsupportedSchema { .. }
             | Error::Malformed { .. }

@@ -104,9 +104,9 @@ pub enum PhotoState {
     Quarantined,
 }
 
-/// Who is signed in on this phone (kept beside the database as `<db>.session.json` to reopen
-/// it for the same user).
-#[derive(Debug, Clone, PartialEq, uniffi::Record, serde::Serialize, serde::Deserialize)]
+/// Who is signed in on this phone (`gridlink_core::session::SignedInUser`, with the role's
+/// label for display).
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Session {
     /// The user.
     pub user_id: String,
@@ -114,8 +114,7 @@ pub struct Session {
     pub user_name: String,
     /// The role.
     pub role: Role,
-    /// The role for display (网格长 …); not stored, it follows the role.
-    #[serde(skip)]
+    /// The role for display (网格长 …).
     pub role_label: String,
     /// This device.
     pub device_id: String,
@@ -123,14 +122,16 @@ pub struct Session {
     pub scopes: Vec<String>,
 }
 
-impl Session {
-    /// The grid ids among the scopes (the inspector's patrol grids).
-    pub(crate) fn grids(&self) -> Vec<String> {
-        self.scopes
-            .iter()
-            .filter_map(|s| s.strip_prefix("grid:"))
-            .map(str::to_owned)
-            .collect()
+impl From<gridlink_core::session::SignedInUser> for Session {
+    fn from(u: gridlink_core::session::SignedInUser) -> Self {
+        Session {
+            role_label: u.role.label_zh().to_owned(),
+            user_id: u.user_id,
+            user_name: u.user_name,
+            role: u.role,
+            device_id: u.device_id,
+            scopes: u.scopes,
+        }
     }
 }
 
@@ -653,6 +654,37 @@ pub struct SyncSummary {
     pub reports_submitted: u32,
     /// Citizen reports the server refused.
     pub reports_refused: u32,
+}
+
+impl From<gridlink_core::session::SessionSync> for SyncSummary {
+    fn from(s: gridlink_core::session::SessionSync) -> Self {
+        use gridlink_core::session::SessionSync;
+        match s {
+            SessionSync::Citizen(r) => SyncSummary {
+                reports_submitted: r.submitted,
+                reports_refused: r.refused,
+                photos_uploaded: r.photos.uploaded,
+                photos_waiting: r.photos.waiting,
+                photos_failed: r.photos.failed,
+                retries: r.photos.retries,
+                ..SyncSummary::default()
+            },
+            SessionSync::Staff { sync: p, photos: u } => SyncSummary {
+                round_trips: p.round_trips,
+                docs_sent: p.docs_sent,
+                docs_received: p.docs_received,
+                docs_accepted: p.docs_accepted,
+                docs_rejected: p.docs_rejected,
+                docs_removed: p.docs_removed,
+                docs_deferred: p.docs_deferred,
+                retries: p.retries + u.retries,
+                photos_uploaded: u.uploaded,
+                photos_waiting: u.waiting,
+                photos_failed: u.failed,
+                ..SyncSummary::default()
+            },
+        }
+    }
 }
 
 /// Progress of a running sync.

@@ -28,6 +28,8 @@ mod upload;
 #[cfg(feature = "client")]
 pub use citizen::{CitizenSyncReport, register_citizen};
 #[cfg(feature = "client")]
+pub(crate) use client::into_error;
+#[cfg(feature = "client")]
 pub use client::{
     Backoff, HttpTransport, SyncObserver, SyncOptions, SyncProgress, SyncReport, Transport,
     TransportError, enroll, is_transient_status,

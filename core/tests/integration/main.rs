@@ -22,4 +22,5 @@ mod push_ops;
 mod queue;
 mod records;
 mod scoring;
+mod session;
 mod store;
