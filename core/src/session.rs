@@ -17,10 +17,10 @@
 //!   background thread ([`PhoneSession::in_background`]), which outlives a panicking job.
 //! - **The grid map** is kept beside the database and loaded at start.
 
-use crate::case::Role;
+use crate::case::{Case, Role, Source};
 use crate::error::{Error, Result};
 use crate::geo::GridIndex;
-use crate::store::{CitizenReportState, PhotoState, Store, StoreConfig};
+use crate::store::{CitizenReportState, NewCase, PhotoState, Store, StoreConfig};
 use crate::sync::wire::EnrollResponse;
 use crate::sync::{
     Backoff, CitizenSyncReport, HttpTransport, PhotoQueueObserver, SyncObserver, SyncOptions,
@@ -58,9 +58,40 @@ pub enum SessionError {
         "手机仍在处理数据，请稍后再退出 / the phone is still working: sign out again in a moment"
     )]
     Busy,
+    /// The user's role reports no cases from this screen (citizens use 随手拍; departments
+    /// and law enforcement report none).
+    #[error("{0}")]
+    MayNotReport(String),
+    /// A case needs a grid and the user has none to default to.
+    #[error("请选择网格 / choose a grid")]
+    NoGrid,
     /// A file of the session cannot be written, moved or removed.
     #[error("{0}")]
     Files(String),
+}
+
+/// A case the signed-in user reports: all but its source, which follows the user's role
+/// (`Role::report_source`), and with the grid defaulting to the user's first grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseReport {
+    /// A fresh id, kept by the screen so a retried tap is the same case.
+    pub id: String,
+    /// Category.
+    pub category: crate::case::Category,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Where.
+    pub location: Option<crate::case::Location>,
+    /// The standard address, if known.
+    pub address_id: Option<String>,
+    /// The grid (none: the user's first grid).
+    pub grid_id: Option<String>,
+    /// Photos captured for it.
+    pub photos: Vec<String>,
+    /// Priority.
+    pub priority: crate::case::Priority,
 }
 
 impl From<SessionError> for Error {
@@ -523,6 +554,46 @@ impl PhoneSession {
         })?;
         *background = Some(tx);
         Ok(())
+    }
+
+    /// Reports a case offline as the signed-in user.
+    pub fn report_case(&self, report: CaseReport, at: crate::store::Moment) -> Result<Case> {
+        let signed = self.signed()?;
+        let role = signed.user.role;
+        let source = match role.report_source() {
+            Some(Source::Citizen) => {
+                return Err(SessionError::MayNotReport(
+                    "市民请用随手拍上报 / citizens report with 随手拍".into(),
+                )
+                .into());
+            }
+            Some(source) => source,
+            None => {
+                return Err(SessionError::MayNotReport(format!(
+                    "{}不上报案件 / the {} role does not report cases",
+                    role.label_zh(),
+                    role.code()
+                ))
+                .into());
+            }
+        };
+        let grid_id = report
+            .grid_id
+            .or_else(|| signed.user.grids().into_iter().next())
+            .ok_or(SessionError::NoGrid)?;
+        let new = NewCase {
+            id: report.id,
+            category: report.category,
+            source,
+            title: report.title,
+            description: report.description,
+            location: report.location,
+            address_id: report.address_id,
+            grid_id,
+            photos: report.photos,
+            priority: report.priority,
+        };
+        signed.store.report(new, at)
     }
 
     /// Keeps a grid map (GeoJSON) beside the database and uses it; returns how many grids it

@@ -14,14 +14,14 @@ use crate::views::{
     SyncSummary, VisitView,
 };
 use gridlink_core::address::{AddressChange, AddressDetails};
-use gridlink_core::case::{Category, EventKind, Location, Source};
+use gridlink_core::case::{Category, EventKind, Location};
 use gridlink_core::checklist::{Answer, Template};
 use gridlink_core::geo::LatLon;
 use gridlink_core::mediation::{MediationDetails, MediationStep};
-use gridlink_core::session::{self, PhoneSession, SessionConfig, SignedIn};
+use gridlink_core::session::{self, CaseReport, PhoneSession, SessionConfig, SignedIn};
 use gridlink_core::store::{
     AddressHit, CaseFilter, CaseQuery, CitizenReportView, DEFAULT_CHECK_IN_M, MediationSummary,
-    Moment, NewCase, NewCitizenReport, OutboxState, PageCursor, PatrolItem, PhotoInput, Store,
+    Moment, NewCitizenReport, OutboxState, PageCursor, PatrolItem, PhotoInput, Store,
 };
 use gridlink_core::sync::wire::EnrollResponse;
 use std::path::{Path, PathBuf};
@@ -279,44 +279,21 @@ impl FieldApp {
 
     /// Reports a case (inspectors, chiefs), offline.
     pub fn report_case(&self, input: NewCaseInput) -> ApiResult<CaseView> {
-        let signed = self.signed()?;
-        let role = signed.user.role;
-        let source = match role.report_source() {
-            Some(Source::Citizen) => {
-                return Err(ApiError::NotAllowed {
-                    detail: "市民请用随手拍上报 / citizens report with 随手拍".into(),
-                });
-            }
-            Some(source) => source,
-            None => {
-                return Err(ApiError::NotAllowed {
-                    detail: format!(
-                        "{}不上报案件 / the {} role does not report cases",
-                        role.label_zh(),
-                        role.code()
-                    ),
-                });
-            }
-        };
-        let grid_id = input
-            .grid_id
-            .or_else(|| signed.user.grids().into_iter().next())
-            .ok_or_else(|| ApiError::Validation {
-                detail: "请选择网格 / choose a grid".into(),
-            })?;
-        let new = NewCase {
+        let report = CaseReport {
             id: input.id,
             category: input.category,
-            source,
             title: input.title,
             description: input.description,
             location: input.location,
             address_id: input.address_id,
-            grid_id,
+            grid_id: input.grid_id,
             photos: input.photos,
             priority: input.priority.unwrap_or_default(),
         };
-        Ok(signed.store.report(new, moment(input.location))?.into())
+        Ok(self
+            .session
+            .report_case(report, moment(input.location))?
+            .into())
     }
 
     /// A case with its whole timeline.

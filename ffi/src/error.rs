@@ -124,7 +124,9 @@ impl From<Error> for ApiError {
                     }
                     SessionError::AlreadySignedIn
                     | SessionError::UnsentWork { .. }
-                    | SessionError::Busy => ApiError::NotAllowed { detail: message },
+                    | SessionError::Busy
+                    | SessionError::MayNotReport(_) => ApiError::NotAllowed { detail: message },
+                    SessionError::NoGrid => ApiError::Validation { detail: message },
                     SessionError::Files(_) => ApiError::Storage { detail: message },
                 }
             }

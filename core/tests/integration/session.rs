@@ -311,3 +311,54 @@ fn a_grid_map_is_kept_beside_the_database_and_a_bad_one_refused() {
     let reopened = PhoneSession::open(config(&dir)).unwrap();
     assert_eq!(reopened.grids().unwrap().len(), n);
 }
+
+#[test]
+fn a_case_is_reported_under_the_roles_source_in_the_users_grid() {
+    let dir = TempDir::new();
+    let session = signed_in(&dir);
+    let report = gridlink_core::session::CaseReport {
+        id: uuid(200),
+        category: Category::FireHazard,
+        title: "消防通道堵塞".into(),
+        description: String::new(),
+        location: None,
+        address_id: None,
+        grid_id: None,
+        photos: vec![],
+        priority: Default::default(),
+    };
+    let at = Moment {
+        at_ms: T0,
+        location: None,
+    };
+    let case = session.report_case(report.clone(), at.clone()).unwrap();
+    assert_eq!(case.details.source, Source::GridInspector);
+    assert_eq!(case.details.grid_id, "320509001001-01", "the user's first grid");
+    // A department's handler reports none; a user without grids must name one.
+    let dept = TempDir::new();
+    let handler = PhoneSession::open(config(&dept)).unwrap();
+    handler
+        .adopt_enrollment(EnrollResponse {
+            role: Role::DepartmentHandler,
+            scopes: vec!["dept:dept-env".into()],
+            ..enrollment(&handler.next_device_id())
+        })
+        .unwrap();
+    assert!(matches!(
+        session_error(handler.report_case(report.clone(), at.clone()).unwrap_err()),
+        SessionError::MayNotReport(_)
+    ));
+    let operator = TempDir::new();
+    let centre = PhoneSession::open(config(&operator)).unwrap();
+    centre
+        .adopt_enrollment(EnrollResponse {
+            role: Role::Operator,
+            scopes: vec!["district".into()],
+            ..enrollment(&centre.next_device_id())
+        })
+        .unwrap();
+    assert_eq!(
+        session_error(centre.report_case(report, at).unwrap_err()),
+        SessionError::NoGrid
+    );
+}
