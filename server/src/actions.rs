@@ -10,8 +10,8 @@
 //! `u32::MAX`, which a phone never reaches.
 
 use crate::error::ApiError;
+use crate::state::{AppState, now_ms};
 use crate::store::DeviceAuth;
-use crate::{AppState, now_ms};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -41,8 +41,9 @@ pub async fn record(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let (device, body) =
-        crate::authenticated_body(&state, headers, body, crate::MAX_REQUEST_BODY_BYTES).await?;
-    crate::blocking(move || record_blocking(&state, device, &case_id, &body)).await
+        crate::http::authenticated_body(&state, headers, body, crate::http::MAX_REQUEST_BODY_BYTES)
+            .await?;
+    crate::http::blocking(move || record_blocking(&state, device, &case_id, &body)).await
 }
 
 fn record_blocking(

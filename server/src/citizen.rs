@@ -13,8 +13,9 @@
 //!   full for operators.
 
 use crate::error::ApiError;
+use crate::identity;
+use crate::state::{AppState, now_ms};
 use crate::store::{AuditEntry, Citizen, DeviceAuth, NewDevice, StoreError};
-use crate::{AppState, identity, now_ms};
 use axum::body::Bytes;
 use axum::extract::{Path, State, rejection::BytesRejection};
 use axum::http::{HeaderMap, StatusCode};
@@ -69,9 +70,9 @@ pub async fn register(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = crate::read_body(body)?;
-    let response = crate::blocking(move || register_blocking(&state, &body)).await?;
-    Ok(crate::cbor(wire::encode(&response)))
+    let body = crate::http::read_body(body)?;
+    let response = crate::http::blocking(move || register_blocking(&state, &body)).await?;
+    Ok(crate::http::cbor(wire::encode(&response)))
 }
 
 fn register_blocking(state: &AppState, body: &[u8]) -> Result<EnrollResponse, ApiError> {
@@ -153,9 +154,10 @@ pub async fn submit(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let (device, body) =
-        crate::authenticated_body(&state, headers, body, crate::MAX_REQUEST_BODY_BYTES).await?;
-    let receipt = crate::blocking(move || submit_blocking(&state, device, &body)).await?;
-    Ok(crate::cbor(wire::encode(&receipt)))
+        crate::http::authenticated_body(&state, headers, body, crate::http::MAX_REQUEST_BODY_BYTES)
+            .await?;
+    let receipt = crate::http::blocking(move || submit_blocking(&state, device, &body)).await?;
+    Ok(crate::http::cbor(wire::encode(&receipt)))
 }
 
 fn invalid(message: String) -> ApiError {
@@ -243,7 +245,7 @@ fn submit_blocking(
         at_ms: report.reported_at_ms.min(now),
         location: Some(report.location),
     };
-    let actor = gridlink_core::sync::device_actor(&crate::SERVER_ACTOR_PREFIX, 0);
+    let actor = gridlink_core::sync::device_actor(&crate::state::SERVER_ACTOR_PREFIX, 0);
     let (doc, _) = CaseDoc::create(details, report.photos.clone(), stamp, actor)
         .map_err(|e| invalid(e.to_string()))?;
     let audit = AuditEntry {
@@ -283,8 +285,8 @@ fn submit_blocking(
 
 /// `GET /v1/citizen/reports`.
 pub async fn mine(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let reports = crate::blocking(move || mine_blocking(&state, &headers)).await?;
-    Ok(crate::cbor(wire::encode(&reports)))
+    let reports = crate::http::blocking(move || mine_blocking(&state, &headers)).await?;
+    Ok(crate::http::cbor(wire::encode(&reports)))
 }
 
 fn mine_blocking(state: &AppState, headers: &HeaderMap) -> Result<MyReports, ApiError> {
@@ -355,7 +357,7 @@ pub async fn reporter(
     headers: HeaderMap,
     Path(case_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    crate::blocking(move || {
+    crate::http::blocking(move || {
         let device = state.authenticate(&headers)?;
         let not_found = || {
             ApiError::refused(

@@ -1,8 +1,8 @@
 //! Loading the fixture district into a server store: grids, users with the grants their role
 //! implies, and a deterministic history of cases (for the demo, the tests and the benchmarks).
 
-use crate::AppState;
 use crate::identity;
+use crate::state::AppState;
 use crate::store::{ServerStore, StoreError, User};
 use gridlink_core::case::{
     CaseDetails, Category, DispatchTarget, EventKind, Level, Location, Role, Source, Stamp,
@@ -162,7 +162,7 @@ pub fn seed_cases_over(
     days: i64,
 ) -> Result<usize, StoreError> {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let actor = device_actor(&crate::SERVER_ACTOR_PREFIX, 0);
+    let actor = device_actor(&crate::state::SERVER_ACTOR_PREFIX, 0);
     let inspector = |grid: &str| {
         district
             .users
@@ -392,7 +392,7 @@ pub fn enroll_code(
     by: &str,
 ) -> Result<String, StoreError> {
     let code = identity::new_enroll_code().map_err(StoreError::Database)?;
-    let expires = crate::now_ms().saturating_add(hours.saturating_mul(3_600_000));
+    let expires = crate::state::now_ms().saturating_add(hours.saturating_mul(3_600_000));
     state.store().add_enroll_code(
         user_id,
         &identity::hash_secret(&identity::normalize_code(&code)),
@@ -409,9 +409,9 @@ pub fn bench_state(
 ) -> Result<(Arc<dyn ServerStore>, AppState, District), StoreError> {
     let store: Arc<dyn ServerStore> =
         Arc::new(crate::store::SqliteStore::open(&root.join("server"))?);
-    let config = crate::ServerConfig {
+    let config = crate::state::ServerConfig {
         rate_limits: crate::limits::RateLimits::unlimited(),
-        ..crate::ServerConfig::default()
+        ..crate::state::ServerConfig::default()
     };
     let state = AppState::new(store.clone(), &root.join("blobs"), config)?;
     let district = District::generate(gridlink_fixtures::Scale::Small);
@@ -454,7 +454,7 @@ pub fn seed_field_work(
     let addresses = crate::records::import_base_data(state, district)?;
     let conflict = |e: gridlink_core::Error| StoreError::Conflict(e.to_string());
     let mut rng = fastrand::Rng::with_seed(seed);
-    let actor = device_actor(&crate::SERVER_ACTOR_PREFIX, 0);
+    let actor = device_actor(&crate::state::SERVER_ACTOR_PREFIX, 0);
     let household = gridlink_core::checklist::standard_templates()
         .into_iter()
         .find(|t| t.id == "household")

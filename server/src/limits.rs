@@ -10,8 +10,8 @@
 //! `trust_forwarded` to key addresses by the last `X-Forwarded-For` entry instead, the one the
 //! proxy appends.
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;

@@ -13,7 +13,7 @@
 //! than a phone camera's, before anything is decoded; and at most [`MAX_DECODES`] media photos
 //! are decoded at once, the others waiting up to [`DECODE_WAIT`] and then refused as busy.
 
-use crate::AppState;
+use crate::state::AppState;
 use crate::store::{BlobRow, StoreError, StoreResult};
 use gridlink_core::photo::{PhotoConfig, PhotoLimits, ProcessedPhoto};
 use std::io::Read;
@@ -246,7 +246,7 @@ fn keep(state: &AppState, photo: &ProcessedPhoto) -> StoreResult<()> {
             kind: if thumb_of.is_some() { "thumb" } else { "photo" }.into(),
             thumb_of: thumb_of.cloned(),
             device_id: "open311".into(),
-            received_at_ms: crate::now_ms(),
+            received_at_ms: crate::state::now_ms(),
         })?;
     }
     Ok(())

@@ -17,7 +17,7 @@
 //! `extended_attributes` (the finer state, level, grid and town) to each request; `page_size`
 //! and `page` page through more than the spec's 1,000.
 
-use crate::AppState;
+use crate::state::AppState;
 use crate::store::{ApiKey, Area, CaseFilter, CaseRow};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -350,7 +350,7 @@ pub fn issue_key(state: &AppState, name: &str, scope: &str, by: &str) -> anyhow:
     let key = ApiKey {
         name: name.trim().to_owned(),
         scope,
-        created_at: crate::now_ms(),
+        created_at: crate::state::now_ms(),
         revoked: false,
     };
     state
@@ -619,7 +619,7 @@ fn requests_list(
     ids: Option<Vec<String>>,
 ) -> Result<Node, Open311Error> {
     let key = authorize(state, params)?;
-    let mut query = request_query(params, &key, crate::now_ms())?;
+    let mut query = request_query(params, &key, crate::state::now_ms())?;
     let single = ids.is_some();
     if let Some(ids) = ids {
         query = only(query, ids);
@@ -653,7 +653,7 @@ async fn off_the_runtime(
     status: StatusCode,
     work: impl FnOnce() -> Result<Node, Open311Error> + Send + 'static,
 ) -> Response {
-    match crate::blocking(move || Ok(work())).await {
+    match crate::http::blocking(move || Ok(work())).await {
         Ok(Ok(body)) => respond(status, format, &body),
         Ok(Err(e)) => e.into_response(format),
         Err(_) => Open311Error::new(
@@ -830,7 +830,7 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
         None => Vec::new(),
     };
     let id = uuid::Uuid::new_v4().to_string();
-    let now = crate::now_ms();
+    let now = crate::state::now_ms();
     let location = Location {
         point,
         accuracy_m: 0.0,
@@ -855,7 +855,7 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
         location: Some(location),
     };
     let internal = |e: String| Open311Error::new(StatusCode::INTERNAL_SERVER_ERROR, e);
-    let actor = crate::actions::server_actor(&crate::SERVER_ACTOR_PREFIX)
+    let actor = crate::actions::server_actor(&crate::state::SERVER_ACTOR_PREFIX)
         .map_err(|e| internal(e.to_string()))?;
     let (doc, _) = gridlink_core::doc::CaseDoc::create(details, photos, stamp, actor)
         .map_err(|e| bad(e.to_string()))?;

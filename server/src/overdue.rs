@@ -9,8 +9,8 @@
 //! server runs it every `auto_escalate_minutes` when that is set.
 
 use crate::error::ApiError;
+use crate::state::{AppState, now_ms};
 use crate::store::{DeviceAuth, StoreError};
-use crate::{AppState, now_ms};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -23,7 +23,7 @@ const MAX_PER_RUN: u32 = 500;
 
 /// `GET /v1/cases/overdue`: the overdue cases the caller covers, oldest deadline first.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    crate::blocking(move || {
+    crate::http::blocking(move || {
         let device: DeviceAuth = state.authenticate(&headers)?;
         if device.user.role == Role::Citizen {
             return Err(ApiError::Forbidden(
@@ -56,7 +56,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 /// Escalates every overdue case still in a grid or a village one rung up; returns their ids.
 pub fn escalate_overdue(state: &AppState, now: i64) -> Result<Vec<String>, StoreError> {
     let system = crate::records::platform_pusher();
-    let actor = gridlink_core::sync::device_actor(&crate::SERVER_ACTOR_PREFIX, 0);
+    let actor = gridlink_core::sync::device_actor(&crate::state::SERVER_ACTOR_PREFIX, 0);
     let mut escalated = Vec::new();
     for row in state.store().overdue_cases(now, None, MAX_PER_RUN)? {
         let Some(to) = Level::from_code(&row.level).and_then(Level::next_up) else {
@@ -96,7 +96,7 @@ pub fn escalate_overdue(state: &AppState, now: i64) -> Result<Vec<String>, Store
         let outcome = state
             .push_as(
                 &system,
-                &crate::SERVER_ACTOR_PREFIX,
+                &crate::state::SERVER_ACTOR_PREFIX,
                 vec![PushDoc {
                     doc_id: row.id.clone(),
                     changes: doc.save_after(&before),

@@ -17,8 +17,8 @@
 
 use crate::blobs::{BlobError, UploadGuard, is_hash};
 use crate::error::ApiError;
+use crate::state::{AppState, now_ms};
 use crate::store::{BlobRow, DeviceAuth, PhotoCase};
-use crate::{AppState, now_ms};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -191,7 +191,7 @@ pub async fn blob_status(
     Path(hash): Path<String>,
     Query(q): Query<BlobQuery>,
 ) -> Result<Response, ApiError> {
-    crate::blocking(move || {
+    crate::http::blocking(move || {
         let checked = check_upload(&state, &headers, &hash, &q)?;
         state
             .blobs()
@@ -220,7 +220,7 @@ pub async fn blob_put(
     let size = q.size;
     let (checked, guard, receipt) = {
         let (state, hash) = (state.clone(), hash.clone());
-        crate::blocking(move || {
+        crate::http::blocking(move || {
             let checked = check_upload(&state, &headers, &hash, &q)?;
             let receipt = receipt_for(&state, &checked, &hash, size)?;
             let guard = state.blobs().begin(&hash).map_err(blob_error)?;
@@ -270,7 +270,7 @@ pub async fn blob_put(
                 "这一块最多 {max_chunk} 字节 / this chunk may carry at most {max_chunk} bytes"
             )));
         }
-        let outcome = crate::blocking(move || {
+        let outcome = crate::http::blocking(move || {
             write_chunk(&state, &checked, &guard, &hash, size, offset, &received)
                 .map(|(held, receipt)| status(&hash, size, held, receipt))
         })
@@ -371,7 +371,7 @@ pub async fn photo(
     headers: HeaderMap,
     Path(hash): Path<String>,
 ) -> Result<Response, ApiError> {
-    crate::blocking(move || serve_photo(&state, &headers, &hash, false)).await
+    crate::http::blocking(move || serve_photo(&state, &headers, &hash, false)).await
 }
 
 /// `GET /v1/photos/{hash}/thumb`.
@@ -380,7 +380,7 @@ pub async fn thumbnail(
     headers: HeaderMap,
     Path(hash): Path<String>,
 ) -> Result<Response, ApiError> {
-    crate::blocking(move || serve_photo(&state, &headers, &hash, true)).await
+    crate::http::blocking(move || serve_photo(&state, &headers, &hash, true)).await
 }
 
 fn serve_photo(

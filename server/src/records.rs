@@ -9,8 +9,8 @@
 //!   completed visit and whether it is overdue (none in the last N days, default 30).
 
 use crate::error::ApiError;
+use crate::state::{AppState, now_ms};
 use crate::store::StoreError;
-use crate::{AppState, now_ms};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -130,8 +130,9 @@ pub async fn post_template(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let (device, body) =
-        crate::authenticated_body(&state, headers, body, crate::MAX_REQUEST_BODY_BYTES).await?;
-    crate::blocking(move || {
+        crate::http::authenticated_body(&state, headers, body, crate::http::MAX_REQUEST_BODY_BYTES)
+            .await?;
+    crate::http::blocking(move || {
         if device.user.role != Role::Operator {
             return Err(ApiError::Forbidden(
                 "只有指挥中心可以发布巡查清单 / only the command centre publishes checklists"
@@ -158,7 +159,7 @@ pub async fn list_templates(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    crate::blocking(move || {
+    crate::http::blocking(move || {
         let device = state.authenticate(&headers)?;
         if device.user.role == Role::Citizen {
             return Err(ApiError::Forbidden(
@@ -200,7 +201,7 @@ pub async fn coverage(
     headers: HeaderMap,
     Query(q): Query<CoverageQuery>,
 ) -> Result<Response, ApiError> {
-    crate::blocking(move || {
+    crate::http::blocking(move || {
         let device = state.authenticate(&headers)?;
         let pusher = state.pusher(&device)?;
         let days = q.days.unwrap_or(30);
@@ -263,7 +264,7 @@ pub async fn grid_map(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    crate::blocking(move || {
+    crate::http::blocking(move || {
         state.authenticate(&headers)?;
         let shapes = state.store().setting("grid_shapes")?.ok_or_else(|| {
             ApiError::refused(
@@ -346,7 +347,7 @@ pub fn address_record(
             },
         });
     }
-    let actor = gridlink_core::sync::device_actor(&crate::SERVER_ACTOR_PREFIX, 0);
+    let actor = gridlink_core::sync::device_actor(&crate::state::SERVER_ACTOR_PREFIX, 0);
     let (doc, _) = RecordDoc::create::<AddressRecord>(
         &address_doc_id(&address.code),
         &details,
@@ -388,8 +389,13 @@ pub fn import_base_data(
             .load_doc(&template_doc_id(&template.id))?
             .is_none()
         {
-            publish_template(state, &platform, &crate::SERVER_ACTOR_PREFIX, template)
-                .map_err(|e| StoreError::Database(e.to_string()))?;
+            publish_template(
+                state,
+                &platform,
+                &crate::state::SERVER_ACTOR_PREFIX,
+                template,
+            )
+            .map_err(|e| StoreError::Database(e.to_string()))?;
         }
     }
     Ok(added)

@@ -11,8 +11,8 @@
 //! solved ones.
 
 use crate::error::ApiError;
+use crate::state::{AppState, now_ms};
 use crate::store::{Area, ServerStore, StoreResult};
-use crate::{AppState, now_ms};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -147,7 +147,7 @@ pub async fn scores(
     headers: HeaderMap,
     Query(period): Query<Period>,
 ) -> Result<Response, ApiError> {
-    crate::blocking(move || {
+    crate::http::blocking(move || {
         let device = state.authenticate(&headers)?;
         let area = Area::of(&state.store().grants(&device.user.id)?);
         if device.user.role != Role::Operator {

@@ -331,9 +331,12 @@ fn a_case_is_reported_under_the_roles_source_in_the_users_grid() {
         at_ms: T0,
         location: None,
     };
-    let case = session.report_case(report.clone(), at.clone()).unwrap();
+    let case = session.report_case(report.clone(), at).unwrap();
     assert_eq!(case.details.source, Source::GridInspector);
-    assert_eq!(case.details.grid_id, "320509001001-01", "the user's first grid");
+    assert_eq!(
+        case.details.grid_id, "320509001001-01",
+        "the user's first grid"
+    );
     // A department's handler reports none; a user without grids must name one.
     let dept = TempDir::new();
     let handler = PhoneSession::open(config(&dept)).unwrap();
@@ -345,7 +348,7 @@ fn a_case_is_reported_under_the_roles_source_in_the_users_grid() {
         })
         .unwrap();
     assert!(matches!(
-        session_error(handler.report_case(report.clone(), at.clone()).unwrap_err()),
+        session_error(handler.report_case(report.clone(), at).unwrap_err()),
         SessionError::MayNotReport(_)
     ));
     let operator = TempDir::new();

@@ -438,8 +438,71 @@ pub struct PullPage {
     pub more: bool,
 }
 
-/// The server's storage. See the module docs.
-pub trait ServerStore: Send + Sync + 'static {
+/// The server's storage, by concern: every backend implements the six traits below (the
+/// conformance suite in `server/tests/integration/store.rs` runs against it with one line),
+/// and is then a `ServerStore`, which the server holds as `Arc<dyn ServerStore>`.
+pub trait ServerStore:
+    DocumentStore
+    + Directory
+    + CaseQueries
+    + Statistics
+    + BlobIndex
+    + SettingsAudit
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> ServerStore for T where
+    T: DocumentStore
+        + Directory
+        + CaseQueries
+        + Statistics
+        + BlobIndex
+        + SettingsAudit
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Documents and the change log: what sync reads and the merge writes.
+pub trait DocumentStore {
+    /// A stored document.
+    fn load_doc(&self, doc_id: &str) -> StoreResult<Option<StoredDoc>>;
+    /// Commits accepted merges and audit entries in one transaction: change log, scope log,
+    /// document rows, materialized case rows. All or nothing: if any merge's
+    /// [`base_heads`](Merge::base_heads) are not the stored heads of its document (in the order
+    /// of `merges`, so a batch may hold several merges of one document), it fails with
+    /// [`StoreError::Stale`] and writes nothing, whatever other writers do concurrently.
+    fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()>;
+    /// Reads changes after `from` in each scope, in order, skipping changes pushed by
+    /// `exclude_device`, until about `max_bytes`.
+    ///
+    /// **The cursor guarantee:** a reader that pulls again from the cursors it was given never
+    /// misses a committed change of its scopes, whatever order concurrent writers (threads,
+    /// processes, server nodes) commit in: a position is handed out only once every change at
+    /// or before it is committed or abandoned. (SQLite gives this by serialising writers: the
+    /// sequence is taken inside the write transaction, so commit order is sequence order.)
+    fn pull(
+        &self,
+        from: &[(ScopeKey, u64)],
+        exclude_device: &str,
+        max_bytes: u64,
+    ) -> StoreResult<PullPage>;
+    /// Documents in any of `left` and in none of `kept`.
+    fn docs_leaving(&self, left: &[ScopeKey], kept: &[ScopeKey]) -> StoreResult<Vec<String>>;
+    /// How many documents are stored.
+    fn doc_count(&self) -> StoreResult<u64>;
+    /// The sequence number of the newest stored change: it grows with every commit, so a
+    /// view computed at one value is current while it stays the same.
+    fn change_seq(&self) -> StoreResult<i64>;
+}
+
+/// The directory: users and their grants, enrollment codes and devices, citizens, the grid
+/// directory, Open311 keys, web passwords, sessions and the web's devices.
+pub trait Directory {
     /// Adds a user.
     fn add_user(&self, user: &User, by: &str) -> StoreResult<()>;
     /// A user.
@@ -471,38 +534,6 @@ pub trait ServerStore: Send + Sync + 'static {
     fn put_grids(&self, grids: &[GridPlace]) -> StoreResult<()>;
     /// Every grid.
     fn grids(&self) -> StoreResult<Vec<GridPlace>>;
-    /// A stored document.
-    fn load_doc(&self, doc_id: &str) -> StoreResult<Option<StoredDoc>>;
-    /// Commits accepted merges and audit entries in one transaction: change log, scope log,
-    /// document rows, materialized case rows. All or nothing: if any merge's
-    /// [`base_heads`](Merge::base_heads) are not the stored heads of its document (in the order
-    /// of `merges`, so a batch may hold several merges of one document), it fails with
-    /// [`StoreError::Stale`] and writes nothing, whatever other writers do concurrently.
-    fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()>;
-    /// Reads changes after `from` in each scope, in order, skipping changes pushed by
-    /// `exclude_device`, until about `max_bytes`.
-    ///
-    /// **The cursor guarantee:** a reader that pulls again from the cursors it was given never
-    /// misses a committed change of its scopes, whatever order concurrent writers (threads,
-    /// processes, server nodes) commit in: a position is handed out only once every change at
-    /// or before it is committed or abandoned. (SQLite gives this by serialising writers: the
-    /// sequence is taken inside the write transaction, so commit order is sequence order.)
-    fn pull(
-        &self,
-        from: &[(ScopeKey, u64)],
-        exclude_device: &str,
-        max_bytes: u64,
-    ) -> StoreResult<PullPage>;
-    /// Documents in any of `left` and in none of `kept`.
-    fn docs_leaving(&self, left: &[ScopeKey], kept: &[ScopeKey]) -> StoreResult<Vec<String>>;
-    /// Appends to the audit log.
-    fn audit(&self, entry: &AuditEntry) -> StoreResult<()>;
-    /// The newest audit entries.
-    fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
-    /// The materialized row of a case.
-    fn case_row(&self, id: &str) -> StoreResult<Option<CaseRow>>;
-    /// How many documents are stored.
-    fn doc_count(&self) -> StoreResult<u64>;
     /// Registers a citizen with their device, atomically. `Conflict` when the device id is
     /// taken or the phone number already has `max_per_phone` registrations.
     fn register_citizen(
@@ -513,51 +544,12 @@ pub trait ServerStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// A citizen.
     fn citizen(&self, user_id: &str) -> StoreResult<Option<Citizen>>;
-    /// The cases a user reported, newest first.
-    fn reported_by(&self, user_id: &str, limit: u32) -> StoreResult<Vec<CaseRow>>;
-    /// The case that first referenced a photo: its owner, which alone decides who may upload
-    /// or see the photo (so a later case naming the same hash gains nothing).
-    fn photo_owner(&self, hash: &str) -> StoreResult<Option<PhotoCase>>;
-    /// A complete blob's row.
-    fn blob(&self, hash: &str) -> StoreResult<Option<BlobRow>>;
-    /// Records a complete blob (idempotent).
-    fn put_blob(&self, blob: &BlobRow) -> StoreResult<()>;
-    /// The thumbnail blob of a photo.
-    fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>>;
-    /// Score totals per unit of the lines that count in whole days (Asia/Shanghai): from the
-    /// day holding `from_ms` through the day holding the last millisecond before `to_ms`; each
-    /// unit as credited (no roll-up).
-    fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>>;
-    /// Open cases (not yet solved) whose deadline passed before `now_ms`, oldest deadline first:
-    /// all of them, or only those in one of `scopes` (the same scope rows sync reads).
-    fn overdue_cases(
-        &self,
-        now_ms: i64,
-        scopes: Option<&BTreeSet<ScopeKey>>,
-        limit: u32,
-    ) -> StoreResult<Vec<CaseRow>>;
-    /// Cases reported on the days of `[from_ms, to_ms)` (whole days, Asia/Shanghai, as for
-    /// scores) in an area: how many, how many are closed, and where the solved ones were
-    /// solved. (The sum of `case_counts`: no backend writes it.)
-    fn case_stats(&self, from_ms: i64, to_ms: i64, area: &Area) -> StoreResult<CaseStats> {
-        let mut stats = CaseStats::default();
-        for c in self.case_counts(from_ms, to_ms, area)? {
-            stats.add(&c);
-        }
-        Ok(stats)
-    }
 
     /// Keeps an Open311 API key by the SHA-256 of its secret.
     fn add_api_key(&self, key_hash: &str, key: &ApiKey, by: &str) -> StoreResult<()>;
 
     /// The API key with this hash.
     fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
-
-    /// Ids of the record documents of a kind (`address`, `visit`, `mediation`, `template`).
-    fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>>;
-    /// The standard addresses of a grid with their last completed visit (check-out, UTC
-    /// ms), by address code.
-    fn coverage(&self, grid_id: &str) -> StoreResult<Vec<CoverageRow>>;
     /// Sets a user's web password (an argon2 PHC string).
     fn set_web_password(&self, user_id: &str, hash: &str, by: &str) -> StoreResult<()>;
     /// A user's web password (an argon2 PHC string).
@@ -572,8 +564,48 @@ pub trait ServerStore: Send + Sync + 'static {
     /// The device the server records a web user's actions under, registered on first use
     /// with `actor_prefix` (it has no usable token: it never syncs).
     fn web_device(&self, user_id: &str, actor_prefix: &[u8]) -> StoreResult<DeviceAuth>;
+}
+
+/// Case rows and records as lists: the command centre, Open311, "my reports", coverage.
+pub trait CaseQueries {
+    /// The materialized row of a case.
+    fn case_row(&self, id: &str) -> StoreResult<Option<CaseRow>>;
+    /// The cases a user reported, newest first.
+    fn reported_by(&self, user_id: &str, limit: u32) -> StoreResult<Vec<CaseRow>>;
+    /// Open cases (not yet solved) whose deadline passed before `now_ms`, oldest deadline first:
+    /// all of them, or only those in one of `scopes` (the same scope rows sync reads).
+    fn overdue_cases(
+        &self,
+        now_ms: i64,
+        scopes: Option<&BTreeSet<ScopeKey>>,
+        limit: u32,
+    ) -> StoreResult<Vec<CaseRow>>;
+
+    /// Ids of the record documents of a kind (`address`, `visit`, `mediation`, `template`).
+    fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>>;
+    /// The standard addresses of a grid with their last completed visit (check-out, UTC
+    /// ms), by address code.
+    fn coverage(&self, grid_id: &str) -> StoreResult<Vec<CoverageRow>>;
     /// Case rows, newest report first (the command centre's list, Open311 requests).
     fn case_list(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>>;
+}
+
+/// Statistics and roll-ups: scores, case counts, open and overdue cases of an area.
+pub trait Statistics {
+    /// Score totals per unit of the lines that count in whole days (Asia/Shanghai): from the
+    /// day holding `from_ms` through the day holding the last millisecond before `to_ms`; each
+    /// unit as credited (no roll-up).
+    fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>>;
+    /// Cases reported on the days of `[from_ms, to_ms)` (whole days, Asia/Shanghai, as for
+    /// scores) in an area: how many, how many are closed, and where the solved ones were
+    /// solved. (The sum of `case_counts`: no backend writes it.)
+    fn case_stats(&self, from_ms: i64, to_ms: i64, area: &Area) -> StoreResult<CaseStats> {
+        let mut stats = CaseStats::default();
+        for c in self.case_counts(from_ms, to_ms, area)? {
+            stats.add(&c);
+        }
+        Ok(stats)
+    }
     /// Cases per day, town, category and outcome, reported on the days of `[from_ms, to_ms)`
     /// (Asia/Shanghai), in `area`.
     fn case_counts(&self, from_ms: i64, to_ms: i64, area: &Area) -> StoreResult<Vec<CaseCount>>;
@@ -581,11 +613,29 @@ pub trait ServerStore: Send + Sync + 'static {
     fn open_by_grid(&self) -> StoreResult<Vec<(String, u64)>>;
     /// Open cases in `area` per level holding them.
     fn open_by_level(&self, area: &Area) -> StoreResult<Vec<(String, u64)>>;
-    /// The sequence number of the newest stored change: it grows with every commit, so a
-    /// view computed at one value is current while it stays the same.
-    fn change_seq(&self) -> StoreResult<i64>;
     /// How many open cases in `area` passed their deadline before `now_ms`.
     fn overdue_count(&self, now_ms: i64, area: &Area) -> StoreResult<u64>;
+}
+
+/// The index of stored blobs (photos and thumbnails) and which case owns each photo.
+pub trait BlobIndex {
+    /// The case that first referenced a photo: its owner, which alone decides who may upload
+    /// or see the photo (so a later case naming the same hash gains nothing).
+    fn photo_owner(&self, hash: &str) -> StoreResult<Option<PhotoCase>>;
+    /// A complete blob's row.
+    fn blob(&self, hash: &str) -> StoreResult<Option<BlobRow>>;
+    /// Records a complete blob (idempotent).
+    fn put_blob(&self, blob: &BlobRow) -> StoreResult<()>;
+    /// The thumbnail blob of a photo.
+    fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>>;
+}
+
+/// Keyed settings and the audit log.
+pub trait SettingsAudit {
+    /// Appends to the audit log.
+    fn audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// The newest audit entries.
+    fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
     /// A keyed setting.
     fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Sets a keyed setting.

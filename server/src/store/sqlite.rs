@@ -6,11 +6,12 @@
 //! survive a power cut.
 
 use super::{
-    ApiKey, Area, AuditEntry, BlobRow, CaseCount, CaseFilter, CaseRow, Citizen, CoverageRow,
-    DeviceAuth, Merge, NewDevice, PhotoCase, PullPage, ScoreTotal, ServerStore, StoreError,
-    StoreResult, StoredDoc, User, WebSession,
+    ApiKey, Area, AuditEntry, BlobIndex, BlobRow, CaseCount, CaseFilter, CaseQueries, CaseRow,
+    Citizen, CoverageRow, DeviceAuth, Directory, DocumentStore, Merge, NewDevice, PhotoCase,
+    PullPage, ScoreTotal, SettingsAudit, Statistics, StoreError, StoreResult, StoredDoc, User,
+    WebSession,
 };
-use crate::now_ms;
+use crate::state::now_ms;
 use gridlink_core::case::{Role, ScoreReason, Status};
 use gridlink_core::doc::DocKind;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey};
@@ -671,7 +672,99 @@ impl SqliteStore {
     }
 }
 
-impl ServerStore for SqliteStore {
+impl DocumentStore for SqliteStore {
+    fn load_doc(&self, doc_id: &str) -> StoreResult<Option<StoredDoc>> {
+        // Through the writer: the merge layer must see its own last commit.
+        let conn = lock(&self.writer);
+        let Some((bytes, chunks)) = document_bytes(&conn, doc_id)? else {
+            return Ok(None);
+        };
+        let scopes: Vec<String> = conn
+            .prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?
+            .query_map([doc_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Some(StoredDoc {
+            bytes,
+            scopes: parse_scopes(scopes),
+            chunks,
+        }))
+    }
+
+    fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        // The write lock first, then the heads: what `write_merge` compares is what is
+        // stored, even with another process writing the same file.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at = now_ms();
+        for m in merges {
+            Self::write_merge(&tx, m, at)?;
+        }
+        for e in audit {
+            insert_audit(&tx, e)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn pull(
+        &self,
+        from: &[(ScopeKey, u64)],
+        exclude_device: &str,
+        max_bytes: u64,
+    ) -> StoreResult<PullPage> {
+        self.with_reader(|conn| {
+            // One read transaction: every scope is read from the same snapshot.
+            conn.execute_batch("BEGIN")?;
+            let out = pull_in(conn, from, exclude_device, max_bytes);
+            conn.execute_batch("COMMIT")?;
+            out
+        })
+    }
+
+    fn docs_leaving(&self, left: &[ScopeKey], kept: &[ScopeKey]) -> StoreResult<Vec<String>> {
+        if left.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with_reader(|conn| {
+            let kept: HashSet<String> = kept.iter().map(ToString::to_string).collect();
+            let mut out = BTreeSet::new();
+            let mut docs = conn.prepare_cached("SELECT doc_id FROM doc_scopes WHERE scope = ?1")?;
+            let mut scopes_of =
+                conn.prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?;
+            for key in left {
+                let ids: Vec<String> = docs
+                    .query_map([key.to_string()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for id in ids {
+                    let scopes: Vec<String> = scopes_of
+                        .query_map([&id], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    if !scopes.iter().any(|s| kept.contains(s)) {
+                        out.insert(id);
+                    }
+                }
+            }
+            Ok(out.into_iter().collect())
+        })
+    }
+
+    fn doc_count(&self) -> StoreResult<u64> {
+        self.with_reader(|conn| {
+            let n: i64 = conn.query_row("SELECT COUNT(*) FROM documents", [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn change_seq(&self) -> StoreResult<i64> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM changes")?
+                .query_row([], |r| r.get(0))?)
+        })
+    }
+}
+
+impl Directory for SqliteStore {
     fn add_user(&self, user: &User, by: &str) -> StoreResult<()> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction()?;
@@ -910,121 +1003,6 @@ impl ServerStore for SqliteStore {
         })
     }
 
-    fn load_doc(&self, doc_id: &str) -> StoreResult<Option<StoredDoc>> {
-        // Through the writer: the merge layer must see its own last commit.
-        let conn = lock(&self.writer);
-        let Some((bytes, chunks)) = document_bytes(&conn, doc_id)? else {
-            return Ok(None);
-        };
-        let scopes: Vec<String> = conn
-            .prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?
-            .query_map([doc_id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(Some(StoredDoc {
-            bytes,
-            scopes: parse_scopes(scopes),
-            chunks,
-        }))
-    }
-
-    fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()> {
-        let mut conn = lock(&self.writer);
-        // The write lock first, then the heads: what `write_merge` compares is what is
-        // stored, even with another process writing the same file.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let at = now_ms();
-        for m in merges {
-            Self::write_merge(&tx, m, at)?;
-        }
-        for e in audit {
-            insert_audit(&tx, e)?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn pull(
-        &self,
-        from: &[(ScopeKey, u64)],
-        exclude_device: &str,
-        max_bytes: u64,
-    ) -> StoreResult<PullPage> {
-        self.with_reader(|conn| {
-            // One read transaction: every scope is read from the same snapshot.
-            conn.execute_batch("BEGIN")?;
-            let out = pull_in(conn, from, exclude_device, max_bytes);
-            conn.execute_batch("COMMIT")?;
-            out
-        })
-    }
-
-    fn docs_leaving(&self, left: &[ScopeKey], kept: &[ScopeKey]) -> StoreResult<Vec<String>> {
-        if left.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.with_reader(|conn| {
-            let kept: HashSet<String> = kept.iter().map(ToString::to_string).collect();
-            let mut out = BTreeSet::new();
-            let mut docs = conn.prepare_cached("SELECT doc_id FROM doc_scopes WHERE scope = ?1")?;
-            let mut scopes_of =
-                conn.prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?;
-            for key in left {
-                let ids: Vec<String> = docs
-                    .query_map([key.to_string()], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                for id in ids {
-                    let scopes: Vec<String> = scopes_of
-                        .query_map([&id], |r| r.get(0))?
-                        .collect::<rusqlite::Result<_>>()?;
-                    if !scopes.iter().any(|s| kept.contains(s)) {
-                        out.insert(id);
-                    }
-                }
-            }
-            Ok(out.into_iter().collect())
-        })
-    }
-
-    fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        let conn = lock(&self.writer);
-        insert_audit(&conn, entry)
-    }
-
-    fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
-        self.with_reader(|conn| {
-            let rows = conn
-                .prepare_cached("SELECT at, actor, device, action, subject, detail FROM audit ORDER BY id DESC LIMIT ?1")?
-                .query_map([limit], |r| {
-                    Ok(AuditEntry {
-                        at_ms: r.get(0)?,
-                        actor: r.get(1)?,
-                        device: r.get(2)?,
-                        action: r.get(3)?,
-                        subject: r.get(4)?,
-                        detail: r.get(5)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(rows)
-        })
-    }
-
-    fn case_row(&self, id: &str) -> StoreResult<Option<CaseRow>> {
-        self.with_reader(|conn| {
-            Ok(conn
-                .prepare_cached(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"))?
-                .query_row([id], case_row)
-                .optional()?)
-        })
-    }
-
-    fn doc_count(&self) -> StoreResult<u64> {
-        self.with_reader(|conn| {
-            let n: i64 = conn.query_row("SELECT COUNT(*) FROM documents", [], |r| r.get(0))?;
-            Ok(u64::try_from(n).unwrap_or(0))
-        })
-    }
-
     fn register_citizen(
         &self,
         citizen: &Citizen,
@@ -1119,180 +1097,6 @@ impl ServerStore for SqliteStore {
                     })
                 })
                 .optional()?)
-        })
-    }
-
-    fn reported_by(&self, user_id: &str, limit: u32) -> StoreResult<Vec<CaseRow>> {
-        self.with_reader(|conn| {
-            Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {CASE_COLUMNS} FROM cases WHERE reporter = ?1
-                     ORDER BY reported_at DESC, id LIMIT ?2"
-                ))?
-                .query_map(params![user_id, limit], case_row)?
-                .collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn photo_owner(&self, hash: &str) -> StoreResult<Option<PhotoCase>> {
-        self.with_reader(|conn| {
-            // The first reference is the owner (`case_photos` rows are only ever added, so
-            // the lowest rowid is the first): a case, or a record (visit, mediation file).
-            let owner: Option<(String, Option<String>)> = conn
-                .prepare_cached(
-                    "SELECT p.case_id, c.reporter FROM case_photos p LEFT JOIN cases c ON c.id = p.case_id
-                     WHERE p.hash = ?1 ORDER BY p.rowid LIMIT 1",
-                )?
-                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            let Some((case_id, reporter)) = owner else {
-                return Ok(None);
-            };
-            let scopes = parse_scopes(
-                conn.prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?
-                    .query_map([&case_id], |r| r.get::<_, String>(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?,
-            );
-            Ok(Some(PhotoCase {
-                case_id,
-                scopes,
-                reporter,
-            }))
-        })
-    }
-
-    fn blob(&self, hash: &str) -> StoreResult<Option<BlobRow>> {
-        self.with_reader(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT hash, size, kind, thumb_of, device_id, received_at FROM blobs WHERE hash = ?1",
-                )?
-                .query_row([hash], blob_row)
-                .optional()?)
-        })
-    }
-
-    fn put_blob(&self, blob: &BlobRow) -> StoreResult<()> {
-        lock(&self.writer).execute(
-            "INSERT INTO blobs (hash, size, kind, thumb_of, device_id, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING",
-            params![
-                blob.hash,
-                i64::try_from(blob.size).unwrap_or(i64::MAX),
-                blob.kind,
-                blob.thumb_of,
-                blob.device_id,
-                blob.received_at_ms
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>> {
-        self.with_reader(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT hash, size, kind, thumb_of, device_id, received_at FROM blobs
-                     WHERE thumb_of = ?1 ORDER BY received_at LIMIT 1",
-                )?
-                .query_row([photo_hash], blob_row)
-                .optional()?)
-        })
-    }
-
-    fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>> {
-        let (first, end) = days(from_ms, to_ms);
-        // Whole 30-day blocks from score_blocks, the days at either edge from score_days.
-        let (b0, b1) = (first.saturating_add(29).div_euclid(30), end.div_euclid(30));
-        let (head_end, tail_start, b1) = if b0 < b1 {
-            (b0 * 30, b1 * 30, b1)
-        } else {
-            (end, end, b0)
-        };
-        self.with_reader(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT unit, SUM(points), SUM(lines) FROM (
-                         SELECT unit, points, lines FROM score_days
-                         WHERE (day >= ?1 AND day < ?2) OR (day >= ?3 AND day < ?4)
-                         UNION ALL
-                         SELECT unit, points, lines FROM score_blocks WHERE block >= ?5 AND block < ?6
-                     ) GROUP BY unit HAVING SUM(lines) > 0 ORDER BY unit",
-                )?
-                .query_map(params![first, head_end, tail_start, end, b0, b1], |r| {
-                    Ok(ScoreTotal {
-                        unit: r.get(0)?,
-                        points: r.get(1)?,
-                        lines: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn overdue_cases(
-        &self,
-        now_ms: i64,
-        scopes: Option<&BTreeSet<ScopeKey>>,
-        limit: u32,
-    ) -> StoreResult<Vec<CaseRow>> {
-        let open = format!("due_at IS NOT NULL AND due_at < ?1 AND {OPEN_STATUSES}");
-        self.with_reader(|conn| {
-            let rows = match scopes.filter(|s| !s.contains(&ScopeKey::District)) {
-                None => conn
-                    .prepare_cached(&format!(
-                        "SELECT {CASE_COLUMNS} FROM cases WHERE {open} ORDER BY due_at, id LIMIT ?2"
-                    ))?
-                    .query_map(params![now_ms, limit], case_row)?
-                    .collect::<rusqlite::Result<_>>()?,
-                Some(scopes) => {
-                    let keys: Vec<String> = scopes.iter().map(ToString::to_string).collect();
-                    let marks = (3..3 + keys.len())
-                        .map(|n| format!("?{n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let mut args: Vec<rusqlite::types::Value> =
-                        vec![now_ms.into(), i64::from(limit).into()];
-                    args.extend(keys.into_iter().map(rusqlite::types::Value::from));
-                    conn.prepare(&format!(
-                        "SELECT {CASE_COLUMNS} FROM cases WHERE {open}
-                           AND id IN (SELECT doc_id FROM doc_scopes WHERE scope IN ({marks}))
-                         ORDER BY due_at, id LIMIT ?2"
-                    ))?
-                    .query_map(rusqlite::params_from_iter(args), case_row)?
-                    .collect::<rusqlite::Result<_>>()?
-                }
-            };
-            Ok(rows)
-        })
-    }
-
-    fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>> {
-        self.with_reader(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT doc_id FROM records WHERE kind = ?1 ORDER BY doc_id")?;
-            let ids = stmt.query_map([kind], |r| r.get(0))?;
-            Ok(ids.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn coverage(&self, grid_id: &str) -> StoreResult<Vec<CoverageRow>> {
-        self.with_reader(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT a.subject, a.title,
-                        (SELECT MAX(v.done_at) FROM records v
-                         WHERE v.kind = 'visit' AND v.subject = a.subject AND v.grid_id = a.grid_id
-                       AND v.done_at IS NOT NULL)
-                 FROM records a WHERE a.kind = 'address' AND a.grid_id = ?1 ORDER BY a.subject",
-            )?;
-            let rows = stmt.query_map([grid_id], |r| {
-                Ok(CoverageRow {
-                    code: r.get(0)?,
-                    text: r.get(1)?,
-                    last_visit_ms: r.get(2)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
 
@@ -1435,6 +1239,140 @@ impl ServerStore for SqliteStore {
         tx.commit()?;
         Ok(device)
     }
+    fn add_api_key(&self, key_hash: &str, key: &ApiKey, by: &str) -> StoreResult<()> {
+        let writer = lock(&self.writer);
+        writer.execute(
+            "INSERT INTO api_keys (key_hash, name, scope, created_at, created_by, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+            params![
+                key_hash,
+                key.name,
+                key.scope.to_string(),
+                key.created_at,
+                by
+            ],
+        )?;
+        writer.execute(
+            "INSERT INTO audit (at, actor, device, action, subject, detail)
+             VALUES (?1, ?2, NULL, 'api_key', ?3, ?4)",
+            params![key.created_at, by, key.name, key.scope.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        self.with_reader(|conn| {
+            let row: Option<(String, String, i64, Option<i64>)> = conn
+                .prepare_cached(
+                    "SELECT name, scope, created_at, revoked_at FROM api_keys WHERE key_hash = ?1",
+                )?
+                .query_row([key_hash], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            let Some((name, scope, created_at, revoked_at)) = row else {
+                return Ok(None);
+            };
+            let scope = scope
+                .parse()
+                .map_err(|_| StoreError::Database(format!("api key scope {scope:?}")))?;
+            Ok(Some(ApiKey {
+                name,
+                scope,
+                created_at,
+                revoked: revoked_at.is_some(),
+            }))
+        })
+    }
+}
+
+impl CaseQueries for SqliteStore {
+    fn case_row(&self, id: &str) -> StoreResult<Option<CaseRow>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"))?
+                .query_row([id], case_row)
+                .optional()?)
+        })
+    }
+
+    fn reported_by(&self, user_id: &str, limit: u32) -> StoreResult<Vec<CaseRow>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {CASE_COLUMNS} FROM cases WHERE reporter = ?1
+                     ORDER BY reported_at DESC, id LIMIT ?2"
+                ))?
+                .query_map(params![user_id, limit], case_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn overdue_cases(
+        &self,
+        now_ms: i64,
+        scopes: Option<&BTreeSet<ScopeKey>>,
+        limit: u32,
+    ) -> StoreResult<Vec<CaseRow>> {
+        let open = format!("due_at IS NOT NULL AND due_at < ?1 AND {OPEN_STATUSES}");
+        self.with_reader(|conn| {
+            let rows = match scopes.filter(|s| !s.contains(&ScopeKey::District)) {
+                None => conn
+                    .prepare_cached(&format!(
+                        "SELECT {CASE_COLUMNS} FROM cases WHERE {open} ORDER BY due_at, id LIMIT ?2"
+                    ))?
+                    .query_map(params![now_ms, limit], case_row)?
+                    .collect::<rusqlite::Result<_>>()?,
+                Some(scopes) => {
+                    let keys: Vec<String> = scopes.iter().map(ToString::to_string).collect();
+                    let marks = (3..3 + keys.len())
+                        .map(|n| format!("?{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let mut args: Vec<rusqlite::types::Value> =
+                        vec![now_ms.into(), i64::from(limit).into()];
+                    args.extend(keys.into_iter().map(rusqlite::types::Value::from));
+                    conn.prepare(&format!(
+                        "SELECT {CASE_COLUMNS} FROM cases WHERE {open}
+                           AND id IN (SELECT doc_id FROM doc_scopes WHERE scope IN ({marks}))
+                         ORDER BY due_at, id LIMIT ?2"
+                    ))?
+                    .query_map(rusqlite::params_from_iter(args), case_row)?
+                    .collect::<rusqlite::Result<_>>()?
+                }
+            };
+            Ok(rows)
+        })
+    }
+
+    fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>> {
+        self.with_reader(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT doc_id FROM records WHERE kind = ?1 ORDER BY doc_id")?;
+            let ids = stmt.query_map([kind], |r| r.get(0))?;
+            Ok(ids.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn coverage(&self, grid_id: &str) -> StoreResult<Vec<CoverageRow>> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT a.subject, a.title,
+                        (SELECT MAX(v.done_at) FROM records v
+                         WHERE v.kind = 'visit' AND v.subject = a.subject AND v.grid_id = a.grid_id
+                       AND v.done_at IS NOT NULL)
+                 FROM records a WHERE a.kind = 'address' AND a.grid_id = ?1 ORDER BY a.subject",
+            )?;
+            let rows = stmt.query_map([grid_id], |r| {
+                Ok(CoverageRow {
+                    code: r.get(0)?,
+                    text: r.get(1)?,
+                    last_visit_ms: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
 
     fn case_list(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>> {
         let mut args = Args::default();
@@ -1485,6 +1423,38 @@ impl ServerStore for SqliteStore {
             Ok(conn
                 .prepare_cached(&sql)?
                 .query_map(rusqlite::params_from_iter(args.0), case_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+}
+
+impl Statistics for SqliteStore {
+    fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>> {
+        let (first, end) = days(from_ms, to_ms);
+        // Whole 30-day blocks from score_blocks, the days at either edge from score_days.
+        let (b0, b1) = (first.saturating_add(29).div_euclid(30), end.div_euclid(30));
+        let (head_end, tail_start, b1) = if b0 < b1 {
+            (b0 * 30, b1 * 30, b1)
+        } else {
+            (end, end, b0)
+        };
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT unit, SUM(points), SUM(lines) FROM (
+                         SELECT unit, points, lines FROM score_days
+                         WHERE (day >= ?1 AND day < ?2) OR (day >= ?3 AND day < ?4)
+                         UNION ALL
+                         SELECT unit, points, lines FROM score_blocks WHERE block >= ?5 AND block < ?6
+                     ) GROUP BY unit HAVING SUM(lines) > 0 ORDER BY unit",
+                )?
+                .query_map(params![first, head_end, tail_start, end, b0, b1], |r| {
+                    Ok(ScoreTotal {
+                        unit: r.get(0)?,
+                        points: r.get(1)?,
+                        lines: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    })
+                })?
                 .collect::<rusqlite::Result<_>>()?)
         })
     }
@@ -1555,14 +1525,6 @@ impl ServerStore for SqliteStore {
         })
     }
 
-    fn change_seq(&self) -> StoreResult<i64> {
-        self.with_reader(|conn| {
-            Ok(conn
-                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM changes")?
-                .query_row([], |r| r.get(0))?)
-        })
-    }
-
     fn overdue_count(&self, now_ms: i64, area: &Area) -> StoreResult<u64> {
         let mut args = Args::default();
         let mut clauses = vec![format!(
@@ -1580,6 +1542,100 @@ impl ServerStore for SqliteStore {
                 .prepare_cached(&sql)?
                 .query_row(rusqlite::params_from_iter(args.0), |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+}
+
+impl BlobIndex for SqliteStore {
+    fn photo_owner(&self, hash: &str) -> StoreResult<Option<PhotoCase>> {
+        self.with_reader(|conn| {
+            // The first reference is the owner (`case_photos` rows are only ever added, so
+            // the lowest rowid is the first): a case, or a record (visit, mediation file).
+            let owner: Option<(String, Option<String>)> = conn
+                .prepare_cached(
+                    "SELECT p.case_id, c.reporter FROM case_photos p LEFT JOIN cases c ON c.id = p.case_id
+                     WHERE p.hash = ?1 ORDER BY p.rowid LIMIT 1",
+                )?
+                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((case_id, reporter)) = owner else {
+                return Ok(None);
+            };
+            let scopes = parse_scopes(
+                conn.prepare_cached("SELECT scope FROM doc_scopes WHERE doc_id = ?1")?
+                    .query_map([&case_id], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            );
+            Ok(Some(PhotoCase {
+                case_id,
+                scopes,
+                reporter,
+            }))
+        })
+    }
+
+    fn blob(&self, hash: &str) -> StoreResult<Option<BlobRow>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT hash, size, kind, thumb_of, device_id, received_at FROM blobs WHERE hash = ?1",
+                )?
+                .query_row([hash], blob_row)
+                .optional()?)
+        })
+    }
+
+    fn put_blob(&self, blob: &BlobRow) -> StoreResult<()> {
+        lock(&self.writer).execute(
+            "INSERT INTO blobs (hash, size, kind, thumb_of, device_id, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING",
+            params![
+                blob.hash,
+                i64::try_from(blob.size).unwrap_or(i64::MAX),
+                blob.kind,
+                blob.thumb_of,
+                blob.device_id,
+                blob.received_at_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT hash, size, kind, thumb_of, device_id, received_at FROM blobs
+                     WHERE thumb_of = ?1 ORDER BY received_at LIMIT 1",
+                )?
+                .query_row([photo_hash], blob_row)
+                .optional()?)
+        })
+    }
+}
+
+impl SettingsAudit for SqliteStore {
+    fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        insert_audit(&conn, entry)
+    }
+
+    fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        self.with_reader(|conn| {
+            let rows = conn
+                .prepare_cached("SELECT at, actor, device, action, subject, detail FROM audit ORDER BY id DESC LIMIT ?1")?
+                .query_map([limit], |r| {
+                    Ok(AuditEntry {
+                        at_ms: r.get(0)?,
+                        actor: r.get(1)?,
+                        device: r.get(2)?,
+                        action: r.get(3)?,
+                        subject: r.get(4)?,
+                        detail: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
         })
     }
 
@@ -1600,51 +1656,6 @@ impl ServerStore for SqliteStore {
             params![key, value],
         )?;
         Ok(())
-    }
-    fn add_api_key(&self, key_hash: &str, key: &ApiKey, by: &str) -> StoreResult<()> {
-        let writer = lock(&self.writer);
-        writer.execute(
-            "INSERT INTO api_keys (key_hash, name, scope, created_at, created_by, revoked_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
-            params![
-                key_hash,
-                key.name,
-                key.scope.to_string(),
-                key.created_at,
-                by
-            ],
-        )?;
-        writer.execute(
-            "INSERT INTO audit (at, actor, device, action, subject, detail)
-             VALUES (?1, ?2, NULL, 'api_key', ?3, ?4)",
-            params![key.created_at, by, key.name, key.scope.to_string()],
-        )?;
-        Ok(())
-    }
-
-    fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
-        self.with_reader(|conn| {
-            let row: Option<(String, String, i64, Option<i64>)> = conn
-                .prepare_cached(
-                    "SELECT name, scope, created_at, revoked_at FROM api_keys WHERE key_hash = ?1",
-                )?
-                .query_row([key_hash], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
-                .optional()?;
-            let Some((name, scope, created_at, revoked_at)) = row else {
-                return Ok(None);
-            };
-            let scope = scope
-                .parse()
-                .map_err(|_| StoreError::Database(format!("api key scope {scope:?}")))?;
-            Ok(Some(ApiKey {
-                name,
-                scope,
-                created_at,
-                revoked: revoked_at.is_some(),
-            }))
-        })
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::page::{SOURCES, frame, page, when};
 use super::{Viewer, WebError, blocking, check_csrf, form};
-use crate::AppState;
+use crate::state::AppState;
 use crate::store::{CaseFilter, CaseRow};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -74,7 +74,7 @@ pub(super) fn filter_of(
     filter.town_id = get("town").map(str::to_owned);
     filter.grid_id = get("grid").map(str::to_owned);
     if get("overdue").is_some() {
-        filter.overdue_at = Some(crate::now_ms());
+        filter.overdue_at = Some(crate::state::now_ms());
     }
     let page: u32 = match get("page") {
         None => 1,
@@ -137,7 +137,7 @@ fn list_page(
 ) -> Markup {
     let l = viewer.lang;
     let dir = state.web().directory();
-    let now = crate::now_ms();
+    let now = crate::state::now_ms();
     let value = |k: &str| q.get(k).cloned().unwrap_or_default();
     let towns: Vec<&(String, String)> = dir
         .towns
@@ -455,7 +455,7 @@ fn applies(case: &Case, viewer: &Viewer, kind: EventKind) -> bool {
         actor: viewer.user.id.clone(),
         role: viewer.user.role,
         device: "web".into(),
-        at_ms: crate::now_ms().max(case.state.updated_at_ms),
+        at_ms: crate::state::now_ms().max(case.state.updated_at_ms),
         location: None,
     };
     let event = Event::new(kind, stamp, &case.history);
@@ -612,7 +612,7 @@ pub(super) async fn act(
         // Only a case the viewer may see; the merge checks writing against the grants again.
         load_case(&state, &viewer, &id)?;
         let action = f.get("action").map(String::as_str).unwrap_or_default();
-        let kind = event_of(&state, action, &f, crate::now_ms())?;
+        let kind = event_of(&state, action, &f, crate::state::now_ms())?;
         let prefix = crate::identity::new_actor_prefix().map_err(WebError::Internal)?;
         let device = state.store().web_device(&viewer.user.id, &prefix)?;
         crate::actions::record_event(&state, &device, &id, kind)?;

@@ -5,7 +5,7 @@
 use super::cases::{MAX_EXPORT_ROWS, assignee_name, filter_of};
 use super::page::when;
 use super::{Viewer, WebError, blocking};
-use crate::AppState;
+use crate::state::AppState;
 use crate::store::CaseRow;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -195,7 +195,7 @@ pub(super) async fn cases(
         filter.limit = MAX_EXPORT_ROWS;
         let rows = state.store().case_list(&filter)?;
         let dir = state.web().directory();
-        let stamp = when(crate::now_ms()).replace([' ', ':'], "-");
+        let stamp = when(crate::state::now_ms()).replace([' ', ':'], "-");
         let name = format!("gridlink-cases-{stamp}.{ext}");
         Ok(match ext.as_str() {
             "csv" => attachment("text/csv; charset=utf-8", &name, csv(&viewer, &dir, &rows)),

@@ -3,7 +3,7 @@
 
 use super::page::{Lang, frame, page as html_page};
 use super::{Directory, GridShape, Viewer, WebError, blocking};
-use crate::AppState;
+use crate::state::AppState;
 use crate::store::CaseFilter;
 use axum::extract::State;
 use axum::response::Response;

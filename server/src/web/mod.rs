@@ -29,7 +29,7 @@ pub use session::{
     set_password, sign_in,
 };
 
-use crate::AppState;
+use crate::state::AppState;
 use crate::store::{Area, User};
 use axum::Router;
 use axum::body::Bytes;
@@ -186,9 +186,10 @@ impl Viewer {
 /// The operator a request comes from if their session was read recently (no store access).
 fn recent_viewer(state: &AppState, headers: &HeaderMap, next: &str) -> Option<Viewer> {
     let token = cookie(headers, SESSION_COOKIE)?;
-    let signed = state
-        .web()
-        .recent_session(&crate::identity::hash_secret(&token), crate::now_ms())?;
+    let signed = state.web().recent_session(
+        &crate::identity::hash_secret(&token),
+        crate::state::now_ms(),
+    )?;
     Some(Viewer::of(&signed, headers, next))
 }
 
@@ -215,7 +216,9 @@ fn viewer(state: &AppState, headers: &HeaderMap, next: &str) -> Result<Viewer, W
         session: session.token_hash,
         expires_at: session.expires_at,
     });
-    state.web().keep_session(signed.clone(), crate::now_ms());
+    state
+        .web()
+        .keep_session(signed.clone(), crate::state::now_ms());
     Ok(Viewer::of(&signed, headers, next))
 }
 
@@ -406,7 +409,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
         f.get("password").cloned().unwrap_or_default(),
     );
     // Counted before the password is checked: simultaneous guesses cannot outrun the lockout.
-    let attempt_at = crate::now_ms();
+    let attempt_at = crate::state::now_ms();
     let failures = &state.web().failures;
     if !failures.attempt(&user, &address, attempt_at) {
         return locked_form(lang, &next, secure);

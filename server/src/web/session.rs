@@ -13,8 +13,8 @@
 //! names are hashed against a fixed dummy hash, so the answer and its timing do not tell which
 //! names exist.
 
-use crate::AppState;
 use crate::identity::{hash_secret, new_token};
+use crate::state::AppState;
 use crate::store::{StoreError, User, WebSession};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -98,7 +98,7 @@ pub fn set_password(
 pub fn open_session(state: &AppState, user_id: &str) -> Result<String, StoreError> {
     let token = new_token().map_err(StoreError::Database)?;
     let csrf = new_token().map_err(StoreError::Database)?;
-    let now = crate::now_ms();
+    let now = crate::state::now_ms();
     state.store().add_web_session(&WebSession {
         token_hash: hash_secret(&token),
         user_id: user_id.to_owned(),
@@ -119,7 +119,7 @@ pub(super) fn session(
     }
     state
         .store()
-        .web_session(&hash_secret(token), crate::now_ms())
+        .web_session(&hash_secret(token), crate::state::now_ms())
 }
 
 /// Constant-time comparison of two tokens.

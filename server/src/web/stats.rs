@@ -8,8 +8,8 @@
 
 use super::page::{frame, page as html_page, when};
 use super::{Viewer, WebError, blocking};
-use crate::AppState;
 use crate::scores::UnitScore;
+use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use gridlink_core::case::Level;
@@ -118,7 +118,7 @@ fn compute(state: &AppState, viewer: &Viewer, days: i64, now: i64) -> Result<Sta
 
 /// The figures for a viewer and period, from the cache while nothing new was stored.
 fn figures(state: &AppState, viewer: &Viewer, days: i64) -> Result<Arc<StatsData>, WebError> {
-    let now = crate::now_ms();
+    let now = crate::state::now_ms();
     let generation = state.store().change_seq()?;
     let key = format!("{}|{days}", viewer.area_key());
     if let Some((at, data)) = state

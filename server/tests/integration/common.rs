@@ -332,7 +332,39 @@ mod failing {
     use std::collections::BTreeSet;
     use std::sync::atomic::Ordering;
 
-    impl ServerStore for FailingStore {
+    impl DocumentStore for FailingStore {
+        fn load_doc(&self, doc_id: &str) -> StoreResult<Option<StoredDoc>> {
+            if self.failing_loads.load(Ordering::SeqCst) {
+                return Err(StoreError::Database("I/O error (injected)".into()));
+            }
+            self.inner.load_doc(doc_id)
+        }
+        fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::Full("disk full (injected)".into()));
+            }
+            self.inner.commit(merges, audit)
+        }
+        fn pull(
+            &self,
+            from: &[(ScopeKey, u64)],
+            exclude_device: &str,
+            max_bytes: u64,
+        ) -> StoreResult<PullPage> {
+            self.inner.pull(from, exclude_device, max_bytes)
+        }
+        fn docs_leaving(&self, left: &[ScopeKey], kept: &[ScopeKey]) -> StoreResult<Vec<String>> {
+            self.inner.docs_leaving(left, kept)
+        }
+        fn doc_count(&self) -> StoreResult<u64> {
+            self.inner.doc_count()
+        }
+        fn change_seq(&self) -> StoreResult<i64> {
+            self.inner.change_seq()
+        }
+    }
+
+    impl Directory for FailingStore {
         fn add_user(&self, user: &User, by: &str) -> StoreResult<()> {
             self.inner.add_user(user, by)
         }
@@ -376,46 +408,11 @@ mod failing {
         fn grids(&self) -> StoreResult<Vec<GridPlace>> {
             self.inner.grids()
         }
-        fn load_doc(&self, doc_id: &str) -> StoreResult<Option<StoredDoc>> {
-            if self.failing_loads.load(Ordering::SeqCst) {
-                return Err(StoreError::Database("I/O error (injected)".into()));
-            }
-            self.inner.load_doc(doc_id)
-        }
-        fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()> {
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(StoreError::Full("disk full (injected)".into()));
-            }
-            self.inner.commit(merges, audit)
-        }
-        fn pull(
-            &self,
-            from: &[(ScopeKey, u64)],
-            exclude_device: &str,
-            max_bytes: u64,
-        ) -> StoreResult<PullPage> {
-            self.inner.pull(from, exclude_device, max_bytes)
-        }
-        fn docs_leaving(&self, left: &[ScopeKey], kept: &[ScopeKey]) -> StoreResult<Vec<String>> {
-            self.inner.docs_leaving(left, kept)
-        }
-        fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-            self.inner.audit(entry)
-        }
-        fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
-            self.inner.audit_log(limit)
-        }
-        fn case_row(&self, id: &str) -> StoreResult<Option<CaseRow>> {
-            self.inner.case_row(id)
-        }
         fn add_api_key(&self, key_hash: &str, key: &ApiKey, by: &str) -> StoreResult<()> {
             self.inner.add_api_key(key_hash, key, by)
         }
         fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
             self.inner.api_key(key_hash)
-        }
-        fn doc_count(&self) -> StoreResult<u64> {
-            self.inner.doc_count()
         }
         fn register_citizen(
             &self,
@@ -427,38 +424,6 @@ mod failing {
         }
         fn citizen(&self, user_id: &str) -> StoreResult<Option<Citizen>> {
             self.inner.citizen(user_id)
-        }
-        fn reported_by(&self, user_id: &str, limit: u32) -> StoreResult<Vec<CaseRow>> {
-            self.inner.reported_by(user_id, limit)
-        }
-        fn photo_owner(&self, hash: &str) -> StoreResult<Option<PhotoCase>> {
-            self.inner.photo_owner(hash)
-        }
-        fn blob(&self, hash: &str) -> StoreResult<Option<BlobRow>> {
-            self.inner.blob(hash)
-        }
-        fn put_blob(&self, blob: &BlobRow) -> StoreResult<()> {
-            self.inner.put_blob(blob)
-        }
-        fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>> {
-            self.inner.thumbnail_of(photo_hash)
-        }
-        fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>> {
-            self.inner.score_totals(from_ms, to_ms)
-        }
-        fn overdue_cases(
-            &self,
-            now_ms: i64,
-            scopes: Option<&BTreeSet<ScopeKey>>,
-            limit: u32,
-        ) -> StoreResult<Vec<CaseRow>> {
-            self.inner.overdue_cases(now_ms, scopes, limit)
-        }
-        fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>> {
-            self.inner.record_ids(kind)
-        }
-        fn coverage(&self, grid_id: &str) -> StoreResult<Vec<CoverageRow>> {
-            self.inner.coverage(grid_id)
         }
         fn set_web_password(&self, user_id: &str, hash: &str, by: &str) -> StoreResult<()> {
             self.inner.set_web_password(user_id, hash, by)
@@ -482,8 +447,37 @@ mod failing {
         fn web_device(&self, user_id: &str, actor_prefix: &[u8]) -> StoreResult<DeviceAuth> {
             self.inner.web_device(user_id, actor_prefix)
         }
+    }
+
+    impl CaseQueries for FailingStore {
+        fn case_row(&self, id: &str) -> StoreResult<Option<CaseRow>> {
+            self.inner.case_row(id)
+        }
+        fn reported_by(&self, user_id: &str, limit: u32) -> StoreResult<Vec<CaseRow>> {
+            self.inner.reported_by(user_id, limit)
+        }
+        fn overdue_cases(
+            &self,
+            now_ms: i64,
+            scopes: Option<&BTreeSet<ScopeKey>>,
+            limit: u32,
+        ) -> StoreResult<Vec<CaseRow>> {
+            self.inner.overdue_cases(now_ms, scopes, limit)
+        }
+        fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>> {
+            self.inner.record_ids(kind)
+        }
+        fn coverage(&self, grid_id: &str) -> StoreResult<Vec<CoverageRow>> {
+            self.inner.coverage(grid_id)
+        }
         fn case_list(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>> {
             self.inner.case_list(filter)
+        }
+    }
+
+    impl Statistics for FailingStore {
+        fn score_totals(&self, from_ms: i64, to_ms: i64) -> StoreResult<Vec<ScoreTotal>> {
+            self.inner.score_totals(from_ms, to_ms)
         }
         fn case_counts(
             &self,
@@ -499,11 +493,32 @@ mod failing {
         fn open_by_level(&self, area: &Area) -> StoreResult<Vec<(String, u64)>> {
             self.inner.open_by_level(area)
         }
-        fn change_seq(&self) -> StoreResult<i64> {
-            self.inner.change_seq()
-        }
         fn overdue_count(&self, now_ms: i64, area: &Area) -> StoreResult<u64> {
             self.inner.overdue_count(now_ms, area)
+        }
+    }
+
+    impl BlobIndex for FailingStore {
+        fn photo_owner(&self, hash: &str) -> StoreResult<Option<PhotoCase>> {
+            self.inner.photo_owner(hash)
+        }
+        fn blob(&self, hash: &str) -> StoreResult<Option<BlobRow>> {
+            self.inner.blob(hash)
+        }
+        fn put_blob(&self, blob: &BlobRow) -> StoreResult<()> {
+            self.inner.put_blob(blob)
+        }
+        fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>> {
+            self.inner.thumbnail_of(photo_hash)
+        }
+    }
+
+    impl SettingsAudit for FailingStore {
+        fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+            self.inner.audit(entry)
+        }
+        fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+            self.inner.audit_log(limit)
         }
         fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
             self.inner.setting(key)

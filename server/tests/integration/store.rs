@@ -8,7 +8,8 @@ use gridlink_core::case::{
 use gridlink_core::doc::CaseDoc;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey, case_scopes};
 use gridlink_server::store::{
-    CaseRow, Merge, NewDevice, ServerStore, SqliteStore, StoreError, User,
+    CaseQueries, CaseRow, DocumentStore, Merge, NewDevice, ServerStore, SettingsAudit, SqliteStore,
+    StoreError, User,
 };
 use std::sync::Arc;
 
