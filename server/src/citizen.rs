@@ -245,9 +245,6 @@ fn submit_blocking(
         at_ms: report.reported_at_ms.min(now),
         location: Some(report.location),
     };
-    let actor = gridlink_core::sync::device_actor(&crate::state::SERVER_ACTOR_PREFIX, 0);
-    let (doc, _) = CaseDoc::create(details, report.photos.clone(), stamp, actor)
-        .map_err(|e| invalid(e.to_string()))?;
     let audit = AuditEntry {
         at_ms: now,
         actor: device.user.id.clone(),
@@ -256,24 +253,30 @@ fn submit_blocking(
         subject: report.id.clone(),
         detail: grid_id.clone(),
     };
-    let device_id = device.device_id.clone();
-    let user_id = device.user.id.clone();
-    let id = report.id.clone();
-    // On the merge thread, so that two copies of one submission racing each other make one
-    // case: the second finds the first. `None`: the id belongs to someone else's case.
-    let created = state.with_merger(move |m| -> Result<Option<bool>, StoreError> {
-        if let Some(row) = m.store().case_row(&id)? {
-            return Ok((row.reporter.as_deref() == Some(user_id.as_str())).then_some(false));
+    let opened = crate::intake::open_case(
+        state,
+        crate::intake::Intake {
+            details,
+            photos: report.photos.clone(),
+            stamp,
+            device_id: device.device_id.clone(),
+            audit,
+        },
+    )
+    .map_err(|e| match e {
+        crate::intake::IntakeError::Invalid(message) => invalid(message),
+        crate::intake::IntakeError::Store(e) => e.into(),
+    })?;
+    let created = match opened {
+        crate::intake::Opened::Created => true,
+        crate::intake::Opened::Already => false,
+        crate::intake::Opened::Taken => {
+            return Err(ApiError::refused(
+                StatusCode::CONFLICT,
+                "conflict",
+                "该编号已被使用 / this id is already used",
+            ));
         }
-        m.import_from(vec![doc], &device_id, vec![audit])
-            .map(|()| Some(true))
-    })??;
-    let Some(created) = created else {
-        return Err(ApiError::refused(
-            StatusCode::CONFLICT,
-            "conflict",
-            "该编号已被使用 / this id is already used",
-        ));
     };
     state.metrics().citizen_reports.inc();
     Ok(CitizenReceipt {

@@ -22,6 +22,7 @@ pub mod demo;
 pub mod error;
 pub mod faults;
 pub mod identity;
+mod intake;
 pub mod limits;
 pub mod media;
 pub mod merge;

@@ -854,11 +854,6 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
         at_ms: now,
         location: Some(location),
     };
-    let internal = |e: String| Open311Error::new(StatusCode::INTERNAL_SERVER_ERROR, e);
-    let actor = crate::actions::server_actor(&crate::state::SERVER_ACTOR_PREFIX)
-        .map_err(|e| internal(e.to_string()))?;
-    let (doc, _) = gridlink_core::doc::CaseDoc::create(details, photos, stamp, actor)
-        .map_err(|e| bad(e.to_string()))?;
     let audit = crate::store::AuditEntry {
         at_ms: now,
         actor: format!("open311:{}", key.name),
@@ -867,10 +862,27 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
         subject: id.clone(),
         detail: place.id.clone(),
     };
-    state
-        .with_merger(move |m| m.import_from(vec![doc], "open311", vec![audit]))
-        .map_err(Open311Error::storage)?
-        .map_err(Open311Error::storage)?;
+    let opened = crate::intake::open_case(
+        state,
+        crate::intake::Intake {
+            details,
+            photos,
+            stamp,
+            device_id: "open311".into(),
+            audit,
+        },
+    )
+    .map_err(|e| match e {
+        crate::intake::IntakeError::Invalid(message) => bad(message),
+        crate::intake::IntakeError::Store(e) => Open311Error::storage(e),
+    })?;
+    // The id is new: nobody else can hold it.
+    if opened != crate::intake::Opened::Created {
+        return Err(Open311Error::new(
+            StatusCode::CONFLICT,
+            "该编号已被使用 / this id is already used",
+        ));
+    }
     Ok(Node::List(
         "service_requests",
         vec![Node::Object(
