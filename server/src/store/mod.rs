@@ -7,6 +7,7 @@
 //!
 //! Methods are blocking; the HTTP layer calls them from `spawn_blocking`.
 
+pub mod rollups;
 mod sqlite;
 
 pub use sqlite::{SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, SqliteStore};

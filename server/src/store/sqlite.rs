@@ -5,6 +5,7 @@
 //! an acknowledgement tells the phone it may stop resending, so an acknowledged change must
 //! survive a power cut.
 
+use super::rollups::{CaseCounted, CountedLine, RollupDelta};
 use super::{
     ApiKey, Area, AuditEntry, BlobIndex, BlobRow, CaseCount, CaseFilter, CaseQueries, CaseRow,
     Citizen, CoverageRow, DeviceAuth, Directory, DocumentStore, Merge, NewDevice, PhotoCase,
@@ -167,7 +168,7 @@ fn require_user(conn: &Connection, user_id: &str) -> StoreResult<()> {
     }
 }
 
-use gridlink_core::day::{days_of_period as days, sql_day};
+use gridlink_core::day::days_of_period as days;
 
 /// Arguments of a query built clause by clause: each value gets the next `?N`.
 #[derive(Default)]
@@ -457,6 +458,39 @@ impl SqliteStore {
         out
     }
 
+    /// Adds a roll-up delta to the sums (the only arithmetic the backend does).
+    fn add_rollups(tx: &Connection, delta: &RollupDelta) -> StoreResult<()> {
+        let mut days = tx.prepare_cached(
+            "INSERT INTO score_days (unit, day, points, lines) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (unit, day) DO UPDATE SET points = points + excluded.points, lines = lines + excluded.lines",
+        )?;
+        for ((unit, day), (points, lines)) in &delta.score_days {
+            days.execute(params![unit, day, points, lines])?;
+        }
+        let mut blocks = tx.prepare_cached(
+            "INSERT INTO score_blocks (unit, block, points, lines) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (unit, block) DO UPDATE SET points = points + excluded.points, lines = lines + excluded.lines",
+        )?;
+        for ((unit, block), (points, lines)) in &delta.score_blocks() {
+            blocks.execute(params![unit, block, points, lines])?;
+        }
+        let mut counts = tx.prepare_cached(
+            "INSERT INTO case_counts (day, town_id, category, closed, solved_level, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (day, town_id, category, closed, solved_level) DO UPDATE SET n = n + excluded.n",
+        )?;
+        for ((day, town, category, closed, solved), n) in &delta.case_counts {
+            counts.execute(params![day, town, category, closed, solved, n])?;
+        }
+        let mut open = tx.prepare_cached(
+            "INSERT INTO open_cases (grid_id, level, n) VALUES (?1, ?2, ?3)
+             ON CONFLICT (grid_id, level) DO UPDATE SET n = n + excluded.n",
+        )?;
+        for ((grid, level), n) in &delta.open_cases {
+            open.execute(params![grid, level, n])?;
+        }
+        Ok(())
+    }
+
     fn write_merge(tx: &Connection, m: &Merge, at: i64) -> StoreResult<()> {
         let known: Option<Vec<u8>> = tx
             .prepare_cached("SELECT heads FROM documents WHERE id = ?1")?
@@ -524,49 +558,57 @@ impl SqliteStore {
         for hash in &m.photos {
             photo.execute(params![hash, m.doc_id])?;
         }
-        // The case's old lines leave the day sums, then the new ones enter them.
-        tx.prepare_cached(&format!(
-            "UPDATE score_days SET points = score_days.points - old.points, lines = score_days.lines - old.n
-             FROM (SELECT unit, {} AS day, SUM(points) AS points, COUNT(*) AS n
-                   FROM score_lines WHERE case_id = ?1 GROUP BY unit, day) AS old
-             WHERE score_days.unit = old.unit AND score_days.day = old.day",
-            sql_day("at")
-        ))?
-        .execute([&m.doc_id])?;
-        tx.prepare_cached(&format!(
-            "UPDATE score_blocks SET points = score_blocks.points - old.points, lines = score_blocks.lines - old.n
-             FROM (SELECT unit, {} / 30 AS block, SUM(points) AS points, COUNT(*) AS n
-                   FROM score_lines WHERE case_id = ?1 GROUP BY unit, block) AS old
-             WHERE score_blocks.unit = old.unit AND score_blocks.block = old.block",
-            sql_day("at")
-        ))?
-        .execute([&m.doc_id])?;
+        // The roll-ups: what the case counted for before (its stored row and lines) leaves
+        // them and what it counts for now enters them, as `rollups` computes the difference.
+        let before_lines: Vec<CountedLine> = tx
+            .prepare_cached("SELECT unit, points, at FROM score_lines WHERE case_id = ?1")?
+            .query_map([&m.doc_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let before_case: Option<CaseCounted> = match &m.row {
+            None => None,
+            Some(_) => tx
+                .prepare_cached(
+                    "SELECT reported_at, town_id, grid_id, category, status, level, solved_level
+                     FROM cases WHERE id = ?1",
+                )?
+                .query_row([&m.doc_id], |r| {
+                    Ok(CaseCounted {
+                        reported_at: r.get(0)?,
+                        town_id: r.get(1)?,
+                        grid_id: r.get(2)?,
+                        category: r.get(3)?,
+                        status: r.get(4)?,
+                        level: r.get(5)?,
+                        solved_level: r.get(6)?,
+                    })
+                })
+                .optional()?,
+        };
+        let after_lines: Vec<CountedLine> = m
+            .scores
+            .iter()
+            .map(|l| (l.unit.key(), l.points, l.at_ms))
+            .collect();
+        let delta = RollupDelta::between(
+            before_case.as_ref(),
+            &before_lines,
+            m.row.as_ref().map(CaseCounted::of).as_ref(),
+            &after_lines,
+        );
+        Self::add_rollups(tx, &delta)?;
         tx.prepare_cached("DELETE FROM score_lines WHERE case_id = ?1")?
             .execute([&m.doc_id])?;
         let mut line = tx.prepare_cached(
             "INSERT INTO score_lines (case_id, unit, points, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        let mut day = tx.prepare_cached(&format!(
-            "INSERT INTO score_days (unit, day, points, lines) VALUES (?1, {}, ?3, 1)
-             ON CONFLICT (unit, day) DO UPDATE SET points = points + excluded.points, lines = lines + 1",
-            sql_day("?2")
-        ))?;
-        let mut block = tx.prepare_cached(&format!(
-            "INSERT INTO score_blocks (unit, block, points, lines) VALUES (?1, {} / 30, ?3, 1)
-             ON CONFLICT (unit, block) DO UPDATE SET points = points + excluded.points, lines = lines + 1",
-            sql_day("?2")
-        ))?;
         for l in &m.scores {
-            let unit = l.unit.key();
-            block.execute(params![unit, l.at_ms, l.points])?;
             line.execute(params![
                 m.doc_id,
-                unit,
+                l.unit.key(),
                 l.points,
                 reason_code(l.reason),
                 l.at_ms
             ])?;
-            day.execute(params![unit, l.at_ms, l.points])?;
         }
         if let Some(r) = &m.record {
             tx.prepare_cached(
@@ -592,44 +634,6 @@ impl SqliteStore {
         let Some(r) = &m.row else {
             return Ok(());
         };
-        // The case leaves its old counts in the roll-ups and enters its new ones.
-        tx.prepare_cached(&format!(
-            "UPDATE case_counts SET n = case_counts.n - 1
-             FROM (SELECT {} AS day, town_id, category,
-                          status = 'closed' AS closed, COALESCE(solved_level, '') AS solved_level
-                   FROM cases WHERE id = ?1) AS old
-             WHERE case_counts.day = old.day AND case_counts.town_id = old.town_id
-               AND case_counts.category = old.category AND case_counts.closed = old.closed
-               AND case_counts.solved_level = old.solved_level",
-            sql_day("reported_at")
-        ))?
-        .execute([&r.id])?;
-        tx.prepare_cached(&format!(
-            "UPDATE open_cases SET n = open_cases.n - 1
-             FROM (SELECT grid_id, level FROM cases WHERE id = ?1 AND {OPEN_STATUSES}) AS old
-             WHERE open_cases.grid_id = old.grid_id AND open_cases.level = old.level"
-        ))?
-        .execute([&r.id])?;
-        if Status::from_code(&r.status).is_some_and(Status::is_open) {
-            tx.prepare_cached(
-                "INSERT INTO open_cases (grid_id, level, n) VALUES (?1, ?2, 1)
-                 ON CONFLICT (grid_id, level) DO UPDATE SET n = n + 1",
-            )?
-            .execute([&r.place.grid_id, &r.level])?;
-        }
-        tx.prepare_cached(&format!(
-            "INSERT INTO case_counts (day, town_id, category, closed, solved_level, n)
-             VALUES ({}, ?2, ?3, ?4, COALESCE(?5, ''), 1)
-             ON CONFLICT (day, town_id, category, closed, solved_level) DO UPDATE SET n = n + 1",
-            sql_day("?1")
-        ))?
-        .execute(params![
-            r.reported_at,
-            r.place.town_id,
-            r.category,
-            r.status == "closed",
-            r.solved_level
-        ])?;
         tx.prepare_cached(
             "INSERT INTO cases (id, grid_id, village_id, town_id, category, source, status, level, assignee,
                                 reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events,
@@ -1757,5 +1761,8 @@ mod tests {
         );
         let migration = include_str!("migrations/0007_command_centre.sql");
         assert_eq!(migration.matches(&format!("WHERE {clause}")).count(), 2);
+        // And the district's day they bucket by is the one `gridlink_core::day` computes.
+        let day = gridlink_core::day::sql_day("reported_at");
+        assert!(migration.contains(&day[1..day.len() - 1]));
     }
 }
