@@ -3,8 +3,8 @@
 //! saving), whatever the time zone of the phone or the server. Days are numbered from
 //! 1970-01-01 local; instants are UTC milliseconds.
 //!
-//! This is the one place that says so: Rust code calls these functions, SQL builders write
-//! [`sql_day`], and the server's formatters take their offset from [`OFFSET_SECONDS`].
+//! This is the one place that says so: Rust code calls these functions (the roll-ups bucket by
+//! [`day_of`]), and the server's formatters take their offset from [`OFFSET_SECONDS`].
 
 /// The district's offset from UTC, in seconds.
 pub const OFFSET_SECONDS: i32 = 8 * 3600;
@@ -35,12 +35,6 @@ pub fn days_of_period(from_ms: i64, to_ms: i64) -> (i64, i64) {
 pub fn last_days(now_ms: i64, days: i64) -> (i64, i64) {
     let first = day_of(now_ms) - days + 1;
     (first, start_of(first))
-}
-
-/// The SQL expression of the local day of an integer column or parameter of UTC ms (for
-/// instants after 1970, where SQL's truncating division equals [`day_of`]'s floor).
-pub fn sql_day(ms: &str) -> String {
-    format!("(({ms} + {OFFSET_MS}) / {DAY_MS})")
 }
 
 #[cfg(test)]
@@ -75,11 +69,5 @@ mod tests {
         let now = start_of(d) + 3_600_000;
         assert_eq!(last_days(now, 7), (d - 6, start_of(d - 6)));
         assert_eq!(last_days(now, 1), (d, start_of(d)));
-    }
-
-    #[test]
-    fn the_sql_day_is_the_same_arithmetic() {
-        assert_eq!(sql_day("at"), "((at + 28800000) / 86400000)");
-        assert_eq!(OFFSET_MS, 28_800_000);
     }
 }

@@ -232,13 +232,6 @@ pub fn unsent(store: &Store) -> Result<usize> {
     Ok(docs + photos + reports)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 impl PhoneSession {
     /// Opens the session: the user signed in before, if their record and store are sound; a
     /// damaged sign-in set aside; the grid map if one was kept.
@@ -323,7 +316,7 @@ impl PhoneSession {
 
     /// Moves an unusable sign-in aside, kept for support rather than deleted.
     fn set_aside(&self) -> Result<()> {
-        let suffix = format!("unreadable-{}", now_ms());
+        let suffix = format!("unreadable-{}", crate::store::now_ms());
         for path in self.database_files() {
             if path.exists() {
                 let aside = PathBuf::from(format!("{}.{suffix}", path.display()));

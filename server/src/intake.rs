@@ -54,15 +54,10 @@ pub(crate) fn open_case(state: &AppState, intake: Intake) -> Result<Opened, Inta
         device_id,
         audit,
     } = intake;
-    if !stamp.role.may_report_as(details.source) {
-        return Err(IntakeError::Invalid(format!(
-            "{}上报的案件来源不能是“{}” / a case reported by the {} role cannot have the source {}",
-            stamp.role.label_zh(),
-            details.source.code(),
-            stamp.role.code(),
-            details.source.code()
-        )));
-    }
+    stamp
+        .role
+        .check_report_source(details.source)
+        .map_err(IntakeError::Invalid)?;
     let reporter = stamp.actor.clone();
     let actor = gridlink_core::sync::device_actor(&SERVER_ACTOR_PREFIX, 0);
     let (doc, _) = CaseDoc::create(details, photos, stamp, actor)

@@ -698,7 +698,7 @@ fn merge_one(
         device_id: logged_device(&actors, pusher),
         changes,
         heads,
-        base_heads: Some(before_heads.clone()),
+        base_heads: Some(before_heads),
         scopes: after_scopes.clone(),
         new_scopes: match &before {
             Some((_, scopes, _, _)) => after_scopes.difference(scopes).cloned().collect(),
@@ -806,7 +806,7 @@ fn merge_record(
         device_id: logged_device(&actors, pusher),
         changes,
         heads,
-        base_heads: Some(before_heads.clone()),
+        base_heads: Some(before_heads),
         scopes: accepted.scopes.clone(),
         new_scopes: match &before {
             Some((_, scopes, _, _)) => accepted.scopes.difference(scopes).cloned().collect(),

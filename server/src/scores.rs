@@ -62,8 +62,28 @@ pub fn report(
     to_ms: i64,
     area: &Area,
 ) -> StoreResult<ScoreReport> {
-    let totals = store.score_totals(from_ms, to_ms)?;
+    let (units, areas) = unit_scores(store, from_ms, to_ms, area)?;
     let cases = store.case_stats(from_ms, to_ms, area)?;
+    Ok(ScoreReport {
+        from_ms,
+        to_ms,
+        units,
+        areas,
+        completion_rate: cases.completion_rate(),
+        split_721: cases.split_721(),
+        cases,
+    })
+}
+
+/// The scores of the report alone: every unit `area` sees as credited, and every area it sees
+/// with what it and the areas under it solved.
+pub fn unit_scores(
+    store: &dyn ServerStore,
+    from_ms: i64,
+    to_ms: i64,
+    area: &Area,
+) -> StoreResult<(Vec<UnitScore>, Vec<UnitScore>)> {
+    let totals = store.score_totals(from_ms, to_ms)?;
     let places = Places::new(store.grids()?);
     let mut units = Vec::with_capacity(totals.len());
     let mut areas: BTreeMap<(&'static str, String), (f64, u64)> = BTreeMap::new();
@@ -103,23 +123,16 @@ pub fn report(
         }
         units.push(UnitScore::of(&unit, t.points, t.lines));
     }
-    Ok(ScoreReport {
-        from_ms,
-        to_ms,
-        units,
-        areas: areas
-            .into_iter()
-            .map(|((kind, id), (points, lines))| UnitScore {
-                kind: kind.to_owned(),
-                id,
-                points,
-                lines,
-            })
-            .collect(),
-        completion_rate: cases.completion_rate(),
-        split_721: cases.split_721(),
-        cases,
-    })
+    let areas = areas
+        .into_iter()
+        .map(|((kind, id), (points, lines))| UnitScore {
+            kind: kind.to_owned(),
+            id,
+            points,
+            lines,
+        })
+        .collect();
+    Ok((units, areas))
 }
 
 impl UnitScore {

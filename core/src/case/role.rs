@@ -100,6 +100,20 @@ impl Role {
             || (self == Role::System && matches!(source, Source::Open311 | Source::Analytics))
     }
 
+    /// [`may_report_as`](Self::may_report_as) with the message a refusal carries.
+    pub fn check_report_source(self, source: Source) -> Result<(), String> {
+        if self.may_report_as(source) {
+            return Ok(());
+        }
+        Err(format!(
+            "{}上报的案件来源不能是“{}” / a case reported by the {} role cannot have the source {}",
+            self.label_zh(),
+            source.code(),
+            self.code(),
+            source.code()
+        ))
+    }
+
     /// Whether this role may author an event of this kind ("巡办分离": inspectors patrol and
     /// report, chiefs and the command centre handle and route, the receiving side handles what
     /// was dispatched to it, and the reporting side verifies).

@@ -135,17 +135,8 @@ pub fn check_push(
             RejectCode::Impersonation,
             "新案件必须由推送者本人上报 / a new case must be reported by the pusher".into(),
         ));
-    } else if !pusher.role.may_report_as(after.details.source) {
-        return Err(Refusal::new(
-            RejectCode::RoleNotAllowed,
-            format!(
-                "{}上报的案件来源不能是“{}” / a case reported by the {} role cannot have the source {}",
-                pusher.role.label_zh(),
-                after.details.source.code(),
-                pusher.role.code(),
-                after.details.source.code()
-            ),
-        ));
+    } else if let Err(message) = pusher.role.check_report_source(after.details.source) {
+        return Err(Refusal::new(RejectCode::RoleNotAllowed, message));
     }
     let mut added = Vec::new();
     for event in after

@@ -49,6 +49,19 @@ fn signed_in(dir: &TempDir) -> PhoneSession {
     session
 }
 
+/// A session signed in as `role` holding one scope key.
+fn signed_in_as(dir: &TempDir, role: Role, scope: &str) -> PhoneSession {
+    let session = PhoneSession::open(config(dir)).unwrap();
+    session
+        .adopt_enrollment(EnrollResponse {
+            role,
+            scopes: vec![scope.into()],
+            ..enrollment(&session.next_device_id())
+        })
+        .unwrap();
+    session
+}
+
 fn report(session: &PhoneSession) {
     session
         .signed()
@@ -339,27 +352,13 @@ fn a_case_is_reported_under_the_roles_source_in_the_users_grid() {
     );
     // A department's handler reports none; a user without grids must name one.
     let dept = TempDir::new();
-    let handler = PhoneSession::open(config(&dept)).unwrap();
-    handler
-        .adopt_enrollment(EnrollResponse {
-            role: Role::DepartmentHandler,
-            scopes: vec!["dept:dept-env".into()],
-            ..enrollment(&handler.next_device_id())
-        })
-        .unwrap();
+    let handler = signed_in_as(&dept, Role::DepartmentHandler, "dept:dept-env");
     assert!(matches!(
         session_error(handler.report_case(report.clone(), at).unwrap_err()),
         SessionError::MayNotReport(_)
     ));
     let operator = TempDir::new();
-    let centre = PhoneSession::open(config(&operator)).unwrap();
-    centre
-        .adopt_enrollment(EnrollResponse {
-            role: Role::Operator,
-            scopes: vec!["district".into()],
-            ..enrollment(&centre.next_device_id())
-        })
-        .unwrap();
+    let centre = signed_in_as(&operator, Role::Operator, "district");
     assert_eq!(
         session_error(centre.report_case(report, at).unwrap_err()),
         SessionError::NoGrid

@@ -1762,7 +1762,7 @@ mod tests {
         let migration = include_str!("migrations/0007_command_centre.sql");
         assert_eq!(migration.matches(&format!("WHERE {clause}")).count(), 2);
         // And the district's day they bucket by is the one `gridlink_core::day` computes.
-        let day = gridlink_core::day::sql_day("reported_at");
-        assert!(migration.contains(&day[1..day.len() - 1]));
+        use gridlink_core::day::{DAY_MS, OFFSET_MS};
+        assert!(migration.contains(&format!("(reported_at + {OFFSET_MS}) / {DAY_MS}")));
     }
 }

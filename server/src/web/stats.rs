@@ -99,8 +99,8 @@ fn compute(state: &AppState, viewer: &Viewer, days: i64, now: i64) -> Result<Sta
         })
         .collect();
 
-    // The report holds only what the viewer's area sees (`gridlink_core::sync::visibility`).
-    let report = crate::scores::report(store.as_ref(), from, now + 1, &viewer.area)?;
+    // The scores of what the viewer's area sees (`gridlink_core::sync::visibility`).
+    let (units, areas) = crate::scores::unit_scores(store.as_ref(), from, now + 1, &viewer.area)?;
     let best_first = |kinds: &[&str], units: &[UnitScore]| {
         let mut v: Vec<UnitScore> = units
             .iter()
@@ -110,9 +110,9 @@ fn compute(state: &AppState, viewer: &Viewer, days: i64, now: i64) -> Result<Sta
         v.sort_by(|a, b| b.points.total_cmp(&a.points).then_with(|| a.id.cmp(&b.id)));
         v
     };
-    data.town_scores = best_first(&["town"], &report.areas);
-    data.grid_scores = best_first(&["grid"], &report.units);
-    data.unit_scores = best_first(&["dept", "enf"], &report.units);
+    data.town_scores = best_first(&["town"], &areas);
+    data.grid_scores = best_first(&["grid"], &units);
+    data.unit_scores = best_first(&["dept", "enf"], &units);
     Ok(data)
 }
 
