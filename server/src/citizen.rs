@@ -12,10 +12,11 @@
 //! - `GET /v1/cases/{id}/reporter` (JSON): the reporter of a case, masked for handlers and in
 //!   full for operators.
 
+use crate::authored;
 use crate::error::ApiError;
 use crate::identity;
 use crate::state::{AppState, now_ms};
-use crate::store::{AuditEntry, Citizen, DeviceAuth, NewDevice, StoreError};
+use crate::store::{Citizen, DeviceAuth, NewDevice, StoreError};
 use axum::body::Bytes;
 use axum::extract::{Path, State, rejection::BytesRejection};
 use axum::http::{HeaderMap, StatusCode};
@@ -245,32 +246,23 @@ fn submit_blocking(
         at_ms: report.reported_at_ms.min(now),
         location: Some(report.location),
     };
-    let audit = AuditEntry {
-        at_ms: now,
-        actor: device.user.id.clone(),
-        device: Some(device.device_id.clone()),
-        action: "citizen_report".into(),
-        subject: report.id.clone(),
-        detail: grid_id.clone(),
-    };
-    let opened = crate::intake::open_case(
+    let opened = authored::open(
         state,
-        crate::intake::Intake {
+        authored::Intake {
             details,
             photos: report.photos.clone(),
             stamp,
-            device_id: device.device_id.clone(),
-            audit,
+            audit_action: "citizen_report",
         },
     )
     .map_err(|e| match e {
-        crate::intake::IntakeError::Invalid(message) => invalid(message),
-        crate::intake::IntakeError::Store(e) => e.into(),
+        authored::WriteError::Invalid(message) => invalid(message),
+        other => other.into(),
     })?;
     let created = match opened {
-        crate::intake::Opened::Created => true,
-        crate::intake::Opened::Already => false,
-        crate::intake::Opened::Taken => {
+        authored::Opened::Created => true,
+        authored::Opened::Already => false,
+        authored::Opened::Taken => {
             return Err(ApiError::refused(
                 StatusCode::CONFLICT,
                 "conflict",

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod actions;
+pub mod authored;
 pub mod blobs;
 pub mod citizen;
 pub mod conn;
@@ -22,7 +23,6 @@ pub mod demo;
 pub mod error;
 pub mod faults;
 pub mod identity;
-mod intake;
 pub mod limits;
 pub mod media;
 pub mod merge;

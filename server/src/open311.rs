@@ -17,6 +17,7 @@
 //! `extended_attributes` (the finer state, level, grid and town) to each request; `page_size`
 //! and `page` page through more than the spec's 1,000.
 
+use crate::authored;
 use crate::state::AppState;
 use crate::store::{ApiKey, Area, CaseFilter, CaseRow};
 use axum::extract::{Path, Query, State};
@@ -854,30 +855,25 @@ fn create_request(state: &AppState, body: &[u8]) -> Result<Node, Open311Error> {
         at_ms: now,
         location: Some(location),
     };
-    let audit = crate::store::AuditEntry {
-        at_ms: now,
-        actor: format!("open311:{}", key.name),
-        device: None,
-        action: "open311_request".into(),
-        subject: id.clone(),
-        detail: place.id.clone(),
-    };
-    let opened = crate::intake::open_case(
+    let opened = authored::open(
         state,
-        crate::intake::Intake {
+        authored::Intake {
             details,
             photos,
             stamp,
-            device_id: "open311".into(),
-            audit,
+            audit_action: "open311_request",
         },
     )
     .map_err(|e| match e {
-        crate::intake::IntakeError::Invalid(message) => bad(message),
-        crate::intake::IntakeError::Store(e) => Open311Error::storage(e),
+        authored::WriteError::Store(e) => Open311Error::storage(e),
+        authored::WriteError::Broken(message) => {
+            tracing::error!(%message, "Open311: the intake failed");
+            Open311Error::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+        }
+        other => bad(other.to_string()),
     })?;
     // The id is new: nobody else can hold it.
-    if opened != crate::intake::Opened::Created {
+    if opened != authored::Opened::Created {
         return Err(Open311Error::new(
             StatusCode::CONFLICT,
             "该编号已被使用 / this id is already used",

@@ -8,15 +8,14 @@
 //! platform (role system) through the ordinary merge, so it reaches every phone in scope; the
 //! server runs it every `auto_escalate_minutes` when that is set.
 
+use crate::authored::{self, Author, WriteError};
 use crate::error::ApiError;
 use crate::state::{AppState, now_ms};
 use crate::store::{DeviceAuth, StoreError};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use gridlink_core::case::{EventKind, Level, Role, Stamp};
-use gridlink_core::doc::CaseDoc;
-use gridlink_core::sync::wire::PushDoc;
+use gridlink_core::case::{EventKind, Level, Role};
 
 /// Most cases one escalation run handles (the next run takes the rest).
 const MAX_PER_RUN: u32 = 500;
@@ -55,56 +54,24 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 
 /// Escalates every overdue case still in a grid or a village one rung up; returns their ids.
 pub fn escalate_overdue(state: &AppState, now: i64) -> Result<Vec<String>, StoreError> {
-    let system = crate::records::platform_pusher();
-    let actor = gridlink_core::sync::device_actor(&crate::state::SERVER_ACTOR_PREFIX, 0);
+    let platform = Author::platform();
     let mut escalated = Vec::new();
     for row in state.store().overdue_cases(now, None, MAX_PER_RUN)? {
         let Some(to) = Level::from_code(&row.level).and_then(Level::next_up) else {
             continue;
         };
-        let Some(stored) = state.store().load_doc(&row.id)? else {
-            continue;
+        let kind = EventKind::Escalated {
+            to,
+            reason: "超过办理时限，系统自动上报 / past its time limit: escalated automatically"
+                .into(),
         };
-        let Ok(mut doc) = CaseDoc::load(&row.id, &stored.bytes) else {
-            tracing::error!(case = %row.id, "overdue case does not load; not escalated");
-            continue;
-        };
-        doc.set_actor(actor.clone());
-        let before = doc.heads();
-        let stamp = Stamp {
-            actor: system.user_id.clone(),
-            role: Role::System,
-            device: system.device_id.clone(),
-            at_ms: now,
-            location: None,
-        };
-        let reason = "超过办理时限，系统自动上报 / past its time limit: escalated automatically";
-        // A case whose state moved on meanwhile (accepted elsewhere and solved) is refused by
-        // the fold and left alone.
-        if doc
-            .record(
-                EventKind::Escalated {
-                    to,
-                    reason: reason.into(),
-                },
-                stamp,
-            )
-            .is_err()
-        {
-            continue;
-        }
-        let outcome = state
-            .push_as(
-                &system,
-                &crate::state::SERVER_ACTOR_PREFIX,
-                vec![PushDoc {
-                    doc_id: row.id.clone(),
-                    changes: doc.save_after(&before),
-                }],
-            )
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        if outcome.rejections.is_empty() {
-            escalated.push(row.id);
+        match authored::record(state, &platform, &row.id, kind, now) {
+            Ok(_) => escalated.push(row.id),
+            Err(WriteError::Store(e)) => return Err(e),
+            // A case whose state moved on meanwhile (accepted elsewhere and solved) is refused
+            // by the fold and left alone.
+            Err(WriteError::NotAllowed(_) | WriteError::NotFound) => {}
+            Err(e) => tracing::error!(case = %row.id, error = %e, "overdue case not escalated"),
         }
     }
     if !escalated.is_empty() {

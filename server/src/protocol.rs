@@ -69,7 +69,13 @@ impl AppState {
         let pushed = if request.push.is_empty() {
             merge::PushOutcome::default()
         } else {
-            self.push(&pusher, &device.actor_prefix, request.push, now)?
+            self.push(
+                &pusher,
+                &device.actor_prefix,
+                request.push,
+                now,
+                merge::Origin::Device,
+            )?
         };
         let m = &self.inner.metrics;
         m.docs_merged.inc_by(pushed.acks.len() as u64);

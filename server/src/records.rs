@@ -8,6 +8,7 @@
 //! - `GET /v1/patrols/coverage?grid=G&days=N`: the grid's addresses, each with its last
 //!   completed visit and whether it is overdue (none in the last N days, default 30).
 
+use crate::authored::Author;
 use crate::error::ApiError;
 use crate::state::{AppState, now_ms};
 use crate::store::StoreError;
@@ -51,24 +52,20 @@ fn platform_stamp(at_ms: i64) -> Stamp {
     }
 }
 
-/// Publishes `template` as the next version of its document, as `pusher` (an operator's
-/// device with its actor prefix, or the platform). Returns the version written.
+/// Publishes `template` as the next version of its document, as `author` (an operator's
+/// device, or the platform), by the one path of the server's writes. Returns the version
+/// written.
 pub fn publish_template(
     state: &AppState,
-    pusher: &Pusher,
-    prefix: &[u8],
+    author: &Author,
     mut template: Template,
 ) -> Result<u32, ApiError> {
     let doc_id = template_doc_id(&template.id);
+    // One write of an author at a time: each loads what the one before committed.
+    let _serial = state.action_lock(&author.pusher.device_id);
     let stored = state.store().load_doc(&doc_id)?;
-    let actor = crate::actions::server_actor(prefix)?;
-    let stamp = Stamp {
-        actor: pusher.user_id.clone(),
-        role: pusher.role,
-        device: pusher.device_id.clone(),
-        at_ms: now_ms(),
-        location: None,
-    };
+    let actor = author.actor();
+    let stamp = author.stamp(now_ms());
     let invalid = |e: String| ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e);
     let changes = match stored {
         None => {
@@ -112,14 +109,12 @@ pub fn publish_template(
             doc.save_after(&before)
         }
     };
-    let outcome = state.push_as(pusher, prefix, vec![PushDoc { doc_id, changes }])?;
-    if let Some(r) = outcome.rejections.first() {
-        return Err(ApiError::refused(
-            StatusCode::FORBIDDEN,
-            "refused",
-            format!("{} ({})", r.message, r.code.code()),
-        ));
-    }
+    crate::authored::submit(
+        state,
+        author,
+        vec![PushDoc { doc_id, changes }],
+        crate::merge::Origin::Recorded,
+    )?;
     Ok(template.version)
 }
 
@@ -142,9 +137,9 @@ pub async fn post_template(
         let template: Template = serde_json::from_slice(&body).map_err(|e| {
             ApiError::BadRequest(format!("清单格式不对 / the template is malformed: {e}"))
         })?;
-        let pusher = state.pusher(&device)?;
+        let author = Author::device(&state, &device)?;
         let id = template.id.clone();
-        let version = publish_template(&state, &pusher, &device.actor_prefix, template)?;
+        let version = publish_template(&state, &author, template)?;
         Ok((
             StatusCode::CREATED,
             Json(serde_json::json!({ "template_id": id, "version": version })),
@@ -382,20 +377,15 @@ pub fn import_base_data(
         let docs = chunk.to_vec();
         state.with_merger(move |m| m.import_records(docs, "server", Vec::new()))??;
     }
-    let platform = platform_pusher();
+    let platform = Author::platform();
     for template in gridlink_core::checklist::standard_templates() {
         if state
             .store()
             .load_doc(&template_doc_id(&template.id))?
             .is_none()
         {
-            publish_template(
-                state,
-                &platform,
-                &crate::state::SERVER_ACTOR_PREFIX,
-                template,
-            )
-            .map_err(|e| StoreError::Database(e.to_string()))?;
+            publish_template(state, &platform, template)
+                .map_err(|e| StoreError::Database(e.to_string()))?;
         }
     }
     Ok(added)

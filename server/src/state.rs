@@ -254,17 +254,6 @@ impl AppState {
             .map_err(|_| StoreError::Database("the merge thread failed".into()))
     }
 
-    /// Pushes changes as an authenticated device (the server recording its actions), through
-    /// the ordinary merge.
-    pub fn push_as(
-        &self,
-        pusher: &Pusher,
-        actor_prefix: &[u8],
-        docs: Vec<wire::PushDoc>,
-    ) -> Result<merge::PushOutcome, ApiError> {
-        self.push(pusher, actor_prefix, docs, now_ms())
-    }
-
     /// Hands a push to the merge thread and waits for its outcome (committed, or failed whole).
     pub(crate) fn push(
         &self,
@@ -272,7 +261,8 @@ impl AppState {
         actor_prefix: &[u8],
         docs: Vec<wire::PushDoc>,
         now_ms: i64,
-    ) -> Result<merge::PushOutcome, ApiError> {
+        origin: merge::Origin,
+    ) -> Result<merge::PushOutcome, StoreError> {
         let (reply, outcome) = std::sync::mpsc::channel();
         self.inner
             .merges
@@ -281,13 +271,13 @@ impl AppState {
                 actor_prefix: actor_prefix.to_vec(),
                 docs,
                 now_ms,
+                origin,
                 reply,
             })
-            .map_err(|_| ApiError::Internal("the merge thread has stopped".into()))?;
+            .map_err(|_| StoreError::Database("the merge thread has stopped".into()))?;
         outcome
             .recv()
-            .map_err(|_| ApiError::Internal("the merge thread failed".into()))?
-            .map_err(ApiError::from)
+            .map_err(|_| StoreError::Database("the merge thread failed".into()))?
     }
 
     /// What an authenticated device may do: its user, role and grants.

@@ -104,6 +104,40 @@ pub fn check_push(
             ),
         ));
     }
+    check_events(pusher, before, after)
+}
+
+/// Checks a new case the server's intake opens for its reporter (a citizen's 随手拍, an Open311
+/// request): `reporter` is who reported it, with the device the reports came from and no
+/// grants. The intake is server code that no device reaches through sync, so scopes do not
+/// gate it: the case is judged as a new case from that reporter is (reported by them, from
+/// the source their role may give, every event theirs). A case that exists already is
+/// refused: the intake only opens cases. Returns the ids of the events it adds.
+pub fn check_intake(
+    reporter: &Pusher,
+    before: Option<Before<'_>>,
+    after: &Case,
+) -> Result<Vec<String>, Refusal> {
+    if before.is_some() {
+        return Err(Refusal::new(
+            RejectCode::RewritesHistory,
+            format!(
+                "案件 {} 已存在 / case {} exists already",
+                after.details.id, after.details.id
+            ),
+        ));
+    }
+    check_events(reporter, None, after)
+}
+
+/// What [`check_push`] and [`check_intake`] judge alike once the pusher may write the case:
+/// the reported facts and recorded events unchanged, a new case reported by the pusher from a
+/// source their role may give, and every new event the pusher's own and valid.
+fn check_events(
+    pusher: &Pusher,
+    before: Option<Before<'_>>,
+    after: &Case,
+) -> Result<Vec<String>, Refusal> {
     let known: HashMap<&str, &crate::case::Event> = before
         .map(|b| b.case.history.iter().map(|e| (e.id.as_str(), e)).collect())
         .unwrap_or_default();

@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use gridlink_core::case::{Case, EventKind, Role, fold};
-use gridlink_core::sync::access::{Before, Pusher, check_push};
+use gridlink_core::sync::access::{Before, Pusher, check_intake, check_push};
 use gridlink_core::sync::scope::{GridPlace, ScopeKey, case_scopes};
 use gridlink_core::sync::wire::RejectCode;
 use gridlink_core::sync::{Backoff, actor_belongs_to, device_actor};
@@ -83,6 +83,56 @@ fn a_new_case_is_accepted_only_in_a_granted_place_and_from_its_reporter() {
     assert_eq!(
         code(check_push(&reader, None, &after, &scopes)),
         Some(RejectCode::OutOfScope)
+    );
+}
+
+#[test]
+fn the_intake_opens_a_reporters_new_case_anywhere_and_nothing_else() {
+    let citizen_report = |actor: &str| {
+        let mut after = case(vec![event(
+            1,
+            1,
+            EventKind::Reported { photos: vec![] },
+            actor,
+            Role::Citizen,
+            T0,
+        )]);
+        after.details.source = gridlink_core::case::Source::Citizen;
+        after
+    };
+    // A citizen holds no grants: the intake is not gated by scopes.
+    let citizen = pusher("citizen-1", Role::Citizen, &[]);
+    let after = citizen_report("citizen-1");
+    assert_eq!(check_intake(&citizen, None, &after).unwrap(), vec![uuid(1)]);
+    // The very same case pushed over sync is refused: citizens push nothing.
+    let scopes = case_scopes(&after, &place());
+    assert_eq!(
+        code(check_push(&citizen, None, &after, &scopes)),
+        Some(RejectCode::RoleNotAllowed)
+    );
+    // Only new cases: one that exists is not the intake's to change.
+    assert_eq!(
+        code(check_intake(
+            &citizen,
+            Some(Before {
+                case: &after,
+                scopes: &scopes
+            }),
+            &after
+        )),
+        Some(RejectCode::RewritesHistory)
+    );
+    // Reported by someone else, or from a source a citizen does not give.
+    let other = pusher("citizen-2", Role::Citizen, &[]);
+    assert_eq!(
+        code(check_intake(&other, None, &after)),
+        Some(RejectCode::Impersonation)
+    );
+    let mut inspection = after.clone();
+    inspection.details.source = gridlink_core::case::Source::GridInspector;
+    assert_eq!(
+        code(check_intake(&citizen, None, &inspection)),
+        Some(RejectCode::RoleNotAllowed)
     );
 }
 

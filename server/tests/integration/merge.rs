@@ -7,7 +7,7 @@ use gridlink_core::sync::access::Pusher;
 use gridlink_core::sync::device_actor;
 use gridlink_core::sync::scope::GridPlace;
 use gridlink_core::sync::wire::{PushDoc, RejectCode};
-use gridlink_server::merge::Merger;
+use gridlink_server::merge::{Merger, Submission};
 use gridlink_server::store::{ServerStore, SqliteStore};
 use std::sync::Arc;
 
@@ -122,9 +122,9 @@ fn pushes_of_one_document_in_one_batch_build_on_each_other_and_a_refusal_between
     };
 
     let batch = [report, forged, comment];
-    let pushes: Vec<(&Pusher, &[u8], &[PushDoc], i64)> = batch
+    let pushes: Vec<Submission<'_>> = batch
         .iter()
-        .map(|p| (&pusher, prefix.as_slice(), std::slice::from_ref(p), T0))
+        .map(|p| Submission::device(&pusher, prefix.as_slice(), std::slice::from_ref(p), T0))
         .collect();
     let outcomes = merger.stage_batch(&pushes);
     merger.commit_batch().unwrap();
@@ -149,7 +149,12 @@ fn pushes_of_one_document_in_one_batch_build_on_each_other_and_a_refusal_between
         doc_id: id.clone(),
         changes: doc.save_after(&h),
     }];
-    let outcomes = merger.stage_batch(&[(&pusher, prefix.as_slice(), next.as_slice(), T0)]);
+    let outcomes = merger.stage_batch(&[Submission::device(
+        &pusher,
+        prefix.as_slice(),
+        next.as_slice(),
+        T0,
+    )]);
     merger.commit_batch().unwrap();
     assert!(outcomes[0].rejections.is_empty());
     let stored = CaseDoc::load(&id, &store.load_doc(&id).unwrap().unwrap().bytes).unwrap();
@@ -173,7 +178,12 @@ fn a_refusal_is_undone_on_top_of_the_batch_still_being_committed() {
         doc_id: id.clone(),
         changes: doc.save(),
     }];
-    merger.stage_batch(&[(&pusher, prefix.as_slice(), report.as_slice(), T0)]);
+    merger.stage_batch(&[Submission::device(
+        &pusher,
+        prefix.as_slice(),
+        report.as_slice(),
+        T0,
+    )]);
     let (in_flight, audit) = merger.take_batch();
     // Batch N+1: a forged push, then an honest comment, on the same case.
     let mut forged = doc.clone();
@@ -206,8 +216,8 @@ fn a_refusal_is_undone_on_top_of_the_batch_still_being_committed() {
         },
     ];
     let outcomes = merger.stage_batch(&[
-        (&pusher, prefix.as_slice(), &next[..1], T0),
-        (&pusher, prefix.as_slice(), &next[1..], T0),
+        Submission::device(&pusher, prefix.as_slice(), &next[..1], T0),
+        Submission::device(&pusher, prefix.as_slice(), &next[1..], T0),
     ]);
     assert_eq!(outcomes[0].rejections[0].code, RejectCode::ForgedActor);
     // The undone copy holds the report of the batch in flight, and the comment builds on it.
