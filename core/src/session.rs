@@ -16,11 +16,16 @@
 //! - **Syncs** run one at a time, blocking ([`PhoneSession::sync`]) or on the session's own
 //!   background thread ([`PhoneSession::in_background`]), which outlives a panicking job.
 //! - **The grid map** is kept beside the database and loaded at start.
+//! - **The camera's files** are written to the session's photo directory and taken from
+//!   there only ([`PhoneSession::capture_camera_file`]), since a captured file is deleted
+//!   once uploaded.
+//! - **What needs attention**: the documents the server refused or will be sent again, and
+//!   every refused edit with what it was, newest first ([`PhoneSession::refused_edits`]).
 
 use crate::case::{Case, Role, Source};
 use crate::error::{Error, Result};
 use crate::geo::GridIndex;
-use crate::store::{CitizenReportState, NewCase, PhotoState, Store, StoreConfig};
+use crate::store::{CitizenReportState, NewCase, OutboxState, PhotoState, Store, StoreConfig};
 use crate::sync::wire::EnrollResponse;
 use crate::sync::{
     Backoff, CitizenSyncReport, HttpTransport, PhotoQueueObserver, SyncObserver, SyncOptions,
@@ -68,6 +73,12 @@ pub enum SessionError {
     /// A file of the session cannot be written, moved or removed.
     #[error("{0}")]
     Files(String),
+    /// A camera file outside the session's photo directory (captured files are deleted, so
+    /// only those the camera wrote where the session said are taken).
+    #[error(
+        "照片文件须在照片目录中（用 new_photo_path()）/ the photo file must be in the photo directory (use new_photo_path())"
+    )]
+    PhotoOutsideDirectory,
 }
 
 /// A case the signed-in user reports: all but its source, which follows the user's role
@@ -105,6 +116,8 @@ impl From<SessionError> for Error {
 pub struct SessionConfig {
     /// The SQLite file (in the app's private storage).
     pub database_path: PathBuf,
+    /// Where the camera writes photos before they are processed (created if missing).
+    pub photo_dir: PathBuf,
     /// The district server.
     pub server_url: String,
     /// This installation's id (a UUID the app made once and keeps).
@@ -241,6 +254,13 @@ impl PhoneSession {
                 "设备编号必须是 UUID（用 new_id() 生成一次并保存）/ the device id must be a UUID (make one with new_id() and keep it)".into(),
             ));
         }
+        std::fs::create_dir_all(&config.photo_dir).map_err(|e| {
+            files_error(
+                "无法创建照片目录 / cannot create the photo directory",
+                &config.photo_dir,
+                &e,
+            )
+        })?;
         let session = PhoneSession {
             config,
             signed: RwLock::new(None),
@@ -619,4 +639,155 @@ impl PhoneSession {
     pub fn grids(&self) -> Option<Arc<GridIndex>> {
         self.grids.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    /// Today's patrol list of a grid (the user's first grid when none is given): every
+    /// address with its last visit, those not visited in `days` days first.
+    pub fn patrol_list(
+        &self,
+        grid_id: Option<&str>,
+        days: u32,
+    ) -> Result<Vec<crate::store::PatrolItem>> {
+        let signed = self.signed()?;
+        let grid = match grid_id {
+            Some(grid) => grid.to_owned(),
+            None => signed
+                .user
+                .grids()
+                .into_iter()
+                .next()
+                .ok_or(SessionError::NoGrid)?,
+        };
+        signed
+            .store
+            .patrol_list(&grid, days, crate::store::now_ms())
+    }
+
+    /// A fresh path in the photo directory for the camera to write a photo to.
+    pub fn new_photo_path(&self) -> PathBuf {
+        self.config
+            .photo_dir
+            .join(format!("{}.jpg", uuid::Uuid::new_v4()))
+    }
+
+    /// Captures the photo the camera wrote to `path` (from [`new_photo_path`](Self::new_photo_path))
+    /// for `owner_id`. The file is deleted once the server has confirmed the processed photo,
+    /// so a file anywhere else is refused.
+    pub fn capture_camera_file(
+        &self,
+        owner_id: &str,
+        path: &Path,
+        at: crate::store::Moment,
+        free_space_bytes: Option<u64>,
+    ) -> Result<crate::store::PhotoStatus> {
+        let inside = std::fs::canonicalize(path)
+            .ok()
+            .zip(std::fs::canonicalize(&self.config.photo_dir).ok())
+            .is_some_and(|(file, dir)| file.starts_with(dir));
+        if !inside {
+            return Err(SessionError::PhotoOutsideDirectory.into());
+        }
+        self.signed()?.store.capture_photo(
+            owner_id,
+            crate::store::PhotoInput::File(path),
+            at,
+            free_space_bytes,
+        )
+    }
+
+    /// The documents the server refused at the last syncs, or could not take and will be
+    /// sent again.
+    pub fn refused_documents(&self) -> Result<Vec<RefusedDocument>> {
+        let outbox = self.signed()?.store.outbox()?;
+        Ok(outbox
+            .into_iter()
+            .filter_map(|e| {
+                let (code, message, will_retry) = match e.state {
+                    OutboxState::Rejected { code, message } => (code, message, false),
+                    OutboxState::Deferred { code, message } => (code, message, true),
+                    _ => return None,
+                };
+                Some(RefusedDocument {
+                    doc_id: e.doc_id,
+                    code,
+                    message,
+                    will_retry,
+                })
+            })
+            .collect())
+    }
+
+    /// Every edit the server refused, newest first: case events and record entries, each with
+    /// what it was and why, so the user can see it and do it again if it still applies.
+    pub fn refused_edits(&self) -> Result<Vec<RefusedEdit>> {
+        let store = self.signed()?.store.clone();
+        let mut out: Vec<RefusedEdit> = store
+            .rejected_edits()?
+            .into_iter()
+            .map(|r| RefusedEdit {
+                summary: match (&r.event.kind, &r.details) {
+                    (crate::case::EventKind::Reported { .. }, Some(d)) => {
+                        format!("{}：{}", r.event.kind.label(), d.title)
+                    }
+                    (kind, _) => kind.label().to_owned(),
+                },
+                entry_json: r
+                    .details
+                    .as_ref()
+                    .and_then(|d| serde_json::to_string(d).ok()),
+                doc_id: r.doc_id,
+                event: Some(r.event),
+                code: r.code,
+                message: r.message,
+                at_ms: r.at_ms,
+            })
+            .collect();
+        for r in store.rejected_entries()? {
+            out.push(RefusedEdit {
+                summary: match &r.entry {
+                    Some(_) => "记录条目 / record entry".to_owned(),
+                    None => "新记录 / new record".to_owned(),
+                },
+                entry_json: r.entry.or(r.details).map(|v| v.to_string()),
+                doc_id: r.doc_id,
+                event: None,
+                code: r.code,
+                message: r.message,
+                at_ms: r.at_ms,
+            });
+        }
+        out.sort_by_key(|r| std::cmp::Reverse(r.at_ms));
+        Ok(out)
+    }
+}
+
+/// A document the server refused, or will be sent again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedDocument {
+    /// The document.
+    pub doc_id: String,
+    /// The server's reason code.
+    pub code: String,
+    /// Its message, for people.
+    pub message: String,
+    /// Whether it is sent again by itself (the server's own trouble), or was refused.
+    pub will_retry: bool,
+}
+
+/// An edit the server refused: a case event, or a record's entry or new record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefusedEdit {
+    /// The document.
+    pub doc_id: String,
+    /// The event, for a case.
+    pub event: Option<crate::case::Event>,
+    /// The entry or the new record's details (or a new case's), as JSON.
+    pub entry_json: Option<String>,
+    /// One line for the list: what it was.
+    pub summary: String,
+    /// The server's reason code.
+    pub code: String,
+    /// Its message, for people.
+    pub message: String,
+    /// When it was made, UTC ms.
+    pub at_ms: i64,
 }

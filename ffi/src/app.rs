@@ -9,8 +9,8 @@
 use crate::error::{ApiError, ApiResult};
 use crate::observe::{PhotoAdapter, PhotoQueueObserver, SyncAdapter, SyncObserver};
 use crate::views::{
-    AddressView, AnswerOutcome, CaseListItem, CaseListPage, CaseListQuery, CaseView, EventView,
-    GridView, MediationFileView, NewCaseInput, PhotoView, RejectedEditView, RejectedItem, Session,
+    AddressView, AnswerOutcome, CaseListItem, CaseListPage, CaseListQuery, CaseView, GridView,
+    MediationFileView, NewCaseInput, PhotoView, RejectedEditView, RejectedItem, Session,
     SyncSummary, VisitView,
 };
 use gridlink_core::address::{AddressChange, AddressDetails};
@@ -21,7 +21,7 @@ use gridlink_core::mediation::{MediationDetails, MediationStep};
 use gridlink_core::session::{self, CaseReport, PhoneSession, SessionConfig, SignedIn};
 use gridlink_core::store::{
     AddressHit, CaseFilter, CaseQuery, CitizenReportView, DEFAULT_CHECK_IN_M, MediationSummary,
-    Moment, NewCitizenReport, OutboxState, PageCursor, PatrolItem, PhotoInput, Store,
+    Moment, NewCitizenReport, PageCursor, PatrolItem, PhotoInput, Store,
 };
 use gridlink_core::sync::wire::EnrollResponse;
 use std::path::{Path, PathBuf};
@@ -54,20 +54,12 @@ pub struct AppConfig {
 #[derive(uniffi::Object)]
 pub struct FieldApp {
     session: PhoneSession,
-    photo_dir: String,
     photo_observer: RwLock<Option<Arc<dyn PhotoQueueObserver>>>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn moment(location: Option<Location>) -> Moment {
     Moment {
-        at_ms: now_ms(),
+        at_ms: gridlink_core::store::now_ms(),
         location,
     }
 }
@@ -97,10 +89,6 @@ impl FieldApp {
         );
         Ok(self.session.sync(&SyncAdapter(observer), &photos)?.into())
     }
-
-    fn signed_grids(&self) -> Vec<String> {
-        self.session.user().map(|u| u.grids()).unwrap_or_default()
-    }
 }
 
 impl FieldApp {
@@ -117,13 +105,9 @@ impl FieldApp {
     /// one was loaded before.
     #[uniffi::constructor]
     pub fn open(config: AppConfig) -> ApiResult<Arc<FieldApp>> {
-        std::fs::create_dir_all(&config.photo_dir).map_err(|e| {
-            storage(format!(
-                "无法创建照片目录 / cannot create the photo directory: {e}"
-            ))
-        })?;
         let session = PhoneSession::open(SessionConfig {
             database_path: PathBuf::from(&config.database_path),
+            photo_dir: PathBuf::from(&config.photo_dir),
             server_url: config.server_url,
             device_id: config.device_id,
             device_name: config.device_name,
@@ -132,7 +116,6 @@ impl FieldApp {
         })?;
         Ok(Arc::new(FieldApp {
             session,
-            photo_dir: config.photo_dir,
             photo_observer: RwLock::new(None),
         }))
     }
@@ -206,66 +189,22 @@ impl FieldApp {
     /// again, for the "needs attention" screen.
     pub fn rejected_items(&self) -> ApiResult<Vec<RejectedItem>> {
         Ok(self
-            .store()?
-            .outbox()?
+            .session
+            .refused_documents()?
             .into_iter()
-            .filter_map(|e| {
-                let (code, message, will_retry) = match e.state {
-                    OutboxState::Rejected { code, message } => (code, message, false),
-                    OutboxState::Deferred { code, message } => (code, message, true),
-                    _ => return None,
-                };
-                Some(RejectedItem {
-                    doc_id: e.doc_id,
-                    code,
-                    message,
-                    will_retry,
-                })
-            })
+            .map(Into::into)
             .collect())
     }
 
     /// Every edit the server refused, newest first: case events and record entries, each with
     /// what it was and why, so the user can see it and do it again if it still applies.
     pub fn rejected_edits(&self) -> ApiResult<Vec<RejectedEditView>> {
-        let store = self.store()?;
-        let mut out: Vec<RejectedEditView> = store
-            .rejected_edits()?
+        Ok(self
+            .session
+            .refused_edits()?
             .into_iter()
-            .map(|r| RejectedEditView {
-                summary: match (&r.event.kind, &r.details) {
-                    (EventKind::Reported { .. }, Some(d)) => {
-                        format!("{}：{}", r.event.kind.label(), d.title)
-                    }
-                    (kind, _) => kind.label().to_owned(),
-                },
-                entry_json: r
-                    .details
-                    .as_ref()
-                    .and_then(|d| serde_json::to_string(d).ok()),
-                doc_id: r.doc_id,
-                event: Some(EventView::from(r.event)),
-                code: r.code,
-                message: r.message,
-                at_ms: r.at_ms,
-            })
-            .collect();
-        for r in store.rejected_entries()? {
-            out.push(RejectedEditView {
-                summary: match (&r.entry, &r.details) {
-                    (Some(_), _) => "记录条目 / record entry".to_owned(),
-                    (None, _) => "新记录 / new record".to_owned(),
-                },
-                entry_json: r.entry.or(r.details).map(|v| v.to_string()),
-                doc_id: r.doc_id,
-                event: None,
-                code: r.code,
-                message: r.message,
-                at_ms: r.at_ms,
-            });
-        }
-        out.sort_by_key(|r| std::cmp::Reverse(r.at_ms));
-        Ok(out)
+            .map(Into::into)
+            .collect())
     }
 
     /// Work not yet on the server: documents with unconfirmed changes, photos to upload,
@@ -305,7 +244,7 @@ impl FieldApp {
     pub fn list_cases(&self, query: CaseListQuery) -> ApiResult<CaseListPage> {
         let after = match query.after.as_deref() {
             None => None,
-            Some(token) => Some(decode_cursor(token)?),
+            Some(token) => Some(token.parse::<PageCursor>()?),
         };
         let page = self.store()?.list(&CaseQuery {
             filter: CaseFilter {
@@ -325,7 +264,7 @@ impl FieldApp {
         })?;
         Ok(CaseListPage {
             items: page.items.into_iter().map(CaseListItem::from).collect(),
-            next: page.next.map(|c| format!("{}:{}", c.key, c.id)),
+            next: page.next.map(|c| c.to_string()),
         })
     }
 
@@ -348,10 +287,7 @@ impl FieldApp {
 
     /// A fresh path in the photo directory for the camera to write a photo to.
     pub fn new_photo_path(&self) -> String {
-        Path::new(&self.photo_dir)
-            .join(format!("{}.jpg", uuid::Uuid::new_v4()))
-            .to_string_lossy()
-            .into_owned()
+        self.session.new_photo_path().to_string_lossy().into_owned()
     }
 
     /// Captures a photo (JPEG or PNG bytes) for a case, citizen report, visit or mediation
@@ -376,7 +312,7 @@ impl FieldApp {
     }
 
     /// Captures the photo the camera wrote to `path` (from `new_photo_path`); the file is
-    /// deleted once the processed photo is safely queued.
+    /// deleted once the server has confirmed the processed photo.
     pub fn capture_photo_file(
         &self,
         owner_id: String,
@@ -384,21 +320,11 @@ impl FieldApp {
         location: Option<Location>,
         free_space_bytes: Option<u64>,
     ) -> ApiResult<PhotoView> {
-        // The file is deleted once queued: only files the camera wrote where we told it.
-        let inside = std::fs::canonicalize(&path)
-            .ok()
-            .zip(std::fs::canonicalize(&self.photo_dir).ok())
-            .is_some_and(|(file, dir)| file.starts_with(dir));
-        if !inside {
-            return Err(ApiError::Validation {
-                detail: "照片文件须在照片目录中（用 new_photo_path()）/ the photo file must be in the photo directory (use new_photo_path())".into(),
-            });
-        }
         Ok(self
-            .store()?
-            .capture_photo(
+            .session
+            .capture_camera_file(
                 &owner_id,
-                PhotoInput::File(Path::new(&path)),
+                Path::new(&path),
                 moment(location),
                 free_space_bytes,
             )?
@@ -496,12 +422,7 @@ impl FieldApp {
     /// Today's patrol list of a grid (the user's first grid when absent): every address with
     /// its last visit, those not visited in `days` days first.
     pub fn patrol_list(&self, grid_id: Option<String>, days: u32) -> ApiResult<Vec<PatrolItem>> {
-        let grid = grid_id
-            .or_else(|| self.signed_grids().into_iter().next())
-            .ok_or_else(|| ApiError::Validation {
-                detail: "请选择网格 / choose a grid".into(),
-            })?;
-        Ok(self.store()?.patrol_list(&grid, days, now_ms())?)
+        Ok(self.session.patrol_list(grid_id.as_deref(), days)?)
     }
 
     /// The checklist templates (current versions).
@@ -519,12 +440,6 @@ impl FieldApp {
         location: Option<Location>,
         max_distance_m: Option<f64>,
     ) -> ApiResult<VisitView> {
-        let max_m = max_distance_m.unwrap_or(DEFAULT_CHECK_IN_M);
-        if !(max_m.is_finite() && max_m > 0.0) {
-            return Err(ApiError::Validation {
-                detail: "签到距离须为正数（米）/ the check-in distance must be a positive number of metres".into(),
-            });
-        }
         Ok(self
             .store()?
             .start_visit(
@@ -532,7 +447,7 @@ impl FieldApp {
                 &address_code,
                 &template_id,
                 moment(location),
-                max_m,
+                max_distance_m.unwrap_or(DEFAULT_CHECK_IN_M),
             )?
             .into())
     }
@@ -695,18 +610,4 @@ impl FieldApp {
             village_id: g.village_id.clone(),
         })
     }
-}
-
-/// Reads a list cursor made by `list_cases` (`key:id`).
-fn decode_cursor(token: &str) -> ApiResult<PageCursor> {
-    let bad = || {
-        ApiError::Validation {
-        detail: "翻页标记无效，请从第一页重新加载 / the page marker is invalid: reload from the first page".into(),
-    }
-    };
-    let (key, id) = token.split_once(':').ok_or_else(bad)?;
-    Ok(PageCursor {
-        key: key.parse().map_err(|_| bad())?,
-        id: id.to_owned(),
-    })
 }

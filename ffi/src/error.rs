@@ -126,7 +126,9 @@ impl From<Error> for ApiError {
                     | SessionError::UnsentWork { .. }
                     | SessionError::Busy
                     | SessionError::MayNotReport(_) => ApiError::NotAllowed { detail: message },
-                    SessionError::NoGrid => ApiError::Validation { detail: message },
+                    SessionError::NoGrid | SessionError::PhotoOutsideDirectory => {
+                        ApiError::Validation { detail: message }
+                    }
                     SessionError::Files(_) => ApiError::Storage { detail: message },
                 }
             }
@@ -168,3 +170,11 @@ impl From<gridlink_core::sync::TransportError> for ApiError {
 
 /// The result of every fallible call.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<gridlink_core::store::BadPageCursor> for ApiError {
+    fn from(e: gridlink_core::store::BadPageCursor) -> Self {
+        ApiError::Validation {
+            detail: e.to_string(),
+        }
+    }
+}

@@ -735,6 +735,31 @@ pub struct RejectedEditView {
     pub at_ms: i64,
 }
 
+impl From<gridlink_core::session::RefusedDocument> for RejectedItem {
+    fn from(d: gridlink_core::session::RefusedDocument) -> Self {
+        RejectedItem {
+            doc_id: d.doc_id,
+            code: d.code,
+            message: d.message,
+            will_retry: d.will_retry,
+        }
+    }
+}
+
+impl From<gridlink_core::session::RefusedEdit> for RejectedEditView {
+    fn from(e: gridlink_core::session::RefusedEdit) -> Self {
+        RejectedEditView {
+            doc_id: e.doc_id,
+            event: e.event.map(EventView::from),
+            entry_json: e.entry_json,
+            summary: e.summary,
+            code: e.code,
+            message: e.message,
+            at_ms: e.at_ms,
+        }
+    }
+}
+
 /// The category list for pickers, with labels.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct CategoryOption {

@@ -164,6 +164,9 @@ pub enum ChecklistError {
         "签到需要定位，请打开定位后重试 / check-in needs the device's location: turn location on"
     )]
     NoLocation,
+    /// The distance a check-in may be from its address is not a positive number of metres.
+    #[error("签到距离须为正数（米）/ the check-in distance must be a positive number of metres")]
+    BadDistance,
     /// The template itself is inconsistent.
     #[error("清单模板无效：{0} / the checklist template is invalid: {0}")]
     BadTemplate(String),
@@ -317,6 +320,9 @@ pub fn check_in(
     location: Option<crate::case::Location>,
     max_m: f64,
 ) -> Result<CheckIn, ChecklistError> {
+    if !(max_m.is_finite() && max_m > 0.0) {
+        return Err(ChecklistError::BadDistance);
+    }
     let location = location
         .filter(crate::case::Location::is_valid)
         .ok_or(ChecklistError::NoLocation)?;

@@ -24,7 +24,9 @@ pub use migrations::SCHEMA_VERSION;
 #[cfg(feature = "client")]
 pub(crate) use photos::DuePhoto;
 pub use photos::{ORPHAN_GRACE_MS, PhotoBudget, PhotoInput, PhotoState, PhotoStatus};
-pub use query::{CaseFilter, CaseOrder, CasePage, CaseQuery, CaseSummary, PageCursor};
+pub use query::{
+    BadPageCursor, CaseFilter, CaseOrder, CasePage, CaseQuery, CaseSummary, PageCursor,
+};
 pub use records::{AddressHit, DEFAULT_CHECK_IN_M, MediationSummary, PatrolItem, VisitAnswer};
 pub use sync::{
     Credentials, OutboxEntry, OutboxState, PushBatch, RejectedEdit, RejectedEntry, ResponseOutcome,
@@ -582,7 +584,8 @@ impl Store {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch, by this device's clock.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

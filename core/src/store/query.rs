@@ -43,12 +43,38 @@ pub enum CaseOrder {
 }
 
 /// Where the next page starts: the sort key and id of the last case of the previous page.
+/// Handed to screens as the text `key:id` ([`Display`](std::fmt::Display), [`FromStr`](std::str::FromStr)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageCursor {
     /// Sort key of the last row.
     pub key: i64,
     /// Id of the last row.
     pub id: String,
+}
+
+impl std::fmt::Display for PageCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.key, self.id)
+    }
+}
+
+/// A page marker that no list made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "翻页标记无效，请从第一页重新加载 / the page marker is invalid: reload from the first page"
+)]
+pub struct BadPageCursor;
+
+impl std::str::FromStr for PageCursor {
+    type Err = BadPageCursor;
+
+    fn from_str(token: &str) -> std::result::Result<PageCursor, BadPageCursor> {
+        let (key, id) = token.split_once(':').ok_or(BadPageCursor)?;
+        Ok(PageCursor {
+            key: key.parse().map_err(|_| BadPageCursor)?,
+            id: id.to_owned(),
+        })
+    }
 }
 
 /// A list request.

@@ -1,6 +1,7 @@
 //! The phone's session (`gridlink_core::session`), path by path, without a server: sign-in
 //! kept across restarts, a damaged sign-in set aside, sign-out with unsent work, the device id
-//! retired at sign-out, one sync at a time, and a background job that panics.
+//! retired at sign-out, one sync at a time, a background job that panics, the camera's files
+//! taken from the photo directory only, and the patrol list's default grid.
 
 use crate::common::{T0, TempDir, uuid};
 use gridlink_core::Error;
@@ -18,6 +19,7 @@ const INSTALLATION: u128 = 7;
 fn config(dir: &TempDir) -> SessionConfig {
     SessionConfig {
         database_path: dir.path("phone.sqlite"),
+        photo_dir: dir.path("camera"),
         // Nothing listens there: a sync fails fast, as offline.
         server_url: "http://127.0.0.1:9".into(),
         device_id: uuid(INSTALLATION),
@@ -361,6 +363,63 @@ fn a_case_is_reported_under_the_roles_source_in_the_users_grid() {
     let centre = signed_in_as(&operator, Role::Operator, "district");
     assert_eq!(
         session_error(centre.report_case(report, at).unwrap_err()),
+        SessionError::NoGrid
+    );
+}
+
+#[test]
+fn a_camera_file_is_taken_from_the_photo_directory_only() {
+    let dir = TempDir::new();
+    let session = signed_in(&dir);
+    let jpeg = gridlink_fixtures::photos::CameraPhoto::small(3).jpeg();
+    let at = Moment {
+        at_ms: T0,
+        location: None,
+    };
+    // Elsewhere (a file the app did not have the camera write): refused, and left alone.
+    let elsewhere = dir.path("downloads.jpg");
+    std::fs::write(&elsewhere, &jpeg).unwrap();
+    assert_eq!(
+        session_error(
+            session
+                .capture_camera_file(&uuid(100), &elsewhere, at, None)
+                .unwrap_err()
+        ),
+        SessionError::PhotoOutsideDirectory
+    );
+    assert!(elsewhere.exists());
+    // A path in the photo directory that leads out of it is elsewhere too.
+    let sneaky = dir.path("camera").join("..").join("downloads.jpg");
+    assert_eq!(
+        session_error(
+            session
+                .capture_camera_file(&uuid(100), &sneaky, at, None)
+                .unwrap_err()
+        ),
+        SessionError::PhotoOutsideDirectory
+    );
+    // Where the session said: queued (the camera's file goes once the server has the photo).
+    let path = session.new_photo_path();
+    assert!(path.starts_with(dir.path("camera")));
+    std::fs::write(&path, &jpeg).unwrap();
+    let photo = session
+        .capture_camera_file(&uuid(100), &path, at, None)
+        .unwrap();
+    let queue = session.signed().unwrap().store.photo_queue().unwrap();
+    assert!(queue.iter().any(|p| p.hash == photo.hash));
+}
+
+#[test]
+fn the_patrol_list_is_of_the_users_first_grid_unless_another_is_chosen() {
+    let dir = TempDir::new();
+    let session = signed_in(&dir);
+    assert!(session.patrol_list(None, 30).is_ok());
+    assert!(session.patrol_list(Some("320509001001-02"), 30).is_ok());
+    // A department has no grid to default to.
+    let other = TempDir::new();
+    let department = signed_in_as(&other, Role::DepartmentHandler, "dept:dept-env");
+    assert_eq!(
+        session_error(department.patrol_list(None, 30).unwrap_err()),
         SessionError::NoGrid
     );
 }

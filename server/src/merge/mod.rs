@@ -102,6 +102,7 @@ impl<'a> Submission<'a> {
     }
 }
 
+/// A document as the merger holds it between pushes.
 struct Cached {
     doc: Doc,
     /// A case's fold as of the last judgement (none for a record, or when not folded yet).
@@ -475,6 +476,8 @@ struct GroupResult {
     audit: Vec<AuditEntry>,
     outcomes: Vec<(usize, ItemOutcome)>,
 }
+
+/// The stored document, loaded and folded for the cache.
 fn load_stored(store: &dyn ServerStore, doc_id: &str) -> Result<Option<Cached>, Refusal> {
     // The server's own trouble is not the push's fault: the phone keeps its copy and retries.
     let stored = store.load_doc(doc_id).map_err(|e| {
