@@ -5,7 +5,7 @@
 //! For the command centre (and any phone role that is online): the server loads its copy of
 //! the case, records the event with the caller's identity exactly as a phone would (the same
 //! validation, role table and fold), and pushes the change through the ordinary merge under
-//! //! the caller's device ([`record_event`], which the command centre's pages use too; the path
+//! the caller's device ([`record_event`], which the command centre's pages use too; the path
 //! is `crate::authored`'s) — so the same access checks apply and the event reaches every
 //! phone in scope by sync. Its Automerge actor is the device's prefix with the reserved epoch
 //! [`authored::SERVER_EPOCH`], which a phone never reaches.
@@ -19,7 +19,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gridlink_core::case::{Case, Event, EventKind};
-use gridlink_core::doc::DocKind;
 
 /// `POST /v1/cases/{id}/events`.
 pub async fn record(
@@ -63,18 +62,6 @@ pub fn record_event(
     case_id: &str,
     kind: EventKind,
 ) -> Result<(Event, Case), ApiError> {
-    if matches!(kind, EventKind::Reported { .. }) {
-        return Err(ApiError::BadRequest(
-            "案件已上报 / the case is already reported".into(),
-        ));
-    }
-    if DocKind::of(case_id) != DocKind::Case {
-        return Err(ApiError::refused(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_a_case",
-            "这不是案件：走访、地址和调解档案只能在手机上记录并同步 / not a case: visits, addresses and mediation files are recorded on the phone and synced",
-        ));
-    }
     let author = authored::Author::device(state, device)?;
     Ok(authored::record(state, &author, case_id, kind, now_ms())?)
 }

@@ -7,8 +7,9 @@
 //! push ([`submit`]): there it is judged by the same rules (every operation of the change,
 //! the author's role and scopes, or for the intake the rule of a reporter's new case),
 //! batched with the phones' pushes, committed against the heads it started from, and
-//! audited. Nothing the server writes at runtime takes a shortcut to the store; only the
-//! fixture and demo imports store whole documents directly (`Merger::import`).
+//! audited. Nothing the server writes for someone takes a shortcut to the store; only bulk
+//! imports of whole documents the server made itself do (`Merger::import` for the fixture
+//! and demo cases, `Merger::import_records` for the register of standard addresses).
 
 use crate::error::ApiError;
 use crate::merge::{Origin, PushOutcome};
@@ -19,7 +20,7 @@ use gridlink_core::Error as CoreError;
 use gridlink_core::case::{Case, CaseDetails, Event, EventKind, Stamp};
 use gridlink_core::doc::{CaseDoc, DocKind};
 use gridlink_core::sync::access::Pusher;
-use gridlink_core::sync::wire::{PushDoc, Rejection};
+use gridlink_core::sync::wire::{PushDoc, RejectCode, Rejection};
 use std::collections::BTreeSet;
 
 /// The epoch of the actor the server records a device's actions under, which a phone never
@@ -68,7 +69,9 @@ impl Author {
     }
 
     /// A reporter outside the sync (a citizen, an Open311 client) whose reports arrive from
-    /// `device_id`: no grants; what it may write is the intake's rule.
+    /// the stamp's device: no grants; what it may write is the intake's rule. Its actor is
+    /// the platform's: the intake only ever creates documents (sequence 1 of a new one), so
+    /// it never races the platform's serialised writes to an existing one.
     fn reporter(stamp: &Stamp) -> Author {
         Author {
             pusher: Pusher {
@@ -105,6 +108,14 @@ pub enum WriteError {
     /// No such case, or the author may not see it.
     #[error("没有这个案件，或无权查看 / no such case, or not yours to see")]
     NotFound,
+    /// A case is reported once, by its reporter.
+    #[error("案件已上报 / the case is already reported")]
+    AlreadyReported,
+    /// Events are recorded on cases only; records are written on the phone and synced.
+    #[error(
+        "这不是案件：走访、地址和调解档案只能在手机上记录并同步 / not a case: visits, addresses and mediation files are recorded on the phone and synced"
+    )]
+    NotACase,
     /// The case's state or the author's role does not allow it now (the fold's answer).
     #[error("当前状态或角色不允许该操作 / not allowed now: {0}")]
     NotAllowed(String),
@@ -127,6 +138,10 @@ impl From<WriteError> for ApiError {
         let message = e.to_string();
         match e {
             WriteError::NotFound => ApiError::refused(StatusCode::NOT_FOUND, "not_found", message),
+            WriteError::AlreadyReported => ApiError::BadRequest(message),
+            WriteError::NotACase => {
+                ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, "not_a_case", message)
+            }
             WriteError::NotAllowed(_) => {
                 ApiError::refused(StatusCode::CONFLICT, "not_allowed", message)
             }
@@ -149,9 +164,20 @@ pub fn submit(
     origin: Origin,
 ) -> Result<PushOutcome, WriteError> {
     let outcome = state.push(&author.pusher, &author.prefix, docs, now_ms(), origin)?;
-    match outcome.rejections.first() {
-        Some(rejection) => Err(WriteError::Refused(rejection.clone())),
-        None => Ok(outcome),
+    match outcome.rejections.into_iter().next() {
+        // The server's own trouble (its copy does not load, its storage failed): nothing is
+        // wrong with the write, and whoever asked for it may retry.
+        Some(rejection) if rejection.code == RejectCode::ServerError => Err(WriteError::Store(
+            StoreError::Unavailable(rejection.message),
+        )),
+        Some(rejection) => Err(WriteError::Refused(Rejection {
+            server_doc: None,
+            ..rejection
+        })),
+        None => Ok(PushOutcome {
+            rejections: Vec::new(),
+            ..outcome
+        }),
     }
 }
 
@@ -166,12 +192,10 @@ pub fn record(
     at_ms: i64,
 ) -> Result<(Event, Case), WriteError> {
     if matches!(kind, EventKind::Reported { .. }) {
-        return Err(WriteError::Invalid(
-            "案件已上报 / the case is already reported".into(),
-        ));
+        return Err(WriteError::AlreadyReported);
     }
     if DocKind::of(case_id) != DocKind::Case {
-        return Err(WriteError::NotFound);
+        return Err(WriteError::NotACase);
     }
     // One recorded action of an author at a time: each loads the case as committed by the
     // one before, so their changes never share a sequence number.

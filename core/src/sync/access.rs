@@ -112,7 +112,8 @@ pub fn check_push(
 /// grants. The intake is server code that no device reaches through sync, so scopes do not
 /// gate it: the case is judged as a new case from that reporter is (reported by them, from
 /// the source their role may give, every event theirs). A case that exists already is
-/// refused: the intake only opens cases. Returns the ids of the events it adds.
+/// refused (a retried or clashing submission; the intake answers it from the stored case):
+/// the intake only opens cases. Returns the ids of the events it adds.
 pub fn check_intake(
     reporter: &Pusher,
     before: Option<Before<'_>>,

@@ -3,8 +3,9 @@
 //!
 //! Loaded documents stay in an LRU cache (loading dominates a merge otherwise). A pushed
 //! document is applied *in place* to its cached copy; if the push is refused, that copy is
-//! dropped and the next request loads the stored one again, so a refused push never leaves a
-//! trace. Cases and records take the same pipeline; only their judgement differs.
+//! dropped and rebuilt from the store and the merges not committed yet, so a refused push
+//! never leaves a trace. Cases and records take the same pipeline; only their judgement
+//! differs.
 //!
 //! One `Merger` runs on one thread ([`spawn`]): two merges of one document must not start
 //! from the same copy. That thread takes every push waiting for it and commits them in one
@@ -598,9 +599,13 @@ fn merge_group(context: &Context<'_>, in_flight: &[&Merge], group: DocGroup<'_>)
                     doc_id: doc_id.clone(),
                     heads: merge.heads.iter().copied().map(Into::into).collect(),
                 };
+                let grid = merge.row.as_ref().map(|r| r.place.grid_id.as_str());
                 result.audit.push(entry(
                     item.origin.audit_action(),
-                    format!("{added} events, {} bytes", merge.changes.len()),
+                    match (item.origin, grid) {
+                        (Origin::Intake(_), Some(grid)) => format!("grid {grid}"),
+                        _ => format!("{added} events, {} bytes", merge.changes.len()),
+                    },
                 ));
                 result
                     .outcomes
@@ -610,10 +615,14 @@ fn merge_group(context: &Context<'_>, in_flight: &[&Merge], group: DocGroup<'_>)
             }
             Err(r) => {
                 tracing::info!(doc_id = %doc_id, device = %pusher.device_id, code = r.code.code(), "push refused: {}", r.message);
-                result.audit.push(entry(
-                    "push_rejected",
-                    format!("{}: {}", r.code.code(), r.message),
-                ));
+                // A refused intake is the server's own write, answered to its caller (a
+                // retried submission finds its case); a device's refused push is audited.
+                if !matches!(item.origin, Origin::Intake(_)) {
+                    result.audit.push(entry(
+                        "push_rejected",
+                        format!("{}: {}", r.code.code(), r.message),
+                    ));
+                }
                 let mut restored = restore(store, doc_id, in_flight, &result.merges);
                 let server_doc = restored
                     .as_mut()
@@ -674,7 +683,11 @@ fn merge_push(
         None => (Doc::load(push.doc_id, changes).map_err(core_refusal)?, None),
     };
     let heads = doc.heads();
-    if let Some(base) = &base {
+    // (The intake's reporter holds no scopes: whether it may write is the intake's rule
+    // alone, which refuses any document that exists.)
+    if let Some(base) = &base
+        && !matches!(push.origin, Origin::Intake(_))
+    {
         check_readable(push.pusher, &base.scopes, push.doc_id)?;
     }
     let base = match base {
@@ -748,7 +761,7 @@ fn merge_push(
 }
 
 /// The device a merge is logged under. Changes the server recorded for the device (its
-/// actions endpoint, actor epoch `u32::MAX`) are not the device's own: logged under another
+/// actions, a template it published: actor epoch `u32::MAX`) are not the device's own: logged under another
 /// name, so that the device's next pull brings them to its phone.
 fn logged_device(actors: &[automerge::ActorId], pusher: &Pusher) -> String {
     let server_epoch = crate::authored::SERVER_EPOCH.to_be_bytes();

@@ -1,6 +1,7 @@
 //! The server's writes on someone's behalf take the merge pipeline like a phone's push: a
-//! case the intake opens is judged there (an unknown grid, a case that exists), simultaneous
-//! retries of one submission open one case, and everything is audited once.
+//! case the intake opens is judged there (an unknown grid; a submission whose id exists is
+//! refused and answered from the stored case), simultaneous retries of one submission open
+//! one case, and it is audited once.
 
 use crate::common::TestServer;
 use gridlink_core::case::{CaseDetails, Category, Location, Role, Source, Stamp};
