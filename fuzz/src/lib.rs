@@ -57,6 +57,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                         .collect(),
                 ),
                 max_pull_bytes: 1 << 20,
+                history: None,
             };
             let enroll = EnrollRequest {
                 protocol: wire::PROTOCOL_VERSION,

@@ -334,6 +334,7 @@ fn main() {
                 push: vec![],
                 cursor,
                 max_pull_bytes: 8 << 20,
+                history: None,
             };
             let response: SyncResponse = wire::decode(
                 &http.post("/v1/sync", &wire::encode(&request)).unwrap(),
@@ -384,6 +385,7 @@ fn main() {
             push,
             cursor,
             max_pull_bytes: 8 << 20,
+            history: None,
         };
         bodies.push((enrollment.token, wire::encode(&request)));
     }

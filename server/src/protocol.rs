@@ -85,13 +85,20 @@ impl AppState {
                 .inc();
         }
 
+        // A cursor of another history (this server was restored from a backup since) points
+        // into a log that no longer exists: the pull starts again from nothing.
+        let restored = request
+            .history
+            .as_deref()
+            .is_some_and(|h| h != self.history());
         let from: Vec<(ScopeKey, u64)> = grants
             .iter()
             .map(|k| {
-                (
-                    k.clone(),
-                    request.cursor.0.get(&k.to_string()).copied().unwrap_or(0),
-                )
+                let position = match restored {
+                    true => 0,
+                    false => request.cursor.0.get(&k.to_string()).copied().unwrap_or(0),
+                };
+                (k.clone(), position)
             })
             .collect();
         let left: Vec<ScopeKey> = request
@@ -122,6 +129,7 @@ impl AppState {
                     .collect(),
             ),
             more: page.more,
+            history: Some(self.history().to_owned()),
         })
     }
 

@@ -101,6 +101,8 @@ pub(crate) struct Inner {
     pub(crate) action_locks: Box<[std::sync::Mutex<()>]>,
     /// Turns for syncs in progress (see [`sync_turns`]).
     pub(crate) sync_turns: tokio::sync::Semaphore,
+    /// This installation's history id ([`store::HISTORY_SETTING`]).
+    pub(crate) history: String,
 }
 
 impl std::fmt::Debug for AppState {
@@ -126,6 +128,7 @@ impl AppState {
             Ok(n) => tracing::info!(removed = n, "swept abandoned partial uploads"),
             Err(e) => tracing::warn!(error = %e, "sweeping partial uploads failed"),
         }
+        let history = history_id(&*store)?;
         let merger = Merger::new(store.clone(), config.cache_docs)?;
         let merges = merge::spawn(merger)
             .map_err(|e| StoreError::Database(format!("starting the merge thread: {e}")))?;
@@ -143,6 +146,7 @@ impl AppState {
                     .map(|_| std::sync::Mutex::new(()))
                     .collect(),
                 sync_turns: tokio::sync::Semaphore::new(sync_turns()),
+                history,
             }),
         };
         state.reload_grid_index()?;
@@ -233,6 +237,11 @@ impl AppState {
         &self.inner.store
     }
 
+    /// This installation's history id, which a restore from a backup makes anew.
+    pub fn history(&self) -> &str {
+        &self.inner.history
+    }
+
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
@@ -314,6 +323,21 @@ impl AppState {
                 )
             })
     }
+}
+
+/// The store's history id, made now if it has none (a new installation, or one from before
+/// history ids).
+fn history_id(store: &dyn ServerStore) -> Result<String, StoreError> {
+    if let Some(id) = store
+        .setting(store::HISTORY_SETTING)?
+        .and_then(|v| String::from_utf8(v).ok())
+        .filter(|id| !id.is_empty())
+    {
+        return Ok(id);
+    }
+    let id = store::backup::new_history_id();
+    store.put_setting(store::HISTORY_SETTING, id.as_bytes())?;
+    Ok(id)
 }
 
 /// Milliseconds since the Unix epoch.

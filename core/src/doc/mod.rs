@@ -28,6 +28,64 @@ pub trait SyncedDoc {
     fn save_after(&mut self, heads: &[automerge::ChangeHash]) -> Vec<u8>;
     /// Whether the document holds this change.
     fn has_change(&mut self, hash: &automerge::ChangeHash) -> bool;
+    /// The changes since `heads` that `own` actors authored and that stand on `heads` or on
+    /// one another ([`own_changes_after`]).
+    fn own_changes_after(
+        &mut self,
+        heads: &[automerge::ChangeHash],
+        own: &dyn Fn(&automerge::ActorId) -> bool,
+    ) -> OwnChanges;
+}
+
+/// What of a document a device may push: its own changes the server can apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnChanges {
+    /// The changes, as bytes `load`/`apply` accept after the earlier ones.
+    pub bytes: Vec<u8>,
+    /// Changes taken.
+    pub taken: usize,
+    /// Changes since the heads left out: others' (which only their authors may push), and
+    /// this device's that stand on those.
+    pub held_back: usize,
+}
+
+/// The changes of `doc` since `heads` that `own` actors authored and whose dependencies are
+/// all at or before `heads` or among the changes taken: what a device may push of a document
+/// whose server copy is at `heads`. Normally every change since the acknowledged heads is the
+/// device's own (others' arrive by pull, which moves the heads past them); after the server
+/// was restored from a backup the phone may hold others' changes that the server lost, and
+/// the server takes a device's changes only (ADR 0013).
+pub fn own_changes_after(
+    doc: &mut AutoCommit,
+    heads: &[automerge::ChangeHash],
+    own: &dyn Fn(&automerge::ActorId) -> bool,
+) -> OwnChanges {
+    let changes = doc.get_changes(heads);
+    if changes.iter().all(|c| own(c.actor_id())) {
+        return OwnChanges {
+            taken: changes.len(),
+            held_back: 0,
+            bytes: doc.save_after(heads),
+        };
+    }
+    let after: std::collections::HashSet<automerge::ChangeHash> =
+        changes.iter().map(|c| c.hash()).collect();
+    let mut taken = std::collections::HashSet::new();
+    let mut out = OwnChanges::default();
+    for change in &changes {
+        let stands = change
+            .deps()
+            .iter()
+            .all(|d| !after.contains(d) || taken.contains(d));
+        if own(change.actor_id()) && stands {
+            taken.insert(change.hash());
+            out.bytes.extend_from_slice(change.raw_bytes());
+            out.taken += 1;
+        } else {
+            out.held_back += 1;
+        }
+    }
+    out
 }
 
 macro_rules! synced_doc {
@@ -47,6 +105,13 @@ macro_rules! synced_doc {
             }
             fn has_change(&mut self, hash: &automerge::ChangeHash) -> bool {
                 self.automerge().get_change_by_hash(hash).is_some()
+            }
+            fn own_changes_after(
+                &mut self,
+                heads: &[automerge::ChangeHash],
+                own: &dyn Fn(&automerge::ActorId) -> bool,
+            ) -> OwnChanges {
+                own_changes_after(self.automerge(), heads, own)
             }
         }
     };

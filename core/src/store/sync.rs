@@ -160,6 +160,9 @@ pub struct ResponseOutcome {
     pub deferred: u64,
     /// Documents that left the scope but hold unsent edits: pushed first, deleted after.
     pub kept_for_push: u64,
+    /// The server was restored from a backup since the last sync (another history id): every
+    /// document is pushed again from what the server holds, photos are uploaded again.
+    pub restored: bool,
 }
 
 const META_TOKEN: &str = "token";
@@ -168,6 +171,7 @@ const META_PREFIX: &str = "actor_prefix";
 const META_EPOCH: &str = "epoch";
 const META_CURSOR: &str = "cursor";
 const META_PENDING_REMOVAL: &str = "pending_removal";
+const META_HISTORY: &str = "server_history";
 
 fn meta(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(conn
@@ -208,6 +212,24 @@ fn set_acked(conn: &Connection, doc_id: &str, heads: &[ChangeHash]) -> Result<()
          ON CONFLICT (doc_id) DO UPDATE SET acked_heads = excluded.acked_heads",
     )?
     .execute(params![doc_id, encode_heads(heads)])?;
+    Ok(())
+}
+
+/// After the server went back in time (a restore from a backup): nothing it acknowledged can
+/// be counted on. Every document's acknowledged heads are forgotten (the pull, which starts
+/// again from nothing, records the heads the server now holds, and the next push sends this
+/// device's changes beyond them), and every photo still on the phone is uploaded again (the
+/// server answers at once for those it kept).
+fn forget_what_the_server_held(tx: &Connection) -> Result<()> {
+    tx.execute("DELETE FROM sync_state", [])?;
+    tx.execute("DELETE FROM sync_meta WHERE key = ?1", [META_CURSOR])?;
+    tx.execute(
+        "UPDATE photos SET state = 'processed', confirmed = 0, thumb_sent = 0, attempts = 0,
+             last_error = NULL, next_attempt_at = 0, uploaded_at = NULL
+         WHERE state = 'uploaded'
+           AND EXISTS (SELECT 1 FROM photo_data d WHERE d.hash = photos.hash AND d.kind = 'full')",
+        [],
+    )?;
     Ok(())
 }
 
@@ -295,6 +317,24 @@ impl Store {
         }))
     }
 
+    /// The server's history id from the last response applied (ADR 0013).
+    pub fn server_history(&self) -> Result<Option<String>> {
+        let conn = self.lock();
+        Ok(meta(&conn, META_HISTORY)?.and_then(|b| String::from_utf8(b).ok()))
+    }
+
+    /// Whether `actor` is one of this device's: its enrolled prefix with any epoch, or the
+    /// actor it edited with before it enrolled.
+    fn own_actor(&self, conn: &Connection) -> Result<impl Fn(&automerge::ActorId) -> bool + use<>> {
+        let prefix = meta(conn, META_PREFIX)?.unwrap_or_default();
+        let device = self.config.device_id.clone();
+        Ok(
+            move |actor: &automerge::ActorId| {
+                crate::sync::actor_belongs_to(actor, &prefix, &device)
+            },
+        )
+    }
+
     /// Where the next pull starts.
     pub fn cursor(&self) -> Result<Cursor> {
         let conn = self.lock();
@@ -314,6 +354,7 @@ impl Store {
         let mut conn = self.lock();
         // One transaction for the whole batch: marking documents sent costs one commit.
         let tx = conn.transaction()?;
+        let own = self.own_actor(&tx)?;
         for (i, id) in ids.iter().enumerate() {
             let mut doc = match self.load_synced(&tx, id) {
                 Ok(Some(doc)) => doc,
@@ -322,10 +363,16 @@ impl Store {
                 // Quarantined by `load` (kept in this transaction); nothing to send.
                 Err(_) => continue,
             };
+            // Only this device's changes, and only those the server can apply: others'
+            // changes since the acknowledged heads exist only after a restore (ADR 0013).
             let changes = match acked_heads(&tx, id)? {
-                Some(heads) => doc.save_after(&heads),
-                None => doc.save(),
+                Some(heads) => doc.own_changes_after(&heads, &own),
+                None => doc.own_changes_after(&[], &own),
             };
+            if changes.taken == 0 {
+                continue;
+            }
+            let changes = changes.bytes;
             let full = batch.docs.len() >= crate::sync::wire::MAX_PUSH_DOCS;
             if full || (!batch.docs.is_empty() && size + changes.len() > max_bytes) {
                 batch.left_out = ids.len() - i;
@@ -358,6 +405,14 @@ impl Store {
         let mut tx = conn.transaction()?;
         let now = now_ms();
         let mut new_actor = None;
+        if let Some(history) = &response.history {
+            let before = meta(&tx, META_HISTORY)?;
+            if before.as_deref().is_some_and(|b| b != history.as_bytes()) {
+                forget_what_the_server_held(&tx)?;
+                outcome.restored = true;
+            }
+            set_meta(&tx, META_HISTORY, history.as_bytes())?;
+        }
         let mut pending_removal: std::collections::BTreeSet<String> =
             meta(&tx, META_PENDING_REMOVAL)?
                 .and_then(|b| serde_json::from_slice(&b).ok())

@@ -306,6 +306,7 @@ impl Store {
                 push: batch.docs.clone(),
                 cursor: self.cursor()?,
                 max_pull_bytes: options.max_pull_bytes,
+                history: self.server_history()?,
             };
             let body = wire::encode(&request);
             let response = self.exchange(
@@ -329,6 +330,7 @@ impl Store {
                 && batch.left_out == 0
                 && outcome.reapplied == 0
                 && outcome.kept_for_push == 0
+                && !outcome.restored
                 && response.rejections.len() as u64 == outcome.deferred;
             if caught_up {
                 return Ok(progress);

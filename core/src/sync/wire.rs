@@ -92,6 +92,11 @@ pub struct SyncRequest {
     pub cursor: Cursor,
     /// The most pulled bytes the phone wants in this response (the server caps it too).
     pub max_pull_bytes: u64,
+    /// The server's history id from the last response the phone applied (none before the
+    /// first, and from servers that give none). The server ignores the cursor of another
+    /// history: it was restored from a backup since, and pulls start again from nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
 }
 
 /// The server holds a document up to these heads.
@@ -234,6 +239,11 @@ pub struct SyncResponse {
     pub cursor: Cursor,
     /// More changes wait after this page.
     pub more: bool,
+    /// The server's history id, made anew by every restore from a backup. A phone that
+    /// last saw another one knows the server may have lost changes it acknowledged: it pushes
+    /// again everything of its own the server does not hold (ADR 0013).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
 }
 
 /// `POST /v1/enroll` body: a one-time code from an operator, and the phone's own device id.
@@ -471,7 +481,35 @@ mod tests {
             }],
             cursor: Cursor([("grid:a".to_owned(), 7)].into_iter().collect()),
             max_pull_bytes: 1 << 20,
+            history: Some("h1".into()),
         }
+    }
+
+    /// A request as clients before history ids write it.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct EarlierRequest {
+        protocol: u32,
+        request_id: String,
+        push: Vec<PushDoc>,
+        cursor: Cursor,
+        max_pull_bytes: u64,
+    }
+
+    #[test]
+    fn the_history_id_is_optional_both_ways() {
+        let earlier = EarlierRequest {
+            protocol: PROTOCOL_VERSION,
+            request_id: "r1".into(),
+            push: Vec::new(),
+            cursor: Cursor::default(),
+            max_pull_bytes: 1 << 20,
+        };
+        let read: SyncRequest = decode(&encode(&earlier), 1 << 20).unwrap();
+        assert_eq!(read.history, None);
+        assert_eq!(read.request_id, "r1");
+        // An earlier server reads a request that carries one.
+        let read: EarlierRequest = decode(&encode(&request()), 1 << 20).unwrap();
+        assert_eq!(read.cursor, request().cursor);
     }
 
     #[test]

@@ -270,3 +270,44 @@ fn history_matches_autosurgeon() {
     assert_eq!(a.history().unwrap().len(), early + 1);
     assert_eq!(a.case().unwrap(), b.case().unwrap());
 }
+
+#[test]
+fn a_device_pushes_only_its_own_changes_that_stand_on_what_the_server_holds() {
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, AutoCommit, ROOT, ReadDoc};
+    let device = |epoch: u8| ActorId::from([[1u8; 16].as_slice(), &[0, 0, 0, epoch]].concat());
+    let own = |a: &ActorId| a.to_bytes().starts_with(&[1u8; 16]);
+    let mut doc = AutoCommit::new().with_actor(device(0));
+    doc.put(ROOT, "reported", 1).unwrap();
+    doc.commit();
+    let server = doc.get_heads();
+    let mut at_server = AutoCommit::load(&doc.save()).unwrap();
+    // Since: someone else's change, this device's change on top of it, and one of its own
+    // that stands on what the server holds (made under a later epoch).
+    let mut fork = doc.fork().with_actor(device(1));
+    doc.set_actor(ActorId::from(vec![2u8; 20]));
+    doc.put(ROOT, "accepted", 2).unwrap();
+    doc.commit();
+    doc.set_actor(device(0));
+    doc.put(ROOT, "comment", 3).unwrap();
+    doc.commit();
+    fork.put(ROOT, "photo", 4).unwrap();
+    fork.commit();
+    doc.merge(&mut fork).unwrap();
+
+    let out = gridlink_core::doc::own_changes_after(&mut doc, &server, &own);
+    assert_eq!((out.taken, out.held_back), (1, 2));
+    at_server.load_incremental(&out.bytes).unwrap();
+    assert!(at_server.get(ROOT, "photo").unwrap().is_some());
+    assert!(at_server.get(ROOT, "accepted").unwrap().is_none());
+    assert!(at_server.get(ROOT, "comment").unwrap().is_none());
+    // Nothing of anyone else's since: everything goes, as one save.
+    let mut mine = AutoCommit::load(&at_server.save())
+        .unwrap()
+        .with_actor(device(2));
+    let held = mine.get_heads();
+    mine.put(ROOT, "closed", 5).unwrap();
+    mine.commit();
+    let all = gridlink_core::doc::own_changes_after(&mut mine, &held, &own);
+    assert_eq!((all.taken, all.held_back), (1, 0));
+}

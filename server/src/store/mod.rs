@@ -7,6 +7,7 @@
 //!
 //! Methods are blocking; the HTTP layer calls them from `spawn_blocking`.
 
+pub mod backup;
 pub mod rollups;
 mod sqlite;
 
@@ -630,6 +631,12 @@ pub trait BlobIndex {
     /// The thumbnail blob of a photo.
     fn thumbnail_of(&self, photo_hash: &str) -> StoreResult<Option<BlobRow>>;
 }
+
+/// The setting that names this installation's history: made when the server first starts,
+/// made anew by every restore from a backup. Phones send back the one they last saw; another
+/// one means the server went back in time (a restore), and they pull everything again and
+/// push again what it lost (ADR 0013).
+pub const HISTORY_SETTING: &str = "history_id";
 
 /// Keyed settings and the audit log.
 pub trait SettingsAudit {

@@ -148,6 +148,22 @@ impl TestServer {
         self.spawn(listener);
     }
 
+    /// The machine is lost: stops, restores `backup` into a fresh data directory with the
+    /// server's own `restore`, and starts over it on the same port.
+    pub fn restore_from(&mut self, backup: &Path) {
+        self.stop();
+        let data = TempDir::new();
+        std::fs::remove_dir_all(data.path()).unwrap();
+        gridlink_server::store::backup::restore(backup, data.path()).unwrap();
+        self.data = data;
+        self.state = state_in(self.data.path(), self.config);
+        let listener = self
+            .runtime
+            .block_on(tokio::net::TcpListener::bind(self.addr))
+            .unwrap();
+        self.spawn(listener);
+    }
+
     pub fn code_for(&self, user: &str) -> String {
         demo::enroll_code(&self.state, user, 1, "test").unwrap()
     }

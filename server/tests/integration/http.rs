@@ -35,6 +35,7 @@ fn request(protocol: u32, push: Vec<PushDoc>) -> Vec<u8> {
         push,
         cursor: Default::default(),
         max_pull_bytes: 1 << 20,
+        history: None,
     })
 }
 

@@ -14,6 +14,7 @@
 
 mod actions;
 mod authored;
+mod backup;
 mod citizen;
 mod common;
 mod demo;

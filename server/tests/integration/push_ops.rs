@@ -32,7 +32,7 @@ fn stamp(phone: &Phone, at: i64) -> Stamp {
 }
 
 /// Pushes raw changes for one document, as a modified app could.
-fn push(phone: &Phone, doc_id: &str, changes: Vec<u8>) -> SyncResponse {
+pub fn push(phone: &Phone, doc_id: &str, changes: Vec<u8>) -> SyncResponse {
     let request = SyncRequest {
         protocol: wire::PROTOCOL_VERSION,
         request_id: uuid::Uuid::new_v4().to_string(),
@@ -42,6 +42,7 @@ fn push(phone: &Phone, doc_id: &str, changes: Vec<u8>) -> SyncResponse {
         }],
         cursor: phone.store.cursor().unwrap(),
         max_pull_bytes: 1 << 20,
+        history: None,
     };
     wire::decode(
         &phone

@@ -216,9 +216,14 @@ fn a_mediation_file_reaches_only_its_team_the_areas_mediators_and_supervisors() 
         &stamp_of(&stranger, T0 + 120_000),
     )
     .unwrap();
-    forge(&stranger, &mut doc, None);
-    let report = stranger.sync();
-    assert_eq!(report.docs_rejected, 1, "{report:?}");
+    // (An honest app pushes only its own changes on what the server holds; a modified one
+    // sends the file whole.)
+    let answer = crate::push_ops::push(&stranger, &doc_id, doc.save());
+    assert_eq!(answer.rejections.len(), 1, "{answer:?}");
+    assert!(
+        answer.rejections[0].server_doc.is_none(),
+        "nothing of the file is told"
+    );
     let after = server.state.store().load_doc(&doc_id).unwrap().unwrap();
     let after = RecordDoc::load(&doc_id, &after.bytes).unwrap();
     assert_eq!(after.entries_json().unwrap().len(), 1);

@@ -69,6 +69,7 @@ fn push(phone: &Phone, docs: Vec<PushDoc>) -> SyncResponse {
         push: docs,
         cursor: phone.store.cursor().unwrap(),
         max_pull_bytes: 1 << 20,
+        history: None,
     };
     wire::decode(
         &phone
@@ -478,6 +479,7 @@ fn no_response_carries_another_grids_data() {
         push: vec![whole(&mut doc)],
         cursor: Default::default(),
         max_pull_bytes: 1 << 20,
+        history: None,
     };
     assert!(matches!(
         citizen.transport.post("/v1/sync", &wire::encode(&request)),
@@ -559,6 +561,7 @@ fn naming_keys_or_documents_reveals_nothing() {
         }],
         cursor,
         max_pull_bytes: 1 << 20,
+        history: None,
     };
     let response: SyncResponse = wire::decode(
         &inspector
@@ -590,6 +593,7 @@ fn a_cursor_with_more_keys_than_the_device_can_read_is_refused_and_nothing_is_me
             push: push.clone(),
             cursor,
             max_pull_bytes: 1 << 20,
+            history: None,
         };
         inspector
             .transport

@@ -286,6 +286,7 @@ fn a_retried_request_is_harmless() {
         push: batch.docs.clone(),
         cursor: s.a.store.cursor().unwrap(),
         max_pull_bytes: 1 << 20,
+        history: None,
     };
     let body = wire::encode(&request);
     let first: SyncResponse =
