@@ -17,13 +17,15 @@ fn a_backup_under_load_restores_and_the_phones_push_again_what_the_server_lost()
     let mut server = TestServer::start();
     let inspector = server.phone("insp-0001");
     let chief = server.phone("chief-0001");
-    let uploads = upload_options(64 << 10);
+    let upload = |phone: &crate::common::Phone| {
+        phone
+            .store
+            .upload_photos(&phone.transport, &upload_options(64 << 10), &())
+            .unwrap()
+    };
     let (before, photo_before) = report_with_photo(&inspector.store, &camera_bytes(11));
     inspector.sync();
-    inspector
-        .store
-        .upload_photos(&inspector.transport, &uploads, &())
-        .unwrap();
+    upload(&inspector);
     chief.sync();
 
     // The backup is written while the inspector keeps reporting and syncing.
@@ -48,10 +50,7 @@ fn a_backup_under_load_restores_and_the_phones_push_again_what_the_server_lost()
     // (whose phone now holds the inspector's case too), and a comment on the first case.
     let (after, photo_after) = report_with_photo(&inspector.store, &camera_bytes(12));
     inspector.sync();
-    inspector
-        .store
-        .upload_photos(&inspector.transport, &uploads, &())
-        .unwrap();
+    upload(&inspector);
     chief.sync();
     chief
         .act(
@@ -88,10 +87,7 @@ fn a_backup_under_load_restores_and_the_phones_push_again_what_the_server_lost()
         inspector.sync();
         chief.sync();
     }
-    inspector
-        .store
-        .upload_photos(&inspector.transport, &uploads, &())
-        .unwrap();
+    upload(&inspector);
     for (id, events) in &seen {
         let case = server
             .doc(id)

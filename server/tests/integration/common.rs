@@ -140,6 +140,11 @@ impl TestServer {
     pub fn restart(&mut self, down_for: Duration) {
         self.stop();
         std::thread::sleep(down_for);
+        self.serve_again();
+    }
+
+    /// A fresh server process state over the data directory, on the same port.
+    fn serve_again(&mut self) {
         self.state = state_in(self.data.path(), self.config);
         let listener = self
             .runtime
@@ -156,12 +161,7 @@ impl TestServer {
         std::fs::remove_dir_all(data.path()).unwrap();
         gridlink_server::store::backup::restore(backup, data.path()).unwrap();
         self.data = data;
-        self.state = state_in(self.data.path(), self.config);
-        let listener = self
-            .runtime
-            .block_on(tokio::net::TcpListener::bind(self.addr))
-            .unwrap();
-        self.spawn(listener);
+        self.serve_again();
     }
 
     pub fn code_for(&self, user: &str) -> String {
