@@ -61,11 +61,13 @@ pub fn own_changes_after(
     own: &dyn Fn(&automerge::ActorId) -> bool,
 ) -> OwnChanges {
     let changes = doc.get_changes(heads);
-    if changes.iter().all(|c| own(c.actor_id())) {
+    // A document the server holds nothing of, all this device's own: one compact save, as
+    // before. Otherwise the changes' own bytes (what `save_after` writes), in one pass.
+    if heads.is_empty() && changes.iter().all(|c| own(c.actor_id())) {
         return OwnChanges {
             taken: changes.len(),
             held_back: 0,
-            bytes: doc.save_after(heads),
+            bytes: doc.save(),
         };
     }
     let after: std::collections::HashSet<automerge::ChangeHash> =
