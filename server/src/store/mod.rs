@@ -9,8 +9,11 @@
 
 pub mod backup;
 pub mod rollups;
+pub mod postgres;
+mod sql;
 mod sqlite;
 
+pub use postgres::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 pub use sqlite::{SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, SqliteStore};
 
 use automerge::ChangeHash;

@@ -12,12 +12,13 @@ use super::{
     PullPage, ScoreTotal, SettingsAudit, Statistics, StoreError, StoreResult, StoredDoc, User,
     WebSession,
 };
+use super::sql::{CASE_COLUMNS, OPEN_STATUSES, admin, decode_heads, encode_heads, parse_scopes, reason_code};
 use crate::state::now_ms;
-use gridlink_core::case::{Role, ScoreReason, Status};
+use gridlink_core::case::Role;
 use gridlink_core::doc::DocKind;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey};
 use gridlink_core::sync::visibility::PlaceFilter;
-use gridlink_core::sync::wire::{Hash, PulledDoc};
+use gridlink_core::sync::wire::PulledDoc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -119,19 +120,6 @@ fn open_conn(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-fn encode_heads(heads: &[automerge::ChangeHash]) -> Vec<u8> {
-    let mut sorted = heads.to_vec();
-    sorted.sort();
-    sorted.iter().flat_map(|h| h.0).collect()
-}
-
-fn decode_heads(bytes: &[u8]) -> Vec<Hash> {
-    bytes
-        .chunks_exact(32)
-        .filter_map(|c| <[u8; 32]>::try_from(c).ok().map(Hash))
-        .collect()
-}
-
 fn role_of(code: &str) -> rusqlite::Result<Role> {
     Role::from_code(code).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -140,11 +128,6 @@ fn role_of(code: &str) -> rusqlite::Result<Role> {
             format!("unknown role {code:?}").into(),
         )
     })
-}
-
-fn parse_scopes(rows: impl IntoIterator<Item = String>) -> BTreeSet<ScopeKey> {
-    // Keys are written by this server from parsed values; one that does not parse grants nothing.
-    rows.into_iter().filter_map(|s| s.parse().ok()).collect()
 }
 
 fn insert_audit(conn: &Connection, e: &AuditEntry) -> StoreResult<()> {
@@ -220,31 +203,6 @@ fn area_clause(area: &Area, args: &mut Args, towns_only: bool) -> Option<String>
     Some(format!("({})", any.join(" OR ")))
 }
 
-/// Statuses of a case still to be solved (what can be overdue), as SQL: `Status::is_open`
-/// written out, in the order of `Status::ALL` (the text of the partial index `cases_open_due`,
-/// which SQLite uses only for a query naming the same predicate).
-struct OpenStatuses;
-
-impl std::fmt::Display for OpenStatuses {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("status IN (")?;
-        let open = Status::ALL.into_iter().filter(|s| s.is_open());
-        for (i, status) in open.enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "'{}'", status.code())?;
-        }
-        f.write_str(")")
-    }
-}
-
-const OPEN_STATUSES: OpenStatuses = OpenStatuses;
-
-/// A `users` row selected as `id, name, role`.
-const CASE_COLUMNS: &str = "id, grid_id, village_id, town_id, category, source, status, level, \
-    assignee, reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events, lat, lon, address_id, description";
-
 fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
     Ok(CaseRow {
         id: r.get(0)?,
@@ -287,35 +245,12 @@ fn blob_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRow> {
     })
 }
 
-/// `person:…`, `grid:…`, `village:…`, `town:…`, `dept:…`, `enf:…`.
-fn reason_code(reason: ScoreReason) -> &'static str {
-    match reason {
-        ScoreReason::Solved => "solved",
-        ScoreReason::OnTime => "on_time",
-        ScoreReason::Late => "late",
-        ScoreReason::Returned => "returned",
-        ScoreReason::Reopened => "reopened",
-        ScoreReason::Reported => "reported",
-    }
-}
-
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: r.get(0)?,
         name: r.get(1)?,
         role: role_of(&r.get::<_, String>(2)?)?,
     })
-}
-
-fn admin(by: &str, action: &str, subject: &str, detail: String) -> AuditEntry {
-    AuditEntry {
-        at_ms: now_ms(),
-        actor: by.to_owned(),
-        device: None,
-        action: action.to_owned(),
-        subject: subject.to_owned(),
-        detail,
-    }
 }
 
 /// Brings the database to [`SCHEMA_VERSION`], one transaction per migration.
@@ -1748,7 +1683,7 @@ fn pull_in(
 
 #[cfg(test)]
 mod tests {
-    use super::OPEN_STATUSES;
+    use crate::store::sql::OPEN_STATUSES;
 
     /// The migrations are frozen text; the open statuses written in them must be the ones
     /// `Status::is_open` names today, or the partial index stops serving the overdue queries.

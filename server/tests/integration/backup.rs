@@ -14,7 +14,7 @@ const T0: i64 = 1_795_910_400_000;
 
 #[test]
 fn a_backup_under_load_restores_and_the_phones_push_again_what_the_server_lost() {
-    let mut server = TestServer::start();
+    let mut server = TestServer::start_sqlite();
     let inspector = server.phone("insp-0001");
     let chief = server.phone("chief-0001");
     let upload = |phone: &crate::common::Phone| {
@@ -114,7 +114,7 @@ fn a_backup_under_load_restores_and_the_phones_push_again_what_the_server_lost()
 
 #[test]
 fn a_restore_writes_into_an_empty_directory_only_and_refuses_what_is_not_a_backup() {
-    let server = TestServer::start();
+    let server = TestServer::start_sqlite();
     let dir = TempDir::new();
     let file = dir.path().join("gridlink.backup");
     backup::backup(server.data.path(), &file).unwrap();

@@ -7,7 +7,7 @@ use gridlink_core::geo::LatLon;
 use gridlink_core::store::{Moment, NewCase, Store, StoreConfig};
 use gridlink_core::sync::wire::EnrollResponse;
 use gridlink_core::sync::{Backoff, HttpTransport, SyncOptions, SyncReport, Transport, enroll};
-use gridlink_server::store::{ServerStore, SqliteStore};
+use gridlink_server::store::{PgStore, ServerStore, SqliteStore};
 use gridlink_server::{AppState, ServerConfig, demo};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,66 @@ impl TempDir {
     }
 }
 
+/// Where a test server keeps the district master: SQLite in its data directory, or, when
+/// `GRIDLINK_TEST_POSTGRES` names a PostgreSQL server (`cargo xtask ci` starts one and runs the
+/// suite again with it), a schema of its own in that server's database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    /// The connection string of the test's own schema.
+    Postgres(String),
+}
+
+/// The connection string of the PostgreSQL server the suite runs against, if any. Under CI
+/// it must be set: the PostgreSQL half of the suite never passes by being skipped.
+pub fn postgres_server() -> Option<String> {
+    match std::env::var("GRIDLINK_TEST_POSTGRES") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => None,
+    }
+}
+
+impl Backend {
+    /// The backend of the suite for a data directory (one schema per directory, made on
+    /// first use, so a second handle or a restart opens the same record).
+    pub fn for_dir(dir: &Path) -> Backend {
+        match postgres_server() {
+            None => Backend::Sqlite,
+            Some(server) => Backend::Postgres(schema_for(&server, dir)),
+        }
+    }
+
+    pub fn open(&self, dir: &Path) -> Arc<dyn ServerStore> {
+        match self {
+            Backend::Sqlite => Arc::new(SqliteStore::open(dir).unwrap()),
+            Backend::Postgres(url) => Arc::new(PgStore::open(url).unwrap()),
+        }
+    }
+}
+
+/// Makes the schema of a data directory on the test PostgreSQL server; its connection string.
+pub fn schema_for(server: &str, dir: &Path) -> String {
+    let name: String = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("dir")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let schema = format!("t_{name}");
+    let mut admin = postgres::Client::connect(server, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("the test PostgreSQL server ({server}): {e}"));
+    admin
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .unwrap();
+    format!("{server} options='-c search_path={schema}'")
+}
+
+/// A store for a data directory on the suite's backend.
+pub fn test_store(dir: &Path) -> Arc<dyn ServerStore> {
+    Backend::for_dir(dir).open(dir)
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -51,6 +111,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub state: AppState,
     config: ServerConfig,
+    backend: Backend,
     runtime: tokio::runtime::Runtime,
     stop: Option<(
         tokio::sync::oneshot::Sender<()>,
@@ -76,19 +137,43 @@ impl TestServer {
 
     /// A server with `cases` cases of history.
     pub fn start_with(config: ServerConfig, cases: usize) -> TestServer {
-        Self::start_over(config, cases, |dir| {
-            Arc::new(SqliteStore::open(dir).unwrap())
-        })
+        let data = TempDir::new();
+        let backend = Backend::for_dir(data.path());
+        Self::start_in(data, backend, config, cases, None)
     }
 
-    /// A server over a store made by `store` in the data directory.
+    /// A server on SQLite whatever the suite's backend (the SQLite backup, for one, or a
+    /// test that reads the SQLite file itself).
+    pub fn start_sqlite() -> TestServer {
+        Self::start_sqlite_with(test_config(), 0)
+    }
+
+    /// [`start_sqlite`](Self::start_sqlite) with `cases` cases of history.
+    pub fn start_sqlite_with(config: ServerConfig, cases: usize) -> TestServer {
+        Self::start_in(TempDir::new(), Backend::Sqlite, config, cases, None)
+    }
+
+    /// A server over a store made by `store` in the data directory (a restart opens SQLite
+    /// there).
     pub fn start_over(
         config: ServerConfig,
         cases: usize,
         store: impl FnOnce(&Path) -> Arc<dyn ServerStore>,
     ) -> TestServer {
         let data = TempDir::new();
-        let state = AppState::new(store(data.path()), &data.path().join("blobs"), config).unwrap();
+        let store = store(data.path());
+        Self::start_in(data, Backend::Sqlite, config, cases, Some(store))
+    }
+
+    fn start_in(
+        data: TempDir,
+        backend: Backend,
+        config: ServerConfig,
+        cases: usize,
+        store: Option<Arc<dyn ServerStore>>,
+    ) -> TestServer {
+        let store = store.unwrap_or_else(|| backend.open(data.path()));
+        let state = AppState::new(store, &data.path().join("blobs"), config).unwrap();
         let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
         demo::import_district(&state, &district).unwrap();
         if cases > 0 {
@@ -108,6 +193,7 @@ impl TestServer {
             addr,
             state,
             config,
+            backend,
             runtime,
             stop: None,
             data,
@@ -145,7 +231,12 @@ impl TestServer {
 
     /// A fresh server process state over the data directory, on the same port.
     fn serve_again(&mut self) {
-        self.state = state_in(self.data.path(), self.config);
+        self.state = AppState::new(
+            self.backend.open(self.data.path()),
+            &self.data.path().join("blobs"),
+            self.config,
+        )
+        .unwrap();
         let listener = self
             .runtime
             .block_on(tokio::net::TcpListener::bind(self.addr))
@@ -161,6 +252,7 @@ impl TestServer {
         std::fs::remove_dir_all(data.path()).unwrap();
         gridlink_server::store::backup::restore(backup, data.path()).unwrap();
         self.data = data;
+        self.backend = Backend::Sqlite;
         self.serve_again();
     }
 
@@ -199,15 +291,6 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn state_in(dir: &Path, config: ServerConfig) -> AppState {
-    AppState::new(
-        Arc::new(SqliteStore::open(dir).unwrap()),
-        &dir.join("blobs"),
-        config,
-    )
-    .unwrap()
 }
 
 pub struct Phone {

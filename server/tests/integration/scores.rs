@@ -115,7 +115,7 @@ fn a_verified_grid_fix_credits_the_grid_its_areas_and_people_and_a_reopening_rew
 /// for periods that start and end anywhere, after cases changed under them.
 #[test]
 fn period_totals_and_case_statistics_agree_with_the_raw_rows_for_any_period() {
-    let server = crate::common::TestServer::start_with(crate::common::test_config(), 300);
+    let server = crate::common::TestServer::start_sqlite_with(crate::common::test_config(), 300);
     let store = server.state.store();
     let raw = rusqlite::Connection::open(server.data.path().join("gridlink.sqlite")).unwrap();
     let day_ms = 86_400_000;
@@ -310,7 +310,7 @@ fn command_centre_rollups_agree_with_the_raw_rows(
 /// visibility had one home, the answer was the whole district's, byte for byte.)
 #[test]
 fn a_town_operator_reads_the_scores_and_case_figures_of_their_town_only() {
-    let server = TestServer::start_with(test_config(), 300);
+    let server = TestServer::start_sqlite_with(test_config(), 300);
     let store = server.state.store();
     let grids = store.grids().unwrap();
     let town = grids
