@@ -403,12 +403,16 @@ pub fn enroll_code(
 }
 
 /// A server state over a fresh SQLite data directory under `root` holding the fixture district
-/// (no cases), without rate limits: what the benchmarks start from.
+/// (no cases), without rate limits: what the benchmarks start from. With
+/// `GRIDLINK_BENCH_DATABASE` set (`cargo xtask bench nodes` sets it to an empty database), the
+/// district master is on that PostgreSQL database instead.
 pub fn bench_state(
     root: &std::path::Path,
 ) -> Result<(Arc<dyn ServerStore>, AppState, District), StoreError> {
-    let store: Arc<dyn ServerStore> =
-        Arc::new(crate::store::SqliteStore::open(&root.join("server"))?);
+    let store: Arc<dyn ServerStore> = match std::env::var("GRIDLINK_BENCH_DATABASE") {
+        Ok(url) if !url.is_empty() => Arc::new(crate::store::PgStore::open(&url)?),
+        _ => Arc::new(crate::store::SqliteStore::open(&root.join("server"))?),
+    };
     let config = crate::state::ServerConfig {
         rate_limits: crate::limits::RateLimits::unlimited(),
         ..crate::state::ServerConfig::default()

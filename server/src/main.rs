@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use gridlink_core::case::Role;
 use gridlink_core::sync::scope::ScopeKey;
 use gridlink_fixtures::{District, Scale};
-use gridlink_server::store::{ServerStore, SqliteStore, User};
+use gridlink_server::store::{PgStore, ServerStore, SqliteStore, User};
 use gridlink_server::{AppState, ServerConfig, demo};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,9 +28,15 @@ struct Cli {
 
 #[derive(Args)]
 struct DataDir {
-    /// Data directory (holds gridlink.sqlite).
+    /// Data directory (holds gridlink.sqlite, unless --database names PostgreSQL, and the
+    /// photos).
     #[arg(long, env = "GRIDLINK_DATA")]
     data: PathBuf,
+    /// The district master on PostgreSQL instead of SQLite: a connection string
+    /// (`postgres://user:password@host:5432/gridlink`, or `host=/run/postgresql dbname=gridlink`).
+    /// Several server nodes may share one database.
+    #[arg(long, env = "GRIDLINK_DATABASE")]
+    database: Option<String>,
 }
 
 #[derive(Args)]
@@ -144,6 +150,25 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// After the database was restored with outside tools (PostgreSQL's `pg_restore`,
+    /// `pg_basebackup`, pgBackRest): give the installation a new history id, so phones that
+    /// synced after the backup push again what the restored copy lost. Run it before the nodes
+    /// start.
+    Restored {
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Move a SQLite installation's district master to an empty PostgreSQL database, whole
+    /// (documents, change logs, directory, statistics, settings and the history id: phones see
+    /// no difference). Stop the SQLite server first. The photos stay in the data directory.
+    MoveToPostgres {
+        #[command(flatten)]
+        data: DataDir,
+        /// The PostgreSQL database to fill (created, empty, or holding only gridlink's empty
+        /// schema).
+        #[arg(long)]
+        to: String,
+    },
     /// Import the fixture district's grids and users (with their grants) into a data directory.
     ImportFixtures {
         #[command(flatten)]
@@ -202,13 +227,30 @@ fn operator() -> String {
     )
 }
 
-fn open(data: &std::path::Path) -> Result<Arc<dyn ServerStore>> {
-    Ok(Arc::new(
-        SqliteStore::open(data).with_context(|| format!("opening {}", data.display()))?,
-    ))
+fn open(data: &DataDir) -> Result<Arc<dyn ServerStore>> {
+    Ok(match &data.database {
+        Some(url) => Arc::new(
+            PgStore::open(url).context("opening the PostgreSQL database named by --database")?,
+        ),
+        None => Arc::new(
+            SqliteStore::open(&data.data)
+                .with_context(|| format!("opening {}", data.data.display()))?,
+        ),
+    })
 }
 
-fn state(data: &std::path::Path, serve: &ServeArgs) -> Result<AppState> {
+/// `backup` and `restore` copy the SQLite installation; PostgreSQL is backed up with its own
+/// tools (README, "Running several nodes"; ADR 0014).
+fn not_on_postgres(data: &DataDir, command: &str) -> Result<()> {
+    if data.database.is_some() {
+        bail!(
+            "`{command}` 只用于 SQLite 数据目录；PostgreSQL 请用 pg_basebackup / pg_dump（见 README）/ `{command}` works on a SQLite data directory; back PostgreSQL up with pg_basebackup or pg_dump (see the README)"
+        );
+    }
+    Ok(())
+}
+
+fn state(data: &DataDir, serve: &ServeArgs) -> Result<AppState> {
     let config = ServerConfig {
         cache_docs: serve.cache_docs,
         max_body_bytes: serve.max_body_mb << 20,
@@ -219,14 +261,18 @@ fn state(data: &std::path::Path, serve: &ServeArgs) -> Result<AppState> {
         auto_escalate_minutes: serve.auto_escalate_minutes,
         ..ServerConfig::default()
     };
-    Ok(AppState::new(open(data)?, &data.join("blobs"), config)?)
+    Ok(AppState::new(
+        open(data)?,
+        &data.data.join("blobs"),
+        config,
+    )?)
 }
 
 /// The state an operator command works on (default limits; nothing is served).
-fn admin_state(data: &std::path::Path) -> Result<AppState> {
+fn admin_state(data: &DataDir) -> Result<AppState> {
     Ok(AppState::new(
         open(data)?,
-        &data.join("blobs"),
+        &data.data.join("blobs"),
         ServerConfig::default(),
     )?)
 }
@@ -242,7 +288,7 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve { data, serve } => {
-            let state = state(&data.data, &serve)?;
+            let state = state(&data, &serve)?;
             run(state, serve.addr, None)
         }
         Command::Demo { data, cases, serve } => {
@@ -250,7 +296,13 @@ fn main() -> Result<()> {
                 Some(dir) => dir,
                 None => std::env::temp_dir().join(format!("gridlink-demo-{}", std::process::id())),
             };
-            let state = state(&dir, &serve)?;
+            let state = state(
+                &DataDir {
+                    data: dir.clone(),
+                    database: None,
+                },
+                &serve,
+            )?;
             let district = District::generate(Scale::Small);
             let fresh = state.store().doc_count()? == 0;
             let imported = demo::import_district(&state, &district)?;
@@ -308,7 +360,7 @@ fn main() -> Result<()> {
         }
         Command::User { command } => user(command),
         Command::EnrollCode { data, user, hours } => {
-            let state = admin_state(&data.data)?;
+            let state = admin_state(&data)?;
             if state.store().user(&user)?.is_none() {
                 bail!("没有用户 {user} / no user {user}");
             }
@@ -316,7 +368,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::ApiKey { data, name, scope } => {
-            let state = admin_state(&data.data)?;
+            let state = admin_state(&data)?;
             println!(
                 "{}",
                 gridlink_server::open311::issue_key(&state, &name, &scope, &operator())?
@@ -324,7 +376,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Open311MediaHosts { data, hosts } => {
-            let state = admin_state(&data.data)?;
+            let state = admin_state(&data)?;
             let list = match hosts {
                 Some(hosts) => gridlink_server::media::set_allowed_hosts(
                     &state,
@@ -340,7 +392,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::WebPassword { data, user } => {
-            let state = admin_state(&data.data)?;
+            let state = admin_state(&data)?;
             let mut line = String::new();
             std::io::stdin()
                 .read_line(&mut line)
@@ -351,7 +403,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::RevokeDevice { data, device } => {
-            if open(&data.data)?.revoke_device(&device, &operator())? {
+            if open(&data)?.revoke_device(&device, &operator())? {
                 println!("设备 {device} 已停用 / device {device} revoked");
                 Ok(())
             } else {
@@ -359,6 +411,7 @@ fn main() -> Result<()> {
             }
         }
         Command::Backup { data, to } => {
+            not_on_postgres(&data, "backup")?;
             let started = std::time::Instant::now();
             let copied = gridlink_server::store::backup::backup(&data.data, &to)?;
             println!(
@@ -377,6 +430,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Restore { from, data } => {
+            not_on_postgres(&data, "restore")?;
             let copied = gridlink_server::store::backup::restore(&from, &data.data)?;
             println!(
                 "已恢复 {} 个文档、{} 张照片到 {}；手机下次同步时会补传备份之后的工作 / restored {} documents and {} photos into {}; phones push again what was done after the backup at their next sync",
@@ -389,8 +443,36 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Restored { data } => {
+            let store = open(&data)?;
+            let id = gridlink_server::store::backup::new_history_id();
+            store.put_setting(gridlink_server::store::HISTORY_SETTING, id.as_bytes())?;
+            store.audit(&gridlink_server::store::AuditEntry {
+                at_ms: gridlink_server::now_ms(),
+                actor: operator(),
+                device: None,
+                action: "restored".into(),
+                subject: gridlink_server::store::HISTORY_SETTING.into(),
+                detail: id.clone(),
+            })?;
+            println!(
+                "新的历史标识 / new history id: {id}\n  手机下次同步时会重新上传恢复后缺失的内容 / phones push again at their next sync what the restored copy lost"
+            );
+            Ok(())
+        }
+        Command::MoveToPostgres { data, to } => {
+            let started = std::time::Instant::now();
+            let moved = gridlink_server::store::postgres::move_from_sqlite(&data.data, &to)?;
+            println!(
+                "已迁移 / moved {} rows of {} tables to PostgreSQL in {:.1} s\n  之后用 --database 启动各节点 / now start the nodes with --database",
+                moved.rows,
+                moved.tables,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::ImportFixtures { data, cases } => {
-            let state = admin_state(&data.data)?;
+            let state = admin_state(&data)?;
             let district = District::generate(Scale::Small);
             let imported = demo::import_district(&state, &district)?;
             let created =
@@ -415,7 +497,7 @@ fn user(command: UserCommand) -> Result<()> {
             let Some(role) = Role::from_code(&role).filter(|r| *r != Role::System) else {
                 bail!("未知角色 {role:?} / unknown role {role:?}");
             };
-            open(&data.data)?.add_user(
+            open(&data)?.add_user(
                 &User {
                     id: id.clone(),
                     name,
@@ -427,12 +509,12 @@ fn user(command: UserCommand) -> Result<()> {
         }
         UserCommand::Grant { data, id, scope } => {
             let key: ScopeKey = scope.parse()?;
-            open(&data.data)?.grant(&id, &key, &operator())?;
+            open(&data)?.grant(&id, &key, &operator())?;
             println!("已授权 {id} {key} / granted");
         }
         UserCommand::RevokeGrant { data, id, scope } => {
             let key: ScopeKey = scope.parse()?;
-            if !open(&data.data)?.revoke_grant(&id, &key, &operator())? {
+            if !open(&data)?.revoke_grant(&id, &key, &operator())? {
                 bail!("{id} 没有 {key} 的授权 / {id} has no grant {key}");
             }
             println!("已撤销 {id} {key} / grant withdrawn");

@@ -19,6 +19,7 @@ mod bindings;
 mod browser;
 mod fuzz;
 mod mutants;
+mod postgres;
 
 use anyhow::{Context, Result, bail};
 use gridlink_fixtures::{District, Scale};
@@ -40,7 +41,7 @@ fn main() -> Result<()> {
         Some("browser") => browser::browser_suite(&bindings::server_binary()?),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench hostile [--seconds N] [--clients N] | bench ffi | chaos kill [--points N] [--seed S] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | fuzz <sync_body|push|photo|open311> [--seconds T] [--jobs N] | mutants [--jobs N] [-- ARGS] | bindings [--release] | android | ios | browser>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench hostile [--seconds N] [--clients N] | bench ffi | bench nodes [--docs N] | chaos kill [--points N] [--seed S] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | fuzz <sync_body|push|photo|open311> [--seconds T] [--jobs N] | mutants [--jobs N] [-- ARGS] | bindings [--release] | android | ios | browser>"
             );
             std::process::exit(2);
         }
@@ -52,6 +53,28 @@ fn root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
+}
+
+/// [`run`] with environment variables set for the command.
+fn run_with(program: &str, args: &[&str], env: &[(&str, String)]) -> Result<()> {
+    eprintln!(
+        "\n==> {} {program} {}",
+        env.iter()
+            .map(|(k, _)| format!("{k}=…"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        args.join(" ")
+    );
+    let status = Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("could not start {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
 }
 
 /// Runs a command in the workspace root; fails with the command line if it fails.
@@ -106,7 +129,22 @@ fn ci() -> Result<()> {
         ],
     )?;
     fixtures(&["--check".to_owned()])?;
-    run(&cargo, &["test", "--workspace", "--all-targets"])?;
+    // A throwaway PostgreSQL for the store's conformance suite on PostgreSQL (in the
+    // workspace run) and for the server's whole integration suite on it (the second run).
+    // Without PostgreSQL, CI fails here.
+    let pg = postgres::Cluster::start(&root().join("target/pg-ci"), false)?;
+    let server = [("GRIDLINK_TEST_POSTGRES", pg.url())];
+    run_with(&cargo, &["test", "--workspace", "--all-targets"], &server)?;
+    let on_postgres = [
+        ("GRIDLINK_TEST_POSTGRES", pg.url()),
+        ("GRIDLINK_TEST_BACKEND", "postgres".to_owned()),
+    ];
+    run_with(
+        &cargo,
+        &["test", "-p", "gridlink-server", "--test", "integration"],
+        &on_postgres,
+    )?;
+    drop(pg);
     run(&cargo, &["test", "--workspace", "--doc"])?;
     // The chaos campaigns, short (their full runs are `cargo xtask chaos …`).
     for campaign in [
@@ -248,15 +286,88 @@ fn chaos(args: &[String]) -> Result<()> {
     run(&program.to_string_lossy(), &args)
 }
 
+/// `bench nodes`: the same sync workload (`bench sync`) on SQLite and on PostgreSQL (a
+/// durable throwaway cluster: fsync and synchronous commit on), in one run. Prints the sync
+/// bench's own lines of each run with the backend in the metric's name, and the ratio.
+fn bench_nodes(cargo: &str, args: &[String]) -> Result<()> {
+    let docs = args
+        .iter()
+        .position(|a| a == "--docs")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "20000".to_owned());
+    let pg = postgres::Cluster::start(&root().join("target/pg-bench"), true)?;
+    let database = pg.database("bench_nodes")?;
+    let mut figures = std::collections::BTreeMap::new();
+    for (backend, env) in [
+        ("sqlite", Vec::new()),
+        ("pg", vec![("GRIDLINK_BENCH_DATABASE", database.clone())]),
+    ] {
+        eprintln!("\n==> bench sync --docs {docs} on {backend}");
+        let out = Command::new(cargo)
+            .args([
+                "bench",
+                "--quiet",
+                "-p",
+                "gridlink-server",
+                "--bench",
+                "sync",
+                "--",
+                "--bench",
+                "--docs",
+                &docs,
+            ])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .current_dir(root())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .context("could not run the sync bench")?;
+        if !out.status.success() {
+            bail!("the sync bench failed on {backend}");
+        }
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let (Some(metric), Some(value), Some(unit)) = (
+                v["metric"].as_str(),
+                v["value"].as_f64(),
+                v["unit"].as_str(),
+            ) else {
+                continue;
+            };
+            let metric = format!("{metric}_{backend}");
+            println!(
+                "{}",
+                serde_json::json!({"bench": "nodes", "metric": metric, "value": value, "unit": unit})
+            );
+            figures.insert(metric, value);
+        }
+    }
+    if let (Some(s), Some(p)) = (
+        figures.get("merges_per_s_sqlite"),
+        figures.get("merges_per_s_pg"),
+    ) {
+        println!(
+            "{}",
+            serde_json::json!({"bench": "nodes", "metric": "merges_ratio_pg_to_sqlite", "value": (p / s * 1000.0).round() / 1000.0, "unit": "ratio"})
+        );
+    }
+    Ok(())
+}
+
 fn bench(args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let Some(name) = args.first() else {
         bail!(
-            "usage: cargo xtask bench <store | sync | photo | workflows | web | hostile | ffi> [args]"
+            "usage: cargo xtask bench <store | sync | photo | workflows | web | hostile | ffi | nodes> [args]"
         )
     };
     if name == "ffi" {
         return bindings::bench_ffi(&args[1..]);
+    }
+    if name == "nodes" {
+        return bench_nodes(&cargo, &args[1..]);
     }
     let (package, target) = match name.as_str() {
         "store" => ("gridlink-core", "store"),
@@ -267,7 +378,7 @@ fn bench(args: &[String]) -> Result<()> {
         "hostile" => ("gridlink-server", "hostile"),
         other => {
             bail!(
-                "unknown benchmark {other:?}; known: store, sync, photo, workflows, web, hostile, ffi"
+                "unknown benchmark {other:?}; known: store, sync, photo, workflows, web, hostile, ffi, nodes"
             )
         }
     };

@@ -8,8 +8,8 @@
 //! Methods are blocking; the HTTP layer calls them from `spawn_blocking`.
 
 pub mod backup;
-pub mod rollups;
 pub mod postgres;
+pub mod rollups;
 mod sql;
 mod sqlite;
 

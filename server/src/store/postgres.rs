@@ -145,10 +145,7 @@ fn migrate(client: &mut Client) -> StoreResult<()> {
     if found == SCHEMA_VERSION {
         return Ok(());
     }
-    for migration in MIGRATIONS
-        .iter()
-        .skip(usize::try_from(found).unwrap_or(0))
-    {
+    for migration in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
         tx.batch_execute(migration.sql)?;
         if let Some(after) = migration.after {
             after(&mut tx)?;
@@ -273,14 +270,17 @@ impl PgStore {
     }
 
     fn connect(&self) -> StoreResult<Conn> {
-        let mut client = self
-            .config
-            .connect(NoTls)
-            .map_err(|e| StoreError::Unavailable(format!("PostgreSQL: {e}")))?;
+        let mut client = self.config.connect(NoTls).map_err(|e| {
+            let cause = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            StoreError::Unavailable(format!("PostgreSQL: {e}{cause}"))
+        })?;
         // A commit waits for the commit lock at most this long (then: retry later), and a
         // connection that dies inside a transaction cannot hold the lock past the timeout.
         client.batch_execute(
-            "SET lock_timeout = '15s'; SET idle_in_transaction_session_timeout = '60s'",
+            "SET lock_timeout = '15s'; SET idle_in_transaction_session_timeout = '60s';
+             SET client_min_messages = warning",
         )?;
         Ok(Conn {
             client,
@@ -373,7 +373,10 @@ fn case_row(r: &Row) -> StoreResult<CaseRow> {
         solved_level: r.try_get(15)?,
         flagged: r.try_get(16)?,
         events: r.try_get(17)?,
-        point: match (r.try_get::<_, Option<f64>>(18)?, r.try_get::<_, Option<f64>>(19)?) {
+        point: match (
+            r.try_get::<_, Option<f64>>(18)?,
+            r.try_get::<_, Option<f64>>(19)?,
+        ) {
             (Some(lat), Some(lon)) => Some(gridlink_core::geo::LatLon::new(lat, lon)),
             _ => None,
         },
@@ -1428,25 +1431,27 @@ impl CaseQueries for PgStore {
     ) -> StoreResult<Vec<CaseRow>> {
         let open = format!("due_at IS NOT NULL AND due_at < $1 AND {OPEN_STATUSES}");
         let limit = i64::from(limit);
-        self.read(|db| match scopes.filter(|s| !s.contains(&ScopeKey::District)) {
-            None => case_rows(db.query(
-                &format!(
-                    "SELECT {CASE_COLUMNS} FROM cases WHERE {open} ORDER BY due_at, id LIMIT $2"
-                ),
-                &[&now_ms, &limit],
-            )?),
-            Some(scopes) => {
-                let keys: Vec<String> = scopes.iter().map(ToString::to_string).collect();
-                case_rows(db.query(
+        self.read(
+            |db| match scopes.filter(|s| !s.contains(&ScopeKey::District)) {
+                None => case_rows(db.query(
                     &format!(
-                        "SELECT {CASE_COLUMNS} FROM cases WHERE {open}
+                        "SELECT {CASE_COLUMNS} FROM cases WHERE {open} ORDER BY due_at, id LIMIT $2"
+                    ),
+                    &[&now_ms, &limit],
+                )?),
+                Some(scopes) => {
+                    let keys: Vec<String> = scopes.iter().map(ToString::to_string).collect();
+                    case_rows(db.query(
+                        &format!(
+                            "SELECT {CASE_COLUMNS} FROM cases WHERE {open}
                            AND id IN (SELECT doc_id FROM doc_scopes WHERE scope = ANY($3))
                          ORDER BY due_at, id LIMIT $2"
-                    ),
-                    &[&now_ms, &limit, &keys],
-                )?)
-            }
-        })
+                        ),
+                        &[&now_ms, &limit, &keys],
+                    )?)
+                }
+            },
+        )
     }
 
     fn record_ids(&self, kind: &str) -> StoreResult<Vec<String>> {
@@ -1743,4 +1748,379 @@ impl SettingsAudit for PgStore {
             Ok(())
         })
     }
+}
+
+/// What [`move_from_sqlite`] copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// Tables copied.
+    pub tables: usize,
+    /// Rows copied.
+    pub rows: u64,
+}
+
+/// A column's type in both schemas: text, bigint, integer, double, bytea, or a SQLite
+/// integer that is a PostgreSQL boolean.
+#[derive(Clone, Copy)]
+enum Col {
+    Text,
+    Big,
+    Int,
+    Real,
+    Bytes,
+    Bool,
+}
+
+/// Every table of the district master, in an order that respects the foreign keys: name,
+/// columns (SQLite's `rowid` stands for `case_photos.id`), and whether its first column is an
+/// identity whose sequence must continue after the copied values.
+const TABLES: &[(&str, &[(&str, Col)], bool)] = {
+    use Col::{Big, Bool, Bytes, Int, Real, Text};
+    &[
+        (
+            "users",
+            &[
+                ("id", Text),
+                ("name", Text),
+                ("role", Text),
+                ("created_at", Big),
+            ],
+            false,
+        ),
+        (
+            "grants",
+            &[
+                ("user_id", Text),
+                ("scope", Text),
+                ("granted_at", Big),
+                ("granted_by", Text),
+            ],
+            false,
+        ),
+        (
+            "revoked_grants",
+            &[("user_id", Text), ("scope", Text), ("revoked_at", Big)],
+            false,
+        ),
+        (
+            "enroll_codes",
+            &[
+                ("code_hash", Text),
+                ("user_id", Text),
+                ("created_at", Big),
+                ("expires_at", Big),
+                ("used_at", Big),
+                ("device_id", Text),
+            ],
+            false,
+        ),
+        (
+            "devices",
+            &[
+                ("id", Text),
+                ("user_id", Text),
+                ("name", Text),
+                ("token_hash", Text),
+                ("actor_prefix", Bytes),
+                ("enrolled_at", Big),
+                ("revoked_at", Big),
+            ],
+            false,
+        ),
+        (
+            "grids",
+            &[("id", Text), ("village_id", Text), ("town_id", Text)],
+            false,
+        ),
+        (
+            "documents",
+            &[
+                ("id", Text),
+                ("kind", Text),
+                ("heads", Bytes),
+                ("base", Bytes),
+                ("base_seq", Big),
+                ("chunks", Int),
+            ],
+            false,
+        ),
+        (
+            "changes",
+            &[
+                ("seq", Big),
+                ("doc_id", Text),
+                ("device_id", Text),
+                ("bytes", Bytes),
+                ("at", Big),
+            ],
+            true,
+        ),
+        ("doc_scopes", &[("doc_id", Text), ("scope", Text)], false),
+        (
+            "scope_log",
+            &[("pos", Big), ("scope", Text), ("change_seq", Big)],
+            true,
+        ),
+        (
+            "cases",
+            &[
+                ("id", Text),
+                ("grid_id", Text),
+                ("village_id", Text),
+                ("town_id", Text),
+                ("category", Text),
+                ("source", Text),
+                ("status", Text),
+                ("level", Text),
+                ("assignee", Text),
+                ("reporter", Text),
+                ("title", Text),
+                ("reported_at", Big),
+                ("updated_at", Big),
+                ("due_at", Big),
+                ("closed_at", Big),
+                ("solved_level", Text),
+                ("flagged", Big),
+                ("events", Big),
+                ("lat", Real),
+                ("lon", Real),
+                ("address_id", Text),
+                ("description", Text),
+            ],
+            false,
+        ),
+        (
+            "audit",
+            &[
+                ("id", Big),
+                ("at", Big),
+                ("actor", Text),
+                ("device", Text),
+                ("action", Text),
+                ("subject", Text),
+                ("detail", Text),
+            ],
+            true,
+        ),
+        (
+            "blobs",
+            &[
+                ("hash", Text),
+                ("size", Big),
+                ("kind", Text),
+                ("thumb_of", Text),
+                ("device_id", Text),
+                ("received_at", Big),
+            ],
+            false,
+        ),
+        (
+            "case_photos",
+            &[("id", Big), ("hash", Text), ("case_id", Text)],
+            true,
+        ),
+        (
+            "citizens",
+            &[
+                ("user_id", Text),
+                ("name", Text),
+                ("phone_hash", Text),
+                ("phone_masked", Text),
+                ("registered_at", Big),
+            ],
+            false,
+        ),
+        ("settings", &[("key", Text), ("value", Bytes)], false),
+        (
+            "score_lines",
+            &[
+                ("case_id", Text),
+                ("unit", Text),
+                ("points", Real),
+                ("reason", Text),
+                ("at", Big),
+            ],
+            false,
+        ),
+        (
+            "score_days",
+            &[
+                ("unit", Text),
+                ("day", Big),
+                ("points", Real),
+                ("lines", Big),
+            ],
+            false,
+        ),
+        (
+            "score_blocks",
+            &[
+                ("unit", Text),
+                ("block", Big),
+                ("points", Real),
+                ("lines", Big),
+            ],
+            false,
+        ),
+        (
+            "records",
+            &[
+                ("doc_id", Text),
+                ("kind", Text),
+                ("grid_id", Text),
+                ("subject", Text),
+                ("title", Text),
+                ("actor", Text),
+                ("started_at", Big),
+                ("done_at", Big),
+                ("updated_at", Big),
+            ],
+            false,
+        ),
+        (
+            "api_keys",
+            &[
+                ("key_hash", Text),
+                ("name", Text),
+                ("scope", Text),
+                ("created_at", Big),
+                ("created_by", Text),
+                ("revoked_at", Big),
+            ],
+            false,
+        ),
+        (
+            "case_counts",
+            &[
+                ("day", Big),
+                ("town_id", Text),
+                ("category", Text),
+                ("closed", Bool),
+                ("solved_level", Text),
+                ("n", Big),
+            ],
+            false,
+        ),
+        (
+            "open_cases",
+            &[("grid_id", Text), ("level", Text), ("n", Big)],
+            false,
+        ),
+        (
+            "web_passwords",
+            &[("user_id", Text), ("hash", Text), ("set_at", Big)],
+            false,
+        ),
+        (
+            "web_sessions",
+            &[
+                ("token_hash", Text),
+                ("user_id", Text),
+                ("csrf", Text),
+                ("created_at", Big),
+                ("expires_at", Big),
+            ],
+            false,
+        ),
+    ]
+};
+
+fn sqlite_value(
+    row: &rusqlite::Row<'_>,
+    i: usize,
+    col: Col,
+) -> rusqlite::Result<Box<dyn ToSql + Sync>> {
+    Ok(match col {
+        Col::Text => Box::new(row.get::<_, Option<String>>(i)?),
+        Col::Big => Box::new(row.get::<_, Option<i64>>(i)?),
+        Col::Int => Box::new(row.get::<_, Option<i64>>(i)?.map(|v| v as i32)),
+        Col::Real => Box::new(row.get::<_, Option<f64>>(i)?),
+        Col::Bytes => Box::new(row.get::<_, Option<Vec<u8>>>(i)?),
+        Col::Bool => Box::new(row.get::<_, Option<i64>>(i)?.map(|v| v != 0)),
+    })
+}
+
+/// Copies a SQLite installation's district master (`data_dir/gridlink.sqlite`, brought up to
+/// date first) into the PostgreSQL database `url`, whole and in one transaction: the same
+/// documents, change and scope logs with the same positions (phones' cursors stay valid), the
+/// directory, the roll-ups, the settings (the phone-number pepper, the history id). Refuses a
+/// database that already holds users or documents; writes nothing on any error.
+pub fn move_from_sqlite(data_dir: &std::path::Path, url: &str) -> StoreResult<Moved> {
+    // Brings the SQLite schema up to date (and proves the file is a gridlink database).
+    drop(super::SqliteStore::open(data_dir)?);
+    let sqlite = rusqlite::Connection::open_with_flags(
+        data_dir.join("gridlink.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let target = PgStore::open(url)?;
+    target.with_conn(|conn| {
+        let mut tx = conn.client.transaction()?;
+        let held: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM documents)",
+                &[],
+            )?
+            .try_get(0)?;
+        if held {
+            return Err(StoreError::Conflict(
+                "目标数据库已有数据 / the PostgreSQL database already holds a district".into(),
+            ));
+        }
+        // The SQLite installation's own pepper and history id replace the new database's.
+        tx.execute("DELETE FROM settings", &[])?;
+        let mut moved = Moved::default();
+        for (table, columns, identity) in TABLES {
+            let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+            let select: Vec<&str> = names
+                .iter()
+                .map(|n| {
+                    if *table == "case_photos" && *n == "id" {
+                        "rowid"
+                    } else {
+                        n
+                    }
+                })
+                .collect();
+            let marks: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+            let insert = tx.prepare(&format!(
+                "INSERT INTO {table} ({}) {} VALUES ({})",
+                names.join(", "),
+                if *identity {
+                    "OVERRIDING SYSTEM VALUE"
+                } else {
+                    ""
+                },
+                marks.join(", ")
+            ))?;
+            let mut stmt = sqlite.prepare(&format!(
+                "SELECT {} FROM {table} ORDER BY {}",
+                select.join(", "),
+                select[0]
+            ))?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let values = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, col))| sqlite_value(row, i, *col))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| &**v as _).collect();
+                tx.execute(&insert, &refs)?;
+                moved.rows += 1;
+            }
+            if *identity {
+                let column = names[0];
+                tx.execute(
+                    &format!(
+                        "SELECT setval(pg_get_serial_sequence('{table}', '{column}'),
+                                       COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)"
+                    ),
+                    &[],
+                )?;
+            }
+            moved.tables += 1;
+        }
+        tx.commit()?;
+        Ok(moved)
+    })
 }

@@ -6,13 +6,15 @@
 //! survive a power cut.
 
 use super::rollups::{CaseCounted, CountedLine, RollupDelta};
+use super::sql::{
+    CASE_COLUMNS, OPEN_STATUSES, admin, decode_heads, encode_heads, parse_scopes, reason_code,
+};
 use super::{
     ApiKey, Area, AuditEntry, BlobIndex, BlobRow, CaseCount, CaseFilter, CaseQueries, CaseRow,
     Citizen, CoverageRow, DeviceAuth, Directory, DocumentStore, Merge, NewDevice, PhotoCase,
     PullPage, ScoreTotal, SettingsAudit, Statistics, StoreError, StoreResult, StoredDoc, User,
     WebSession,
 };
-use super::sql::{CASE_COLUMNS, OPEN_STATUSES, admin, decode_heads, encode_heads, parse_scopes, reason_code};
 use crate::state::now_ms;
 use gridlink_core::case::Role;
 use gridlink_core::doc::DocKind;

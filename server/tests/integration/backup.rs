@@ -7,6 +7,7 @@
 use crate::common::{TempDir, TestServer};
 use crate::photos::{camera_bytes, report_with_photo, upload_options};
 use gridlink_core::case::{EventKind, Status};
+use gridlink_server::store::SettingsAudit;
 use gridlink_server::store::backup::{self, BackupError};
 
 const GRID: &str = "320509001001-01";
@@ -151,4 +152,125 @@ fn a_restore_writes_into_an_empty_directory_only_and_refuses_what_is_not_a_backu
             .unwrap()
     };
     assert_ne!(history(&restored), history(&**server.state.store()));
+}
+
+/// The PostgreSQL procedure of the README: `pg_dump` while phones sync, `pg_restore` into a
+/// new database, `gridlink-server restored` (a new history id), serve over it; the phones push
+/// again what the dump lacked.
+#[test]
+fn a_postgresql_dump_under_load_restores_and_the_phones_push_again_what_it_lost() {
+    let Some(postgres) = crate::common::postgres_for_test() else {
+        return;
+    };
+    let bindir = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .unwrap();
+    let bindir = std::path::PathBuf::from(String::from_utf8(bindir.stdout).unwrap().trim());
+    let mut server = TestServer::start_on_postgres(&postgres);
+    let schema = crate::common::schema_name(server.data.path());
+    let inspector = server.phone("insp-0001");
+    let chief = server.phone("chief-0001");
+    let before = inspector.report(GRID, "备份前的案件", T0);
+    inspector.sync();
+    chief.sync();
+
+    let dir = TempDir::new();
+    let dump = dir.path().join("gridlink.dump");
+    let during: Vec<String> = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            (0..8)
+                .map(|i| {
+                    let id = inspector.report(GRID, &format!("巡查发现 {i}"), T0 + i);
+                    inspector.sync();
+                    id
+                })
+                .collect::<Vec<_>>()
+        });
+        let status = std::process::Command::new(bindir.join("pg_dump"))
+            .args(["-Fc", "-n", &schema, "-f"])
+            .arg(&dump)
+            .arg("-d")
+            .arg(&postgres)
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_dump");
+        load.join().unwrap()
+    });
+
+    // Acknowledged after the dump: a new case, accepted by the chief, and a comment.
+    let after = inspector.report(GRID, "备份后的案件", T0 + 100);
+    inspector.sync();
+    chief.sync();
+    chief
+        .act(
+            &after,
+            EventKind::Accepted {
+                assignee: None,
+                due_at_ms: None,
+            },
+            T0 + 200,
+        )
+        .unwrap();
+    chief.sync();
+    inspector.comment(&before, "已通知物业", T0 + 300);
+    inspector.sync();
+    let seen: Vec<(String, usize)> = [&before, &after]
+        .into_iter()
+        .chain(&during)
+        .map(|id| (id.clone(), inspector.store.case(id).unwrap().history.len()))
+        .collect();
+
+    // The database is lost; the dump is restored into a new one.
+    let database = format!("r_{schema}");
+    postgres::Client::connect(&postgres, postgres::NoTls)
+        .unwrap()
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .unwrap();
+    let target = format!("{postgres} dbname={database}");
+    let status = std::process::Command::new(bindir.join("pg_restore"))
+        .arg("-d")
+        .arg(&target)
+        .arg(&dump)
+        .status()
+        .unwrap();
+    assert!(status.success(), "pg_restore");
+    let url = format!("{target} options='-c search_path={schema}'");
+    // `gridlink-server restored`: a new history id.
+    let restored = gridlink_server::store::PgStore::open(&url).unwrap();
+    let old = restored
+        .setting(gridlink_server::store::HISTORY_SETTING)
+        .unwrap();
+    restored
+        .put_setting(
+            gridlink_server::store::HISTORY_SETTING,
+            backup::new_history_id().as_bytes(),
+        )
+        .unwrap();
+    assert!(old.is_some());
+    drop(restored);
+    server.serve_over_postgres(url);
+    assert!(
+        server.doc(&after).is_none(),
+        "the dump lacks the later case"
+    );
+
+    for _ in 0..2 {
+        inspector.sync();
+        chief.sync();
+    }
+    for (id, events) in &seen {
+        let case = server
+            .doc(id)
+            .unwrap_or_else(|| panic!("{id} lost"))
+            .case()
+            .unwrap();
+        assert_eq!(case.history.len(), *events, "{id}");
+    }
+    assert_eq!(
+        server.doc(&after).unwrap().case().unwrap().state.status,
+        Status::Accepted
+    );
+    assert!(inspector.store.unacknowledged().unwrap().is_empty());
+    assert!(chief.store.unacknowledged().unwrap().is_empty());
 }

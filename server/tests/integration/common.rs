@@ -40,9 +40,9 @@ impl TempDir {
     }
 }
 
-/// Where a test server keeps the district master: SQLite in its data directory, or, when
-/// `GRIDLINK_TEST_POSTGRES` names a PostgreSQL server (`cargo xtask ci` starts one and runs the
-/// suite again with it), a schema of its own in that server's database.
+/// Where a test server keeps the district master: SQLite in its data directory, or, with
+/// `GRIDLINK_TEST_BACKEND=postgres`, a schema of its own on the PostgreSQL server
+/// `GRIDLINK_TEST_POSTGRES` names (`cargo xtask ci` starts one and runs the suite again so).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -59,14 +59,30 @@ pub fn postgres_server() -> Option<String> {
     }
 }
 
+/// The PostgreSQL server for a test that needs one. Without one the test says so and passes,
+/// except under CI, where a missing PostgreSQL fails it.
+pub fn postgres_for_test() -> Option<String> {
+    if let Some(server) = postgres_server() {
+        return Some(server);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs the PostgreSQL tests: GRIDLINK_TEST_POSTGRES is not set"
+    );
+    eprintln!("GRIDLINK_TEST_POSTGRES is not set: this PostgreSQL test does not run");
+    None
+}
+
 impl Backend {
     /// The backend of the suite for a data directory (one schema per directory, made on
     /// first use, so a second handle or a restart opens the same record).
     pub fn for_dir(dir: &Path) -> Backend {
-        match postgres_server() {
-            None => Backend::Sqlite,
-            Some(server) => Backend::Postgres(schema_for(&server, dir)),
+        if std::env::var("GRIDLINK_TEST_BACKEND").as_deref() != Ok("postgres") {
+            return Backend::Sqlite;
         }
+        let server = postgres_server()
+            .expect("GRIDLINK_TEST_BACKEND=postgres needs GRIDLINK_TEST_POSTGRES (a server)");
+        Backend::Postgres(schema_for(&server, dir))
     }
 
     pub fn open(&self, dir: &Path) -> Arc<dyn ServerStore> {
@@ -79,14 +95,7 @@ impl Backend {
 
 /// Makes the schema of a data directory on the test PostgreSQL server; its connection string.
 pub fn schema_for(server: &str, dir: &Path) -> String {
-    let name: String = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("dir")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    let schema = format!("t_{name}");
+    let schema = schema_name(dir);
     let mut admin = postgres::Client::connect(server, postgres::NoTls)
         .unwrap_or_else(|e| panic!("the test PostgreSQL server ({server}): {e}"));
     admin
@@ -95,9 +104,16 @@ pub fn schema_for(server: &str, dir: &Path) -> String {
     format!("{server} options='-c search_path={schema}'")
 }
 
-/// A store for a data directory on the suite's backend.
-pub fn test_store(dir: &Path) -> Arc<dyn ServerStore> {
-    Backend::for_dir(dir).open(dir)
+/// The schema of a data directory's district master on the test PostgreSQL server.
+pub fn schema_name(dir: &Path) -> String {
+    let name: String = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("dir")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("t_{name}")
 }
 
 impl Drop for TempDir {
@@ -165,6 +181,22 @@ impl TestServer {
         Self::start_in(data, Backend::Sqlite, config, cases, Some(store))
     }
 
+    /// A server on its own PostgreSQL schema (whatever the suite's backend), on the server
+    /// `postgres` names.
+    pub fn start_on_postgres(postgres: &str) -> TestServer {
+        let data = TempDir::new();
+        let backend = Backend::Postgres(schema_for(postgres, data.path()));
+        Self::start_in(data, backend, test_config(), 0, None)
+    }
+
+    /// A second server node over the same district master (its own data directory and port;
+    /// nothing imported: the first node did that).
+    pub fn another_node(&self) -> TestServer {
+        let data = TempDir::new();
+        let store = self.backend.open(data.path());
+        Self::boot(data, self.backend.clone(), self.config, store)
+    }
+
     fn start_in(
         data: TempDir,
         backend: Backend,
@@ -173,12 +205,22 @@ impl TestServer {
         store: Option<Arc<dyn ServerStore>>,
     ) -> TestServer {
         let store = store.unwrap_or_else(|| backend.open(data.path()));
-        let state = AppState::new(store, &data.path().join("blobs"), config).unwrap();
+        let server = Self::boot(data, backend, config, store);
         let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
-        demo::import_district(&state, &district).unwrap();
+        demo::import_district(&server.state, &district).unwrap();
         if cases > 0 {
-            demo::seed_cases(&state, &district, cases, 7, T0).unwrap();
+            demo::seed_cases(&server.state, &district, cases, 7, T0).unwrap();
         }
+        server
+    }
+
+    fn boot(
+        data: TempDir,
+        backend: Backend,
+        config: ServerConfig,
+        store: Arc<dyn ServerStore>,
+    ) -> TestServer {
+        let state = AppState::new(store, &data.path().join("blobs"), config).unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -253,6 +295,14 @@ impl TestServer {
         gridlink_server::store::backup::restore(backup, data.path()).unwrap();
         self.data = data;
         self.backend = Backend::Sqlite;
+        self.serve_again();
+    }
+
+    /// The machine is lost and its database restored elsewhere with PostgreSQL's tools: stops,
+    /// and serves again over the database `url` names (the data directory's photos are kept).
+    pub fn serve_over_postgres(&mut self, url: String) {
+        self.stop();
+        self.backend = Backend::Postgres(url);
         self.serve_again();
     }
 

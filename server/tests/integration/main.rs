@@ -23,6 +23,7 @@ mod http;
 #[path = "../support/link.rs"]
 mod link;
 mod merge;
+mod nodes;
 mod open311;
 mod overdue;
 mod photos;

@@ -66,19 +66,23 @@ pub fn assert_converged(server: &TestServer, phones: &[&Phone], events: &HashSet
     assert!(lost.is_empty(), "events lost: {lost:?}");
 }
 
-struct Scenario {
-    server: TestServer,
-    a: Phone,
-    b: Phone,
-    chief: Phone,
-    events: HashSet<String>,
-    cases: Vec<String>,
+pub struct Scenario {
+    pub server: TestServer,
+    pub a: Phone,
+    pub b: Phone,
+    pub chief: Phone,
+    pub events: HashSet<String>,
+    pub cases: Vec<String>,
 }
 
 /// Two inspectors sharing a grid and their grid chief; three cases known to all, then a round
 /// of overlapping offline edits.
 fn scenario() -> Scenario {
-    let server = TestServer::start();
+    scenario_on(TestServer::start())
+}
+
+/// [`scenario`] on a given server.
+pub fn scenario_on(server: TestServer) -> Scenario {
     server
         .state
         .store()
@@ -115,7 +119,7 @@ fn scenario() -> Scenario {
 
 impl Scenario {
     /// Overlapping offline edits by all three.
-    fn edit_offline(&mut self, round: i64) {
+    pub fn edit_offline(&mut self, round: i64) {
         let t = T0 + 1_000_000 * (round + 1);
         let (c0, c1, c2) = (&self.cases[0], &self.cases[1], &self.cases[2]);
         let mut added = Vec::new();
@@ -185,7 +189,7 @@ impl Scenario {
         self.cases.push(id);
     }
 
-    fn phones(&self) -> [&Phone; 3] {
+    pub fn phones(&self) -> [&Phone; 3] {
         [&self.a, &self.b, &self.chief]
     }
 }

@@ -1,0 +1,169 @@
+//! Several server nodes over one PostgreSQL database (ADR 0014): phones sync through any
+//! node, at random, through faulty links, while nodes restart; nothing acknowledged is lost
+//! and every phone and node ends up agreeing.
+
+use crate::common::*;
+use crate::link::Faulty;
+use crate::sync::{assert_converged, scenario_on};
+use gridlink_core::sync::HttpTransport;
+use std::time::Duration;
+
+#[test]
+fn phones_syncing_through_two_nodes_at_random_with_faults_and_restarts_lose_nothing() {
+    let Some(postgres) = postgres_for_test() else {
+        return;
+    };
+    let first = TestServer::start_on_postgres(&postgres);
+    let mut second = first.another_node();
+    let mut s = scenario_on(first);
+    // Each phone has a faulty link to each node, seeded.
+    let links: Vec<[Faulty; 2]> = s
+        .phones()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let to = |url: &str, seed: u64| {
+                Faulty::new(
+                    HttpTransport::new(url)
+                        .unwrap()
+                        .with_token(&p.enrollment.token),
+                    seed,
+                    0,
+                )
+            };
+            [
+                to(&s.server.url, 2 * i as u64),
+                to(&second.url, 2 * i as u64 + 1),
+            ]
+        })
+        .collect();
+    let mut rng = fastrand::Rng::with_seed(17);
+    let options = gridlink_core::sync::SyncOptions {
+        max_push_bytes: 4096,
+        max_pull_bytes: 8192,
+        ..options()
+    };
+    let mut through = [0usize; 2];
+    let mut injected = 0;
+    for round in 0..5 {
+        s.edit_offline(round);
+        let choices: Vec<usize> = (0..3).map(|_| rng.usize(0..2)).collect();
+        for c in &choices {
+            through[*c] += 1;
+        }
+        for (link, c) in links.iter().zip(&choices) {
+            *link[*c].faults_left.lock().unwrap() = 6;
+        }
+        // The three phones sync at once, so two nodes merge the same documents concurrently.
+        std::thread::scope(|scope| {
+            for ((phone, link), c) in s.phones().into_iter().zip(&links).zip(&choices) {
+                let link = &link[*c];
+                let options = &options;
+                scope.spawn(move || {
+                    // Faults may exhaust a sync's retries; what it did is kept.
+                    let _ = phone.store.sync(link, options, &());
+                });
+            }
+            if round % 2 == 1 {
+                // A node goes down in the middle of the syncs and comes back.
+                std::thread::sleep(Duration::from_millis(20));
+                second.restart(Duration::from_millis(100));
+            }
+        });
+        injected += links.iter().flatten().map(Faulty::injected).sum::<usize>();
+        for link in links.iter().flatten() {
+            link.log.lock().unwrap().clear();
+        }
+    }
+    assert!(injected >= 5, "only {injected} faults were injected");
+    assert!(
+        through.iter().all(|n| *n > 0),
+        "both nodes served: {through:?}"
+    );
+    for link in links.iter().flatten() {
+        link.flush_held();
+    }
+    // Healed links: each phone syncs through the second node, then through the first.
+    for _ in 0..2 {
+        for (phone, link) in s.phones().into_iter().zip(&links) {
+            *link[1].faults_left.lock().unwrap() = 0;
+            phone.sync_via(&link[1]).unwrap();
+        }
+        for phone in s.phones() {
+            phone.sync();
+        }
+    }
+    assert_converged(&s.server, &s.phones(), &s.events);
+    // The second node reads the same record as the first.
+    for id in &s.cases {
+        let mut mine = s.server.doc(id).unwrap().heads();
+        let mut theirs = second.doc(id).unwrap().heads();
+        mine.sort();
+        theirs.sort();
+        assert_eq!(mine, theirs, "{id} on the two nodes");
+    }
+}
+
+/// `gridlink-server move-to-postgres`: a SQLite installation with history moves whole; the
+/// same server (now on PostgreSQL) answers the same lists and figures, and a phone that synced
+/// before the move carries on from its cursor with nothing lost or pulled again.
+#[test]
+fn a_sqlite_installation_moves_to_postgresql_whole_and_its_phones_carry_on() {
+    let Some(postgres) = postgres_for_test() else {
+        return;
+    };
+    use gridlink_server::store::{Area, CaseFilter};
+    let mut server = TestServer::start_sqlite_with(test_config(), 60);
+    let phone = server.phone("insp-0001");
+    let case = phone.report(GRID, "迁移前的案件", T0);
+    phone.sync();
+    let district = Area {
+        district: true,
+        ..Area::default()
+    };
+    let all = CaseFilter {
+        area: district.clone(),
+        limit: 1_000,
+        ..CaseFilter::default()
+    };
+    let listed = |server: &TestServer| server.state.store().case_list(&all).unwrap();
+    let before = (
+        listed(&server),
+        server
+            .state
+            .store()
+            .case_stats(0, i64::MAX / 2, &district)
+            .unwrap(),
+        server.state.store().score_totals(0, i64::MAX / 2).unwrap(),
+        server.state.store().change_seq().unwrap(),
+        server.state.history().to_owned(),
+    );
+    server.stop();
+
+    let url = schema_for(&postgres, &server.data.path().join("moved"));
+    let moved =
+        gridlink_server::store::postgres::move_from_sqlite(server.data.path(), &url).unwrap();
+    assert!(moved.tables >= 20 && moved.rows > 1_000, "{moved:?}");
+    // Moving again into the filled database is refused, and changes nothing.
+    assert!(gridlink_server::store::postgres::move_from_sqlite(server.data.path(), &url).is_err());
+    server.serve_over_postgres(url);
+    let after = (
+        listed(&server),
+        server
+            .state
+            .store()
+            .case_stats(0, i64::MAX / 2, &district)
+            .unwrap(),
+        server.state.store().score_totals(0, i64::MAX / 2).unwrap(),
+        server.state.store().change_seq().unwrap(),
+        server.state.history().to_owned(),
+    );
+    assert_eq!(after, before);
+
+    // The phone carries on: nothing to pull again, and its next edit goes in.
+    let report = phone.sync();
+    assert_eq!(report.docs_received, 0, "{report:?}");
+    phone.comment(&case, "迁移后的补充", T0 + 10);
+    phone.sync();
+    assert_eq!(server.doc(&case).unwrap().case().unwrap().history.len(), 2);
+}
