@@ -57,14 +57,8 @@ fn root() -> PathBuf {
 
 /// [`run`] with environment variables set for the command.
 fn run_with(program: &str, args: &[&str], env: &[(&str, String)]) -> Result<()> {
-    eprintln!(
-        "\n==> {} {program} {}",
-        env.iter()
-            .map(|(k, _)| format!("{k}=…"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        args.join(" ")
-    );
+    let vars: Vec<String> = env.iter().map(|(k, _)| format!("{k}=… ")).collect();
+    eprintln!("\n==> {}{program} {}", vars.concat(), args.join(" "));
     let status = Command::new(program)
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -79,16 +73,7 @@ fn run_with(program: &str, args: &[&str], env: &[(&str, String)]) -> Result<()> 
 
 /// Runs a command in the workspace root; fails with the command line if it fails.
 fn run(program: &str, args: &[&str]) -> Result<()> {
-    eprintln!("\n==> {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
-        .current_dir(root())
-        .status()
-        .with_context(|| format!("could not start {program}"))?;
-    if !status.success() {
-        bail!("`{program} {}` failed ({status})", args.join(" "));
-    }
-    Ok(())
+    run_with(program, args, &[])
 }
 
 fn ci() -> Result<()> {

@@ -21,7 +21,7 @@
 
 use super::rollups::{CaseCounted, CountedLine, RollupDelta};
 use super::sql::{
-    CASE_COLUMNS, OPEN_STATUSES, admin, decode_heads, encode_heads, parse_scopes, reason_code,
+    CASE_COLUMNS, OPEN_STATUSES, PageReader, admin, encode_heads, parse_scopes, reason_code,
 };
 use super::{
     ApiKey, Area, AuditEntry, BlobIndex, BlobRow, CaseCount, CaseFilter, CaseQueries, CaseRow,
@@ -34,11 +34,10 @@ use gridlink_core::case::Role;
 use gridlink_core::doc::DocKind;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey};
 use gridlink_core::sync::visibility::PlaceFilter;
-use gridlink_core::sync::wire::PulledDoc;
 use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -817,8 +816,7 @@ impl DocumentStore for PgStore {
     }
 }
 
-/// Reads scopes one after the other; when the budget runs out the remaining scopes keep their
-/// positions (as in the SQLite backend).
+/// Reads a pull page (the rules are `sql::PageReader`'s).
 fn pull_in<C: GenericClient>(
     db: &mut Db<'_, C>,
     from: &[(ScopeKey, u64)],
@@ -826,16 +824,11 @@ fn pull_in<C: GenericClient>(
     max_bytes: u64,
 ) -> StoreResult<PullPage> {
     const BATCH: i64 = 512;
-    let mut page = PullPage::default();
-    let mut seen: HashSet<i64> = HashSet::new();
-    let mut by_doc: HashMap<String, usize> = HashMap::new();
-    type DocChunks = Vec<(String, Vec<(i64, Vec<u8>)>)>;
-    let mut chunks: DocChunks = Vec::new();
-    let mut size = 0u64;
+    let mut reader = PageReader::new(exclude_device, max_bytes);
     for (key, start) in from {
         let mut pos = i64::try_from(*start).unwrap_or(i64::MAX);
-        if page.more {
-            page.positions.push((key.clone(), *start));
+        if reader.is_full() {
+            reader.reached(key, pos);
             continue;
         }
         let scope = key.to_string();
@@ -857,35 +850,19 @@ fn pull_in<C: GenericClient>(
             };
             let full = rows.len() as i64 == BATCH;
             for r in rows {
-                if size >= max_bytes && size > 0 {
-                    page.more = true;
+                let device: &str = r.try_get(3)?;
+                if !reader.take(*start, r.try_get(1)?, r.try_get(2)?, device, r.try_get(4)?) {
                     break 'scope;
                 }
                 pos = r.try_get(0)?;
-                let seq: i64 = r.try_get(1)?;
-                let device: &str = r.try_get(3)?;
-                if (*start > 0 && device == exclude_device) || !seen.insert(seq) {
-                    continue;
-                }
-                let doc_id: String = r.try_get(2)?;
-                let bytes: Vec<u8> = r.try_get(4)?;
-                size += bytes.len() as u64;
-                let slot = *by_doc.entry(doc_id.clone()).or_insert_with(|| {
-                    chunks.push((doc_id, Vec::new()));
-                    chunks.len() - 1
-                });
-                if let Some((_, list)) = chunks.get_mut(slot) {
-                    list.push((seq, bytes));
-                }
             }
             if !full {
                 break;
             }
         }
-        page.positions
-            .push((key.clone(), u64::try_from(pos).unwrap_or(0)));
+        reader.reached(key, pos);
     }
-    let ids: Vec<String> = chunks.iter().map(|(id, _)| id.clone()).collect();
+    let ids: Vec<&str> = reader.doc_ids().collect();
     let mut heads: HashMap<String, Vec<u8>> = HashMap::new();
     for r in db.query(
         "SELECT id, heads FROM documents WHERE id = ANY($1)",
@@ -893,16 +870,7 @@ fn pull_in<C: GenericClient>(
     )? {
         heads.insert(r.try_get(0)?, r.try_get(1)?);
     }
-    for (doc_id, mut list) in chunks {
-        list.sort_by_key(|(seq, _)| *seq);
-        let head_bytes = heads.get(&doc_id).map(Vec::as_slice).unwrap_or_default();
-        page.docs.push(PulledDoc {
-            heads: decode_heads(head_bytes),
-            bytes: list.into_iter().flat_map(|(_, b)| b).collect(),
-            doc_id,
-        });
-    }
-    Ok(page)
+    Ok(reader.finish(&heads))
 }
 
 impl Directory for PgStore {
@@ -1774,7 +1742,9 @@ enum Col {
 /// Every table of the district master, in an order that respects the foreign keys: name,
 /// columns (SQLite's `rowid` stands for `case_photos.id`), and whether its first column is an
 /// identity whose sequence must continue after the copied values.
-const TABLES: &[(&str, &[(&str, Col)], bool)] = {
+type Table = (&'static str, &'static [(&'static str, Col)], bool);
+
+const TABLES: &[Table] = {
     use Col::{Big, Bool, Bytes, Int, Real, Text};
     &[
         (

@@ -7,7 +7,7 @@
 
 use super::rollups::{CaseCounted, CountedLine, RollupDelta};
 use super::sql::{
-    CASE_COLUMNS, OPEN_STATUSES, admin, decode_heads, encode_heads, parse_scopes, reason_code,
+    CASE_COLUMNS, OPEN_STATUSES, PageReader, admin, encode_heads, parse_scopes, reason_code,
 };
 use super::{
     ApiKey, Area, AuditEntry, BlobIndex, BlobRow, CaseCount, CaseFilter, CaseQueries, CaseRow,
@@ -20,7 +20,6 @@ use gridlink_core::case::Role;
 use gridlink_core::doc::DocKind;
 use gridlink_core::sync::scope::{GridPlace, ScopeKey};
 use gridlink_core::sync::visibility::PlaceFilter;
-use gridlink_core::sync::wire::PulledDoc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -1600,9 +1599,7 @@ impl SettingsAudit for SqliteStore {
     }
 }
 
-/// Reads scopes one after the other; when the budget runs out the remaining scopes keep their
-/// positions (so a document's changes never arrive ahead of their dependencies from another
-/// scope's stream).
+/// Reads a pull page (the rules are `sql::PageReader`'s).
 fn pull_in(
     conn: &Connection,
     from: &[(ScopeKey, u64)],
@@ -1610,13 +1607,7 @@ fn pull_in(
     max_bytes: u64,
 ) -> StoreResult<PullPage> {
     const BATCH: i64 = 512;
-    let mut page = PullPage::default();
-    let mut seen: HashSet<i64> = HashSet::new();
-    let mut by_doc: HashMap<String, usize> = HashMap::new();
-    // Per document, in first-seen order: its change rows as (sequence number, bytes).
-    type DocChunks = Vec<(String, Vec<(i64, Vec<u8>)>)>;
-    let mut chunks: DocChunks = Vec::new();
-    let mut size = 0u64;
+    let mut reader = PageReader::new(exclude_device, max_bytes);
     let mut scoped = conn.prepare_cached(
         "SELECT l.pos, c.seq, c.doc_id, c.device_id, c.bytes FROM scope_log l JOIN changes c ON c.seq = l.change_seq
          WHERE l.scope = ?1 AND l.pos > ?2 ORDER BY l.pos LIMIT ?3",
@@ -1626,16 +1617,16 @@ fn pull_in(
         "SELECT seq, seq, doc_id, device_id, bytes FROM changes WHERE ?1 = 'district' AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
     for (key, start) in from {
+        let mut pos = i64::try_from(*start).unwrap_or(i64::MAX);
+        if reader.is_full() {
+            reader.reached(key, pos);
+            continue;
+        }
         let stmt = if *key == ScopeKey::District {
             &mut district
         } else {
             &mut scoped
         };
-        let mut pos = i64::try_from(*start).unwrap_or(i64::MAX);
-        if page.more {
-            page.positions.push((key.clone(), *start));
-            continue;
-        }
         'scope: loop {
             let rows: Vec<(i64, i64, String, String, Vec<u8>)> = stmt
                 .query_map(params![key.to_string(), pos, BATCH], |r| {
@@ -1644,43 +1635,23 @@ fn pull_in(
                 .collect::<rusqlite::Result<_>>()?;
             let full = rows.len() as i64 == BATCH;
             for (p, seq, doc_id, device, bytes) in rows {
-                if size >= max_bytes && size > 0 {
-                    page.more = true;
+                if !reader.take(*start, seq, doc_id, &device, bytes) {
                     break 'scope;
                 }
                 pos = p;
-                // The phone holds its own changes, except when it reads a key from the start
-                // (first sync, a grant given back): then it gets everything.
-                if (*start > 0 && device == exclude_device) || !seen.insert(seq) {
-                    continue;
-                }
-                size += bytes.len() as u64;
-                let slot = *by_doc.entry(doc_id.clone()).or_insert_with(|| {
-                    chunks.push((doc_id, Vec::new()));
-                    chunks.len() - 1
-                });
-                if let Some((_, list)) = chunks.get_mut(slot) {
-                    list.push((seq, bytes));
-                }
             }
             if !full {
                 break;
             }
         }
-        page.positions
-            .push((key.clone(), u64::try_from(pos).unwrap_or(0)));
+        reader.reached(key, pos);
     }
-    let mut heads = conn.prepare_cached("SELECT heads FROM documents WHERE id = ?1")?;
-    for (doc_id, mut list) in chunks {
-        list.sort_by_key(|(seq, _)| *seq);
-        let head_bytes: Vec<u8> = heads.query_row([&doc_id], |r| r.get(0))?;
-        page.docs.push(PulledDoc {
-            doc_id,
-            bytes: list.into_iter().flat_map(|(_, b)| b).collect(),
-            heads: decode_heads(&head_bytes),
-        });
+    let mut stmt = conn.prepare_cached("SELECT heads FROM documents WHERE id = ?1")?;
+    let mut heads = HashMap::new();
+    for id in reader.doc_ids() {
+        heads.insert(id.to_owned(), stmt.query_row([id], |r| r.get(0))?);
     }
-    Ok(page)
+    Ok(reader.finish(&heads))
 }
 
 #[cfg(test)]

@@ -126,39 +126,28 @@ fn a_sqlite_installation_moves_to_postgresql_whole_and_its_phones_carry_on() {
         limit: 1_000,
         ..CaseFilter::default()
     };
-    let listed = |server: &TestServer| server.state.store().case_list(&all).unwrap();
-    let before = (
-        listed(&server),
-        server
-            .state
-            .store()
-            .case_stats(0, i64::MAX / 2, &district)
-            .unwrap(),
-        server.state.store().score_totals(0, i64::MAX / 2).unwrap(),
-        server.state.store().change_seq().unwrap(),
-        server.state.history().to_owned(),
-    );
+    let figures = |server: &TestServer| {
+        let store = server.state.store();
+        (
+            store.case_list(&all).unwrap(),
+            store.case_stats(0, i64::MAX / 2, &district).unwrap(),
+            store.score_totals(0, i64::MAX / 2).unwrap(),
+            store.change_seq().unwrap(),
+            server.state.history().to_owned(),
+        )
+    };
+    let before = figures(&server);
     server.stop();
 
-    let url = schema_for(&postgres, &server.data.path().join("moved"));
+    let target = TempDir::new();
+    let url = schema_for(&postgres, target.path());
     let moved =
         gridlink_server::store::postgres::move_from_sqlite(server.data.path(), &url).unwrap();
     assert!(moved.tables >= 20 && moved.rows > 1_000, "{moved:?}");
     // Moving again into the filled database is refused, and changes nothing.
     assert!(gridlink_server::store::postgres::move_from_sqlite(server.data.path(), &url).is_err());
     server.serve_over_postgres(url);
-    let after = (
-        listed(&server),
-        server
-            .state
-            .store()
-            .case_stats(0, i64::MAX / 2, &district)
-            .unwrap(),
-        server.state.store().score_totals(0, i64::MAX / 2).unwrap(),
-        server.state.store().change_seq().unwrap(),
-        server.state.history().to_owned(),
-    );
-    assert_eq!(after, before);
+    assert_eq!(figures(&server), before);
 
     // The phone carries on: nothing to pull again, and its next edit goes in.
     let report = phone.sync();
