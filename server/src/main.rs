@@ -444,17 +444,8 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Restored { data } => {
-            let store = open(&data)?;
-            let id = gridlink_server::store::backup::new_history_id();
-            store.put_setting(gridlink_server::store::HISTORY_SETTING, id.as_bytes())?;
-            store.audit(&gridlink_server::store::AuditEntry {
-                at_ms: gridlink_server::now_ms(),
-                actor: operator(),
-                device: None,
-                action: "restored".into(),
-                subject: gridlink_server::store::HISTORY_SETTING.into(),
-                detail: id.clone(),
-            })?;
+            let id =
+                gridlink_server::store::backup::start_new_history(&*open(&data)?, &operator())?;
             println!(
                 "新的历史标识 / new history id: {id}\n  手机下次同步时会重新上传恢复后缺失的内容 / phones push again at their next sync what the restored copy lost"
             );

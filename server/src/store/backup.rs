@@ -252,6 +252,26 @@ pub fn new_history_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Marks a store restored by outside tools (PostgreSQL's `pg_restore`, a base backup): a new
+/// history id, audited as `restored` by `actor`, so phones that synced after the copy was taken
+/// push again what it lacks. `gridlink-server restored` runs it; the new id is returned.
+pub fn start_new_history(
+    store: &dyn super::ServerStore,
+    actor: &str,
+) -> Result<String, super::StoreError> {
+    let id = new_history_id();
+    store.put_setting(super::HISTORY_SETTING, id.as_bytes())?;
+    store.audit(&super::AuditEntry {
+        at_ms: crate::state::now_ms(),
+        actor: actor.to_owned(),
+        device: None,
+        action: "restored".into(),
+        subject: super::HISTORY_SETTING.into(),
+        detail: id.clone(),
+    })?;
+    Ok(id)
+}
+
 fn partial_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".partial");

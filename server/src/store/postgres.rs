@@ -235,11 +235,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// How many connections a store has open, idle in its pool (for `/metrics`).
-pub fn idle_connections(store: &PgStore) -> usize {
-    lock(&store.idle).len()
-}
-
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`, or with
     /// `?host=/path/to/socket/dir`), brings its schema up to date and returns the store.
@@ -2003,7 +1998,10 @@ fn sqlite_value(
     Ok(match col {
         Col::Text => Box::new(row.get::<_, Option<String>>(i)?),
         Col::Big => Box::new(row.get::<_, Option<i64>>(i)?),
-        Col::Int => Box::new(row.get::<_, Option<i64>>(i)?.map(|v| v as i32)),
+        Col::Int => Box::new(
+            row.get::<_, Option<i64>>(i)?
+                .map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
+        ),
         Col::Real => Box::new(row.get::<_, Option<f64>>(i)?),
         Col::Bytes => Box::new(row.get::<_, Option<Vec<u8>>>(i)?),
         Col::Bool => Box::new(row.get::<_, Option<i64>>(i)?.map(|v| v != 0)),

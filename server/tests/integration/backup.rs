@@ -4,7 +4,7 @@
 //! their photos, and nothing either phone holds is lost. A restore never writes over an
 //! installation, and a file that is not a backup is refused.
 
-use crate::common::{TempDir, TestServer};
+use crate::common::{Phone, TempDir, TestServer};
 use crate::photos::{camera_bytes, report_with_photo, upload_options};
 use gridlink_core::case::{EventKind, Status};
 use gridlink_server::store::SettingsAudit;
@@ -32,19 +32,9 @@ fn a_backup_under_load_restores_and_the_phones_push_again_what_the_server_lost()
     // The backup is written while the inspector keeps reporting and syncing.
     let dir = TempDir::new();
     let file = dir.path().join("gridlink.backup");
-    let during: Vec<String> = std::thread::scope(|s| {
-        let load = s.spawn(|| {
-            (0..8)
-                .map(|i| {
-                    let id = inspector.report(GRID, &format!("巡查发现 {i}"), T0 + i);
-                    inspector.sync();
-                    id
-                })
-                .collect::<Vec<_>>()
-        });
+    let during = reporting_while(&inspector, || {
         let copied = backup::backup(server.data.path(), &file).unwrap();
         assert!(copied.docs >= 1 && copied.blobs >= 2, "{copied:?}");
-        load.join().unwrap()
     });
 
     // Work the backup does not hold, acknowledged: a case with a photo, accepted by the chief
@@ -52,25 +42,7 @@ fn a_backup_under_load_restores_and_the_phones_push_again_what_the_server_lost()
     let (after, photo_after) = report_with_photo(&inspector.store, &camera_bytes(12));
     inspector.sync();
     upload(&inspector);
-    chief.sync();
-    chief
-        .act(
-            &after,
-            EventKind::Accepted {
-                assignee: None,
-                due_at_ms: None,
-            },
-            T0 + 200,
-        )
-        .unwrap();
-    chief.sync();
-    inspector.comment(&before, "已通知物业", T0 + 300);
-    inspector.sync();
-    let seen: Vec<(String, usize)> = [&before, &after]
-        .into_iter()
-        .chain(&during)
-        .map(|id| (id.clone(), inspector.store.case(id).unwrap().history.len()))
-        .collect();
+    let seen = work_the_copy_lacks(&inspector, &chief, &before, &after, &during);
 
     // The machine is lost and the backup restored on another.
     server.restore_from(&file);
@@ -89,28 +61,12 @@ fn a_backup_under_load_restores_and_the_phones_push_again_what_the_server_lost()
         chief.sync();
     }
     upload(&inspector);
-    for (id, events) in &seen {
-        let case = server
-            .doc(id)
-            .unwrap_or_else(|| panic!("{id} lost"))
-            .case()
-            .unwrap();
-        assert_eq!(case.history.len(), *events, "{id}");
-        assert_eq!(inspector.store.case(id).unwrap().history.len(), *events);
-    }
-    let accepted = server.doc(&after).unwrap().case().unwrap();
-    assert_eq!(accepted.state.status, Status::Accepted);
-    assert_eq!(
-        chief.store.case(&after).unwrap().state.status,
-        Status::Accepted
-    );
+    assert_pushed_again(&server, &inspector, &chief, &seen, &after);
     assert_eq!(
         server.state.blobs().read(&photo_after).unwrap(),
         inspector.store.photo_bytes(&photo_after, false).unwrap(),
         "the photo uploaded after the backup was uploaded again"
     );
-    assert!(inspector.store.unacknowledged().unwrap().is_empty());
-    assert!(chief.store.unacknowledged().unwrap().is_empty());
 }
 
 #[test]
@@ -177,16 +133,7 @@ fn a_postgresql_dump_under_load_restores_and_the_phones_push_again_what_it_lost(
 
     let dir = TempDir::new();
     let dump = dir.path().join("gridlink.dump");
-    let during: Vec<String> = std::thread::scope(|s| {
-        let load = s.spawn(|| {
-            (0..8)
-                .map(|i| {
-                    let id = inspector.report(GRID, &format!("巡查发现 {i}"), T0 + i);
-                    inspector.sync();
-                    id
-                })
-                .collect::<Vec<_>>()
-        });
+    let during = reporting_while(&inspector, || {
         let status = std::process::Command::new(bindir.join("pg_dump"))
             .args(["-Fc", "-n", &schema, "-f"])
             .arg(&dump)
@@ -195,31 +142,12 @@ fn a_postgresql_dump_under_load_restores_and_the_phones_push_again_what_it_lost(
             .status()
             .unwrap();
         assert!(status.success(), "pg_dump");
-        load.join().unwrap()
     });
 
     // Acknowledged after the dump: a new case, accepted by the chief, and a comment.
     let after = inspector.report(GRID, "备份后的案件", T0 + 100);
     inspector.sync();
-    chief.sync();
-    chief
-        .act(
-            &after,
-            EventKind::Accepted {
-                assignee: None,
-                due_at_ms: None,
-            },
-            T0 + 200,
-        )
-        .unwrap();
-    chief.sync();
-    inspector.comment(&before, "已通知物业", T0 + 300);
-    inspector.sync();
-    let seen: Vec<(String, usize)> = [&before, &after]
-        .into_iter()
-        .chain(&during)
-        .map(|id| (id.clone(), inspector.store.case(id).unwrap().history.len()))
-        .collect();
+    let seen = work_the_copy_lacks(&inspector, &chief, &before, &after, &during);
 
     // The database is lost; the dump is restored into a new one.
     let database = format!("r_{schema}");
@@ -240,14 +168,10 @@ fn a_postgresql_dump_under_load_restores_and_the_phones_push_again_what_it_lost(
     let restored = gridlink_server::store::PgStore::open(&url).unwrap();
     let old = restored
         .setting(gridlink_server::store::HISTORY_SETTING)
+        .unwrap()
         .unwrap();
-    restored
-        .put_setting(
-            gridlink_server::store::HISTORY_SETTING,
-            backup::new_history_id().as_bytes(),
-        )
-        .unwrap();
-    assert!(old.is_some());
+    let new = backup::start_new_history(&restored, "test").unwrap();
+    assert_ne!(new.as_bytes(), &old[..]);
     drop(restored);
     server.serve_over_postgres(url);
     assert!(
@@ -259,16 +183,85 @@ fn a_postgresql_dump_under_load_restores_and_the_phones_push_again_what_it_lost(
         inspector.sync();
         chief.sync();
     }
-    for (id, events) in &seen {
+    assert_pushed_again(&server, &inspector, &chief, &seen, &after);
+}
+
+/// Eight cases the inspector reports and syncs while `copy` runs (a backup under load); their
+/// ids.
+fn reporting_while(inspector: &Phone, copy: impl FnOnce()) -> Vec<String> {
+    std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            (0..8)
+                .map(|i| {
+                    let id = inspector.report(GRID, &format!("巡查发现 {i}"), T0 + i);
+                    inspector.sync();
+                    id
+                })
+                .collect::<Vec<_>>()
+        });
+        copy();
+        load.join().unwrap()
+    })
+}
+
+/// Work acknowledged after the copy was taken: the chief (whose phone now holds `after` too)
+/// accepts `after`, and the inspector comments on `before`. Returns what the inspector holds
+/// of every case: its id and how many events.
+fn work_the_copy_lacks(
+    inspector: &Phone,
+    chief: &Phone,
+    before: &str,
+    after: &str,
+    during: &[String],
+) -> Vec<(String, usize)> {
+    chief.sync();
+    chief
+        .act(
+            after,
+            EventKind::Accepted {
+                assignee: None,
+                due_at_ms: None,
+            },
+            T0 + 200,
+        )
+        .unwrap();
+    chief.sync();
+    inspector.comment(before, "已通知物业", T0 + 300);
+    inspector.sync();
+    [before, after]
+        .into_iter()
+        .chain(during.iter().map(String::as_str))
+        .map(|id| {
+            (
+                id.to_owned(),
+                inspector.store.case(id).unwrap().history.len(),
+            )
+        })
+        .collect()
+}
+
+/// After the restore and the phones' syncs: every case is on the server with the events the
+/// inspector held, the chief's acceptance is back, and neither phone has unsent work.
+fn assert_pushed_again(
+    server: &TestServer,
+    inspector: &Phone,
+    chief: &Phone,
+    seen: &[(String, usize)],
+    after: &str,
+) {
+    for (id, events) in seen {
         let case = server
             .doc(id)
             .unwrap_or_else(|| panic!("{id} lost"))
             .case()
             .unwrap();
         assert_eq!(case.history.len(), *events, "{id}");
+        assert_eq!(inspector.store.case(id).unwrap().history.len(), *events);
     }
+    let accepted = server.doc(after).unwrap().case().unwrap();
+    assert_eq!(accepted.state.status, Status::Accepted);
     assert_eq!(
-        server.doc(&after).unwrap().case().unwrap().state.status,
+        chief.store.case(after).unwrap().state.status,
         Status::Accepted
     );
     assert!(inspector.store.unacknowledged().unwrap().is_empty());
