@@ -195,12 +195,44 @@ async fn not_found() -> Response {
         .into_response()
 }
 
-async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let store = state.inner.store.clone();
-    let docs = tokio::task::spawn_blocking(move || store.doc_count())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(axum::Json(serde_json::json!({ "status": "ok", "documents": docs })).into_response())
+/// Whether this node can reach its database and its blob store: `200` with the document count,
+/// or `503` naming what failed (a load balancer takes the node out until it answers again).
+async fn healthz(State(state): State<AppState>) -> Response {
+    let checked = tokio::task::spawn_blocking(move || {
+        let docs = state.inner.store.doc_count();
+        let blobs = state.inner.blobs.check();
+        (docs, blobs, state.inner.blobs.is_object_storage())
+    })
+    .await;
+    let (docs, blobs, object_storage) = match checked {
+        Ok(checked) => checked,
+        Err(e) => return ApiError::Internal(e.to_string()).into_response(),
+    };
+    let blob_kind = if object_storage { "s3" } else { "files" };
+    match (docs, blobs) {
+        (Ok(docs), Ok(())) => axum::Json(serde_json::json!({
+            "status": "ok",
+            "documents": docs,
+            "database": "ok",
+            "blobs": blob_kind,
+        }))
+        .into_response(),
+        (docs, blobs) => {
+            let database = docs.err().map(|e| e.to_string());
+            let blob_error = blobs.err().map(|e| e.to_string());
+            tracing::warn!(?database, blobs = ?blob_error, "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                axum::Json(serde_json::json!({
+                    "status": "unavailable",
+                    "database": database.as_deref().unwrap_or("ok"),
+                    "blobs": blob_error.as_deref().unwrap_or(blob_kind),
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use gridlink_core::case::Role;
 use gridlink_core::sync::scope::ScopeKey;
 use gridlink_fixtures::{District, Scale};
+use gridlink_server::blobs::BlobStore;
 use gridlink_server::store::{PgStore, ServerStore, SqliteStore, User};
 use gridlink_server::{AppState, ServerConfig, demo};
 use std::net::SocketAddr;
@@ -37,6 +38,12 @@ struct DataDir {
     /// Several server nodes may share one database.
     #[arg(long, env = "GRIDLINK_DATABASE")]
     database: Option<String>,
+    /// Photos in S3-compatible object storage instead of DATA/blobs: `s3://bucket[/prefix]`,
+    /// with AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and
+    /// AWS_ALLOW_HTTP=true for a plain-HTTP endpoint) from the environment. Several nodes
+    /// share one bucket.
+    #[arg(long, env = "GRIDLINK_BLOBS")]
+    blobs: Option<String>,
 }
 
 #[derive(Args)]
@@ -227,6 +234,17 @@ fn operator() -> String {
     )
 }
 
+/// The blob store `--blobs` names (the data directory's `blobs/` without it).
+fn open_blobs(data: &DataDir) -> Result<Arc<BlobStore>> {
+    Ok(match &data.blobs {
+        Some(url) => {
+            BlobStore::open_s3(url).context("opening the object storage named by --blobs")?
+        }
+        None => BlobStore::open(&data.data.join("blobs"))
+            .with_context(|| format!("opening {}", data.data.join("blobs").display()))?,
+    })
+}
+
 fn open(data: &DataDir) -> Result<Arc<dyn ServerStore>> {
     Ok(match &data.database {
         Some(url) => Arc::new(
@@ -242,6 +260,11 @@ fn open(data: &DataDir) -> Result<Arc<dyn ServerStore>> {
 /// `backup` and `restore` copy the SQLite installation; PostgreSQL is backed up with its own
 /// tools (README, "Running several nodes"; ADR 0014).
 fn not_on_postgres(data: &DataDir, command: &str) -> Result<()> {
+    if data.blobs.is_some() {
+        bail!(
+            "`{command}` 只用于数据目录中的照片；对象存储请用其自身的版本与复制功能（见 README）/ `{command}` copies photos kept in the data directory; protect a bucket with the object store's own versioning and replication (see the README)"
+        );
+    }
     if data.database.is_some() {
         bail!(
             "`{command}` 只用于 SQLite 数据目录；PostgreSQL 请用 pg_basebackup / pg_dump（见 README）/ `{command}` works on a SQLite data directory; back PostgreSQL up with pg_basebackup or pg_dump (see the README)"
@@ -261,18 +284,18 @@ fn state(data: &DataDir, serve: &ServeArgs) -> Result<AppState> {
         auto_escalate_minutes: serve.auto_escalate_minutes,
         ..ServerConfig::default()
     };
-    Ok(AppState::new(
+    Ok(AppState::with_blobs(
         open(data)?,
-        &data.data.join("blobs"),
+        open_blobs(data)?,
         config,
     )?)
 }
 
 /// The state an operator command works on (default limits; nothing is served).
 fn admin_state(data: &DataDir) -> Result<AppState> {
-    Ok(AppState::new(
+    Ok(AppState::with_blobs(
         open(data)?,
-        &data.data.join("blobs"),
+        open_blobs(data)?,
         ServerConfig::default(),
     )?)
 }
@@ -300,6 +323,7 @@ fn main() -> Result<()> {
                 &DataDir {
                     data: dir.clone(),
                     database: None,
+                    blobs: None,
                 },
                 &serve,
             )?;

@@ -212,6 +212,7 @@ fn keep(state: &AppState, photo: &ProcessedPhoto) -> StoreResult<()> {
         crate::blobs::BlobError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
             StoreError::Full(e.to_string())
         }
+        crate::blobs::BlobError::Unavailable(detail) => StoreError::Unavailable(detail),
         other => StoreError::Database(other.to_string()),
     };
     for (hash, bytes, thumb_of, limits) in [
@@ -228,9 +229,9 @@ fn keep(state: &AppState, photo: &ProcessedPhoto) -> StoreResult<()> {
             PhotoLimits::uploaded_thumbnail(),
         ),
     ] {
-        if !blobs.has(hash) {
+        if !blobs.has(hash).map_err(io)? {
             let guard = blobs.begin(hash).map_err(io)?;
-            let held = blobs.received(hash);
+            let held = blobs.received(hash).map_err(io)?;
             if held > 0 {
                 // A partial left by an interrupted attempt: start over.
                 blobs.discard_partial(&guard, hash).map_err(io)?;

@@ -148,17 +148,14 @@ fn receipt_for(
 ) -> Result<Option<Receipt>, ApiError> {
     let row = match state.store().blob(hash)? {
         Some(row) => row,
-        None if state.blobs().has(hash) => {
+        None if state.blobs().has(hash).map_err(blob_error)? => {
             let Ok(_guard) = state.blobs().begin(hash) else {
                 return Ok(None);
             };
             match state.store().blob(hash)? {
                 Some(row) => row,
                 None => {
-                    let stored = state
-                        .blobs()
-                        .stored_size(hash)
-                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    let stored = state.blobs().stored_size(hash).map_err(blob_error)?;
                     let row = checked.row(hash, stored);
                     state.store().put_blob(&row)?;
                     row
@@ -199,7 +196,11 @@ pub async fn blob_status(
         let receipt = receipt_for(&state, &checked, &hash, q.size)?;
         let received = match &receipt {
             Some(r) => r.size,
-            None => state.blobs().received(&hash).min(q.size),
+            None => state
+                .blobs()
+                .received(&hash)
+                .map_err(blob_error)?
+                .min(q.size),
         };
         Ok(status(&hash, q.size, received, receipt))
     })
@@ -276,6 +277,9 @@ pub async fn blob_put(
         })
         .await;
         if cut {
+            if let Err(e) = &outcome {
+                tracing::warn!(error = %e, "what arrived before the cut was not kept");
+            }
             return Err(ApiError::BadRequest(
                 "连接中断 / the connection was cut".into(),
             ));
@@ -297,7 +301,7 @@ fn write_chunk(
     let blobs = state.blobs();
     // Checked before anything is written or discarded: a stale request never touches
     // another upload's progress.
-    let have = blobs.received(hash);
+    let have = blobs.received(hash).map_err(blob_error)?;
     if have > size {
         return Err(ApiError::refused(
             StatusCode::CONFLICT,
@@ -362,6 +366,11 @@ fn blob_error(e: BlobError) -> ApiError {
             ApiError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image", message)
         }
         BlobError::Io(e) => ApiError::from(e),
+        BlobError::Unavailable(detail) => ApiError::Unavailable {
+            full: false,
+            detail,
+        },
+        BlobError::Config(detail) => ApiError::Internal(detail),
     }
 }
 
@@ -423,10 +432,7 @@ pub(crate) fn send_photo(
         Some(hash.to_owned())
     };
     let bytes = match blob {
-        Some(b) => state
-            .blobs()
-            .read(&b)
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        Some(b) => state.blobs().read(&b).map_err(blob_error)?,
         None => None,
     }
     .ok_or_else(|| {

@@ -122,6 +122,15 @@ impl AppState {
     ) -> Result<AppState, StoreError> {
         let blobs = BlobStore::open(blob_dir)
             .map_err(|e| StoreError::Database(format!("{}: {e}", blob_dir.display())))?;
+        Self::with_blobs(store, blobs, config)
+    }
+
+    /// State over a store and a blob store (files or a bucket).
+    pub fn with_blobs(
+        store: Arc<dyn ServerStore>,
+        blobs: Arc<BlobStore>,
+        config: ServerConfig,
+    ) -> Result<AppState, StoreError> {
         // Uploads abandoned for a week will not resume: their phones have given up or gone.
         match blobs.sweep_partials(std::time::Duration::from_secs(7 * 24 * 3600)) {
             Ok(0) => {}

@@ -20,6 +20,7 @@ mod browser;
 mod fuzz;
 mod mutants;
 mod postgres;
+mod s3;
 
 use anyhow::{Context, Result, bail};
 use gridlink_fixtures::{District, Scale};
@@ -39,9 +40,10 @@ fn main() -> Result<()> {
         Some("android") => bindings::android(),
         Some("ios") => bindings::ios(),
         Some("browser") => browser::browser_suite(&bindings::server_binary()?),
+        Some("services") => services(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench hostile [--seconds N] [--clients N] | bench ffi | bench nodes [--docs N] | chaos kill [--points N] [--seed S] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | fuzz <sync_body|push|photo|open311> [--seconds T] [--jobs N] | mutants [--jobs N] [-- ARGS] | bindings [--release] | android | ios | browser>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench hostile [--seconds N] [--clients N] | bench ffi | bench nodes [--docs N] | chaos kill [--points N] [--seed S] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | fuzz <sync_body|push|photo|open311> [--seconds T] [--jobs N] | mutants [--jobs N] [-- ARGS] | bindings [--release] | android | ios | browser | services [--minutes N]>"
             );
             std::process::exit(2);
         }
@@ -117,11 +119,17 @@ fn ci() -> Result<()> {
     // A throwaway PostgreSQL for the store's conformance suite on PostgreSQL (in the
     // workspace run) and for the server's whole integration suite on it (the second run).
     // Without PostgreSQL, CI fails here.
+    // SeaweedFS for the photo tests over object storage. Without either, CI fails here.
     let pg = postgres::Cluster::start(&root().join("target/pg-ci"), false)?;
-    let server = [("GRIDLINK_TEST_POSTGRES", pg.url())];
+    let objects = s3::ObjectStore::start(&root().join("target/s3-ci"))?;
+    let server = [
+        ("GRIDLINK_TEST_POSTGRES", pg.url()),
+        ("GRIDLINK_TEST_S3", objects.endpoint()),
+    ];
     run_with(&cargo, &["test", "--workspace", "--all-targets"], &server)?;
     let on_postgres = [
         ("GRIDLINK_TEST_POSTGRES", pg.url()),
+        ("GRIDLINK_TEST_S3", objects.endpoint()),
         ("GRIDLINK_TEST_BACKEND", "postgres".to_owned()),
     ];
     run_with(
@@ -129,6 +137,7 @@ fn ci() -> Result<()> {
         &["test", "-p", "gridlink-server", "--test", "integration"],
         &on_postgres,
     )?;
+    drop(objects);
     drop(pg);
     run(&cargo, &["test", "--workspace", "--doc"])?;
     // The chaos campaigns, short (their full runs are `cargo xtask chaos …`).
@@ -149,6 +158,26 @@ fn ci() -> Result<()> {
     // The command centre in a real browser, against the demo server.
     browser::browser_suite(&server)?;
     eprintln!("\nci: all checks passed");
+    Ok(())
+}
+
+/// `services`: the throwaway PostgreSQL and SeaweedFS that `ci` starts, for running the
+/// PostgreSQL and object storage tests by hand; prints the variables the tests read and
+/// stops both after `--minutes` (default 60).
+fn services(args: &[String]) -> Result<()> {
+    let minutes: u64 = match args.iter().position(|a| a == "--minutes") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|m| m.parse().ok())
+            .context("--minutes takes a number")?,
+        None => 60,
+    };
+    let pg = postgres::Cluster::start(&root().join("target/pg-dev"), false)?;
+    let objects = s3::ObjectStore::start(&root().join("target/s3-dev"))?;
+    println!("export GRIDLINK_TEST_POSTGRES='{}'", pg.url());
+    println!("export GRIDLINK_TEST_S3='{}'", objects.endpoint());
+    eprintln!("services: both stop (and their data goes) in {minutes} min");
+    std::thread::sleep(std::time::Duration::from_secs(minutes * 60));
     Ok(())
 }
 

@@ -374,7 +374,7 @@ pub fn campaign(plan: &Plan) -> Result<()> {
             }
         }
         for (_, doc, hash) in &ledger.photos[photos_from..] {
-            if docs.contains_key(doc) && !blobs.has(hash) {
+            if docs.contains_key(doc) && !blobs.has(hash).unwrap_or(false) {
                 let acked = if ledger.photos_acked.contains(hash) {
                     "acknowledged "
                 } else {

@@ -73,6 +73,74 @@ pub fn postgres_for_test() -> Option<String> {
     None
 }
 
+/// The S3-compatible server (an endpoint URL, `GRIDLINK_TEST_S3`; `cargo xtask ci` starts
+/// SeaweedFS on 127.0.0.1) for a test that needs one. Without one the test says so and
+/// passes, except under CI, where it fails.
+pub fn s3_for_test() -> Option<String> {
+    match std::env::var("GRIDLINK_TEST_S3") {
+        Ok(url) if !url.trim().is_empty() => return Some(url.trim_end_matches('/').to_owned()),
+        _ => {}
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs the object storage tests: GRIDLINK_TEST_S3 is not set"
+    );
+    eprintln!("GRIDLINK_TEST_S3 is not set: this object storage test does not run");
+    None
+}
+
+/// Where a test server keeps photos: its data directory, or a bucket of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blobs {
+    Files,
+    /// `url`: `s3://bucket/prefix`.
+    S3 {
+        endpoint: String,
+        url: String,
+    },
+}
+
+/// The one bucket of the test S3 server; each test server keeps its photos under a prefix of
+/// its own (the store's `s3://bucket/prefix` form), so tests never see each other's.
+const TEST_BUCKET: &str = "gridlink-test";
+
+impl Blobs {
+    /// A prefix of its own for a data directory in the test bucket (made, if it is not
+    /// there yet, with a plain `PUT /bucket`: the test server runs without access control,
+    /// and the client signs every request all the same).
+    pub fn bucket_for(endpoint: &str, dir: &Path) -> Blobs {
+        let made = reqwest::blocking::Client::new()
+            .put(format!("{endpoint}/{TEST_BUCKET}"))
+            .send()
+            .unwrap_or_else(|e| panic!("the test S3 server ({endpoint}): {e}"));
+        assert!(
+            made.status().is_success() || made.status() == reqwest::StatusCode::CONFLICT,
+            "making bucket {TEST_BUCKET}: {made:?}"
+        );
+        Blobs::S3 {
+            endpoint: endpoint.to_owned(),
+            url: format!("s3://{TEST_BUCKET}/{}", schema_name(dir)),
+        }
+    }
+
+    pub fn open(&self, dir: &Path) -> Arc<gridlink_server::blobs::BlobStore> {
+        match self {
+            Blobs::Files => gridlink_server::blobs::BlobStore::open(&dir.join("blobs")).unwrap(),
+            Blobs::S3 { endpoint, url } => gridlink_server::blobs::BlobStore::open_s3_with(
+                url,
+                &[
+                    ("aws_endpoint", endpoint),
+                    ("aws_access_key_id", "gridlink-test"),
+                    ("aws_secret_access_key", "gridlink-test-secret"),
+                    ("aws_region", "us-east-1"),
+                    ("aws_allow_http", "true"),
+                ],
+            )
+            .unwrap(),
+        }
+    }
+}
+
 impl Backend {
     /// The backend of the suite for a data directory (one schema per directory, made on
     /// first use, so a second handle or a restart opens the same record).
@@ -128,6 +196,7 @@ pub struct TestServer {
     pub state: AppState,
     config: ServerConfig,
     backend: Backend,
+    blobs: Blobs,
     runtime: tokio::runtime::Runtime,
     stop: Option<(
         tokio::sync::oneshot::Sender<()>,
@@ -189,12 +258,35 @@ impl TestServer {
         Self::start_in(data, backend, test_config(), 0, None)
     }
 
+    /// A server on its own PostgreSQL schema and its own bucket on the S3 server at
+    /// `endpoint`; [`another_node`](Self::another_node) shares both.
+    pub fn start_on_postgres_and_s3(
+        postgres: &str,
+        endpoint: &str,
+        config: ServerConfig,
+    ) -> TestServer {
+        let data = TempDir::new();
+        let backend = Backend::Postgres(schema_for(postgres, data.path()));
+        let blobs = Blobs::bucket_for(endpoint, data.path());
+        let store = backend.open(data.path());
+        let server = Self::boot(data, backend, blobs, config, store);
+        let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
+        demo::import_district(&server.state, &district).unwrap();
+        server
+    }
+
     /// A second server node over the same district master (its own data directory and port;
     /// nothing imported: the first node did that).
     pub fn another_node(&self) -> TestServer {
         let data = TempDir::new();
         let store = self.backend.open(data.path());
-        Self::boot(data, self.backend.clone(), self.config, store)
+        Self::boot(
+            data,
+            self.backend.clone(),
+            self.blobs.clone(),
+            self.config,
+            store,
+        )
     }
 
     fn start_in(
@@ -205,7 +297,7 @@ impl TestServer {
         store: Option<Arc<dyn ServerStore>>,
     ) -> TestServer {
         let store = store.unwrap_or_else(|| backend.open(data.path()));
-        let server = Self::boot(data, backend, config, store);
+        let server = Self::boot(data, backend, Blobs::Files, config, store);
         let district = gridlink_fixtures::District::generate(gridlink_fixtures::Scale::Small);
         demo::import_district(&server.state, &district).unwrap();
         if cases > 0 {
@@ -217,10 +309,11 @@ impl TestServer {
     fn boot(
         data: TempDir,
         backend: Backend,
+        blobs: Blobs,
         config: ServerConfig,
         store: Arc<dyn ServerStore>,
     ) -> TestServer {
-        let state = AppState::new(store, &data.path().join("blobs"), config).unwrap();
+        let state = AppState::with_blobs(store, blobs.open(data.path()), config).unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -236,6 +329,7 @@ impl TestServer {
             state,
             config,
             backend,
+            blobs,
             runtime,
             stop: None,
             data,
@@ -273,9 +367,9 @@ impl TestServer {
 
     /// A fresh server process state over the data directory, on the same port.
     fn serve_again(&mut self) {
-        self.state = AppState::new(
+        self.state = AppState::with_blobs(
             self.backend.open(self.data.path()),
-            &self.data.path().join("blobs"),
+            self.blobs.open(self.data.path()),
             self.config,
         )
         .unwrap();
@@ -295,6 +389,7 @@ impl TestServer {
         gridlink_server::store::backup::restore(backup, data.path()).unwrap();
         self.data = data;
         self.backend = Backend::Sqlite;
+        self.blobs = Blobs::Files;
         self.serve_again();
     }
 

@@ -156,3 +156,103 @@ fn a_sqlite_installation_moves_to_postgresql_whole_and_its_phones_carry_on() {
     phone.sync();
     assert_eq!(server.doc(&case).unwrap().case().unwrap().history.len(), 2);
 }
+
+/// Photos in a bucket both nodes share: a phone's link to one node dies in the middle of a
+/// chunk and finished through the other, which resumes at the byte the first node kept; both
+/// nodes serve the photo, and nothing of it is in either node's data directory.
+#[test]
+fn a_photo_upload_cut_on_one_node_resumes_on_another_over_object_storage() {
+    use crate::photos::{camera_bytes, report_with_photo, upload_options};
+    use gridlink_core::sync::Transport;
+    use gridlink_core::sync::wire::{BlobStatus, decode};
+    use std::io::Write;
+    let (Some(postgres), Some(s3)) = (postgres_for_test(), s3_for_test()) else {
+        return;
+    };
+    // A link that goes silent mid-chunk is given up after 300 ms (as a cut one at once).
+    let config = gridlink_server::ServerConfig {
+        chunk_idle_ms: 300,
+        ..test_config()
+    };
+    let first = TestServer::start_on_postgres_and_s3(&postgres, &s3, config);
+    let second = first.another_node();
+    let phone = first.phone("insp-0001");
+    let (_, hash) = report_with_photo(&phone.store, &camera_bytes(31));
+    phone.sync();
+    let bytes = phone.store.photo_bytes(&hash, false).unwrap().unwrap();
+    let size = bytes.len();
+    // The first node receives 70,000 bytes of a chunk, then the link goes silent.
+    let mut cut = std::net::TcpStream::connect(first.addr).unwrap();
+    write!(
+        cut,
+        "PUT /v1/blobs/{hash}?kind=photo&size={size}&offset=0 HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {}\r\nContent-Length: 131072\r\n\r\n",
+        phone.enrollment.token
+    )
+    .unwrap();
+    cut.write_all(&bytes[..70_000]).unwrap();
+    cut.flush().unwrap();
+    // Once the first node has stored what arrived, the second node sees it too.
+    let transport = |node: &TestServer| {
+        HttpTransport::new(&node.url)
+            .unwrap()
+            .with_token(&phone.enrollment.token)
+    };
+    let status = |t: &HttpTransport| -> BlobStatus {
+        decode(
+            &t.get(&format!("/v1/blobs/{hash}?kind=photo&size={size}"))
+                .unwrap(),
+            1 << 16,
+        )
+        .unwrap()
+    };
+    let to_first = transport(&first);
+    let mut kept = 0;
+    for _ in 0..200 {
+        kept = status(&to_first).received;
+        if kept == 70_000 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        kept, 70_000,
+        "the first node keeps what arrived before the link died"
+    );
+    drop(cut);
+    let to_second = transport(&second);
+    assert_eq!(
+        status(&to_second).received,
+        70_000,
+        "the second node resumes where the first stopped"
+    );
+    // The phone's queue finishes through the second node from there.
+    let report = phone
+        .store
+        .upload_photos(&to_second, &upload_options(64 << 10), &())
+        .unwrap();
+    assert_eq!(report.uploaded, 1);
+    let thumb = phone.store.photo_bytes(&hash, true).unwrap().unwrap();
+    assert_eq!(
+        report.bytes_sent,
+        (size - 70_000 + thumb.len()) as u64,
+        "nothing the first node kept was sent again"
+    );
+    // Both nodes serve it, from the bucket; neither data directory holds it, and no chunk
+    // of the upload is left behind.
+    for node in [&first, &second] {
+        let served = transport(node).get(&format!("/v1/photos/{hash}")).unwrap();
+        assert_eq!(served, bytes);
+        assert_eq!(node.state.blobs().received(&hash).unwrap(), 0);
+        assert!(node.state.blobs().is_object_storage());
+        assert!(!node.data.path().join("blobs").exists());
+    }
+    let health: serde_json::Value = serde_json::from_str(
+        &reqwest::blocking::get(format!("{}/healthz", second.url))
+            .unwrap()
+            .text()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(health["blobs"], "s3", "{health}");
+}
