@@ -43,7 +43,7 @@ fn main() -> Result<()> {
         Some("services") => services(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench hostile [--seconds N] [--clients N] | bench ffi | bench nodes [--docs N] | chaos kill [--points N] [--seed S] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | fuzz <sync_body|push|photo|open311> [--seconds T] [--jobs N] | mutants [--jobs N] [-- ARGS] | bindings [--release] | android | ios | browser | services [--minutes N]>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench hostile [--seconds N] [--clients N] | bench ffi | bench nodes [--docs N] | chaos kill [--points N] [--seed S] [--nodes N] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | fuzz <sync_body|push|photo|open311> [--seconds T] [--jobs N] | mutants [--jobs N] [-- ARGS] | bindings [--release] | android | ios | browser | services [--minutes N]>"
             );
             std::process::exit(2);
         }
@@ -141,8 +141,10 @@ fn ci() -> Result<()> {
     drop(pg);
     run(&cargo, &["test", "--workspace", "--doc"])?;
     // The chaos campaigns, short (their full runs are `cargo xtask chaos …`).
+    // Three nodes over one PostgreSQL and one bucket, a node killed at each point.
     for campaign in [
         &["kill", "--points", "6", "--seed", "1"][..],
+        &["kill", "--nodes", "3", "--points", "6", "--seed", "1"][..],
         &["faults", "--schedules", "25", "--seed", "1"][..],
     ] {
         let mut args: Vec<String> = campaign.iter().map(|a| (*a).to_owned()).collect();
@@ -267,7 +269,7 @@ fn chaos(args: &[String]) -> Result<()> {
         .collect();
     let Some(campaign @ ("kill" | "faults")) = rest.first().copied() else {
         bail!(
-            "usage: cargo xtask chaos <kill [--points N] [--seed S] | faults [--schedules N] [--seed S]> [--debug]"
+            "usage: cargo xtask chaos <kill [--points N] [--seed S] [--nodes N] | faults [--schedules N] [--seed S]> [--debug]"
         )
     };
     let mut build = vec![
@@ -289,6 +291,26 @@ fn chaos(args: &[String]) -> Result<()> {
     let server = profile.join("gridlink-server");
     let dir = bindings::target_dir().join("chaos");
     let mut cmd: Vec<String> = rest.iter().map(|a| (*a).to_owned()).collect();
+    // Several nodes share a throwaway PostgreSQL and SeaweedFS (stopped when the campaign ends).
+    let nodes = rest
+        .iter()
+        .position(|a| *a == "--nodes")
+        .and_then(|i| rest.get(i + 1))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(1);
+    let mut services = None;
+    if campaign == "kill" && nodes > 1 {
+        let pg = postgres::Cluster::start(&root().join("target/pg-chaos"), false)?;
+        let objects = s3::ObjectStore::start(&root().join("target/s3-chaos"))?;
+        let database = pg.database("chaos")?;
+        cmd.extend([
+            "--database".to_owned(),
+            database,
+            "--s3".to_owned(),
+            objects.endpoint(),
+        ]);
+        services = Some((pg, objects));
+    }
     if campaign == "kill" {
         cmd.extend([
             "--server-bin".to_owned(),
@@ -297,7 +319,9 @@ fn chaos(args: &[String]) -> Result<()> {
     }
     cmd.extend(["--dir".to_owned(), dir.to_string_lossy().into_owned()]);
     let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    run(&program.to_string_lossy(), &args)
+    let ran = run(&program.to_string_lossy(), &args);
+    drop(services);
+    ran
 }
 
 /// `bench nodes`: the same sync workload (`bench sync`) on SQLite and on PostgreSQL (a

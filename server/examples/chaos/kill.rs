@@ -3,13 +3,18 @@
 //! syncing and each promise is checked: every document on a phone loads, every edit a phone
 //! made is still on it, and every edit and photo is in the server's stored record (unless the
 //! server refused the edit and told its author).
+//!
+//! With `--nodes N --database URL --s3 ENDPOINT`, N server processes share one PostgreSQL
+//! database and one bucket (ADR 0014); each phone syncs through a node picked at random for
+//! each sync, over a link that drops, duplicates, holds back and reorders requests, and at
+//! every point one node gets SIGKILL (and a phone, one point in three).
 
 use crate::{emit, fast_sync, fast_upload};
 use anyhow::{Context, Result, bail};
 use gridlink_core::case::Role;
 use gridlink_core::store::{PhotoState, Store, StoreConfig};
 use gridlink_core::sync::HttpTransport;
-use gridlink_server::store::{DocumentStore, SqliteStore};
+use gridlink_server::store::{DocumentStore, PgStore, SqliteStore};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -25,7 +30,16 @@ pub struct Plan {
     pub seed: u64,
     pub server_bin: PathBuf,
     pub dir: PathBuf,
+    /// Server processes (more than one needs `database` and `s3`).
+    pub nodes: usize,
+    /// The district master on PostgreSQL instead of a SQLite data directory.
+    pub database: Option<String>,
+    /// An S3 endpoint whose bucket holds the photos (shared by the nodes).
+    pub s3: Option<String>,
 }
+
+/// The bucket of a campaign's photos on `--s3`.
+const BUCKET: &str = "gridlink-chaos";
 
 /// One enrolled phone of the campaign.
 struct PhoneSpec {
@@ -48,10 +62,13 @@ struct Ledger {
     photos_acked: HashSet<String>,
 }
 
-/// The server process, restarted on the same address.
+/// A server process, restarted on the same address.
 struct Server {
     bin: PathBuf,
     data: PathBuf,
+    /// `--database`, `--blobs` and what else every command of the installation takes.
+    shared: Vec<String>,
+    env: Vec<(String, String)>,
     addr: String,
     log: PathBuf,
     child: Option<Child>,
@@ -66,7 +83,9 @@ impl Server {
         let child = Command::new(&self.bin)
             .args(["serve", "--data"])
             .arg(&self.data)
+            .args(&self.shared)
             .args(["--addr", &self.addr])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("GRIDLINK_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -127,9 +146,11 @@ fn free_addr() -> Result<String> {
     Ok(listener.local_addr()?.to_string())
 }
 
-fn cli(bin: &Path, args: &[&str]) -> Result<String> {
+fn cli(bin: &Path, args: &[&str], server: &Server) -> Result<String> {
     let out = Command::new(bin)
         .args(args)
+        .args(&server.shared)
+        .envs(server.env.iter().map(|(k, v)| (k, v)))
         .env("GRIDLINK_LOG", "warn")
         .output()?;
     if !out.status.success() {
@@ -150,18 +171,66 @@ pub fn campaign(plan: &Plan) -> Result<()> {
         .join(format!("kill-{}", plan.seed));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root)?;
-    let data = root.join("server");
+    if plan.nodes > 1 && (plan.database.is_none() || plan.s3.is_none()) {
+        bail!(
+            "--nodes {} needs --database URL and --s3 ENDPOINT",
+            plan.nodes
+        );
+    }
+    let mut shared = Vec::new();
+    let mut env = Vec::new();
+    if let Some(url) = &plan.database {
+        shared.extend(["--database".to_owned(), url.clone()]);
+    }
+    let blob_options = plan.s3.as_ref().map(|endpoint| {
+        vec![
+            ("AWS_ENDPOINT_URL".to_owned(), endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID".to_owned(), "gridlink-chaos".to_owned()),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_owned(),
+                "gridlink-chaos-secret".to_owned(),
+            ),
+            ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+            ("AWS_ALLOW_HTTP".to_owned(), "true".to_owned()),
+        ]
+    });
+    let blob_url = format!("s3://{BUCKET}/kill-{}", plan.seed);
+    if let (Some(endpoint), Some(options)) = (&plan.s3, &blob_options) {
+        make_bucket(endpoint)?;
+        shared.extend(["--blobs".to_owned(), blob_url.clone()]);
+        env.extend(options.iter().cloned());
+    }
+    let mut servers: Vec<Server> = Vec::new();
+    for node in 0..plan.nodes.max(1) {
+        servers.push(Server {
+            bin: plan.server_bin.clone(),
+            data: root.join(if node == 0 {
+                "server".to_owned()
+            } else {
+                format!("server-{node}")
+            }),
+            shared: shared.clone(),
+            env: env.clone(),
+            addr: free_addr()?,
+            log: root.join(format!("server-{node}.log")),
+            child: None,
+        });
+    }
+    let data = servers[0].data.clone();
     let data_arg = data.to_string_lossy().into_owned();
-    cli(&plan.server_bin, &["import-fixtures", "--data", &data_arg])?;
-    let mut server = Server {
-        bin: plan.server_bin.clone(),
-        data: data.clone(),
-        addr: free_addr()?,
-        log: root.join("server.log"),
-        child: None,
-    };
-    server.start()?;
-    let url = format!("http://{}", server.addr);
+    cli(
+        &plan.server_bin,
+        &["import-fixtures", "--data", &data_arg],
+        &servers[0],
+    )?;
+    for server in &mut servers {
+        server.start()?;
+    }
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|s| format!("http://{}", s.addr))
+        .collect();
+    let url = urls[0].clone();
     let mut phones = Vec::new();
     for (n, user) in ["insp-0001", "insp-0001", "chief-0001"]
         .into_iter()
@@ -170,6 +239,7 @@ pub fn campaign(plan: &Plan) -> Result<()> {
         let code = cli(
             &plan.server_bin,
             &["enroll-code", "--data", &data_arg, "--user", user],
+            &servers[0],
         )?;
         let device = uuid::Uuid::new_v4().to_string();
         let enrollment = gridlink_core::sync::enroll(
@@ -221,7 +291,7 @@ pub fn campaign(plan: &Plan) -> Result<()> {
                     "--role",
                     phone.role.code(),
                     "--url",
-                    &url,
+                    &urls.join(","),
                     "--grid",
                     &phone.grid,
                 ])
@@ -239,11 +309,23 @@ pub fn campaign(plan: &Plan) -> Result<()> {
             workers.push(child);
         }
         std::thread::sleep(Duration::from_millis(rng.u64(100..1500)));
-        if rng.bool() {
+        if servers.len() > 1 {
+            // Any node may be merging (every node merges): one of them dies at each point.
             server_kills += 1;
-            server.kill();
+            let victim = rng.usize(..servers.len());
+            servers[victim].kill();
+            if rng.u8(0..3) == 0 {
+                phone_kills += 1;
+                let phone = rng.usize(..workers.len());
+                let _ = workers[phone].kill();
+            }
             std::thread::sleep(Duration::from_millis(rng.u64(0..300)));
-            server.start()?;
+            servers[victim].start()?;
+        } else if rng.bool() {
+            server_kills += 1;
+            servers[0].kill();
+            std::thread::sleep(Duration::from_millis(rng.u64(0..300)));
+            servers[0].start()?;
         } else {
             phone_kills += 1;
             let victim = rng.usize(..workers.len());
@@ -312,7 +394,9 @@ pub fn campaign(plan: &Plan) -> Result<()> {
                     ));
                 }
             }
-            let transport = HttpTransport::new(&url)?.with_token(&phone.token);
+            // Each phone finishes through a node of its own this point.
+            let transport = HttpTransport::new(&urls[(n + point as usize) % urls.len()])?
+                .with_token(&phone.token);
             let expected: Vec<&String> = ledger.photos[photos_from..]
                 .iter()
                 .filter(|(p, doc, _)| *p == n && made_docs.contains(&(n, doc.as_str())))
@@ -339,13 +423,36 @@ pub fn campaign(plan: &Plan) -> Result<()> {
             }
             if !done {
                 unsynced += 1;
-                eprintln!("point {point}: phone {n} did not finish syncing in 5 syncs");
+                let waiting: Vec<String> = expected
+                    .iter()
+                    .filter_map(|hash| {
+                        let status = store.photo_status(hash).ok()?;
+                        (status.state != PhotoState::Uploaded)
+                            .then(|| format!("{hash}: {:?}", status.state))
+                    })
+                    .collect();
+                eprintln!(
+                    "point {point}: phone {n} did not finish syncing in 5 syncs (unacknowledged: {:?}; photos waiting: {waiting:?})",
+                    store.unacknowledged()?
+                );
             }
         }
 
         // The server's stored record: every edit not refused, every photo of a saved report.
-        let stored = SqliteStore::open(&data)?;
-        let blobs = gridlink_server::blobs::BlobStore::open(&data.join("blobs"))?;
+        let stored: Box<dyn DocumentStore> = match &plan.database {
+            Some(url) => Box::new(PgStore::open(url)?),
+            None => Box::new(SqliteStore::open(&data)?),
+        };
+        let blobs = match &blob_options {
+            Some(options) => {
+                let options: Vec<(&str, &str)> = options
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                gridlink_server::blobs::BlobStore::open_s3_with(&blob_url, &options)?
+            }
+            None => gridlink_server::blobs::BlobStore::open(&data.join("blobs"))?,
+        };
         let mut refused = HashSet::new();
         for phone in &phones {
             let store = Store::open(
@@ -360,7 +467,7 @@ pub fn campaign(plan: &Plan) -> Result<()> {
                 continue;
             }
             if !docs.contains_key(doc) {
-                docs.insert(doc.clone(), server_events(&stored, doc)?);
+                docs.insert(doc.clone(), server_events(&*stored, doc)?);
             }
             if !docs[doc].contains(event) {
                 let acked = if ledger.acked.contains(event) {
@@ -438,10 +545,10 @@ pub fn campaign(plan: &Plan) -> Result<()> {
     }
     if !lost.is_empty() || hung > 0 || unsynced > 0 {
         bail!(
-            "chaos kill: {} lost, {hung} hung, {unsynced} unsynced (seed {}; server log {})",
+            "chaos kill: {} lost, {hung} hung, {unsynced} unsynced (seed {}; server logs in {})",
             lost.len(),
             plan.seed,
-            server.log.display()
+            root.display()
         );
     }
     Ok(())
@@ -482,7 +589,19 @@ fn has_event(store: &Store, doc: &str, event: &str) -> bool {
         .is_ok_and(|case| case.history.iter().any(|e| e.id == event))
 }
 
-fn server_events(stored: &SqliteStore, doc: &str) -> Result<HashSet<String>> {
+/// Makes the campaign's bucket (the test store runs without access control).
+fn make_bucket(endpoint: &str) -> Result<()> {
+    let made = reqwest::blocking::Client::new()
+        .put(format!("{}/{BUCKET}", endpoint.trim_end_matches('/')))
+        .send()
+        .with_context(|| format!("the S3 endpoint {endpoint}"))?;
+    if !(made.status().is_success() || made.status() == reqwest::StatusCode::CONFLICT) {
+        bail!("making bucket {BUCKET}: HTTP {}", made.status());
+    }
+    Ok(())
+}
+
+fn server_events(stored: &dyn DocumentStore, doc: &str) -> Result<HashSet<String>> {
     let Some(found) = stored.load_doc(doc)? else {
         return Ok(HashSet::new());
     };

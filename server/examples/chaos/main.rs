@@ -43,6 +43,9 @@ fn main() -> Result<()> {
             seed: flags.number("seed", 1)?,
             server_bin: PathBuf::from(flags.text("server-bin").context("--server-bin PATH")?),
             dir: PathBuf::from(flags.text("dir").unwrap_or("target/chaos")),
+            nodes: flags.number("nodes", 1)? as usize,
+            database: flags.text("database").map(str::to_owned),
+            s3: flags.text("s3").map(str::to_owned),
         }),
         Some("faults") => faults::campaign(
             flags.number("schedules", 20)?,
@@ -51,7 +54,7 @@ fn main() -> Result<()> {
         ),
         Some("phone") => phone::run(&flags),
         _ => bail!(
-            "usage: chaos kill --points N --seed S --server-bin PATH [--dir DIR] | chaos faults --schedules N --seed S [--dir DIR]"
+            "usage: chaos kill --points N --seed S --server-bin PATH [--dir DIR] [--nodes N --database URL --s3 ENDPOINT] | chaos faults --schedules N --seed S [--dir DIR]"
         ),
     }
 }

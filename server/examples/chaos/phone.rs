@@ -5,11 +5,12 @@
 //! `photo_acked HASH`), one line each, so that the campaign knows what was promised even when
 //! this process dies in the middle of the next step.
 
+use crate::link::Faulty;
 use crate::{Flags, drawn_photo, fast_sync, fast_upload, moment_now, new_case};
 use anyhow::{Context, Result};
 use gridlink_core::case::{EventKind, Role};
 use gridlink_core::store::{PhotoInput, PhotoState, Store, StoreConfig};
-use gridlink_core::sync::HttpTransport;
+use gridlink_core::sync::{HttpTransport, Transport};
 use std::collections::HashSet;
 
 pub fn run(flags: &Flags) -> Result<()> {
@@ -20,10 +21,22 @@ pub fn run(flags: &Flags) -> Result<()> {
         StoreConfig::new(text("device")?, text("user")?, role),
     )?;
     let credentials = store.credentials()?.context("the phone has not enrolled")?;
-    let transport = HttpTransport::new(text("url")?)?.with_token(&credentials.token);
+    let seed = flags.number("seed", 0)?;
+    // One server, straight; several nodes (`--url A,B,C`), each over a faulty link, and each
+    // sync through one picked at random.
+    let urls: Vec<&str> = text("url")?.split(',').collect();
+    let mut links: Vec<Box<dyn Transport>> = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let http = HttpTransport::new(url)?.with_token(&credentials.token);
+        links.push(if urls.len() > 1 {
+            Box::new(Faulty::new(http, seed * 31 + i as u64, 4))
+        } else {
+            Box::new(http)
+        });
+    }
     let grid = flags.text("grid").filter(|g| !g.is_empty());
     let stop = std::path::PathBuf::from(text("stop")?);
-    let mut rng = fastrand::Rng::with_seed(flags.number("seed", 0)?);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let options = fast_sync(4);
     let mut made: Vec<(String, String)> = Vec::new();
     let mut photos: Vec<String> = Vec::new();
@@ -76,19 +89,22 @@ pub fn run(flags: &Flags) -> Result<()> {
                 println!("made {doc} {}", event.id);
                 made.push((doc.clone(), event.id.clone()));
             }
-        } else if store.sync(&transport, &options, &()).is_ok() {
-            let _ = store.upload_photos(&transport, &fast_upload(4), &());
-            let unacked: HashSet<String> = store.unacknowledged()?.into_iter().collect();
-            for (doc, event) in &made {
-                if !unacked.contains(doc) && acked.insert(event.clone()) {
-                    println!("acked {event}");
+        } else {
+            let transport = &*links[rng.usize(..links.len())];
+            if store.sync(transport, &options, &()).is_ok() {
+                let _ = store.upload_photos(transport, &fast_upload(4), &());
+                let unacked: HashSet<String> = store.unacknowledged()?.into_iter().collect();
+                for (doc, event) in &made {
+                    if !unacked.contains(doc) && acked.insert(event.clone()) {
+                        println!("acked {event}");
+                    }
                 }
-            }
-            for hash in &photos {
-                if store.photo_status(hash)?.state == PhotoState::Uploaded
-                    && acked.insert(hash.clone())
-                {
-                    println!("photo_acked {hash}");
+                for hash in &photos {
+                    if store.photo_status(hash)?.state == PhotoState::Uploaded
+                        && acked.insert(hash.clone())
+                    {
+                        println!("photo_acked {hash}");
+                    }
                 }
             }
         }

@@ -557,21 +557,25 @@ fn merge_group(context: &Context<'_>, in_flight: &[&Merge], group: DocGroup<'_>)
         None => load_stored(store, &result.doc_id),
     };
     for item in items {
-        let merged = match state {
-            Ok(current) => merge_push(
-                current,
-                context,
-                &Push {
-                    pusher: item.pusher,
-                    actor_prefix: item.prefix,
-                    doc_id: &result.doc_id,
-                    origin: item.origin,
-                    now_ms: item.now_ms,
-                },
-                &item.push.changes,
-            ),
+        let push = Push {
+            pusher: item.pusher,
+            actor_prefix: item.prefix,
+            doc_id: &result.doc_id,
+            origin: item.origin,
+            now_ms: item.now_ms,
+        };
+        let mut merged = match state {
+            Ok(current) => merge_push(current, context, &push, &item.push.changes),
             Err(refusal) => Err(refusal),
         };
+        if let Ok(Merged::Incomplete) = merged {
+            // The copy this node held is behind the store (another node wrote since): the
+            // document as stored, with what is on its way there, and the push once more.
+            merged = match restore(store, &result.doc_id, in_flight, &result.merges) {
+                Some(fresh) => merge_push(Some(fresh), context, &push, &item.push.changes),
+                None => Ok(Merged::Incomplete),
+            };
+        }
         let (pusher, doc_id) = (item.pusher, &result.doc_id);
         let entry = |action: &str, detail: String| AuditEntry {
             at_ms: item.now_ms,
@@ -613,7 +617,14 @@ fn merge_group(context: &Context<'_>, in_flight: &[&Merge], group: DocGroup<'_>)
                 result.merges.push(*merge);
                 state = Ok(Some(cached));
             }
-            Err(r) => {
+            Ok(Merged::Incomplete) | Err(_) => {
+                let r = match merged {
+                    Err(r) => r,
+                    _ => refusal(
+                        RejectCode::ServerError,
+                        "服务器缺少此推送所依赖的更改，请稍后重试 / the server lacks changes this push builds on: try again later".to_owned(),
+                    ),
+                };
                 tracing::info!(doc_id = %doc_id, device = %pusher.device_id, code = r.code.code(), "push refused: {}", r.message);
                 // A refused intake is the server's own write, answered to its caller (a
                 // retried submission finds its case); a device's refused push is audited.
@@ -682,6 +693,9 @@ fn merge_push(
         }
         None => (Doc::load(push.doc_id, changes).map_err(core_refusal)?, None),
     };
+    if !doc.missing_deps().is_empty() {
+        return Ok(Merged::Incomplete);
+    }
     let heads = doc.heads();
     // (The intake's reporter holds no scopes: whether it may write is the intake's rule
     // alone, which refuses any document that exists.)
@@ -775,6 +789,9 @@ fn logged_device(actors: &[automerge::ActorId], pusher: &Pusher) -> String {
 }
 
 enum Merged {
+    /// The push depends on changes this copy of the document lacks (a copy cached by this
+    /// node while another node wrote the document): nothing was judged or kept.
+    Incomplete,
     Unchanged {
         cached: Cached,
         heads: Vec<automerge::ChangeHash>,

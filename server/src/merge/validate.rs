@@ -43,6 +43,15 @@ impl Doc {
         }
     }
 
+    /// Changes the applied ones depend on that this copy lacks (Automerge holds such changes
+    /// back, invisibly: the document's heads do not move).
+    pub(super) fn missing_deps(&mut self) -> Vec<automerge::ChangeHash> {
+        match self {
+            Doc::Case(doc) => doc.automerge().get_missing_deps(&[]),
+            Doc::Record(doc) => doc.automerge().get_missing_deps(&[]),
+        }
+    }
+
     pub(super) fn heads(&mut self) -> Vec<automerge::ChangeHash> {
         match self {
             Doc::Case(doc) => doc.heads(),

@@ -256,3 +256,41 @@ fn a_photo_upload_cut_on_one_node_resumes_on_another_over_object_storage() {
     .unwrap();
     assert_eq!(health["blobs"], "s3", "{health}");
 }
+
+/// A node's cached copy of a case falls behind when another node writes it. A phone that
+/// pulled the newer version through the other node then pushes a change built on it: the
+/// lagging node must not hold that change back unseen (Automerge queues a change whose
+/// dependencies it lacks, and the document looks unchanged) and acknowledge it; it reads
+/// the case again and merges. Found by `cargo xtask chaos kill --nodes 3`.
+#[test]
+fn a_node_whose_copy_is_behind_merges_a_change_built_on_the_newer_one() {
+    let Some(postgres) = postgres_for_test() else {
+        return;
+    };
+    let first = TestServer::start_on_postgres(&postgres);
+    let second = first.another_node();
+    let (a, b) = (first.phone("insp-0001"), first.phone("insp-0001"));
+    let via_second = |p: &Phone| {
+        HttpTransport::new(&second.url)
+            .unwrap()
+            .with_token(&p.enrollment.token)
+    };
+    let case = a.report("320509001001-01", "楼道堆物", 1_795_910_400_000);
+    a.sync(); // through the first node, which keeps the case in its cache
+    b.sync_via(&via_second(&b)).unwrap();
+    b.comment(&case, "第二个节点写入", 1_795_910_401_000);
+    b.sync_via(&via_second(&b)).unwrap();
+    a.sync_via(&via_second(&a)).unwrap();
+    let event = a.comment(&case, "回到第一个节点", 1_795_910_402_000);
+    let report = a.sync(); // through the first node, whose copy lacks b's comment
+    assert!(
+        a.store.unacknowledged().unwrap().is_empty(),
+        "acknowledged: {report:?}"
+    );
+    let stored = first.doc(&case).unwrap().case().unwrap();
+    assert!(
+        stored.history.iter().any(|e| e.id == event),
+        "the store holds what the first node acknowledged"
+    );
+    assert!(a.store.rejected_edits().unwrap().is_empty());
+}
