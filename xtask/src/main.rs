@@ -43,7 +43,7 @@ fn main() -> Result<()> {
         Some("services") => services(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench hostile [--seconds N] [--clients N] | bench ffi | bench nodes [--docs N] | chaos kill [--points N] [--seed S] [--nodes N] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | fuzz <sync_body|push|photo|open311> [--seconds T] [--jobs N] | mutants [--jobs N] [-- ARGS] | bindings [--release] | android | ios | browser | services [--minutes N]>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench hostile [--seconds N] [--clients N] | bench ffi | bench nodes [--docs N] | chaos kill [--points N] [--seed S] [--nodes N [--failover]] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | fuzz <sync_body|push|photo|open311> [--seconds T] [--jobs N] | mutants [--jobs N] [-- ARGS] | bindings [--release] | android | ios | browser | services [--minutes N]>"
             );
             std::process::exit(2);
         }
@@ -145,6 +145,17 @@ fn ci() -> Result<()> {
     for campaign in [
         &["kill", "--points", "6", "--seed", "1"][..],
         &["kill", "--nodes", "3", "--points", "6", "--seed", "1"][..],
+        // The database's primary killed under load, its synchronous standby promoted.
+        &[
+            "kill",
+            "--nodes",
+            "2",
+            "--points",
+            "4",
+            "--seed",
+            "2",
+            "--failover",
+        ][..],
         &["faults", "--schedules", "25", "--seed", "1"][..],
     ] {
         let mut args: Vec<String> = campaign.iter().map(|a| (*a).to_owned()).collect();
@@ -269,7 +280,7 @@ fn chaos(args: &[String]) -> Result<()> {
         .collect();
     let Some(campaign @ ("kill" | "faults")) = rest.first().copied() else {
         bail!(
-            "usage: cargo xtask chaos <kill [--points N] [--seed S] [--nodes N] | faults [--schedules N] [--seed S]> [--debug]"
+            "usage: cargo xtask chaos <kill [--points N] [--seed S] [--nodes N [--failover]] | faults [--schedules N] [--seed S]> [--debug]"
         )
     };
     let mut build = vec![
@@ -298,18 +309,39 @@ fn chaos(args: &[String]) -> Result<()> {
         .and_then(|i| rest.get(i + 1))
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(1);
+    let failover = rest.contains(&"--failover");
+    cmd.retain(|a| a != "--failover");
     let mut services = None;
     if campaign == "kill" && nodes > 1 {
-        let pg = postgres::Cluster::start(&root().join("target/pg-chaos"), false)?;
         let objects = s3::ObjectStore::start(&root().join("target/s3-chaos"))?;
-        let database = pg.database("chaos")?;
+        let (primary, standby, database) = if failover {
+            // A primary with a synchronous standby; the nodes are given both and keep to the
+            // one that takes writes.
+            let primary = postgres::Cluster::start_replicated(&root().join("target/pg-chaos"))?;
+            let standby = primary.standby(&root().join("target/pg-chaos-standby"))?;
+            primary.database("chaos")?;
+            let database = format!(
+                "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname=chaos target_session_attrs=read-write",
+                primary.port(),
+                standby.port()
+            );
+            cmd.extend([
+                "--failover-cmd".to_owned(),
+                primary.failover_command(&standby),
+            ]);
+            (primary, Some(standby), database)
+        } else {
+            let pg = postgres::Cluster::start(&root().join("target/pg-chaos"), false)?;
+            let database = pg.database("chaos")?;
+            (pg, None, database)
+        };
         cmd.extend([
             "--database".to_owned(),
             database,
             "--s3".to_owned(),
             objects.endpoint(),
         ]);
-        services = Some((pg, objects));
+        services = Some((primary, standby, objects));
     }
     if campaign == "kill" {
         cmd.extend([

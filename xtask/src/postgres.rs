@@ -23,6 +23,12 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// Whether the `postgres` user can enter the directory that will hold `dir`.
 fn reachable_by_postgres(dir: &Path) -> bool {
     let Some(parent) = dir.parent().and_then(|p| p.canonicalize().ok()) else {
@@ -39,6 +45,25 @@ impl Cluster {
     /// Creates and starts a cluster in `dir` (emptied first). `durable: false` turns fsync
     /// off (the test suites); benchmarks keep it on.
     pub(crate) fn start(dir: &Path, durable: bool) -> Result<Cluster> {
+        let mode = if durable { "on" } else { "off" };
+        Self::start_with(
+            dir,
+            &format!("-c fsync={mode} -c synchronous_commit={mode}"),
+        )
+    }
+
+    /// A primary whose commits wait until the standby named `gridlink_standby` has the WAL
+    /// ([`standby`](Self::standby)): synchronous replication, so an acknowledged commit
+    /// survives the primary's death.
+    pub(crate) fn start_replicated(dir: &Path) -> Result<Cluster> {
+        Self::start_with(
+            dir,
+            "-c fsync=off -c synchronous_commit=on -c synchronous_standby_names=gridlink_standby -c wal_level=replica",
+        )
+    }
+
+    /// Creates and starts a cluster in `dir` (emptied first) with these server options.
+    fn start_with(dir: &Path, settings: &str) -> Result<Cluster> {
         let out = Command::new("pg_config")
             .arg("--bindir")
             .output()
@@ -54,6 +79,89 @@ impl Cluster {
             );
         }
         let as_postgres = is_root();
+        let dir = Self::prepare(dir, as_postgres)?;
+        let port = free_port()?;
+        let cluster = Cluster {
+            bindir,
+            data: dir.join("data"),
+            port,
+            as_postgres,
+        };
+        cluster.pg(
+            "initdb",
+            &[
+                "-D",
+                &cluster.data.to_string_lossy(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+        )?;
+        cluster.run(settings)?;
+        Ok(cluster)
+    }
+
+    /// A streaming standby of this cluster in `dir`, named `gridlink_standby` (the name
+    /// [`start_replicated`](Self::start_replicated) waits for), started and caught up.
+    pub(crate) fn standby(&self, dir: &Path) -> Result<Cluster> {
+        let dir = Self::prepare(dir, self.as_postgres)?;
+        let standby = Cluster {
+            bindir: self.bindir.clone(),
+            data: dir.join("data"),
+            port: free_port()?,
+            as_postgres: self.as_postgres,
+        };
+        self.pg(
+            "pg_basebackup",
+            &[
+                "-d",
+                &format!(
+                    "host=127.0.0.1 port={} user=postgres application_name=gridlink_standby",
+                    self.port
+                ),
+                "-D",
+                &standby.data.to_string_lossy(),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+        )?;
+        // Not a synchronous primary itself once promoted: nothing would acknowledge its commits.
+        standby.run("-c fsync=off -c synchronous_commit=on -c hot_standby=on")?;
+        Ok(standby)
+    }
+
+    /// The shell command that kills this primary at once (as a crash would: `-m immediate`)
+    /// and promotes `standby`.
+    pub(crate) fn failover_command(&self, standby: &Cluster) -> String {
+        let pg_ctl = |cluster: &Cluster, args: &str| {
+            let binary = cluster.bindir.join("pg_ctl");
+            let command = format!("{} -D {} {args}", binary.display(), cluster.data.display());
+            if cluster.as_postgres {
+                format!("runuser -u postgres -- {command}")
+            } else {
+                command
+            }
+        };
+        format!(
+            "{} && {}",
+            pg_ctl(self, "-m immediate -w stop"),
+            pg_ctl(standby, "-w -t 60 promote")
+        )
+    }
+
+    /// The port the cluster listens on (127.0.0.1).
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Empties `dir` (or a temporary directory the `postgres` user can reach) for a cluster.
+    fn prepare(dir: &Path, as_postgres: bool) -> Result<PathBuf> {
         let dir = if as_postgres && !reachable_by_postgres(dir) {
             // A checkout under a directory the `postgres` user may not enter (`/root`).
             let elsewhere = std::env::temp_dir().join(format!(
@@ -83,38 +191,20 @@ impl Cluster {
                 bail!("chown postgres {} failed", dir.display());
             }
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let cluster = Cluster {
-            bindir,
-            data: dir.join("data"),
-            port,
-            as_postgres,
-        };
-        cluster.pg(
-            "initdb",
-            &[
-                "-D",
-                &cluster.data.to_string_lossy(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-            ],
-        )?;
+        Ok(dir)
+    }
+
+    /// Starts the cluster's server with `settings`, on 127.0.0.1 only.
+    fn run(&self, settings: &str) -> Result<()> {
+        let (port, dir) = (self.port, self.data.parent().unwrap_or(&self.data));
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' -c max_connections=300 -c fsync={} -c synchronous_commit={}",
-            if durable { "on" } else { "off" },
-            if durable { "on" } else { "off" },
+            "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' -c max_connections=300 {settings}"
         );
-        cluster.pg(
+        self.pg(
             "pg_ctl",
             &[
                 "-D",
-                &cluster.data.to_string_lossy(),
+                &self.data.to_string_lossy(),
                 "-o",
                 &options,
                 "-l",
@@ -129,7 +219,7 @@ impl Cluster {
             "postgres: a throwaway cluster on 127.0.0.1:{port} ({})",
             dir.display()
         );
-        Ok(cluster)
+        Ok(())
     }
 
     /// Runs one of the cluster's binaries (as `postgres` when we are root).

@@ -36,6 +36,9 @@ pub struct Plan {
     pub database: Option<String>,
     /// An S3 endpoint whose bucket holds the photos (shared by the nodes).
     pub s3: Option<String>,
+    /// A shell command that kills the database's primary and promotes its standby, run at
+    /// the middle point instead of killing a node (the phones keep syncing meanwhile).
+    pub failover: Option<String>,
 }
 
 /// The bucket of a campaign's photos on `--s3`.
@@ -274,6 +277,7 @@ pub fn campaign(plan: &Plan) -> Result<()> {
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut rng = fastrand::Rng::with_seed(plan.seed);
     let (mut server_kills, mut phone_kills, mut hung, mut unsynced) = (0u64, 0u64, 0u64, 0u64);
+    let mut failover_s: Option<f64> = None;
     let mut lost: Vec<String> = Vec::new();
     let (mut checked_made, mut checked_photos) = (0usize, 0usize);
     for point in 0..plan.points {
@@ -309,7 +313,27 @@ pub fn campaign(plan: &Plan) -> Result<()> {
             workers.push(child);
         }
         std::thread::sleep(Duration::from_millis(rng.u64(100..1500)));
-        if servers.len() > 1 {
+        if let Some(command) = plan.failover.as_ref().filter(|_| point == plan.points / 2) {
+            // The database's primary dies under load; its synchronous standby takes over and
+            // the nodes find it (a multi-host connection string, read-write sessions only).
+            let started = Instant::now();
+            let status = Command::new("sh").args(["-c", command]).status()?;
+            if !status.success() {
+                bail!("the failover command failed ({status}): {command}");
+            }
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !servers.iter().all(|s| healthy(&s.addr)) {
+                if Instant::now() > deadline {
+                    bail!("the nodes did not reach the promoted standby within 60 s");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            failover_s = Some(started.elapsed().as_secs_f64());
+            eprintln!(
+                "point {point}: primary killed and standby promoted; every node serves again after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        } else if servers.len() > 1 {
             // Any node may be merging (every node merges): one of them dies at each point.
             server_kills += 1;
             let victim = rng.usize(..servers.len());
@@ -517,6 +541,9 @@ pub fn campaign(plan: &Plan) -> Result<()> {
         "points",
     );
     emit("chaos_kill", "server_kills", server_kills as f64, "kills");
+    if let Some(seconds) = failover_s {
+        emit("chaos_kill", "failover_s", seconds, "s");
+    }
     emit("chaos_kill", "phone_kills", phone_kills as f64, "kills");
     emit(
         "chaos_kill",

@@ -46,6 +46,7 @@ fn main() -> Result<()> {
             nodes: flags.number("nodes", 1)? as usize,
             database: flags.text("database").map(str::to_owned),
             s3: flags.text("s3").map(str::to_owned),
+            failover: flags.text("failover-cmd").map(str::to_owned),
         }),
         Some("faults") => faults::campaign(
             flags.number("schedules", 20)?,
@@ -54,7 +55,7 @@ fn main() -> Result<()> {
         ),
         Some("phone") => phone::run(&flags),
         _ => bail!(
-            "usage: chaos kill --points N --seed S --server-bin PATH [--dir DIR] [--nodes N --database URL --s3 ENDPOINT] | chaos faults --schedules N --seed S [--dir DIR]"
+            "usage: chaos kill --points N --seed S --server-bin PATH [--dir DIR] [--nodes N --database URL --s3 ENDPOINT [--failover-cmd SH]] | chaos faults --schedules N --seed S [--dir DIR]"
         ),
     }
 }
