@@ -236,6 +236,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
+    state.inner.metrics.set_pool(state.inner.store.pool());
     (
         [(
             header::CONTENT_TYPE,

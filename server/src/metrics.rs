@@ -39,6 +39,25 @@ pub struct Metrics {
     pub blobs_completed: Counter,
     /// Citizen reports that became cases.
     pub citizen_reports: Counter,
+    /// Pushes handed to the merge pipeline and not answered yet.
+    pub merge_queue: Gauge,
+    /// Time from handing a push to the merge pipeline until it is committed (or refused):
+    /// the merge lag a phone waits for.
+    pub merge_seconds: Histogram,
+    /// Pushes answered "retry": another node wrote one of their documents first, or the
+    /// database could not be reached.
+    pub merge_retries: Family<Labels, Counter>,
+    /// Database connection pool (PostgreSQL; set at each scrape).
+    pub db_pool_idle: Gauge,
+    /// Connections lent out.
+    pub db_pool_in_use: Gauge,
+    /// Connections opened since start (a reconnect after the database came back or its
+    /// standby took over counts here).
+    pub db_connections_opened: Gauge,
+    /// Connection attempts that failed since start.
+    pub db_connect_failures: Gauge,
+    /// Connections found broken since start.
+    pub db_connections_broken: Gauge,
 }
 
 impl Default for Metrics {
@@ -65,6 +84,14 @@ impl Metrics {
             blob_bytes_in: Counter::default(),
             blobs_completed: Counter::default(),
             citizen_reports: Counter::default(),
+            merge_queue: Gauge::default(),
+            merge_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            merge_retries: Family::default(),
+            db_pool_idle: Gauge::default(),
+            db_pool_in_use: Gauge::default(),
+            db_connections_opened: Gauge::default(),
+            db_connect_failures: Gauge::default(),
+            db_connections_broken: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -124,7 +151,58 @@ impl Metrics {
             "Device enrollments by outcome",
             m.enrollments.clone(),
         );
+        registry.register(
+            "merge_queue",
+            "Pushes waiting for the merge pipeline",
+            m.merge_queue.clone(),
+        );
+        registry.register(
+            "merge_seconds",
+            "Time from handing a push to the merge pipeline until committed or refused",
+            m.merge_seconds.clone(),
+        );
+        registry.register(
+            "merge_retries",
+            "Pushes answered retry-later, by reason (stale: another node wrote first; unavailable: the database)",
+            m.merge_retries.clone(),
+        );
+        registry.register(
+            "db_pool_idle",
+            "Idle database connections",
+            m.db_pool_idle.clone(),
+        );
+        registry.register(
+            "db_pool_in_use",
+            "Database connections in use",
+            m.db_pool_in_use.clone(),
+        );
+        registry.register(
+            "db_connections_opened",
+            "Database connections opened since start",
+            m.db_connections_opened.clone(),
+        );
+        registry.register(
+            "db_connect_failures",
+            "Failed database connection attempts since start",
+            m.db_connect_failures.clone(),
+        );
+        registry.register(
+            "db_connections_broken",
+            "Database connections found broken since start",
+            m.db_connections_broken.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Sets the pool figures from the store's (none for SQLite).
+    pub fn set_pool(&self, pool: Option<crate::store::PoolStats>) {
+        let Some(pool) = pool else { return };
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.db_pool_idle.set(n(pool.idle));
+        self.db_pool_in_use.set(n(pool.in_use));
+        self.db_connections_opened.set(n(pool.opened));
+        self.db_connect_failures.set(n(pool.connect_failures));
+        self.db_connections_broken.set(n(pool.broken));
     }
 
     /// A label set of one pair.

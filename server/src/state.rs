@@ -282,7 +282,11 @@ impl AppState {
         origin: merge::Origin,
     ) -> Result<merge::PushOutcome, StoreError> {
         let (reply, outcome) = std::sync::mpsc::channel();
-        self.inner
+        let metrics = &self.inner.metrics;
+        let started = std::time::Instant::now();
+        metrics.merge_queue.inc();
+        let sent = self
+            .inner
             .merges
             .send(merge::Job::Push {
                 pusher: pusher.clone(),
@@ -292,10 +296,32 @@ impl AppState {
                 origin,
                 reply,
             })
-            .map_err(|_| StoreError::Database("the merge thread has stopped".into()))?;
-        outcome
-            .recv()
-            .map_err(|_| StoreError::Database("the merge thread failed".into()))?
+            .map_err(|_| StoreError::Database("the merge thread has stopped".into()));
+        let answered = sent.and_then(|()| {
+            outcome
+                .recv()
+                .map_err(|_| StoreError::Database("the merge thread failed".into()))?
+        });
+        metrics.merge_queue.dec();
+        metrics
+            .merge_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match &answered {
+            Err(StoreError::Stale { .. }) => {
+                metrics
+                    .merge_retries
+                    .get_or_create(&Metrics::label("reason", "stale"))
+                    .inc();
+            }
+            Err(StoreError::Unavailable(_)) => {
+                metrics
+                    .merge_retries
+                    .get_or_create(&Metrics::label("reason", "unavailable"))
+                    .inc();
+            }
+            _ => {}
+        }
+        answered
     }
 
     /// What an authenticated device may do: its user, role and grants.

@@ -503,6 +503,25 @@ pub trait DocumentStore {
     /// The sequence number of the newest stored change: it grows with every commit, so a
     /// view computed at one value is current while it stays the same.
     fn change_seq(&self) -> StoreResult<i64>;
+    /// The connection pool's figures, for a backend that has one (`/metrics`).
+    fn pool(&self) -> Option<PoolStats> {
+        None
+    }
+}
+
+/// A database connection pool's figures since the node started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open and idle.
+    pub idle: u64,
+    /// Connections lent out now.
+    pub in_use: u64,
+    /// Connections opened (including after the database came back or moved to a standby).
+    pub opened: u64,
+    /// Attempts to connect that failed (the database down, or no server taking writes).
+    pub connect_failures: u64,
+    /// Connections found broken and dropped.
+    pub broken: u64,
 }
 
 /// The directory: users and their grants, enrollment codes and devices, citizens, the grid

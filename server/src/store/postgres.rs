@@ -38,6 +38,7 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -220,6 +221,15 @@ impl<C: GenericClient> Db<'_, C> {
 pub struct PgStore {
     config: postgres::Config,
     idle: Mutex<Vec<Conn>>,
+    counts: PoolCounts,
+}
+
+#[derive(Default)]
+struct PoolCounts {
+    in_use: AtomicU64,
+    opened: AtomicU64,
+    connect_failures: AtomicU64,
+    broken: AtomicU64,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -256,6 +266,7 @@ impl PgStore {
         let store = PgStore {
             config,
             idle: Mutex::new(Vec::new()),
+            counts: PoolCounts::default(),
         };
         let mut conn = store.connect()?;
         migrate(&mut conn.client)?;
@@ -265,11 +276,13 @@ impl PgStore {
 
     fn connect(&self) -> StoreResult<Conn> {
         let mut client = self.config.connect(NoTls).map_err(|e| {
+            self.counts.connect_failures.fetch_add(1, Ordering::Relaxed);
             let cause = std::error::Error::source(&e)
                 .map(|c| format!(": {c}"))
                 .unwrap_or_default();
             StoreError::Unavailable(format!("PostgreSQL: {e}{cause}"))
         })?;
+        self.counts.opened.fetch_add(1, Ordering::Relaxed);
         // A commit waits for the commit lock at most this long (then: retry later), and a
         // connection that dies inside a transaction cannot hold the lock past the timeout.
         client.batch_execute(
@@ -286,10 +299,19 @@ impl PgStore {
         let popped = lock(&self.idle).pop();
         let mut conn = match popped {
             Some(conn) if !conn.client.is_closed() => conn,
-            _ => self.connect()?,
+            popped => {
+                if popped.is_some() {
+                    self.counts.broken.fetch_add(1, Ordering::Relaxed);
+                }
+                self.connect()?
+            }
         };
+        self.counts.in_use.fetch_add(1, Ordering::Relaxed);
         let out = f(&mut conn);
-        if !conn.client.is_closed() {
+        self.counts.in_use.fetch_sub(1, Ordering::Relaxed);
+        if conn.client.is_closed() {
+            self.counts.broken.fetch_add(1, Ordering::Relaxed);
+        } else {
             let mut idle = lock(&self.idle);
             if idle.len() < IDLE_CONNECTIONS {
                 idle.push(conn);
@@ -807,6 +829,17 @@ impl DocumentStore for PgStore {
             Ok(db
                 .query_one("SELECT COALESCE(MAX(seq), 0) FROM changes", &[])?
                 .try_get(0)?)
+        })
+    }
+
+    fn pool(&self) -> Option<super::PoolStats> {
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        Some(super::PoolStats {
+            idle: lock(&self.idle).len() as u64,
+            in_use: load(&self.counts.in_use),
+            opened: load(&self.counts.opened),
+            connect_failures: load(&self.counts.connect_failures),
+            broken: load(&self.counts.broken),
         })
     }
 }

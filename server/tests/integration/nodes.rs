@@ -255,6 +255,25 @@ fn a_photo_upload_cut_on_one_node_resumes_on_another_over_object_storage() {
     )
     .unwrap();
     assert_eq!(health["blobs"], "s3", "{health}");
+    // The node's metrics show its connection pool and how long pushes waited to merge.
+    let metrics = reqwest::blocking::get(format!("{}/metrics", first.url))
+        .unwrap()
+        .text()
+        .unwrap();
+    for line in [
+        "gridlink_db_pool_idle ",
+        "gridlink_db_connections_opened ",
+        "gridlink_db_connect_failures 0",
+        "gridlink_merge_queue 0",
+    ] {
+        assert!(metrics.contains(line), "{line:?} not in\n{metrics}");
+    }
+    let merged: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gridlink_merge_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(merged >= 1.0, "the report's push was timed: {merged}");
 }
 
 /// A node's cached copy of a case falls behind when another node writes it. A phone that
