@@ -306,20 +306,16 @@ impl AppState {
         metrics
             .merge_seconds
             .observe(started.elapsed().as_secs_f64());
-        match &answered {
-            Err(StoreError::Stale { .. }) => {
-                metrics
-                    .merge_retries
-                    .get_or_create(&Metrics::label("reason", "stale"))
-                    .inc();
-            }
-            Err(StoreError::Unavailable(_)) => {
-                metrics
-                    .merge_retries
-                    .get_or_create(&Metrics::label("reason", "unavailable"))
-                    .inc();
-            }
-            _ => {}
+        let retry = match &answered {
+            Err(StoreError::Stale { .. }) => Some("stale"),
+            Err(StoreError::Unavailable(_)) => Some("unavailable"),
+            _ => None,
+        };
+        if let Some(reason) = retry {
+            metrics
+                .merge_retries
+                .get_or_create(&Metrics::label("reason", reason))
+                .inc();
         }
         answered
     }

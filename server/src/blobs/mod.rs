@@ -281,51 +281,40 @@ impl BlobStore {
     /// kind: [`PhotoLimits::uploaded_photo`], [`PhotoLimits::uploaded_thumbnail`]).
     pub fn complete(
         &self,
-        guard: &UploadGuard,
+        _guard: &UploadGuard,
         hash: &str,
         size: u64,
         limits: &PhotoLimits,
     ) -> Result<(), BlobError> {
-        let bytes = match &self.backend {
-            Backend::Files(root) => {
-                let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                std::fs::File::open(Self::partial_path(root, hash))?.read_to_end(&mut bytes)?;
-                bytes
+        let accept = |bytes: &[u8]| {
+            if bytes.len() as u64 != size || photo::sha256_hex(bytes) != hash {
+                return Err(BlobError::HashMismatch);
             }
-            Backend::S3(bucket) => bucket.assemble(hash, size)?,
-        };
-        let refused = if bytes.len() as u64 != size || photo::sha256_hex(&bytes) != hash {
-            Some(BlobError::HashMismatch)
-        } else {
-            match photo::probe(&bytes, limits) {
-                Ok(p) if p.format == photo::Format::Jpeg => None,
-                Ok(_) => Some(BlobError::NotAnImage("JPEG only".into())),
-                Err(e) => Some(BlobError::NotAnImage(e.to_string())),
+            match photo::probe(bytes, limits) {
+                Ok(p) if p.format == photo::Format::Jpeg => Ok(()),
+                Ok(_) => Err(BlobError::NotAnImage("JPEG only".into())),
+                Err(e) => Err(BlobError::NotAnImage(e.to_string())),
             }
         };
-        if let Some(e) = refused {
-            self.discard_partial(guard, hash)?;
-            return Err(e);
+        let root = match &self.backend {
+            Backend::Files(root) => root,
+            Backend::S3(bucket) => return bucket.complete(hash, size, accept),
+        };
+        let partial = Self::partial_path(root, hash);
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        std::fs::File::open(&partial)?.read_to_end(&mut bytes)?;
+        if let Err(refused) = accept(&bytes) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(refused);
         }
-        match &self.backend {
-            Backend::Files(root) => {
-                let target = Self::final_path(root, hash);
-                if let Some(dir) = target.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                std::fs::rename(Self::partial_path(root, hash), &target)?;
-                if let Some(dir) = target.parent() {
-                    // The rename is durable once the directory is.
-                    std::fs::File::open(dir)?.sync_all()?;
-                }
-            }
-            Backend::S3(bucket) => {
-                bucket.put_final(hash, bytes)?;
-                // The blob is whole; leftover chunks would only be swept later.
-                if let Err(e) = bucket.discard(hash) {
-                    tracing::warn!(hash, error = %e, "deleting the chunks of a complete upload failed");
-                }
-            }
+        let target = Self::final_path(root, hash);
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::rename(&partial, &target)?;
+        if let Some(dir) = target.parent() {
+            // The rename is durable once the directory is.
+            std::fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
     }

@@ -38,6 +38,19 @@ struct Chunk {
     key: Path,
 }
 
+/// The run of `chunks` (sorted by offset) that follow each other from byte 0. A chunk past a
+/// gap, or inside the run (left by another node's retry), is not part of it.
+fn contiguous(chunks: &[Chunk]) -> impl Iterator<Item = &Chunk> {
+    let mut run = 0;
+    chunks.iter().filter(move |c| {
+        let next = c.offset == run;
+        if next {
+            run += c.size;
+        }
+        next
+    })
+}
+
 /// A bucket, with the small runtime its client runs on (the store's callers are blocking
 /// threads; they wait on a channel, so they may be any thread, in a runtime or not).
 pub(super) struct Bucket {
@@ -105,28 +118,23 @@ impl Bucket {
                 )));
             }
         }
-        // Timeouts first: the environment's and the caller's settings may change them.
-        let mut builder = AmazonS3Builder::new()
-            .with_config(
-                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                "5s",
-            )
-            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "30s");
-        for (key, value) in std::env::vars() {
-            if let Some(key) = key
-                .to_ascii_lowercase()
-                .strip_prefix("aws_")
-                .and_then(|k| format!("aws_{k}").parse::<AmazonS3ConfigKey>().ok())
-            {
-                builder = builder.with_config(key, value);
-            }
-        }
+        let mut builder = AmazonS3Builder::from_env();
         for (key, value) in options {
             let key: AmazonS3ConfigKey = key
                 .to_ascii_lowercase()
                 .parse()
                 .map_err(|e| BlobError::Config(format!("{url}: {e}")))?;
             builder = builder.with_config(key, *value);
+        }
+        // Bounded waits unless the environment or the caller chose others.
+        for (key, default) in [
+            (ClientConfigKey::ConnectTimeout, "5s"),
+            (ClientConfigKey::Timeout, "30s"),
+        ] {
+            let key = AmazonS3ConfigKey::Client(key);
+            if builder.get_config_value(&key).is_none() {
+                builder = builder.with_config(key, default);
+            }
         }
         let s3 = builder
             .with_bucket_name(bucket)
@@ -235,15 +243,7 @@ impl Bucket {
 
     /// Bytes an upload holds: the run of chunks that follow each other from byte 0.
     pub(super) fn received(&self, hash: &str) -> Result<u64, BlobError> {
-        let mut run = 0;
-        for chunk in self.chunks(hash)? {
-            if chunk.offset == run {
-                run += chunk.size;
-            } else if chunk.offset > run {
-                break;
-            }
-        }
-        Ok(run)
+        Ok(contiguous(&self.chunks(hash)?).map(|c| c.size).sum())
     }
 
     /// Stores the chunk at `offset`.
@@ -254,16 +254,39 @@ impl Bucket {
             .map_err(unavailable)
     }
 
-    /// The bytes of the run from byte 0 (at most `limit`).
-    pub(super) fn assemble(&self, hash: &str, limit: u64) -> Result<Vec<u8>, BlobError> {
+    /// Makes the upload whole: reads the run from byte 0 (up to `size`), lets `accept` judge
+    /// the bytes, writes them as the complete blob if it does, and deletes every chunk of the
+    /// upload either way (a refused upload starts over).
+    pub(super) fn complete(
+        &self,
+        hash: &str,
+        size: u64,
+        accept: impl FnOnce(&[u8]) -> Result<(), BlobError>,
+    ) -> Result<(), BlobError> {
+        let chunks = self.chunks(hash)?;
+        let bytes = self.read_run(&chunks, size)?;
+        let keys = chunks.into_iter().map(|c| c.key).collect();
+        if let Err(refused) = accept(&bytes) {
+            self.delete(keys)?;
+            return Err(refused);
+        }
+        self.put_final(hash, bytes)?;
+        // The blob is whole; chunks left now would only be swept later.
+        if let Err(e) = self.delete(keys) {
+            tracing::warn!(hash, error = %e, "deleting the chunks of a complete upload failed");
+        }
+        Ok(())
+    }
+
+    /// The bytes of the run of `chunks` from byte 0, as far as `limit`.
+    fn read_run(&self, chunks: &[Chunk], limit: u64) -> Result<Vec<u8>, BlobError> {
         let mut keys = Vec::new();
         let mut run = 0;
-        for chunk in self.chunks(hash)? {
-            // A chunk past a gap or inside the run (left by another node's retry) is skipped.
-            if chunk.offset != run || run >= limit {
-                continue;
+        for chunk in contiguous(chunks) {
+            if run >= limit {
+                break;
             }
-            keys.push(chunk.key);
+            keys.push(chunk.key.clone());
             run += chunk.size;
         }
         let store = self.store.clone();
@@ -278,7 +301,7 @@ impl Bucket {
     }
 
     /// Writes a complete blob.
-    pub(super) fn put_final(&self, hash: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
+    fn put_final(&self, hash: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
         let (store, key) = (self.store.clone(), Self::final_key(hash));
         self.run(async move { store.put(&key, PutPayload::from(bytes)).await.map(drop) })?
             .map_err(unavailable)

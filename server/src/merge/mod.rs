@@ -564,18 +564,16 @@ fn merge_group(context: &Context<'_>, in_flight: &[&Merge], group: DocGroup<'_>)
             origin: item.origin,
             now_ms: item.now_ms,
         };
-        let mut merged = match state {
-            Ok(current) => merge_push(current, context, &push, &item.push.changes),
-            Err(refusal) => Err(refusal),
-        };
-        if let Ok(Merged::Incomplete) = merged {
-            // The copy this node held is behind the store (another node wrote since): the
-            // document as stored, with what is on its way there, and the push once more.
-            merged = match restore(store, &result.doc_id, in_flight, &result.merges) {
-                Some(fresh) => merge_push(Some(fresh), context, &push, &item.push.changes),
-                None => Ok(Merged::Incomplete),
-            };
-        }
+        let merged = state.and_then(|current| {
+            merge_held(
+                context,
+                in_flight,
+                &result.merges,
+                current,
+                &push,
+                &item.push.changes,
+            )
+        });
         let (pusher, doc_id) = (item.pusher, &result.doc_id);
         let entry = |action: &str, detail: String| AuditEntry {
             at_ms: item.now_ms,
@@ -617,14 +615,7 @@ fn merge_group(context: &Context<'_>, in_flight: &[&Merge], group: DocGroup<'_>)
                 result.merges.push(*merge);
                 state = Ok(Some(cached));
             }
-            Ok(Merged::Incomplete) | Err(_) => {
-                let r = match merged {
-                    Err(r) => r,
-                    _ => refusal(
-                        RejectCode::ServerError,
-                        "服务器缺少此推送所依赖的更改，请稍后重试 / the server lacks changes this push builds on: try again later".to_owned(),
-                    ),
-                };
+            Err(r) => {
                 tracing::info!(doc_id = %doc_id, device = %pusher.device_id, code = r.code.code(), "push refused: {}", r.message);
                 // A refused intake is the server's own write, answered to its caller (a
                 // retried submission finds its case); a device's refused push is audited.
@@ -665,16 +656,44 @@ struct Base {
     bytes: usize,
 }
 
+/// Merges one push into the document as this node holds it (`current`); if that copy lacks
+/// changes the push builds on (it was cached while another node wrote the document), once more
+/// into the document as stored, with what is on its way there (`in_flight`, `accepted`). A push
+/// that builds on changes the store lacks too is refused, retryably.
+fn merge_held(
+    context: &Context<'_>,
+    in_flight: &[&Merge],
+    accepted: &[Merge],
+    current: Option<Cached>,
+    push: &Push<'_>,
+    changes: &[u8],
+) -> Result<Merged, Refusal> {
+    if let Some(merged) = merge_push(current, context, push, changes)? {
+        return Ok(merged);
+    }
+    match restore(context.store, push.doc_id, in_flight, accepted) {
+        Some(stored) => merge_push(Some(stored), context, push, changes)?,
+        None => None,
+    }
+    .ok_or_else(|| {
+        refusal(
+            RejectCode::ServerError,
+            "服务器缺少此推送所依赖的更改，请稍后重试 / the server lacks changes this push builds on: try again later".to_owned(),
+        )
+    })
+}
+
 /// Merges one push of a document into the document as it stands (`existing`, none for a new
 /// document): applied in place, judged by [`validate`], and turned into what the store keeps.
 /// The same for cases and records. On refusal the working copy is consumed (it may be
-/// half-applied).
+/// half-applied). `None` when the push depends on changes this copy lacks (Automerge holds
+/// such changes back unseen, so nothing can be judged): nothing was kept.
 fn merge_push(
     existing: Option<Cached>,
     context: &Context<'_>,
     push: &Push<'_>,
     changes: &[u8],
-) -> Result<Merged, Refusal> {
+) -> Result<Option<Merged>, Refusal> {
     check_size(changes)?;
     let (mut doc, base) = match existing {
         Some(mut cached) => {
@@ -694,7 +713,7 @@ fn merge_push(
         None => (Doc::load(push.doc_id, changes).map_err(core_refusal)?, None),
     };
     if !doc.missing_deps().is_empty() {
-        return Ok(Merged::Incomplete);
+        return Ok(None);
     }
     let heads = doc.heads();
     // (The intake's reporter holds no scopes: whether it may write is the intake's rule
@@ -717,7 +736,7 @@ fn merge_push(
                 chunks: base.chunks,
                 bytes: base.bytes,
             };
-            return Ok(Merged::Unchanged { cached, heads });
+            return Ok(Some(Merged::Unchanged { cached, heads }));
         }
         base => base,
     };
@@ -761,7 +780,7 @@ fn merge_push(
         photos: verdict.photos,
         scores: verdict.scores,
     };
-    Ok(Merged::Accepted {
+    Ok(Some(Merged::Accepted {
         cached: Cached {
             doc,
             fold: verdict.fold,
@@ -771,7 +790,7 @@ fn merge_push(
         },
         merge: Box::new(merge),
         added: verdict.added,
-    })
+    }))
 }
 
 /// The device a merge is logged under. Changes the server recorded for the device (its
@@ -789,9 +808,6 @@ fn logged_device(actors: &[automerge::ActorId], pusher: &Pusher) -> String {
 }
 
 enum Merged {
-    /// The push depends on changes this copy of the document lacks (a copy cached by this
-    /// node while another node wrote the document): nothing was judged or kept.
-    Incomplete,
     Unchanged {
         cached: Cached,
         heads: Vec<automerge::ChangeHash>,
