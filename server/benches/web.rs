@@ -84,36 +84,9 @@ fn main() {
     };
 
     // The data: reused when it holds the same number of cases, else seeded afresh.
-    let marker = "bench_web_cases";
-    let (mut store, mut state, mut district) = demo::bench_state(&root).unwrap();
-    let reuse = store.setting(marker).unwrap().as_deref() == Some(cases.to_string().as_bytes());
-    if !reuse && store.doc_count().unwrap() > 0 {
-        // Another size: start from an empty directory.
-        drop((store, state));
-        let _ = std::fs::remove_dir_all(&root);
-        (store, state, district) = demo::bench_state(&root).unwrap();
-    }
-    if reuse {
+    let (_, state, district, reused) = demo::kept_bench_state(&root, cases, say).unwrap();
+    if reused {
         say(format!("reusing {} ({cases} cases)", root.display()));
-    } else {
-        let started = Instant::now();
-        let now = gridlink_server::now_ms();
-        let mut seeded = 0;
-        // In slices of a month, so progress shows.
-        let slices = 9;
-        for slice in 0..slices {
-            let n = cases / slices + usize::from(slice < cases % slices);
-            let end = now - (slice as i64) * 30 * 86_400_000;
-            seeded +=
-                demo::seed_cases_over(&state, &district, n, 17 + slice as u64, end, 30).unwrap();
-            say(format!(
-                "seeded {seeded} of {cases} cases in {:.0} s",
-                started.elapsed().as_secs_f64()
-            ));
-        }
-        store
-            .put_setting(marker, cases.to_string().as_bytes())
-            .unwrap();
     }
     if measuring {
         emit("cases", cases as f64, "cases");

@@ -423,6 +423,45 @@ pub fn bench_state(
     Ok((store, state, district))
 }
 
+/// The setting that records how many cases a kept benchmark data directory was seeded with.
+const BENCH_CASES: &str = "bench_web_cases";
+
+/// [`bench_state`] holding `cases` cases reported over the 270 days before now, seeded through
+/// the real merge path in slices of a month (`progress` hears after each). A directory that
+/// already holds that many (a kept one: seeding 1.2 M cases takes about an hour) is reused as
+/// it is; one holding another number is emptied first. Answers whether it was reused.
+pub fn kept_bench_state(
+    root: &std::path::Path,
+    cases: usize,
+    progress: impl Fn(String),
+) -> Result<(Arc<dyn ServerStore>, AppState, District, bool), StoreError> {
+    let (mut store, mut state, mut district) = bench_state(root)?;
+    let reuse = store.setting(BENCH_CASES)?.as_deref() == Some(cases.to_string().as_bytes());
+    if reuse {
+        return Ok((store, state, district, true));
+    }
+    if store.doc_count()? > 0 {
+        drop((store, state));
+        std::fs::remove_dir_all(root).map_err(|e| StoreError::Database(e.to_string()))?;
+        (store, state, district) = bench_state(root)?;
+    }
+    let started = std::time::Instant::now();
+    let now = crate::state::now_ms();
+    let mut seeded = 0;
+    let slices = 9;
+    for slice in 0..slices {
+        let n = cases / slices + usize::from(slice < cases % slices);
+        let end = now - (slice as i64) * 30 * 86_400_000;
+        seeded += seed_cases_over(&state, &district, n, 17 + slice as u64, end, 30)?;
+        progress(format!(
+            "seeded {seeded} of {cases} cases in {:.0} s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    store.put_setting(BENCH_CASES, cases.to_string().as_bytes())?;
+    Ok((store, state, district, false))
+}
+
 /// What [`seed_field_work`] added.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FieldWork {

@@ -43,7 +43,7 @@ fn main() -> Result<()> {
         Some("services") => services(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench hostile [--seconds N] [--clients N] | bench ffi | bench nodes [--docs N] | chaos kill [--points N] [--seed S] [--nodes N [--failover]] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | fuzz <sync_body|push|photo|open311> [--seconds T] [--jobs N] | mutants [--jobs N] [-- ARGS] | bindings [--release] | android | ios | browser | services [--minutes N]>"
+                "usage: cargo xtask <ci | fixtures [--check] [--scale small|full] [--out DIR] | bench store [--cases N] | bench sync [--docs N] [--devices N] | bench photo | bench workflows [--cases N] [--days N] [--scale full] | bench web [--scale full] [--cases N] [--data DIR] [--clients N] | bench hostile [--seconds N] [--clients N] | bench ffi | bench nodes [--docs N] [--cases N | --scale full] [--phones N] [--seconds N] | chaos kill [--points N] [--seed S] [--nodes N [--failover]] [--debug] | chaos faults [--schedules N] [--seed S] [--debug] | fuzz <sync_body|push|photo|open311> [--seconds T] [--jobs N] | mutants [--jobs N] [-- ARGS] | bindings [--release] | android | ios | browser | services [--minutes N]>"
             );
             std::process::exit(2);
         }
@@ -358,7 +358,9 @@ fn chaos(args: &[String]) -> Result<()> {
 
 /// `bench nodes`: the same sync workload (`bench sync`) on SQLite and on PostgreSQL (a
 /// durable throwaway cluster: fsync and synchronous commit on), in one run. Prints the sync
-/// bench's own lines of each run with the backend in the metric's name, and the ratio.
+/// bench's own lines of each run with the backend in the metric's name, and the ratio; then
+/// the nodes bench on the same cluster: backups and restores of both backends, no-op syncs
+/// through one node and three, and a node killed while phones edit.
 fn bench_nodes(cargo: &str, args: &[String]) -> Result<()> {
     let docs = args
         .iter()
@@ -423,7 +425,37 @@ fn bench_nodes(cargo: &str, args: &[String]) -> Result<()> {
             serde_json::json!({"bench": "nodes", "metric": "merges_ratio_pg_to_sqlite", "value": (p / s * 1000.0).round() / 1000.0, "unit": "ratio"})
         );
     }
-    Ok(())
+
+    // Backups, the move, several nodes and a node's death (server/benches/nodes.rs).
+    let bindir = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .context("pg_config")?;
+    let bindir = String::from_utf8_lossy(&bindir.stdout).trim().to_owned();
+    let moved = pg.database("bench_nodes_moved")?;
+    let mut cmd = vec![
+        "bench",
+        "--quiet",
+        "-p",
+        "gridlink-server",
+        "--bench",
+        "nodes",
+        "--",
+        "--bench",
+        "--database",
+        &moved,
+        "--pg-bindir",
+        &bindir,
+    ];
+    for flag in ["--cases", "--scale", "--phones", "--seconds"] {
+        if let Some(i) = args.iter().position(|a| a == flag)
+            && let Some(value) = args.get(i + 1)
+        {
+            cmd.extend([flag, value.as_str()]);
+        }
+    }
+    eprintln!("\n==> bench nodes: backups, the move to PostgreSQL, three nodes, a node killed");
+    run(cargo, &cmd)
 }
 
 fn bench(args: &[String]) -> Result<()> {
