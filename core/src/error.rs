@@ -11,7 +11,7 @@ pub enum Error {
     #[error("输入无效 / invalid input: {0}")]
     Invalid(#[from] EventError),
     /// The action does not fit the case's current state or the user's role.
-    #[error("当前状态下不能执行该操作 / this action is not allowed now: {reason:?}")]
+    #[error("{}", .reason.message())]
     NotAllowed {
         /// Why, as the fold would flag it.
         reason: FlagReason,

@@ -160,6 +160,7 @@ pub enum FlagReason {
     AlreadyReported,
     Malformed { message: String },
     ConflictingId,
+    SeparationOfDuties { message: String },
 }
 
 // ---- Patrol checklists ----

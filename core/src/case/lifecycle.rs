@@ -227,6 +227,43 @@ pub enum FlagReason {
     },
     /// Another event with the same id but different content came first.
     ConflictingId,
+    /// The person who resolved the case may not verify or close it ([`super::Duties`]); only
+    /// ever the reason an action is refused when it is recorded, never a flag of the fold.
+    SeparationOfDuties {
+        /// What the rule says (Chinese, then English).
+        message: String,
+    },
+}
+
+impl FlagReason {
+    /// Why, for people: Simplified Chinese, then English (the command centre shows it when an
+    /// action is refused, the phone when one is not recorded).
+    pub fn message(&self) -> String {
+        match self {
+            FlagReason::RoleNotAllowed { role } => format!(
+                "{}无权执行此操作 / the {} role may not do this",
+                role.label_zh(),
+                role.code()
+            ),
+            FlagReason::WrongStatus { status } => format!(
+                "案件现为“{}”，不能执行此操作；可能已有他人处理，请刷新后再看 / the case is {} now, so this cannot be done: someone may have acted on it, reload to see",
+                status.label_zh(),
+                status.code()
+            ),
+            FlagReason::WrongLevel { level } => format!(
+                "案件现在{}，此层级不能执行此操作 / the case is at the {} level, where this cannot be done",
+                level.label_zh(),
+                level.code()
+            ),
+            FlagReason::BeforeReport => "案件尚未上报 / the case has not been reported".into(),
+            FlagReason::AlreadyReported => "案件已经上报过 / the case was reported already".into(),
+            FlagReason::Malformed { message } => format!("内容无效 / invalid: {message}"),
+            FlagReason::ConflictingId => {
+                "已有同一编号、内容不同的事件 / another event has this id with other content".into()
+            }
+            FlagReason::SeparationOfDuties { message } => message.clone(),
+        }
+    }
 }
 
 /// An event kept in the history but not applied.

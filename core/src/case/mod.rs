@@ -5,13 +5,20 @@
 //! as fields that two people could overwrite: they are computed by [`fold`] from the events, so
 //! every replica that holds the same events shows the same state (see `lifecycle.rs`).
 
+mod calendar;
 mod deadline;
+mod duties;
 mod event;
 mod lifecycle;
 mod role;
 mod scoring;
 
-pub use deadline::{LimitRule, Priority, TimeLimits, deadline, is_overdue, level_entered_at};
+pub use calendar::{CalendarError, DayKind, WorkCalendar};
+pub use deadline::{
+    Clock, LimitRule, Priority, TimeLimits, Urgency, clock, deadline, is_overdue, level_entered_at,
+    urgency, warn_at,
+};
+pub use duties::Duties;
 pub use event::{DispatchTarget, Event, EventError, EventKind, Stamp};
 pub use lifecycle::{CaseState, Closure, FlagReason, FlaggedEvent, Level, Status, fold};
 pub use role::Role;

@@ -171,11 +171,11 @@ struct Fix {
 pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLine> {
     let flagged = |id: &str| case.state.flagged.iter().any(|f| f.event_id == id);
     let mut lines = Vec::new();
+    // When: the deadline's own clock. Who: the level and the unit a dispatch named.
+    let mut clock = super::deadline::Clock::default();
     let mut level = Level::Grid;
-    let mut entered_at = i64::MIN;
     let mut before_dispatch = Level::Grid;
     let mut target: Option<DispatchTarget> = None;
-    let mut due: Option<i64> = None;
     let mut fix: Option<Fix> = None;
     // The last verified fix and where its credit lines start in `lines` (nothing is pushed
     // between a verification and a failed re-check of it: the case is verified or closed).
@@ -190,7 +190,6 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
         match &event.kind {
             EventKind::Reported { .. } => {
                 reporter = Some(event.actor.clone());
-                entered_at = at;
             }
             EventKind::Accepted { .. }
             | EventKind::Escalated { .. }
@@ -203,29 +202,17 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
             }
             _ => {}
         }
+        // The deadline a fix is held to is the one before the fix.
+        let due = clock.due(case, &rule.limits);
+        clock.step(event);
         match &event.kind {
-            EventKind::Reported { .. } => {}
-            EventKind::Accepted { due_at_ms, .. } => {
-                if due_at_ms.is_some() {
-                    due = *due_at_ms;
-                }
-            }
+            EventKind::Reported { .. } | EventKind::Accepted { .. } => {}
             EventKind::RejectedInvalid { .. } | EventKind::DuplicateOf { .. } => valid = false,
-            EventKind::Escalated { to, .. } => {
-                level = *to;
-                entered_at = at;
-                due = None;
-            }
-            EventKind::Dispatched {
-                target: t,
-                due_at_ms,
-                ..
-            } => {
+            EventKind::Escalated { to, .. } => level = *to,
+            EventKind::Dispatched { target: t, .. } => {
                 before_dispatch = level;
                 level = t.level();
                 target = Some(t.clone());
-                entered_at = at;
-                due = *due_at_ms;
             }
             EventKind::Returned { .. } => {
                 if let Some(unit) = unit_at(level, place, target.as_ref()) {
@@ -238,17 +225,14 @@ pub fn score(case: &Case, place: &GridPlace, rule: &ScoringRule) -> Vec<ScoreLin
                 }
                 level = before_dispatch;
                 target = None;
-                entered_at = at;
-                due = None;
             }
             EventKind::ResolvedInGrid { .. } | EventKind::Resolved { .. } => {
-                let limit = rule.limits.due_at(case, level, entered_at);
                 fix = Some(Fix {
                     unit: unit_at(level, place, target.as_ref()),
                     person: event.actor.clone(),
                     level,
                     at,
-                    due: due.unwrap_or(limit),
+                    due: due.unwrap_or(i64::MAX),
                 });
             }
             EventKind::VerificationFailed { .. } => {

@@ -1,7 +1,7 @@
 //! The case document: create, load, append an event, read back, merge.
 
 use super::{apply_untrusted, check_root, load_untrusted};
-use crate::case::{Case, CaseDetails, Event, EventKind, Stamp, fold};
+use crate::case::{Case, CaseDetails, Duties, Event, EventKind, FlagReason, Stamp, fold};
 use crate::error::{Error, Result};
 use automerge::{
     AutoCommit, ChangeHash, ObjType, ReadDoc, Value, transaction::CommitOptions,
@@ -93,6 +93,16 @@ impl CaseDoc {
     ///
     /// Returns the event as recorded and the case as it now stands.
     pub fn record(&mut self, kind: EventKind, stamp: Stamp) -> Result<(Event, Case)> {
+        self.record_under(kind, stamp, &Duties::default())
+    }
+
+    /// [`record`](Self::record) under a district's separation of duties.
+    pub fn record_under(
+        &mut self,
+        kind: EventKind,
+        stamp: Stamp,
+        duties: &Duties,
+    ) -> Result<(Event, Case)> {
         kind.validate()?;
         let history = self.history()?;
         let len = history.len();
@@ -107,6 +117,16 @@ impl CaseDoc {
             });
         }
         let details = self.details()?;
+        let case = Case {
+            details,
+            history,
+            state,
+        };
+        if let Some(message) = duties.breach(&case, &event) {
+            return Err(Error::NotAllowed {
+                reason: FlagReason::SeparationOfDuties { message },
+            });
+        }
         let history_obj = self.history_obj()?;
         reconcile_insert(&mut self.doc, history_obj, len, &event).map_err(|e| {
             Error::Malformed {
@@ -119,14 +139,7 @@ impl CaseDoc {
                 .with_message(event.kind.code())
                 .with_time(event.at_ms),
         );
-        Ok((
-            event,
-            Case {
-                details,
-                history,
-                state,
-            },
-        ))
+        Ok((event, case))
     }
 
     /// The reported facts, read by one walk like [`history`](Self::history).

@@ -9,7 +9,7 @@
 
 use super::scope::ScopeKey;
 use super::wire::RejectCode;
-use crate::case::{Case, FlagReason, Role};
+use crate::case::{Case, Duties, FlagReason, Role};
 use std::collections::{BTreeSet, HashMap};
 
 /// The device id under which the server pushes the platform's own changes (role system).
@@ -79,6 +79,18 @@ pub fn check_push(
     after: &Case,
     after_scopes: &BTreeSet<ScopeKey>,
 ) -> Result<Vec<String>, Refusal> {
+    check_push_under(pusher, before, after, after_scopes, &Duties::default())
+}
+
+/// [`check_push`] under a district's separation of duties: a new `verified` or `closed` event
+/// by the person who resolved the case is refused unless `duties` allows it.
+pub fn check_push_under(
+    pusher: &Pusher,
+    before: Option<Before<'_>>,
+    after: &Case,
+    after_scopes: &BTreeSet<ScopeKey>,
+    duties: &Duties,
+) -> Result<Vec<String>, Refusal> {
     // The platform's own changes (automatic escalation) come from the server itself, as the
     // pseudo-device `server`, which no enrolled device can be (device ids are UUIDs).
     let platform = pusher.role == Role::System && pusher.device_id == PLATFORM_DEVICE;
@@ -104,7 +116,7 @@ pub fn check_push(
             ),
         ));
     }
-    check_events(pusher, before, after)
+    check_events(pusher, before, after, duties)
 }
 
 /// Checks a new case the server's intake opens for its reporter (a citizen's 随手拍, an Open311
@@ -128,7 +140,7 @@ pub fn check_intake(
             ),
         ));
     }
-    check_events(reporter, None, after)
+    check_events(reporter, None, after, &Duties::default())
 }
 
 /// What [`check_push`] and [`check_intake`] judge alike once the pusher may write the case:
@@ -138,6 +150,7 @@ fn check_events(
     pusher: &Pusher,
     before: Option<Before<'_>>,
     after: &Case,
+    duties: &Duties,
 ) -> Result<Vec<String>, Refusal> {
     let known: HashMap<&str, &crate::case::Event> = before
         .map(|b| b.case.history.iter().map(|e| (e.id.as_str(), e)).collect())
@@ -228,8 +241,17 @@ fn check_events(
                     ),
                 ));
             }
+            // Never a flag of the fold; refused the same way if one claims to be.
+            Some(FlagReason::SeparationOfDuties { message }) => {
+                return Err(refuse(RejectCode::RoleNotAllowed, message.clone()));
+            }
             // Concurrent actions: kept and shown, as on every replica.
-            Some(FlagReason::WrongStatus { .. } | FlagReason::WrongLevel { .. }) | None => {}
+            Some(FlagReason::WrongStatus { .. } | FlagReason::WrongLevel { .. }) => {}
+            None => {
+                if let Some(message) = duties.breach(after, event) {
+                    return Err(refuse(RejectCode::RoleNotAllowed, message));
+                }
+            }
         }
         added.push(event.id.clone());
     }
