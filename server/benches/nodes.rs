@@ -140,7 +140,14 @@ impl Node {
         std::fs::create_dir_all(&data).unwrap();
         let log = std::fs::File::create(dir.join(format!("node-{n}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_gridlink-server"))
-            .args(["serve", "--trust-forwarded", "--addr", &addr, "--database", database])
+            .args([
+                "serve",
+                "--trust-forwarded",
+                "--addr",
+                &addr,
+                "--database",
+                database,
+            ])
             .arg("--data")
             .arg(&data)
             .env("GRIDLINK_LOG", "warn")
@@ -421,8 +428,7 @@ fn main() {
                     while Instant::now() < deadline {
                         match link.post("/v1/sync", &body) {
                             Ok(out) => {
-                                let response: SyncResponse =
-                                    wire::decode(&out, 1 << 28).unwrap();
+                                let response: SyncResponse = wire::decode(&out, 1 << 28).unwrap();
                                 assert!(response.pulled.is_empty() && !response.more);
                                 done.fetch_add(1, Ordering::Relaxed);
                             }
@@ -511,7 +517,9 @@ fn main() {
                         let sent = origin.elapsed();
                         let response = loop {
                             match phone.via(&http, &urls[node]).post("/v1/sync", &body) {
-                                Ok(out) => break wire::decode::<SyncResponse>(&out, 1 << 28).unwrap(),
+                                Ok(out) => {
+                                    break wire::decode::<SyncResponse>(&out, 1 << 28).unwrap();
+                                }
                                 // A refused or reset connection: the proxy tries the next node.
                                 Err(TransportError::Unreachable(_)) => {
                                     node = (node + 1) % urls.len();

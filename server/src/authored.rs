@@ -117,7 +117,7 @@ pub enum WriteError {
     )]
     NotACase,
     /// The case's state or the author's role does not allow it now (the fold's answer).
-    #[error("当前状态或角色不允许该操作 / not allowed now: {0}")]
+    #[error("{0}")]
     NotAllowed(String),
     /// What was to be written is invalid.
     #[error("{0}")]
@@ -211,11 +211,14 @@ pub fn record(
         .map_err(|e| WriteError::Broken(format!("{case_id}: {e}")))?;
     doc.set_actor(author.actor());
     let before = doc.heads();
-    let (event, case) = doc.record(kind, author.stamp(at_ms)).map_err(|e| match e {
-        CoreError::NotAllowed { reason } => WriteError::NotAllowed(format!("{reason:?}")),
-        CoreError::Invalid(e) => WriteError::Invalid(e.to_string()),
-        other => WriteError::Broken(other.to_string()),
-    })?;
+    let duties = &state.rules().duties;
+    let (event, case) = doc
+        .record_under(kind, author.stamp(at_ms), duties)
+        .map_err(|e| match e {
+            CoreError::NotAllowed { reason } => WriteError::NotAllowed(reason.message()),
+            CoreError::Invalid(e) => WriteError::Invalid(e.to_string()),
+            other => WriteError::Broken(other.to_string()),
+        })?;
     let changes = doc.save_after(&before);
     submit(
         state,

@@ -176,6 +176,33 @@ enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Show or change the district's rules: time limits counted in working days with the
+    /// holiday calendar, the warning share, and who may verify and close their own work. The
+    /// deadlines of open cases are counted again at once; restart the nodes to apply the
+    /// rules to new work.
+    Rules {
+        #[command(flatten)]
+        data: DataDir,
+        /// Load the State Council's holiday notice: a text file with one `DATE[..DATE] 休|班
+        /// [name]` per line (休 days off, 班 make-up working days); added to what is loaded.
+        #[arg(long)]
+        holidays: Option<PathBuf>,
+        /// Forget the holidays loaded before (with --holidays: replace them).
+        #[arg(long)]
+        clear_holidays: bool,
+        /// A case is in warning (预警) once this share of its time is spent, percent.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+        warn_percent: Option<u8>,
+        /// Count limits of a day or more in working days (true) or in calendar days (false).
+        #[arg(long)]
+        working_days: Option<bool>,
+        /// Let the person who resolved a case verify it too (separation of duties off).
+        #[arg(long)]
+        resolver_may_verify: Option<bool>,
+        /// Let the person who resolved a case close it too.
+        #[arg(long)]
+        resolver_may_close: Option<bool>,
+    },
     /// Import the fixture district's grids and users (with their grants) into a data directory.
     ImportFixtures {
         #[command(flatten)]
@@ -292,6 +319,32 @@ fn state(data: &DataDir, serve: &ServeArgs) -> Result<AppState> {
 }
 
 /// The state an operator command works on (default limits; nothing is served).
+/// The district's rules, for an operator.
+fn print_rules(rules: &gridlink_server::store::DistrictRules) {
+    let yes = |b: bool| if b { "是 / yes" } else { "否 / no" };
+    let limits = &rules.limits;
+    println!("按工作日计时 / working days: {}", yes(limits.working_days));
+    println!("预警比例 / warning at: {}%", limits.warn_percent);
+    let days: Vec<_> = limits.calendar.exceptions().collect();
+    let off = days
+        .iter()
+        .filter(|(_, k)| *k == gridlink_core::case::DayKind::Holiday)
+        .count();
+    println!(
+        "节假日 / holidays: {off} 天 days off, {} 天调休上班 make-up working days{}",
+        days.len() - off,
+        match (days.first(), days.last()) {
+            (Some((first, _)), Some((last, _))) => format!(" ({first} – {last})"),
+            _ => String::new(),
+        }
+    );
+    println!(
+        "处置人可验收 / resolver may verify: {}\n处置人可结案 / resolver may close: {}",
+        yes(rules.duties.resolver_may_verify),
+        yes(rules.duties.resolver_may_close)
+    );
+}
+
 fn admin_state(data: &DataDir) -> Result<AppState> {
     Ok(AppState::with_blobs(
         open(data)?,
@@ -319,6 +372,22 @@ fn main() -> Result<()> {
                 Some(dir) => dir,
                 None => std::env::temp_dir().join(format!("gridlink-demo-{}", std::process::id())),
             };
+            // The district counts working days with the 2026 holiday notice.
+            {
+                std::fs::create_dir_all(&dir)?;
+                let store = SqliteStore::open(&dir)?;
+                if gridlink_server::store::SettingsAudit::setting(
+                    &store,
+                    gridlink_server::store::RULES_SETTING,
+                )?
+                .is_none()
+                {
+                    let mut rules = gridlink_server::store::DistrictRules::default();
+                    rules.limits.calendar =
+                        gridlink_core::case::WorkCalendar::parse(gridlink_fixtures::HOLIDAYS_2026)?;
+                    gridlink_server::store::set_rules(&store, &rules, "demo")?;
+                }
+            }
             let state = state(
                 &DataDir {
                     data: dir.clone(),
@@ -465,6 +534,51 @@ fn main() -> Result<()> {
                 copied.blobs,
                 data.data.display(),
             );
+            Ok(())
+        }
+        Command::Rules {
+            data,
+            holidays,
+            clear_holidays,
+            warn_percent,
+            working_days,
+            resolver_may_verify,
+            resolver_may_close,
+        } => {
+            let store = open(&data)?;
+            let mut rules = gridlink_server::store::rules(&*store)?;
+            let before = rules.clone();
+            if clear_holidays {
+                rules.limits.calendar = gridlink_core::case::WorkCalendar::default();
+            }
+            if let Some(file) = &holidays {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("读取 / reading {}", file.display()))?;
+                rules
+                    .limits
+                    .calendar
+                    .merge(&text)
+                    .with_context(|| format!("{}", file.display()))?;
+            }
+            if let Some(p) = warn_percent {
+                rules.limits.warn_percent = p;
+            }
+            if let Some(w) = working_days {
+                rules.limits.working_days = w;
+            }
+            if let Some(v) = resolver_may_verify {
+                rules.duties.resolver_may_verify = v;
+            }
+            if let Some(c) = resolver_may_close {
+                rules.duties.resolver_may_close = c;
+            }
+            if rules != before {
+                let changed = gridlink_server::store::set_rules(&*store, &rules, &operator())?;
+                println!(
+                    "已保存；{changed} 个未办结案件的时限已重新计算，请重启各节点 / saved; the deadlines of {changed} open cases were counted again; restart the nodes"
+                );
+            }
+            print_rules(&rules);
             Ok(())
         }
         Command::Restored { data } => {

@@ -103,6 +103,8 @@ pub(crate) struct Inner {
     pub(crate) sync_turns: tokio::sync::Semaphore,
     /// This installation's history id ([`store::HISTORY_SETTING`]).
     pub(crate) history: String,
+    /// The district's rules as stored when this node started ([`crate::store::rules`]).
+    pub(crate) rules: crate::store::DistrictRules,
 }
 
 impl std::fmt::Debug for AppState {
@@ -138,7 +140,8 @@ impl AppState {
             Err(e) => tracing::warn!(error = %e, "sweeping partial uploads failed"),
         }
         let history = history_id(&*store)?;
-        let merger = Merger::new(store.clone(), config.cache_docs)?;
+        let rules = crate::store::rules(&*store)?;
+        let merger = Merger::new(store.clone(), config.cache_docs, &rules)?;
         let merges = merge::spawn(merger)
             .map_err(|e| StoreError::Database(format!("starting the merge thread: {e}")))?;
         let state = AppState {
@@ -156,10 +159,16 @@ impl AppState {
                     .collect(),
                 sync_turns: tokio::sync::Semaphore::new(sync_turns()),
                 history,
+                rules,
             }),
         };
         state.reload_grid_index()?;
         Ok(state)
+    }
+
+    /// The district's rules this node follows (read when it started).
+    pub fn rules(&self) -> &crate::store::DistrictRules {
+        &self.inner.rules
     }
 
     /// Holds off other actions recorded for the same device until the guard drops.

@@ -163,6 +163,8 @@ pub struct Merger {
     grids: HashMap<String, GridPlace>,
     /// The scoring rule and time limits every merged case's row and score lines follow.
     rule: ScoringRule,
+    /// Who may verify and close their own work.
+    duties: gridlink_core::case::Duties,
     /// Documents touched by the batch being built, with its uncommitted changes: outside the
     /// LRU, so they can neither be evicted before the commit nor survive a failed one.
     staged: HashMap<String, Cached>,
@@ -182,8 +184,13 @@ impl std::fmt::Debug for Merger {
 }
 
 impl Merger {
-    /// A merger over `store`, caching up to `cache_docs` documents.
-    pub fn new(store: Arc<dyn ServerStore>, cache_docs: usize) -> Result<Merger, StoreError> {
+    /// A merger over `store`, caching up to `cache_docs` documents, under the district's
+    /// `rules`.
+    pub fn new(
+        store: Arc<dyn ServerStore>,
+        cache_docs: usize,
+        rules: &crate::store::DistrictRules,
+    ) -> Result<Merger, StoreError> {
         let grids = store
             .grids()?
             .into_iter()
@@ -195,7 +202,11 @@ impl Merger {
                 NonZeroUsize::new(cache_docs.max(2 * MAX_BATCH_DOCS)).unwrap_or(NonZeroUsize::MIN),
             ),
             grids,
-            rule: ScoringRule::default(),
+            rule: ScoringRule {
+                limits: rules.limits.clone(),
+                ..ScoringRule::default()
+            },
+            duties: rules.duties,
             staged: HashMap::new(),
             merges: Vec::new(),
             audit: Vec::new(),
@@ -254,7 +265,7 @@ impl Merger {
                 .remove(&group.doc_id)
                 .or_else(|| self.cache.pop(&group.doc_id));
         }
-        let (store, grids, rule) = (&*self.store, &self.grids, &self.rule);
+        let (store, grids, rule, duties) = (&*self.store, &self.grids, &self.rule, &self.duties);
         let mut in_flight: HashMap<&str, Vec<&Merge>> = HashMap::new();
         for m in self.in_flight.iter() {
             in_flight.entry(m.doc_id.as_str()).or_default().push(m);
@@ -281,6 +292,7 @@ impl Merger {
                 store,
                 grids,
                 rule,
+                duties,
                 fresh,
             };
             merge_group(&context, before, g)

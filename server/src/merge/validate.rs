@@ -9,7 +9,7 @@ use crate::store::{CaseRow, ServerStore};
 use gridlink_core::Error as CoreError;
 use gridlink_core::case::{Case, ScoreLine, ScoringRule, score};
 use gridlink_core::doc::{CaseDoc, DocKind, NewChanges, RecordDoc};
-use gridlink_core::sync::access::{Before, Pusher, Refusal, check_intake, check_push};
+use gridlink_core::sync::access::{Before, Pusher, Refusal, check_intake, check_push_under};
 use gridlink_core::sync::actor_belongs_to;
 use gridlink_core::sync::ops::{Caps, judge};
 use gridlink_core::sync::records::{RecordSummary, check_record_push};
@@ -125,6 +125,8 @@ pub(super) struct Context<'a> {
     pub store: &'a dyn ServerStore,
     pub grids: &'a HashMap<String, GridPlace>,
     pub rule: &'a ScoringRule,
+    /// Who may verify and close their own work.
+    pub duties: &'a gridlink_core::case::Duties,
     /// Addresses merged but not committed yet: code → grid.
     pub fresh: &'a HashMap<String, String>,
 }
@@ -224,7 +226,9 @@ fn judge_case(
         None => None,
     };
     let added = match push.origin {
-        Origin::Device | Origin::Recorded => check_push(push.pusher, before, &after, &scopes)?,
+        Origin::Device | Origin::Recorded => {
+            check_push_under(push.pusher, before, &after, &scopes, context.duties)?
+        }
         Origin::Intake(_) => check_intake(push.pusher, before, &after)?,
     };
     Ok(Verdict {

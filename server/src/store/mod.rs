@@ -143,6 +143,8 @@ pub struct CaseRow {
     pub updated_at: i64,
     /// Deadline.
     pub due_at: Option<i64>,
+    /// When it goes into warning (预警): the share of its time the rules set is spent.
+    pub warn_at: Option<i64>,
     /// When closed.
     pub closed_at: Option<i64>,
     /// The level that solved it.
@@ -177,6 +179,7 @@ impl CaseRow {
             updated_at: s.updated_at_ms,
             // The deadline it is held to now: explicit, or by the time-limit table.
             due_at: gridlink_core::case::deadline(case, limits),
+            warn_at: gridlink_core::case::warn_at(case, limits),
             closed_at: s.closed_at_ms,
             solved_level: s.solved_level.map(|l| l.code().to_owned()),
             flagged: i64::try_from(s.flagged.len()).unwrap_or(i64::MAX),
@@ -258,6 +261,8 @@ pub struct CaseFilter {
     pub grid_id: Option<String>,
     /// Only open cases whose deadline passed before this time, UTC ms.
     pub overdue_at: Option<i64>,
+    /// Only open cases in warning at this time (warning reached, deadline not passed), UTC ms.
+    pub warning_at: Option<i64>,
     /// Reported at or after, UTC ms.
     pub from_ms: Option<i64>,
     /// Reported before, UTC ms.
@@ -507,6 +512,78 @@ pub trait DocumentStore {
     fn pool(&self) -> Option<PoolStats> {
         None
     }
+    /// Rewrites the deadline and warning of every open case's row from its document under
+    /// `limits` (the time limits or the holiday calendar changed: [`set_rules`]), in one
+    /// transaction; how many rows changed. A document that does not fold keeps its row.
+    fn refresh_deadlines(&self, limits: &gridlink_core::case::TimeLimits) -> StoreResult<u64>;
+}
+
+/// The district's rules an operator sets (`gridlink-server rules`): the time limits with the
+/// holiday calendar and the warning share, and the separation of duties. Kept as JSON in the
+/// settings under [`RULES_SETTING`]; each node reads them when it starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DistrictRules {
+    /// Time limits, working days, holidays, warning.
+    #[serde(default)]
+    pub limits: gridlink_core::case::TimeLimits,
+    /// Who may verify and close their own work.
+    #[serde(default)]
+    pub duties: gridlink_core::case::Duties,
+}
+
+/// The setting that holds the [`DistrictRules`].
+pub const RULES_SETTING: &str = "district_rules";
+
+/// The district's rules: the stored ones, else the defaults.
+pub fn rules(store: &dyn SettingsAudit) -> StoreResult<DistrictRules> {
+    match store.setting(RULES_SETTING)? {
+        None => Ok(DistrictRules::default()),
+        Some(bytes) => rules_from(&bytes),
+    }
+}
+
+/// The rules in a setting's bytes.
+pub(crate) fn rules_from(bytes: &[u8]) -> StoreResult<DistrictRules> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        StoreError::Database(format!(
+            "设置 {RULES_SETTING} 无法读取 / the setting {RULES_SETTING} does not parse: {e}"
+        ))
+    })
+}
+
+/// Stores new rules, audited as `by`'s, and rewrites the deadlines of every open case under
+/// them; how many case rows changed. Running nodes read the rules when they start.
+pub fn set_rules(store: &dyn ServerStore, rules: &DistrictRules, by: &str) -> StoreResult<u64> {
+    let json = serde_json::to_vec(rules).map_err(|e| StoreError::Database(e.to_string()))?;
+    store.put_setting(RULES_SETTING, &json)?;
+    store.audit(&AuditEntry {
+        at_ms: crate::state::now_ms(),
+        actor: by.to_owned(),
+        device: None,
+        action: "set_rules".to_owned(),
+        subject: RULES_SETTING.to_owned(),
+        detail: String::from_utf8_lossy(&json).chars().take(2_000).collect(),
+    })?;
+    store.refresh_deadlines(&rules.limits)
+}
+
+/// The deadline and warning a case document gives under `limits`, or `None` if it does not
+/// fold (it keeps its row; logged).
+pub(crate) fn deadlines_of(
+    doc_id: &str,
+    bytes: &[u8],
+    limits: &gridlink_core::case::TimeLimits,
+) -> Option<(Option<i64>, Option<i64>)> {
+    match gridlink_core::doc::CaseDoc::load(doc_id, bytes).and_then(|d| d.case()) {
+        Ok(case) => Some((
+            gridlink_core::case::deadline(&case, limits),
+            gridlink_core::case::warn_at(&case, limits),
+        )),
+        Err(e) => {
+            tracing::warn!(case = %doc_id, error = %e, "deadline not refreshed");
+            None
+        }
+    }
 }
 
 /// A database connection pool's figures since the node started.
@@ -639,6 +716,9 @@ pub trait Statistics {
     fn open_by_level(&self, area: &Area) -> StoreResult<Vec<(String, u64)>>;
     /// How many open cases in `area` passed their deadline before `now_ms`.
     fn overdue_count(&self, now_ms: i64, area: &Area) -> StoreResult<u64>;
+    /// How many open cases in `area` are in warning at `now_ms`: warning reached, deadline not
+    /// passed ([`gridlink_core::case::Urgency::at`]).
+    fn warning_count(&self, now_ms: i64, area: &Area) -> StoreResult<u64>;
 }
 
 /// The index of stored blobs (photos and thumbnails) and which case owns each photo.

@@ -100,10 +100,75 @@ struct Migration {
     after: Option<fn(&mut postgres::Transaction<'_>) -> StoreResult<()>>,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    sql: include_str!("pg_migrations/0001_init.sql"),
-    after: Some(first_settings),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        sql: include_str!("pg_migrations/0001_init.sql"),
+        after: Some(first_settings),
+    },
+    Migration {
+        sql: include_str!("pg_migrations/0002_warnings.sql"),
+        after: Some(fill_warnings),
+    },
+];
+
+/// Migration 0002's data work: the deadlines and warnings of open cases under the stored rules.
+fn fill_warnings(tx: &mut postgres::Transaction<'_>) -> StoreResult<()> {
+    let mut prepared = HashMap::new();
+    let mut db = Db {
+        client: tx,
+        prepared: &mut prepared,
+    };
+    let rules = match db.query_opt(
+        "SELECT value FROM settings WHERE key = $1",
+        &[&super::RULES_SETTING],
+    )? {
+        Some(row) => super::rules_from(&row.try_get::<_, Vec<u8>>(0)?)?,
+        None => super::DistrictRules::default(),
+    };
+    let changed = refresh_open_deadlines(&mut db, &rules.limits)?;
+    if changed > 0 {
+        tracing::info!(
+            cases = changed,
+            "deadlines and warnings of open cases filled"
+        );
+    }
+    Ok(())
+}
+
+/// Rewrites the deadline and warning of every open case from its document; how many changed.
+/// Under the commit lock, so no merge writes a row between the read and the write.
+fn refresh_open_deadlines<C: GenericClient>(
+    db: &mut Db<'_, C>,
+    limits: &gridlink_core::case::TimeLimits,
+) -> StoreResult<u64> {
+    db.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+        &[&COMMIT_LOCK],
+    )?;
+    let open = db.query(
+        &format!("SELECT id, due_at, warn_at FROM cases WHERE {OPEN_STATUSES} ORDER BY id"),
+        &[],
+    )?;
+    let mut changed = 0;
+    for row in open {
+        let id: String = row.try_get(0)?;
+        let before: (Option<i64>, Option<i64>) = (row.try_get(1)?, row.try_get(2)?);
+        let Some((bytes, _)) = document_bytes(db, &id)? else {
+            continue;
+        };
+        let Some(now) = super::deadlines_of(&id, &bytes, limits) else {
+            continue;
+        };
+        if now != before {
+            db.execute(
+                "UPDATE cases SET due_at = $2, warn_at = $3 WHERE id = $1",
+                &[&id, &now.0, &now.1],
+            )?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
 
 /// The schema version this build creates on PostgreSQL.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -398,6 +463,7 @@ fn case_row(r: &Row) -> StoreResult<CaseRow> {
         },
         address_id: r.try_get(20)?,
         description: r.try_get(21)?,
+        warn_at: r.try_get(22)?,
     })
 }
 
@@ -704,8 +770,8 @@ fn write_merge<C: GenericClient>(db: &mut Db<'_, C>, m: &Merge, at: i64) -> Stor
     db.execute(
         "INSERT INTO cases (id, grid_id, village_id, town_id, category, source, status, level, assignee,
                             reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events,
-                            lat, lon, address_id, description)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+                            lat, lon, address_id, description, warn_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
          ON CONFLICT (id) DO UPDATE SET
             grid_id = excluded.grid_id, village_id = excluded.village_id, town_id = excluded.town_id,
             category = excluded.category, source = excluded.source, status = excluded.status,
@@ -713,7 +779,8 @@ fn write_merge<C: GenericClient>(db: &mut Db<'_, C>, m: &Merge, at: i64) -> Stor
             title = excluded.title, reported_at = excluded.reported_at, updated_at = excluded.updated_at,
             due_at = excluded.due_at, closed_at = excluded.closed_at, solved_level = excluded.solved_level,
             flagged = excluded.flagged, events = excluded.events, lat = excluded.lat, lon = excluded.lon,
-            address_id = excluded.address_id, description = excluded.description",
+            address_id = excluded.address_id, description = excluded.description,
+            warn_at = excluded.warn_at",
         &[
             &r.id,
             &r.place.grid_id,
@@ -737,6 +804,7 @@ fn write_merge<C: GenericClient>(db: &mut Db<'_, C>, m: &Merge, at: i64) -> Stor
             &r.point.map(|p| p.lon),
             &r.address_id,
             &r.description,
+            &r.warn_at,
         ],
     )?;
     Ok(())
@@ -754,6 +822,10 @@ impl DocumentStore for PgStore {
                 chunks,
             }))
         })
+    }
+
+    fn refresh_deadlines(&self, limits: &gridlink_core::case::TimeLimits) -> StoreResult<u64> {
+        self.write(|db| refresh_open_deadlines(db, limits))
     }
 
     fn commit(&self, merges: &[Merge], audit: &[AuditEntry]) -> StoreResult<()> {
@@ -1510,6 +1582,12 @@ impl CaseQueries for PgStore {
                 args.push(now)
             ));
         }
+        if let Some(now) = filter.warning_at {
+            let (warned, due) = (args.push(now), args.push(now));
+            clauses.push(format!(
+                "{OPEN_STATUSES} AND warn_at IS NOT NULL AND warn_at <= {warned} AND due_at >= {due}"
+            ));
+        }
         if let Some(from) = filter.from_ms {
             clauses.push(format!("reported_at >= {}", args.push(from)));
         }
@@ -1630,6 +1708,17 @@ impl Statistics for PgStore {
         let mut clauses = vec![format!(
             "{OPEN_STATUSES} AND due_at IS NOT NULL AND due_at < {}",
             args.push(now_ms)
+        )];
+        clauses.extend(area_clause(area, &mut args, false));
+        let sql = format!("SELECT COUNT(*) FROM cases WHERE {}", clauses.join(" AND "));
+        self.read(|db| count(&db.query_one(&sql, &args.refs())?, 0))
+    }
+
+    fn warning_count(&self, now_ms: i64, area: &Area) -> StoreResult<u64> {
+        let mut args = Args::default();
+        let (warned, due) = (args.push(now_ms), args.push(now_ms));
+        let mut clauses = vec![format!(
+            "{OPEN_STATUSES} AND warn_at IS NOT NULL AND warn_at <= {warned} AND due_at >= {due}"
         )];
         clauses.extend(area_clause(area, &mut args, false));
         let sql = format!("SELECT COUNT(*) FROM cases WHERE {}", clauses.join(" AND "));
@@ -1884,6 +1973,7 @@ const TABLES: &[Table] = {
                 ("lon", Real),
                 ("address_id", Text),
                 ("description", Text),
+                ("warn_at", Big),
             ],
             false,
         ),

@@ -49,7 +49,7 @@ pub(super) const OPEN_STATUSES: OpenStatuses = OpenStatuses;
 
 /// The columns of a case row, in the order `case_row` reads them.
 pub(super) const CASE_COLUMNS: &str = "id, grid_id, village_id, town_id, category, source, status, level, \
-    assignee, reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events, lat, lon, address_id, description";
+    assignee, reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events, lat, lon, address_id, description, warn_at";
 
 /// How a score line's reason is written.
 pub(super) fn reason_code(reason: ScoreReason) -> &'static str {

@@ -85,6 +85,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0007_command_centre.sql"),
         after: Some(fill_case_details),
     },
+    Migration {
+        sql: include_str!("migrations/0008_warnings.sql"),
+        after: Some(fill_warnings),
+    },
 ];
 
 /// The schema version this build creates.
@@ -232,6 +236,7 @@ fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
         },
         address_id: r.get(20)?,
         description: r.get(21)?,
+        warn_at: r.get(22)?,
     })
 }
 
@@ -339,6 +344,57 @@ fn fill_case_details(tx: &Transaction<'_>) -> StoreResult<()> {
         );
     }
     Ok(())
+}
+
+/// Migration 0008's data work: the deadlines and warnings of open cases under the stored rules.
+fn fill_warnings(tx: &Transaction<'_>) -> StoreResult<()> {
+    let stored: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [super::RULES_SETTING],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let rules = match stored {
+        Some(bytes) => super::rules_from(&bytes)?,
+        None => super::DistrictRules::default(),
+    };
+    let changed = refresh_open_deadlines(tx, &rules.limits)?;
+    if changed > 0 {
+        tracing::info!(
+            cases = changed,
+            "deadlines and warnings of open cases filled"
+        );
+    }
+    Ok(())
+}
+
+/// Rewrites the deadline and warning of every open case from its document; how many changed.
+fn refresh_open_deadlines(
+    tx: &Transaction<'_>,
+    limits: &gridlink_core::case::TimeLimits,
+) -> StoreResult<u64> {
+    let open: Vec<(String, Option<i64>, Option<i64>)> = tx
+        .prepare(&format!(
+            "SELECT id, due_at, warn_at FROM cases WHERE {OPEN_STATUSES} ORDER BY id"
+        ))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut changed = 0;
+    for (id, due, warn) in open {
+        let Some((bytes, _)) = document_bytes(tx, &id)? else {
+            continue;
+        };
+        let Some(now) = super::deadlines_of(&id, &bytes, limits) else {
+            continue;
+        };
+        if now != (due, warn) {
+            tx.prepare_cached("UPDATE cases SET due_at = ?2, warn_at = ?3 WHERE id = ?1")?
+                .execute(params![id, now.0, now.1])?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
 }
 
 /// A stored document's bytes (its base and every change stored after it) and how many chunks
@@ -573,8 +629,8 @@ impl SqliteStore {
         tx.prepare_cached(
             "INSERT INTO cases (id, grid_id, village_id, town_id, category, source, status, level, assignee,
                                 reporter, title, reported_at, updated_at, due_at, closed_at, solved_level, flagged, events,
-                                lat, lon, address_id, description)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+                                lat, lon, address_id, description, warn_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
              ON CONFLICT (id) DO UPDATE SET
                 grid_id = excluded.grid_id, village_id = excluded.village_id, town_id = excluded.town_id,
                 category = excluded.category, source = excluded.source, status = excluded.status,
@@ -582,7 +638,8 @@ impl SqliteStore {
                 title = excluded.title, reported_at = excluded.reported_at, updated_at = excluded.updated_at,
                 due_at = excluded.due_at, closed_at = excluded.closed_at, solved_level = excluded.solved_level,
                 flagged = excluded.flagged, events = excluded.events, lat = excluded.lat, lon = excluded.lon,
-                address_id = excluded.address_id, description = excluded.description",
+                address_id = excluded.address_id, description = excluded.description,
+                warn_at = excluded.warn_at",
         )?
         .execute(params![
             r.id,
@@ -606,7 +663,8 @@ impl SqliteStore {
             r.point.map(|p| p.lat),
             r.point.map(|p| p.lon),
             r.address_id,
-            r.description
+            r.description,
+            r.warn_at
         ])?;
         Ok(())
     }
@@ -701,6 +759,14 @@ impl DocumentStore for SqliteStore {
                 .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM changes")?
                 .query_row([], |r| r.get(0))?)
         })
+    }
+
+    fn refresh_deadlines(&self, limits: &gridlink_core::case::TimeLimits) -> StoreResult<u64> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        let changed = refresh_open_deadlines(&tx, limits)?;
+        tx.commit()?;
+        Ok(changed)
     }
 }
 
@@ -1343,6 +1409,12 @@ impl CaseQueries for SqliteStore {
                 args.push(now)
             ));
         }
+        if let Some(now) = filter.warning_at {
+            let (warned, due) = (args.push(now), args.push(now));
+            clauses.push(format!(
+                "{OPEN_STATUSES} AND warn_at IS NOT NULL AND warn_at <= {warned} AND due_at >= {due}"
+            ));
+        }
         if let Some(from) = filter.from_ms {
             clauses.push(format!("reported_at >= {}", args.push(from)));
         }
@@ -1475,6 +1547,25 @@ impl Statistics for SqliteStore {
         // The planner would rather walk the status index and read every open row.
         let sql = format!(
             "SELECT COUNT(*) FROM cases INDEXED BY cases_open_due WHERE {}",
+            clauses.join(" AND ")
+        );
+        self.with_reader(|conn| {
+            let n: i64 = conn
+                .prepare_cached(&sql)?
+                .query_row(rusqlite::params_from_iter(args.0), |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn warning_count(&self, now_ms: i64, area: &Area) -> StoreResult<u64> {
+        let mut args = Args::default();
+        let (warned, due) = (args.push(now_ms), args.push(now_ms));
+        let mut clauses = vec![format!(
+            "{OPEN_STATUSES} AND warn_at IS NOT NULL AND warn_at <= {warned} AND due_at >= {due}"
+        )];
+        clauses.extend(area_clause(area, &mut args, false));
+        let sql = format!(
+            "SELECT COUNT(*) FROM cases INDEXED BY cases_open_warn WHERE {}",
             clauses.join(" AND ")
         );
         self.with_reader(|conn| {

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use gridlink_core::case::{
-    Case, Category, DispatchTarget, Event, EventKind, Level, Stamp, Status, fold,
+    Case, Category, DispatchTarget, Event, EventKind, Level, Stamp, Status, Urgency, fold,
 };
 use gridlink_core::doc::CaseDoc;
 use maud::{Markup, html};
@@ -27,8 +27,8 @@ pub(super) fn filter_of(
     q: &HashMap<String, String>,
 ) -> Result<CaseFilter, WebError> {
     let get = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let bad = |what: &str, v: &str| {
-        WebError::BadRequest(format!("未知的{what} {v:?} / unknown {what} {v:?}"))
+    let bad = |(zh, en): (&str, &str), v: &str| {
+        WebError::BadRequest(format!("未知的{zh}“{v}” / unknown {en} {v:?}"))
     };
     let mut filter = CaseFilter {
         area: viewer.area.clone(),
@@ -45,14 +45,14 @@ pub(super) fn filter_of(
                 .collect();
         }
         Some(s) => {
-            let status = Status::from_code(s).ok_or_else(|| bad("状态 status", s))?;
+            let status = Status::from_code(s).ok_or_else(|| bad(("状态", "status"), s))?;
             filter.statuses = vec![status.code().to_owned()];
         }
     }
     if let Some(c) = get("category") {
         filter.categories = vec![
             Category::from_code(c)
-                .ok_or_else(|| bad("类别 category", c))?
+                .ok_or_else(|| bad(("类别", "category"), c))?
                 .code()
                 .to_owned(),
         ];
@@ -60,14 +60,14 @@ pub(super) fn filter_of(
     if let Some(l) = get("level") {
         filter.level = Some(
             Level::from_code(l)
-                .ok_or_else(|| bad("层级 level", l))?
+                .ok_or_else(|| bad(("层级", "level"), l))?
                 .code()
                 .to_owned(),
         );
     }
     if let Some(s) = get("source") {
         if !SOURCES.contains(&s) {
-            return Err(bad("来源 source", s));
+            return Err(bad(("来源", "source"), s));
         }
         filter.source = Some(s.to_owned());
     }
@@ -75,6 +75,9 @@ pub(super) fn filter_of(
     filter.grid_id = get("grid").map(str::to_owned);
     if get("overdue").is_some() {
         filter.overdue_at = Some(crate::state::now_ms());
+    }
+    if get("warning").is_some() {
+        filter.warning_at = Some(crate::state::now_ms());
     }
     let page: u32 = match get("page") {
         None => 1,
@@ -197,6 +200,7 @@ fn list_page(
                 }
             }
             label.check { input type="checkbox" name="overdue" value="1" checked[!value("overdue").is_empty()]; (l.t("仅超期", "Overdue only")) }
+            label.check { input type="checkbox" name="warning" value="1" checked[!value("warning").is_empty()]; (l.t("仅预警", "In warning only")) }
             button type="submit" { (l.t("筛选", "Filter")) }
             a href="/web/cases" { (l.t("清除", "Clear")) }
         }
@@ -222,9 +226,12 @@ fn list_page(
                 } }
                 tbody {
                     @for r in rows {
-                        @let overdue = r.due_at.is_some_and(|d| d < now)
-                            && Status::from_code(&r.status).is_some_and(Status::is_open);
-                        tr class=[overdue.then_some("overdue")] {
+                        @let urgency = Status::from_code(&r.status)
+                            .filter(|s| s.is_open())
+                            .and_then(|_| Urgency::at(r.due_at, r.warn_at, now));
+                        @let overdue = urgency == Some(Urgency::Overdue);
+                        @let warning = urgency == Some(Urgency::Warning);
+                        tr class=[overdue.then_some("overdue").or(warning.then_some("warning"))] {
                             td.nowrap { (when(r.reported_at)) }
                             td { a href={ "/web/cases/" (r.id) } { (r.title) } }
                             td { (l.category(&r.category)) }
@@ -235,6 +242,7 @@ fn list_page(
                             td.nowrap {
                                 (r.due_at.map(when).unwrap_or_default())
                                 @if overdue { " " span.badge { (l.t("超期", "overdue")) } }
+                                @if warning { " " span.badge.warn { (l.t("预警", "warning")) } }
                             }
                         }
                     }

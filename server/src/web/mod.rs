@@ -274,6 +274,7 @@ async fn blocking<T: Send + 'static>(
 /// The pages' routes (merged into the server's router).
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/", get(|| async { Redirect::to("/web/cases") }))
         .route("/web", get(|| async { Redirect::to("/web/cases") }))
         .route("/web/", get(|| async { Redirect::to("/web/cases") }))
         .route("/web/login", get(login_page).post(login))

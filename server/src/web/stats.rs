@@ -41,6 +41,8 @@ pub(super) struct StatsData {
     pub towns: Vec<(String, u64, u64)>,
     /// Open cases past their deadline now.
     pub overdue: u64,
+    /// Open cases in warning now (预警).
+    pub warning: u64,
     /// Open cases now, by the level holding them (all of the area's, whenever reported).
     pub open_by_level: Vec<(String, u64)>,
     /// Town scores, best first.
@@ -88,6 +90,7 @@ fn compute(state: &AppState, viewer: &Viewer, days: i64, now: i64) -> Result<Sta
         .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     data.towns = towns.into_iter().map(|(k, (r, c))| (k, r, c)).collect();
     data.overdue = store.overdue_count(now, &viewer.area)?;
+    data.warning = store.warning_count(now, &viewer.area)?;
     let open: HashMap<String, u64> = store.open_by_level(&viewer.area)?.into_iter().collect();
     data.open_by_level = Level::ALL
         .into_iter()
@@ -298,6 +301,7 @@ fn render(state: &AppState, viewer: &Viewer, days: i64, data: &StatsData) -> Mar
             div.card-stat id="stat-closed" { span.big { (data.cases.closed) } span { (l.t("已结案", "closed")) } }
             div.card-stat id="stat-rate" { span.big { (percent(data.cases.completion_rate())) } span { (l.t("办结率", "completion rate")) } }
             div.card-stat id="stat-overdue" { span.big { (data.overdue) } span { (l.t("当前超期", "overdue now")) } }
+            div.card-stat id="stat-warning" { span.big { (data.warning) } span { (l.t("当前预警", "in warning now")) } }
             div.card-stat id="stat-per-day" { span.big { (format!("{:.0}", data.cases.reported as f64 / days as f64)) } span { (l.t("日均上报", "reported per day")) } }
         }
         h2 { (l.t("每日案件量", "Cases per day")) }

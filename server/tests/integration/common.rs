@@ -606,6 +606,9 @@ mod failing {
         fn change_seq(&self) -> StoreResult<i64> {
             self.inner.change_seq()
         }
+        fn refresh_deadlines(&self, limits: &gridlink_core::case::TimeLimits) -> StoreResult<u64> {
+            self.inner.refresh_deadlines(limits)
+        }
     }
 
     impl Directory for FailingStore {
@@ -739,6 +742,9 @@ mod failing {
         }
         fn overdue_count(&self, now_ms: i64, area: &Area) -> StoreResult<u64> {
             self.inner.overdue_count(now_ms, area)
+        }
+        fn warning_count(&self, now_ms: i64, area: &Area) -> StoreResult<u64> {
+            self.inner.warning_count(now_ms, area)
         }
     }
 

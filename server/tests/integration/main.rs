@@ -29,6 +29,7 @@ mod overdue;
 mod photos;
 mod push_ops;
 mod records;
+mod rules;
 mod scores;
 mod security;
 mod store;

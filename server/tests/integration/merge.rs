@@ -43,7 +43,7 @@ fn setup(prefix_byte: u8, title: &str) -> Setup {
             town_id: "t".into(),
         }])
         .unwrap();
-    let merger = Merger::new(store.clone(), 16).unwrap();
+    let merger = Merger::new(store.clone(), 16, &Default::default()).unwrap();
     let prefix = [prefix_byte; 16];
     let pusher = Pusher {
         user_id: "insp-1".into(),

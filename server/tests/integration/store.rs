@@ -881,7 +881,7 @@ fn schema_of(path: &std::path::Path) -> Vec<(String, String, String)> {
         .collect()
 }
 
-const FROZEN: [&str; 7] = [
+const FROZEN: [&str; 8] = [
     include_str!("../fixtures/schema_v1.sql"),
     include_str!("../fixtures/schema_v2.sql"),
     include_str!("../fixtures/schema_v3.sql"),
@@ -889,6 +889,7 @@ const FROZEN: [&str; 7] = [
     include_str!("../fixtures/schema_v5.sql"),
     include_str!("../fixtures/schema_v6.sql"),
     include_str!("../fixtures/schema_v7.sql"),
+    include_str!("../fixtures/schema_v8.sql"),
 ];
 
 /// A data directory whose database is the frozen schema of `version`.
