@@ -267,10 +267,80 @@ pub struct CaseFilter {
     pub from_ms: Option<i64>,
     /// Reported before, UTC ms.
     pub to_ms: Option<i64>,
-    /// At most this many, newest report first.
+    /// Words the case's number (its id or the start of it), title, description, address code
+    /// or reporter contains (case-insensitive for Latin letters).
+    pub text: Option<String>,
+    /// The order of the rows.
+    pub order: CaseOrder,
+    /// At most this many, in `order`.
     pub limit: u32,
     /// After skipping this many.
     pub offset: u32,
+}
+
+/// The order of a case list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaseOrder {
+    /// Newest report first.
+    #[default]
+    ReportedDesc,
+    /// Oldest report first.
+    ReportedAsc,
+    /// Nearest deadline first; cases without one last.
+    DueAsc,
+    /// Most recently changed first.
+    UpdatedDesc,
+}
+
+impl CaseOrder {
+    /// Every order.
+    pub const ALL: [CaseOrder; 4] = [
+        CaseOrder::ReportedDesc,
+        CaseOrder::ReportedAsc,
+        CaseOrder::DueAsc,
+        CaseOrder::UpdatedDesc,
+    ];
+
+    /// Stable code (the list's `sort` parameter).
+    pub fn code(self) -> &'static str {
+        match self {
+            CaseOrder::ReportedDesc => "reported_desc",
+            CaseOrder::ReportedAsc => "reported_asc",
+            CaseOrder::DueAsc => "due",
+            CaseOrder::UpdatedDesc => "updated_desc",
+        }
+    }
+
+    /// The order with this code.
+    pub fn from_code(code: &str) -> Option<CaseOrder> {
+        CaseOrder::ALL.into_iter().find(|o| o.code() == code)
+    }
+
+    /// The SQL `ORDER BY` (the same on both backends: `id` breaks ties, and cases without a
+    /// deadline sort last whatever the engine does with NULL).
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            CaseOrder::ReportedDesc => "reported_at DESC, id",
+            CaseOrder::ReportedAsc => "reported_at, id",
+            CaseOrder::DueAsc => "(due_at IS NULL), due_at, id",
+            CaseOrder::UpdatedDesc => "updated_at DESC, id",
+        }
+    }
+}
+
+/// A search text as a `LIKE` pattern that matches it anywhere, with `%`, `_` and `\` taken
+/// literally (`ESCAPE '\'`).
+pub(crate) fn like_anywhere(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.trim().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 /// Cases reported on one day in one town and category, by outcome (the statistics page).
@@ -689,6 +759,8 @@ pub trait CaseQueries {
     fn coverage(&self, grid_id: &str) -> StoreResult<Vec<CoverageRow>>;
     /// Case rows, newest report first (the command centre's list, Open311 requests).
     fn case_list(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>>;
+    /// How many rows `filter` selects, whatever its `limit` and `offset` (the list's total).
+    fn case_total(&self, filter: &CaseFilter) -> StoreResult<u64>;
 }
 
 /// Statistics and roll-ups: scores, case counts, open and overdue cases of an area.

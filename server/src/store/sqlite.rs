@@ -1382,54 +1382,13 @@ impl CaseQueries for SqliteStore {
 
     fn case_list(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>> {
         let mut args = Args::default();
-        let mut clauses: Vec<String> = Vec::new();
-        clauses.extend(area_clause(&filter.area, &mut args, false));
-        for (column, values) in [
-            ("id", &filter.ids),
-            ("status", &filter.statuses),
-            ("category", &filter.categories),
-        ] {
-            if !values.is_empty() {
-                clauses.push(format!("{column} IN ({})", args.list(values)));
-            }
-        }
-        for (column, value) in [
-            ("level", &filter.level),
-            ("source", &filter.source),
-            ("town_id", &filter.town_id),
-            ("grid_id", &filter.grid_id),
-        ] {
-            if let Some(v) = value {
-                clauses.push(format!("{column} = {}", args.push(v.clone())));
-            }
-        }
-        if let Some(now) = filter.overdue_at {
-            clauses.push(format!(
-                "{OPEN_STATUSES} AND due_at IS NOT NULL AND due_at < {}",
-                args.push(now)
-            ));
-        }
-        if let Some(now) = filter.warning_at {
-            let (warned, due) = (args.push(now), args.push(now));
-            clauses.push(format!(
-                "{OPEN_STATUSES} AND warn_at IS NOT NULL AND warn_at <= {warned} AND due_at >= {due}"
-            ));
-        }
-        if let Some(from) = filter.from_ms {
-            clauses.push(format!("reported_at >= {}", args.push(from)));
-        }
-        if let Some(to) = filter.to_ms {
-            clauses.push(format!("reported_at < {}", args.push(to)));
-        }
+        let clauses = case_clauses(filter, &mut args);
         let limit = args.push(i64::from(filter.limit));
         let offset = args.push(i64::from(filter.offset));
-        let filter = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
+        let where_ = where_of(&clauses);
         let sql = format!(
-            "SELECT {CASE_COLUMNS} FROM cases {filter} ORDER BY reported_at DESC, id LIMIT {limit} OFFSET {offset}"
+            "SELECT {CASE_COLUMNS} FROM cases {where_} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+            filter.order.sql()
         );
         self.with_reader(|conn| {
             Ok(conn
@@ -1438,6 +1397,78 @@ impl CaseQueries for SqliteStore {
                 .collect::<rusqlite::Result<_>>()?)
         })
     }
+
+    fn case_total(&self, filter: &CaseFilter) -> StoreResult<u64> {
+        let mut args = Args::default();
+        let clauses = case_clauses(filter, &mut args);
+        let sql = format!("SELECT COUNT(*) FROM cases {}", where_of(&clauses));
+        self.with_reader(|conn| {
+            let n: i64 = conn
+                .prepare_cached(&sql)?
+                .query_row(rusqlite::params_from_iter(args.0), |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+}
+
+/// The `WHERE` of a case list: `clauses` joined, or nothing.
+fn where_of(clauses: &[String]) -> String {
+    if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    }
+}
+
+/// The conditions a case filter puts on the case rows (its area first), with their arguments.
+fn case_clauses(filter: &CaseFilter, args: &mut Args) -> Vec<String> {
+    let mut clauses: Vec<String> = Vec::new();
+    clauses.extend(area_clause(&filter.area, args, false));
+    for (column, values) in [
+        ("id", &filter.ids),
+        ("status", &filter.statuses),
+        ("category", &filter.categories),
+    ] {
+        if !values.is_empty() {
+            clauses.push(format!("{column} IN ({})", args.list(values)));
+        }
+    }
+    for (column, value) in [
+        ("level", &filter.level),
+        ("source", &filter.source),
+        ("town_id", &filter.town_id),
+        ("grid_id", &filter.grid_id),
+    ] {
+        if let Some(v) = value {
+            clauses.push(format!("{column} = {}", args.push(v.clone())));
+        }
+    }
+    if let Some(now) = filter.overdue_at {
+        clauses.push(format!(
+            "{OPEN_STATUSES} AND due_at IS NOT NULL AND due_at < {}",
+            args.push(now)
+        ));
+    }
+    if let Some(now) = filter.warning_at {
+        let (warned, due) = (args.push(now), args.push(now));
+        clauses.push(format!(
+            "{OPEN_STATUSES} AND warn_at IS NOT NULL AND warn_at <= {warned} AND due_at >= {due}"
+        ));
+    }
+    if let Some(from) = filter.from_ms {
+        clauses.push(format!("reported_at >= {}", args.push(from)));
+    }
+    if let Some(to) = filter.to_ms {
+        clauses.push(format!("reported_at < {}", args.push(to)));
+    }
+    if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
+        let pattern = args.push(super::like_anywhere(text));
+        clauses.push(format!(
+            "(id LIKE {pattern} ESCAPE '\\' OR title LIKE {pattern} ESCAPE '\\' OR description LIKE {pattern} ESCAPE '\\' \
+             OR COALESCE(address_id, '') LIKE {pattern} ESCAPE '\\' OR COALESCE(reporter, '') LIKE {pattern} ESCAPE '\\')"
+        ));
+    }
+    clauses
 }
 
 impl Statistics for SqliteStore {

@@ -3,7 +3,7 @@
 use super::page::{SOURCES, frame, page, when};
 use super::{Viewer, WebError, blocking, check_csrf, form};
 use crate::state::AppState;
-use crate::store::{CaseFilter, CaseRow};
+use crate::store::{CaseFilter, CaseOrder, CaseRow};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -79,6 +79,17 @@ pub(super) fn filter_of(
     if get("warning").is_some() {
         filter.warning_at = Some(crate::state::now_ms());
     }
+    if let Some(text) = get("q").map(str::trim).filter(|t| !t.is_empty()) {
+        if text.chars().count() > 100 {
+            return Err(WebError::BadRequest(
+                "搜索词最多 100 个字 / the search is at most 100 characters".into(),
+            ));
+        }
+        filter.text = Some(text.to_owned());
+    }
+    if let Some(s) = get("sort") {
+        filter.order = CaseOrder::from_code(s).ok_or_else(|| bad(("排序", "sort order"), s))?;
+    }
     let page: u32 = match get("page") {
         None => 1,
         Some(p) => p
@@ -105,10 +116,17 @@ pub(super) async fn list(
         let mut filter = filter_of(&viewer, &q)?;
         filter.limit = PAGE_ROWS + 1;
         let mut rows = state.store().case_list(&filter)?;
+        let total = state.store().case_total(&filter)?;
         let more = rows.len() > PAGE_ROWS as usize;
         rows.truncate(PAGE_ROWS as usize);
         let page_no = filter.offset / PAGE_ROWS + 1;
-        Ok(page(list_page(&state, &viewer, &q, &rows, page_no, more)))
+        Ok(page(list_page(
+            &state,
+            &viewer,
+            &q,
+            &rows,
+            (page_no, more, total),
+        )))
     })
     .await
 }
@@ -135,8 +153,7 @@ fn list_page(
     viewer: &Viewer,
     q: &HashMap<String, String>,
     rows: &[CaseRow],
-    page_no: u32,
-    more: bool,
+    (page_no, more, total): (u32, bool, u64),
 ) -> Markup {
     let l = viewer.lang;
     let dir = state.web().directory();
@@ -152,6 +169,24 @@ fn list_page(
     let body = html! {
         h1 { (l.t("案件列表", "Cases")) }
         form.filters method="get" action="/web/cases" {
+            label { (l.t("搜索", "Search"))
+                input type="search" name="q" value=(value("q")) maxlength="100"
+                    placeholder=(l.t("编号、标题、描述、地址、上报人", "number, title, description, address, reporter"));
+            }
+            label { (l.t("排序", "Sort"))
+                select name="sort" {
+                    @for o in CaseOrder::ALL {
+                        option value=(o.code()) selected[value("sort") == o.code()] {
+                            (match o {
+                                CaseOrder::ReportedDesc => l.t("最新上报", "Newest report"),
+                                CaseOrder::ReportedAsc => l.t("最早上报", "Oldest report"),
+                                CaseOrder::DueAsc => l.t("时限最近", "Nearest deadline"),
+                                CaseOrder::UpdatedDesc => l.t("最近更新", "Recently changed"),
+                            })
+                        }
+                    }
+                }
+            }
             label { (l.t("状态", "Status"))
                 select name="status" {
                     option value="" { (l.t("全部", "All")) }
@@ -210,6 +245,7 @@ fn list_page(
             a href=(export("xlsx")) { "XLSX" } " · "
             a href=(export("geojson")) { "GeoJSON" }
         }
+        p.total id="case-total" { (l.t("共 ", "")) (total) (l.t(" 件", " cases")) }
         @if rows.is_empty() {
             p.empty { (l.t("没有符合条件的案件", "No cases match")) }
         } @else {

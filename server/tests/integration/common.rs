@@ -720,6 +720,9 @@ mod failing {
         fn case_list(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>> {
             self.inner.case_list(filter)
         }
+        fn case_total(&self, filter: &CaseFilter) -> StoreResult<u64> {
+            self.inner.case_total(filter)
+        }
     }
 
     impl Statistics for FailingStore {

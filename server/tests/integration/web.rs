@@ -518,3 +518,52 @@ fn a_town_operator_never_sees_another_towns_cases_in_any_page_or_export() {
     // Department scores are the district's: not on a town's page.
     assert!(!op.get("/web/stats").1.contains("scores-departments"));
 }
+
+#[test]
+fn an_operator_searches_by_number_and_text_sorts_and_sees_the_total() {
+    let server = TestServer::start();
+    let phone = server.phone("insp-0001");
+    let drain = phone.report(GRID, "下水道井盖缺失", T0);
+    let bins = phone.report(GRID, "垃圾桶满溢 100%", T0 + 60_000);
+    let lights = phone.report(GRID, "路灯不亮", T0 + 120_000);
+    phone.sync();
+    operator(&server, "op-01", None);
+    let op = sign_in(&server, "op-01");
+    let listed = |query: &str| {
+        let (status, html) = op.get(&format!("/web/cases?{query}"));
+        assert_eq!(status, 200, "{query}");
+        let found: Vec<bool> = [&drain, &bins, &lights]
+            .iter()
+            .map(|id| html.contains(id.as_str()))
+            .collect();
+        (found, html)
+    };
+    // Every case, and the total.
+    let (found, html) = listed("");
+    assert_eq!(found, [true, true, true]);
+    assert!(html.contains("共 3 件"), "{html}");
+    // By words of the title.
+    let (found, html) = listed("q=%E4%BA%95%E7%9B%96"); // 井盖
+    assert_eq!(found, [true, false, false]);
+    assert!(html.contains("共 1 件"));
+    // By the start of the case number, as read over the phone.
+    let (found, _) = listed(&format!("q={}", &lights[..8]));
+    assert_eq!(found, [false, false, true]);
+    // `%` is a character, not a wildcard.
+    let (found, _) = listed("q=100%25");
+    assert_eq!(found, [false, true, false]);
+    let (found, html) = listed("q=%25%25%25");
+    assert_eq!(found, [false, false, false]);
+    assert!(html.contains("共 0 件"));
+    // Oldest report first, and newest first (the default).
+    let (_, html) = listed("sort=reported_asc");
+    assert!(html.find(&drain).unwrap() < html.find(&lights).unwrap());
+    let (_, html) = listed("");
+    assert!(html.find(&lights).unwrap() < html.find(&drain).unwrap());
+    // A bad order or an overlong search is refused, in one language at a time.
+    let (status, html) = op.get("/web/cases?sort=sideways");
+    assert_eq!(status, 400);
+    assert!(html.contains("未知的排序") && html.contains("unknown sort order"));
+    let (status, _) = op.get(&format!("/web/cases?q={}", "x".repeat(101)));
+    assert_eq!(status, 400);
+}
