@@ -11,6 +11,8 @@
 //! to one page at a time, after a warm-up round:
 //! - `case_list_*_ms`: the case list's first page (`/web/cases`), as a district operator;
 //! - `stats_*_ms`: the statistics page (`/web/stats`, the last 30 days);
+//! - `search_*_ms`: the case list searched for a word many titles hold (垃圾), with its total;
+//!   `search_number_*` for the first eight characters of a case number;
 //! - `open311_*_ms`: Open311 `GET requests.json` (the spec's defaults: the last 90 days, up
 //!   to 1,000 requests); `open311_page100_*` the same with `page_size=100`.
 //!
@@ -99,6 +101,21 @@ fn main() {
         .find(|u| u.role == "operator")
         .expect("the fixture district has an operator");
     let session = web::open_session(&state, &operator.id).unwrap();
+    // A case number as an operator reads it over the phone: its first eight characters.
+    let number = state
+        .store()
+        .case_list(&gridlink_server::store::CaseFilter {
+            area: gridlink_core::sync::visibility::Area {
+                district: true,
+                ..Default::default()
+            },
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap()
+        .first()
+        .map(|r| r.id[..8].to_owned())
+        .unwrap_or_default();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -120,6 +137,17 @@ fn main() {
         let pages = [
             ("case_list", format!("{base}/web/cases"), true),
             ("stats", format!("{base}/web/stats"), true),
+            // Text search over every case: a word many titles hold (垃圾), and a number.
+            (
+                "search",
+                format!("{base}/web/cases?q=%E5%9E%83%E5%9C%BE"),
+                true,
+            ),
+            (
+                "search_number",
+                format!("{base}/web/cases?q={number}"),
+                true,
+            ),
             (
                 "open311",
                 format!("{base}/open311/v2/requests.json?api_key={key}"),

@@ -328,6 +328,24 @@ impl CaseOrder {
     }
 }
 
+/// A search that is the start of a case number (eight or more of a UUID's characters, as an
+/// operator reads it over the phone) as the range of ids it selects, `[low, high)`: the id
+/// index answers it, where a text search reads every row. None for any other text.
+pub(crate) fn number_prefix(text: &str) -> Option<(String, String)> {
+    let prefix = text.trim().to_ascii_lowercase();
+    let is_number = (8..=36).contains(&prefix.len())
+        && prefix.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if !is_number {
+        return None;
+    }
+    let mut high = prefix.clone().into_bytes();
+    // The last character's successor ('9' → ':', 'f' → 'g', '-' → '.'): still ASCII.
+    if let Some(last) = high.last_mut() {
+        *last += 1;
+    }
+    Some((prefix, String::from_utf8(high).ok()?))
+}
+
 /// A search text as a `LIKE` pattern that matches it anywhere, with `%`, `_` and `\` taken
 /// literally (`ESCAPE '\'`).
 pub(crate) fn like_anywhere(text: &str) -> String {

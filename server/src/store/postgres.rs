@@ -1625,11 +1625,18 @@ fn case_clauses(filter: &CaseFilter, args: &mut Args) -> Vec<String> {
         clauses.push(format!("reported_at < {}", args.push(to)));
     }
     if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
-        let pattern = args.push(super::like_anywhere(text));
-        clauses.push(format!(
-            "(id ILIKE {pattern} ESCAPE '\\' OR title ILIKE {pattern} ESCAPE '\\' OR description ILIKE {pattern} ESCAPE '\\' \
-             OR COALESCE(address_id, '') ILIKE {pattern} ESCAPE '\\' OR COALESCE(reporter, '') ILIKE {pattern} ESCAPE '\\')"
-        ));
+        if let Some((low, high)) = super::number_prefix(text) {
+            let (low, high) = (args.push(low), args.push(high));
+            clauses.push(format!("id >= {low} AND id < {high}"));
+        } else {
+            let pattern = args.push(super::like_anywhere(text));
+            clauses.push(format!(
+                "(id ILIKE {pattern} ESCAPE '\\' OR title ILIKE {pattern} ESCAPE '\\' \
+                 OR description ILIKE {pattern} ESCAPE '\\' \
+                 OR COALESCE(address_id, '') ILIKE {pattern} ESCAPE '\\' \
+                 OR COALESCE(reporter, '') ILIKE {pattern} ESCAPE '\\')"
+            ));
+        }
     }
     clauses
 }

@@ -1462,11 +1462,18 @@ fn case_clauses(filter: &CaseFilter, args: &mut Args) -> Vec<String> {
         clauses.push(format!("reported_at < {}", args.push(to)));
     }
     if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
-        let pattern = args.push(super::like_anywhere(text));
-        clauses.push(format!(
-            "(id LIKE {pattern} ESCAPE '\\' OR title LIKE {pattern} ESCAPE '\\' OR description LIKE {pattern} ESCAPE '\\' \
-             OR COALESCE(address_id, '') LIKE {pattern} ESCAPE '\\' OR COALESCE(reporter, '') LIKE {pattern} ESCAPE '\\')"
-        ));
+        if let Some((low, high)) = super::number_prefix(text) {
+            let (low, high) = (args.push(low), args.push(high));
+            clauses.push(format!("id >= {low} AND id < {high}"));
+        } else {
+            let pattern = args.push(super::like_anywhere(text));
+            clauses.push(format!(
+                "(id LIKE {pattern} ESCAPE '\\' OR title LIKE {pattern} ESCAPE '\\' \
+                 OR description LIKE {pattern} ESCAPE '\\' \
+                 OR COALESCE(address_id, '') LIKE {pattern} ESCAPE '\\' \
+                 OR COALESCE(reporter, '') LIKE {pattern} ESCAPE '\\')"
+            ));
+        }
     }
     clauses
 }

@@ -549,6 +549,11 @@ fn an_operator_searches_by_number_and_text_sorts_and_sees_the_total() {
     // By the start of the case number, as read over the phone.
     let (found, _) = listed(&format!("q={}", &lights[..8]));
     assert_eq!(found, [false, false, true]);
+    let (found, _) = listed(&format!("q={}", lights[..13].to_uppercase()));
+    assert_eq!(found, [false, false, true]);
+    // Part of a number, from its middle: found by the text search.
+    let (found, _) = listed(&format!("q={}", &bins[9..13]));
+    assert!(found[1], "{}", &bins[9..13]);
     // `%` is a character, not a wildcard.
     let (found, _) = listed("q=100%25");
     assert_eq!(found, [false, true, false]);
