@@ -546,6 +546,19 @@ fn case_markup(state: &AppState, viewer: &Viewer, case: &Case, row: Option<&Case
         .map(|r| dir.place(&r.place))
         .unwrap_or_else(|| d.grid_id.clone());
     let flagged: Vec<&str> = s.flagged.iter().map(|f| f.event_id.as_str()).collect();
+    // Staff by name (their id beside it); citizens by id only: their names are personal data.
+    let names: HashMap<&str, String> = case
+        .history
+        .iter()
+        .map(|e| e.actor.as_str())
+        .chain(s.assignee.as_deref().and_then(|a| a.strip_prefix("user:")))
+        .filter_map(|id| {
+            let user = state.store().user(id).ok().flatten()?;
+            (user.role != gridlink_core::case::Role::Citizen)
+                .then(|| (id, format!("{}（{id}）", user.name)))
+        })
+        .collect();
+    let who = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
     let actions: Vec<&str> = ACTIONS
         .into_iter()
         .filter(|a| sample(a).is_some_and(|k| applies(case, viewer, k)))
@@ -575,7 +588,10 @@ fn case_markup(state: &AppState, viewer: &Viewer, case: &Case, row: Option<&Case
                 dt { (l.t("位置", "Place")) } dd { (place) }
                 @if let Some(a) = &d.address_id { dt { (l.t("标准地址", "Address code")) } dd.mono { (a) } }
                 @if let Some(r) = &d.reporter { dt { (l.t("上报人", "Reporter")) } dd { (r) } }
-                @if let Some(a) = &s.assignee { dt { (l.t("承办", "Assignee")) } dd { (assignee_name(&dir, a)) } }
+                @if let Some(a) = &s.assignee {
+                    dt { (l.t("承办", "Assignee")) }
+                    dd { (a.strip_prefix("user:").map_or_else(|| assignee_name(&dir, a), who)) }
+                }
                 @if let Some(due) = row.and_then(|r| r.due_at) { dt { (l.t("时限", "Due")) } dd { (when(due)) } }
                 @if let Some(at) = s.reported_at_ms { dt { (l.t("上报时间", "Reported")) } dd { (when(at)) } }
             }
@@ -627,7 +643,7 @@ fn case_markup(state: &AppState, viewer: &Viewer, case: &Case, row: Option<&Case
                     div.when { (when(e.at_ms)) }
                     div.what { (describe(l, &dir, &e.kind)) }
                     div.who {
-                        (e.actor) " · " (l.role(e.role)) " · " (l.t("设备", "device")) " " span.mono { (e.device) }
+                        (who(&e.actor)) " · " (l.role(e.role)) " · " (l.t("设备", "device")) " " span.mono { (e.device) }
                         @if let Some(loc) = e.location {
                             @let g = gridlink_core::geo::wgs84_to_gcj02(loc.point);
                             " · " (format!("{:.5}, {:.5}", g.lat, g.lon)) " (GCJ-02)"

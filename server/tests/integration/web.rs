@@ -565,6 +565,16 @@ fn an_operator_searches_by_number_and_text_sorts_and_sees_the_total() {
     assert!(html.find(&drain).unwrap() < html.find(&lights).unwrap());
     let (_, html) = listed("");
     assert!(html.find(&lights).unwrap() < html.find(&drain).unwrap());
+    // The case's page names the staff who acted (their id beside the name).
+    let name = server
+        .state
+        .store()
+        .user("insp-0001")
+        .unwrap()
+        .unwrap()
+        .name;
+    let (_, html) = op.get(&format!("/web/cases/{drain}"));
+    assert!(html.contains(&format!("{name}（insp-0001）")), "{html}");
     // A bad order or an overlong search is refused, in one language at a time.
     let (status, html) = op.get("/web/cases?sort=sideways");
     assert_eq!(status, 400);
